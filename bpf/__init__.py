@@ -1,0 +1,1 @@
+"""BCC C sources of the tools, shipped as package data (pytools.bpf)."""

@@ -1,0 +1,130 @@
+// execve_counter: count execve(2) and execveat(2) calls, keyed by what the
+// user asked for (-DBY_FILENAME, -DBY_COMM, -DBY_UID or -DBY_CGROUP).
+//
+// Hooks (selected by the loader, see pytools/tools/execve.py):
+//   PROBE_TRACEPOINT  syscalls:sys_enter_execve   (all kernels with
+//                     syscalls:sys_enter_execveat  CONFIG_FTRACE_SYSCALLS;
+//                                                  execveat since 3.19)
+//   COUNT_FAILED adds syscalls:sys_exit_execve{,at} to count failures.
+//
+// Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID.
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+
+#ifndef MAX_KEYS
+#define MAX_KEYS 10240
+#endif
+#define FILENAME_LEN 128
+
+struct execve_key {
+#if defined(BY_FILENAME)
+    char filename[FILENAME_LEN];
+#elif defined(BY_COMM)
+    char comm[TASK_COMM_LEN];
+#elif defined(BY_UID)
+    u32 uid;
+#elif defined(BY_CGROUP)
+    u64 cgroup_id;
+#else
+#error "define one of BY_FILENAME, BY_COMM, BY_UID, BY_CGROUP"
+#endif
+};
+
+// Calls per key since attach. Never cleared: readers take deltas.
+BPF_HASH(execve_total, struct execve_key, u64, MAX_KEYS);
+// Calls that found execve_total full: [0] attempts, [1] failures.
+// Counted here so that nothing is lost silently.
+BPF_ARRAY(execve_overflow, u64, 2);
+
+#ifdef COUNT_FAILED
+BPF_HASH(execve_failed, struct execve_key, u64, MAX_KEYS);
+// Key of each exec in flight, by thread id, for the exit tracepoint. LRU
+// because a successful exec from a non-leader thread changes its thread id.
+BPF_TABLE("lru_hash", u32, struct execve_key, execve_inflight, 10240);
+#endif
+
+static __always_inline void count_overflow(int slot)
+{
+    u64 *slot_count = execve_overflow.lookup(&slot);
+    if (slot_count)
+        __sync_fetch_and_add(slot_count, 1);
+}
+
+static __always_inline int on_exec_enter(const char *filename)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+#ifdef FILTER_PID
+    if ((pid_tgid >> 32) != FILTER_PID)
+        return 0;
+#endif
+#ifdef FILTER_UID
+    if ((u32)bpf_get_current_uid_gid() != FILTER_UID)
+        return 0;
+#endif
+    struct execve_key key;
+    __builtin_memset(&key, 0, sizeof(key));
+#if defined(BY_FILENAME)
+    bpf_probe_read_user_str(key.filename, sizeof(key.filename), filename);
+#elif defined(BY_COMM)
+    bpf_get_current_comm(key.comm, sizeof(key.comm));
+#elif defined(BY_UID)
+    key.uid = (u32)bpf_get_current_uid_gid();
+#elif defined(BY_CGROUP)
+    key.cgroup_id = bpf_get_current_cgroup_id();
+#endif
+    u64 zero = 0;
+    u64 *count = execve_total.lookup_or_try_init(&key, &zero);
+    if (count)
+        __sync_fetch_and_add(count, 1);
+    else
+        count_overflow(0);
+#ifdef COUNT_FAILED
+    u32 tid = (u32)pid_tgid;
+    execve_inflight.update(&tid, &key);
+#endif
+    return 0;
+}
+
+#ifdef COUNT_FAILED
+static __always_inline int on_exec_exit(long ret)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct execve_key *key = execve_inflight.lookup(&tid);
+    if (!key)
+        return 0;
+    if (ret < 0) {
+        u64 zero = 0;
+        u64 *count = execve_failed.lookup_or_try_init(key, &zero);
+        if (count)
+            __sync_fetch_and_add(count, 1);
+        else
+            count_overflow(1);
+    }
+    execve_inflight.delete(&tid);
+    return 0;
+}
+#endif
+
+#ifdef PROBE_TRACEPOINT
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+    return on_exec_enter(args->filename);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+    return on_exec_enter(args->filename);
+}
+
+#ifdef COUNT_FAILED
+TRACEPOINT_PROBE(syscalls, sys_exit_execve)
+{
+    return on_exec_exit(args->ret);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
+{
+    return on_exec_exit(args->ret);
+}
+#endif
+#endif

@@ -1,0 +1,3 @@
+"""bpf-pytools: eBPF tracing tools on BCC."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Command-line front ends: one click command per tool, each also a console
+script. Commands parse arguments, start a tool, and loop; all output goes
+through pytools.render."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Callable, Optional
+
+import click
+
+from . import render
+from .errors import ToolError
+from .runloop import run_intervals, sigterm_as_interrupt
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
+
+
+def fails_cleanly(func: Callable) -> Callable:
+    """Turn expected failures into one line on stderr and exit status 1;
+    Ctrl-C while loading into exit 130; a closed stdout pipe into exit 0."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        name = click.get_current_context().command_path
+        try:
+            return func(*args, **kwargs)
+        except ToolError as e:
+            click.echo(f"{name}: error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.stderr.close()  # nothing left to say; keep Python quiet at exit
+            sys.exit(0)
+    return wrapper
+
+
+def interval_arguments(default_interval: float) -> Callable:
+    def decorate(func: Callable) -> Callable:
+        func = click.argument("count", type=click.IntRange(min=1), required=False)(func)
+        func = click.argument("interval", type=click.FloatRange(min=0.01),
+                              default=default_interval, required=False)(func)
+        return func
+    return decorate
+
+
+def common_output_options(func: Callable) -> Callable:
+    for decorator in reversed([
+        click.option("-T", "--timestamp", is_flag=True, help="Print a time with each interval."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="One JSON object per interval on stdout."),
+        click.option("-v", "--verbose", is_flag=True,
+                     help="Say which probes attached and why others did not."),
+        click.option("--ebpf", is_flag=True, hidden=True,
+                     help="Print the BPF C program and its flags, then exit."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def print_ebpf(source_name: str, flags) -> None:
+    from .loader import bpf_source  # no bcc needed: it only reads package data
+    click.echo(f"// cflags: {' '.join(flags)}")
+    click.echo(bpf_source(source_name))
+
+
+def announce(program, verbose: bool) -> None:
+    """The bcc-style banner on stderr, and with -v the probe choice."""
+    if verbose:
+        for attempt in program.attempts:
+            status = "attached" if attempt.error is None else f"failed: {attempt.error}"
+            click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
+        click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
+    click.echo(f"Tracing {program.candidate.label}... Hit Ctrl-C to end.", err=True)
+
+
+def emit(text_or_obj) -> None:
+    if isinstance(text_or_obj, dict):
+        click.echo(json.dumps(text_or_obj, sort_keys=False))
+    else:
+        click.echo(text_or_obj)
+    sys.stdout.flush()
+
+
+# -------------------------------------------------------------------- execve
+
+EXECVE_EXAMPLES = """\b
+Examples:
+  execve-counter              # top 10 executed files every 5 seconds
+  execve-counter 1 10         # every second, ten times
+  execve-counter --by comm    # who calls exec (the caller's name)
+  execve-counter --by uid -T  # per user, with a time on each interval
+  execve-counter --failed     # also count execs that failed (ENOENT, EACCES)
+  execve-counter -p 1234      # execs made by process 1234 only
+  execve-counter --json 1 5   # one JSON object per interval
+  execve-counter --cumulative # totals since start instead of per interval
+"""
+
+
+@click.command("execve-counter", context_settings=CONTEXT, epilog=EXECVE_EXAMPLES)
+@interval_arguments(5.0)
+@click.option("-b", "--by", type=click.Choice(["filename", "comm", "uid", "cgroup"]),
+              default="filename", show_default=True, help="What to count execs by.")
+@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only execs by this process.")
+@click.option("--uid", type=click.IntRange(min=0), help="Only execs by this user id.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rows to show; the rest are summed on one line.")
+@click.option("--failed", is_flag=True, help="Also count execs that returned an error.")
+@click.option("--cumulative", is_flag=True, help="Show totals since start, not per interval.")
+@click.option("--max-keys", type=click.IntRange(min=1), default=10240, show_default=True,
+              help="Bound of the kernel map; calls beyond it are counted as not keyed.")
+@click.option("--probe", type=click.Choice(["auto", "tracepoint"]), default="auto",
+              show_default=True, help="Force a probe mode.")
+@common_output_options
+@fails_cleanly
+def execve_counter(interval, count, by, pid, uid, top, failed, cumulative, max_keys,
+                   probe, timestamp, as_json, verbose, ebpf):
+    """Count execve() and execveat() calls, by file name, caller, user or cgroup.
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print the
+    most frequent keys with their count and rate per second, then the total.
+    """
+    from .tools import execve
+
+    if ebpf:
+        print_ebpf(execve.ExecveCounter.source,
+                   execve.cflags(by, pid, uid, max_keys, failed) + ["-DPROBE_TRACEPOINT"])
+        return
+    with sigterm_as_interrupt(), execve.ExecveCounter(
+            by=by, pid=pid, uid=uid, max_keys=max_keys, count_failed=failed, mode=probe) as tool:
+        announce(tool.program, verbose)
+        start = previous = tool.snapshot()
+        probe_info = tool.program.probe_info()
+
+        def tick():
+            nonlocal previous
+            current = tool.snapshot()
+            shown = execve.delta(current, start if cumulative else previous)
+            previous = current
+            if as_json:
+                emit(render.execve_json(shown, top, shown.elapsed, probe_info, render.iso_time()))
+            else:
+                emit(render.execve_table(shown, top, shown.elapsed,
+                                         render.clock_time() if timestamp else None) + "\n")
+
+        run_intervals(interval, count, tick)
+
+
+# ---------------------------------------------------------------------- group
+
+@click.group(context_settings=CONTEXT)
+def main():
+    """bpf-pytools: eBPF tracing tools on BCC."""
+
+
+main.add_command(execve_counter)

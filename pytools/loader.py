@@ -1,0 +1,198 @@
+"""Compile a bpf/*.c program with BCC and attach it from a probe plan.
+
+This module and pytools/tools/*.py are the only ones that touch bcc. It:
+  1. checks privileges, mounts tracefs, finds kernel headers (before bcc is
+     imported, since bcc fixes its tracefs path at import);
+  2. walks the probe plan in order, really compiling, loading and attaching
+     each candidate, and records why each one that failed did so;
+  3. hands back a Program that detaches everything on close().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterator, List, Optional, Sequence
+
+from . import system
+from .errors import ToolError
+from .probes import Candidate, Facts, Hook, cflags_for, order_for, usable_hooks
+
+
+def bpf_source(name: str) -> str:
+    """The text of bpf/<name>, from the installed package or the checkout."""
+    return importlib.resources.files("pytools.bpf").joinpath(name).read_text()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    mode: str
+    label: str
+    error: Optional[str]     # None: this candidate attached
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "label": self.label, "error": self.error}
+
+
+@dataclass
+class Environment:
+    tracefs: str
+    headers: system.Headers
+    bcc_version: str
+    facts: Facts = field(repr=False)
+
+
+_environment: Optional[Environment] = None
+
+
+def prepare() -> Environment:
+    """Check everything BCC needs, once per process; raise ToolError if not."""
+    global _environment
+    if _environment is not None:
+        return _environment
+    system.check_privileges()
+    tracefs = system.ensure_tracefs()
+    headers = system.find_headers()
+    if headers.env:
+        os.environ["BCC_KERNEL_SOURCE"] = headers.env
+    try:
+        import bcc
+    except ImportError:
+        raise ToolError("the bcc Python module is not installed", system.BCC_PACKAGE_HINT) from None
+    version = getattr(bcc, "__version__", "unknown")
+    _environment = Environment(tracefs, headers, version, gather_facts(tracefs))
+    return _environment
+
+
+def gather_facts(tracefs: str) -> Facts:
+    fentry_problem = None if system.btf_available() else "kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    return Facts(
+        tracepoint_exists=lambda name: system.tracepoint_exists(tracefs, name),
+        kprobes_problem=system.kprobes_supported(tracefs),
+        fentry_problem=fentry_problem,
+        traceable=lambda fn: fn in system.traceable_functions(tracefs),
+    )
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[List[str]]:
+    """Capture what libbcc and clang write to fd 2; the list fills on exit."""
+    lines: List[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode(errors="replace").splitlines())
+
+
+_KEY_LINE = re.compile(r"error|fail|not permitted|invalid|no such|denied|not traceable", re.I)
+
+
+def summarize_failure(exc: BaseException, stderr_lines: Sequence[str]) -> str:
+    """One line saying why a candidate failed: the kernel's or clang's own
+    words where they said something, else the exception's."""
+    for line in stderr_lines:
+        line = line.strip()
+        if line and _KEY_LINE.search(line):
+            return line
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Program:
+    """A loaded, attached BPF program. Use as a context manager or close()."""
+
+    def __init__(self, bpf, candidate: Candidate, hooks: Sequence[Hook],
+                 attempts: Sequence[Attempt]):
+        self.bpf = bpf
+        self.candidate = candidate
+        self.hooks = list(hooks)
+        self.attempts = list(attempts)
+
+    def table(self, name: str):
+        return self.bpf.get_table(name)
+
+    def probe_info(self) -> dict:
+        """What attached and why the others did not, for --verbose and JSON."""
+        return {
+            "mode": self.candidate.mode,
+            "label": self.candidate.label,
+            "hooks": [h.describe() for h in self.hooks],
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            _cleanup(self.bpf)
+            self.bpf = None
+
+    def __enter__(self) -> "Program":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _cleanup(bpf) -> None:
+    with contextlib.suppress(Exception), captured_stderr():
+        bpf.cleanup()
+
+
+def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
+    """Compile, load and attach; on any failure detach what did attach."""
+    from bcc import BPF
+
+    # Build the object first so that a constructor failing half way (one of
+    # several auto-attached hooks refused) can still be cleaned up.
+    bpf = BPF.__new__(BPF)
+    try:
+        bpf.__init__(text=text, cflags=list(cflags))
+        for hook in hooks:
+            if hook.kind == "kprobe":
+                bpf.attach_kprobe(event=hook.target, fn_name=hook.fn)
+            elif hook.kind == "kretprobe":
+                bpf.attach_kretprobe(event=hook.target, fn_name=hook.fn)
+        return bpf
+    except BaseException:
+        _cleanup(bpf)
+        raise
+
+
+def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
+         mode: str = "auto") -> Program:
+    """Attach the first candidate of `plan` (or the forced `mode`) that works."""
+    env = prepare()
+    try:
+        candidates = order_for(plan, mode)
+    except ValueError as e:
+        raise ToolError(str(e)) from None
+    text = bpf_source(source_name)
+    attempts: List[Attempt] = []
+    for candidate in candidates:
+        selection = usable_hooks(candidate, env.facts)
+        if selection.problem:
+            attempts.append(Attempt(candidate.mode, candidate.label, selection.problem))
+            continue
+        flags = list(cflags) + cflags_for(candidate, selection.hooks)
+        try:
+            with captured_stderr() as lines:
+                bpf = _try_candidate(text, flags, selection.hooks)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # bcc raises bare Exception for everything
+            attempts.append(Attempt(candidate.mode, candidate.label, summarize_failure(e, lines)))
+            continue
+        attempts.append(Attempt(candidate.mode, candidate.label, None))
+        return Program(bpf, candidate, selection.hooks, attempts)
+    tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)
+    what = "the forced probe mode" if mode != "auto" else "no probe"
+    raise ToolError(f"{what} could not attach: {tried}")

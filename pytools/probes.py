@@ -1,0 +1,104 @@
+"""Probe plans: each tool's ordered list of ways to hook the kernel, as data.
+
+A Candidate is one way (e.g. "vfs_read via kprobe"); its Hooks are the
+attachment points. The loader tries candidates in order by really compiling,
+loading and attaching them; `usable_hooks` is only the cheap first filter
+that skips hooks whose mechanism or target this kernel certainly lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+MODES = ("tracepoint", "kprobe", "fentry")
+
+
+@dataclass(frozen=True)
+class Hook:
+    kind: str          # tracepoint | kprobe | kretprobe | fentry | fexit
+    target: str        # "category:event" for tracepoints, else a kernel function
+    fn: str = ""       # BPF function to attach (kprobe/kretprobe only; the
+                       # TRACEPOINT_PROBE/KFUNC_PROBE macros attach themselves)
+    define: str = ""   # macro that compiles this hook's code in, for optional hooks
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    mode: str                    # one of MODES, what --probe names
+    label: str                   # what the user reads: "vfs_read via kprobe"
+    define: str                  # macro selecting this candidate's code in the C file
+    hooks: Tuple[Hook, ...]
+    any_of: bool = False         # True: attach whichever hooks exist (renamed functions)
+    note: str = ""               # e.g. what this mode measures differently
+
+
+@dataclass
+class Facts:
+    """What the kernel offers, gathered once by the loader (see system.py)."""
+    tracepoint_exists: Callable[[str], bool]
+    kprobes_problem: Optional[str]
+    fentry_problem: Optional[str]
+    traceable: Callable[[str], bool]
+
+
+def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
+    """Why `hook` certainly cannot attach on this kernel, or None."""
+    if hook.kind == "tracepoint":
+        return None if facts.tracepoint_exists(hook.target) else f"no tracepoint {hook.target}"
+    if hook.kind in ("kprobe", "kretprobe"):
+        if facts.kprobes_problem:
+            return facts.kprobes_problem
+    elif hook.kind in ("fentry", "fexit"):
+        if facts.fentry_problem:
+            return facts.fentry_problem
+    else:
+        raise ValueError(f"unknown hook kind {hook.kind!r}")
+    if not facts.traceable(hook.target):
+        return f"kernel function {hook.target} is not traceable (absent, inlined or notrace)"
+    return None
+
+
+@dataclass
+class Selection:
+    hooks: List[Hook] = field(default_factory=list)
+    problem: Optional[str] = None   # set when the candidate cannot be tried
+
+
+def usable_hooks(candidate: Candidate, facts: Facts) -> Selection:
+    """The hooks of `candidate` worth trying, or why none are."""
+    selection = Selection()
+    problems = []
+    for hook in candidate.hooks:
+        problem = hook_problem(hook, facts)
+        if problem is None:
+            selection.hooks.append(hook)
+        elif problem not in problems:
+            problems.append(problem)
+    if candidate.any_of:
+        if not selection.hooks:
+            selection.problem = "; ".join(problems) or "no hooks"
+    elif problems:
+        selection.problem = "; ".join(problems)
+        selection.hooks = []
+    return selection
+
+
+def cflags_for(candidate: Candidate, hooks: Sequence[Hook]) -> List[str]:
+    flags = [f"-D{candidate.define}"]
+    flags += [f"-D{h.define}" for h in hooks if h.define]
+    return flags
+
+
+def order_for(plan: Sequence[Candidate], mode: str) -> List[Candidate]:
+    """Candidates to try: all in plan order for "auto", else the forced mode's."""
+    if mode == "auto":
+        return list(plan)
+    chosen = [c for c in plan if c.mode == mode]
+    if not chosen:
+        offered = ", ".join(sorted({c.mode for c in plan}))
+        raise ValueError(f"probe mode {mode!r} is not offered by this tool (it has: {offered})")
+    return chosen

@@ -1,0 +1,104 @@
+"""Text and JSON output. Pure: plain data in, strings or dicts out."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+
+from tabulate import tabulate
+
+WIDTH = 80
+
+
+def top_entries(counts: Dict[Hashable, int], top: int
+                ) -> Tuple[List[Tuple[Hashable, int]], int, int]:
+    """The `top` largest entries (ties by key), plus how many keys and how
+    much count the rest hold."""
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    shown, rest = ordered[:top], ordered[top:]
+    return shown, len(rest), sum(v for _, v in rest)
+
+
+def shorten(text: str, width: int) -> str:
+    """Fit `text` in `width` columns keeping its end (a path's file name)."""
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):]
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0
+
+
+def clock_time(when: Optional[_dt.datetime] = None) -> str:
+    return (when or _dt.datetime.now()).strftime("%H:%M:%S")
+
+
+def iso_time(when: Optional[_dt.datetime] = None) -> str:
+    return (when or _dt.datetime.now().astimezone()).isoformat(timespec="milliseconds")
+
+
+# ------------------------------------------------------------- execve counter
+
+KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "CGROUP ID"}
+
+
+def execve_table(snap, top: int, seconds: float, timestamp: Optional[str] = None) -> str:
+    """A table of the top keys with counts and rates, then the total.
+
+    `snap` is an ExecveSnapshot covering `seconds` of time."""
+    with_failed = snap.failed is not None
+    key_width = WIDTH - (31 if with_failed else 22)
+    shown, other_keys, other_count = top_entries(snap.counts, top)
+    rows = []
+    for key, count in shown:
+        row = [shorten(str(key), key_width), count, f"{rate(count, seconds):.1f}"]
+        if with_failed:
+            row.append(snap.failed.get(key, 0))
+        rows.append(row)
+    if other_keys:
+        row = [f"[{other_keys} other keys]", other_count, f"{rate(other_count, seconds):.1f}"]
+        if with_failed:
+            row.append(sum(v for k, v in snap.failed.items() if k not in dict(shown)))
+        rows.append(row)
+    if snap.overflow or snap.failed_overflow:
+        row = ["[map full: not keyed]", snap.overflow, f"{rate(snap.overflow, seconds):.1f}"]
+        if with_failed:
+            row.append(snap.failed_overflow)
+        rows.append(row)
+    total = ["TOTAL", snap.total, f"{rate(snap.total, seconds):.1f}"]
+    if with_failed:
+        total.append(snap.total_failed)
+    rows.append(total)
+    headers = [KEY_HEADERS[snap.by], "COUNT", "RATE/s"] + (["FAILED"] if with_failed else [])
+    table = tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True,
+                     colalign=("left",) + ("right",) * (len(headers) - 1))
+    lines = table.splitlines()
+    # A rule above the total line, as wide as the table.
+    lines.insert(len(lines) - 1, "-" * max(len(line) for line in lines))
+    title = f"{timestamp} " if timestamp else ""
+    return "\n".join([title + f"execve calls over {seconds:.1f}s"] + lines)
+
+
+def execve_json(snap, top: int, seconds: float, probe: dict, when: str) -> dict:
+    shown, other_keys, other_count = top_entries(snap.counts, top)
+    entries = []
+    for key, count in shown:
+        entry = {"key": key, "count": count, "rate": round(rate(count, seconds), 3)}
+        if snap.failed is not None:
+            entry["failed"] = snap.failed.get(key, 0)
+        entries.append(entry)
+    out = {
+        "time": when,
+        "interval_s": round(seconds, 3),
+        "by": snap.by,
+        "entries": entries,
+        "other": {"keys": other_keys, "count": other_count},
+        "overflow": snap.overflow,
+        "total": snap.total,
+        "probe": probe,
+    }
+    if snap.failed is not None:
+        out["failed_total"] = snap.total_failed
+        out["failed_overflow"] = snap.failed_overflow
+    return out

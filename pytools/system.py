@@ -1,0 +1,185 @@
+"""Facts about the running kernel and process that decide whether BPF can run.
+
+Nothing here imports bcc. Functions that parse text are pure and unit-tested;
+the thin readers around them touch /proc and /sys only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from .errors import ToolError
+
+CAP_SYS_ADMIN = 21
+CAP_PERFMON = 38
+CAP_BPF = 39
+
+TRACEFS_MOUNTPOINTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+# Where scripts/setup prepares a merged header tree when the distribution has
+# no headers package for the running kernel (see scripts/setup).
+PREPARED_HEADERS = "/var/lib/bpf-pytools/kernel-headers/current"
+BCC_PACKAGE_HINT = "install it with: apt-get install python3-bpfcc"
+
+
+# ---------------------------------------------------------------- privileges
+
+def parse_capeff(status_text: str) -> int:
+    """The effective capability mask from the text of /proc/<pid>/status."""
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def missing_privilege(euid: int, capeff: int) -> Optional[str]:
+    """Why this process cannot load tracing programs, or None if it can."""
+    def has(cap: int) -> bool:
+        return bool(capeff >> cap & 1)
+
+    if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
+        return None
+    who = "root without CAP_SYS_ADMIN" if euid == 0 else f"uid {euid}"
+    return f"running as {who}: tracing needs root, or CAP_BPF and CAP_PERFMON"
+
+
+def check_privileges() -> None:
+    capeff = parse_capeff(Path("/proc/self/status").read_text())
+    problem = missing_privilege(os.geteuid(), capeff)
+    if problem:
+        raise ToolError(problem, "run it with sudo")
+
+
+# -------------------------------------------------------------------- tracefs
+
+def tracefs_from_mounts(mounts_text: str) -> Optional[str]:
+    """The first tracefs mount point in /proc/mounts text, or None."""
+    for line in mounts_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "tracefs":
+            return fields[1]
+    return None
+
+
+def find_tracefs() -> Optional[str]:
+    return tracefs_from_mounts(Path("/proc/mounts").read_text())
+
+
+def ensure_tracefs() -> str:
+    """Return tracefs's mount point, mounting it on /sys/kernel/tracing if needed.
+
+    Must run before `import bcc`: bcc picks its tracefs path at import time.
+    """
+    found = find_tracefs()
+    if found:
+        return found
+    target = TRACEFS_MOUNTPOINTS[0]
+    result = subprocess.run(["mount", "-t", "tracefs", "nodev", target],
+                            capture_output=True, text=True)
+    if result.returncode != 0 or not find_tracefs():
+        detail = (result.stderr or "").strip().splitlines()
+        raise ToolError(
+            f"tracefs is not mounted and mounting it on {target} failed"
+            + (f": {detail[-1]}" if detail else ""),
+            f"mount -t tracefs nodev {target}")
+    return target
+
+
+def tracepoint_exists(tracefs: str, name: str) -> bool:
+    category, event = name.split(":", 1)
+    return os.path.isdir(os.path.join(tracefs, "events", category, event))
+
+
+@lru_cache(maxsize=4)
+def traceable_functions(tracefs: str) -> frozenset:
+    """Kernel functions ftrace can hook (kprobes and fentry both need this)."""
+    path = os.path.join(tracefs, "available_filter_functions")
+    try:
+        with open(path) as f:
+            return frozenset(parse_filter_functions(f))
+    except OSError:
+        return frozenset()
+
+
+def parse_filter_functions(lines: Iterable[str]) -> Iterable[str]:
+    """Names from available_filter_functions lines ("name [module]")."""
+    for line in lines:
+        name = line.split(None, 1)[0] if line.strip() else ""
+        if name:
+            yield name
+
+
+def kprobes_supported(tracefs: Optional[str]) -> Optional[str]:
+    """None if the kernel has kprobes, else why not."""
+    if os.path.isdir("/sys/bus/event_source/devices/kprobe"):
+        return None
+    if tracefs and os.path.exists(os.path.join(tracefs, "kprobe_events")):
+        return None
+    return "kernel built without kprobes (CONFIG_KPROBES)"
+
+
+def btf_available() -> bool:
+    return os.path.exists("/sys/kernel/btf/vmlinux")
+
+
+def parse_lockdown(text: str) -> Optional[str]:
+    """The active mode from /sys/kernel/security/lockdown ("none [integrity] ...")."""
+    match = re.search(r"\[(\w+)\]", text)
+    return match.group(1) if match else None
+
+
+def lockdown_mode() -> Optional[str]:
+    try:
+        return parse_lockdown(Path("/sys/kernel/security/lockdown").read_text())
+    except OSError:
+        return None
+
+
+def kernel_release() -> str:
+    return os.uname().release
+
+
+# -------------------------------------------------------------------- headers
+
+@dataclass(frozen=True)
+class Headers:
+    path: str        # what BCC will use
+    how: str         # how it was found, for doctor and --verbose
+    env: Optional[str] = None  # value to put in BCC_KERNEL_SOURCE, if any
+
+
+def choose_headers(release: str, env_value: Optional[str],
+                   exists: Callable[[str], bool]) -> Optional[Headers]:
+    """Where BCC will find kernel headers, in the order BCC itself looks,
+    plus the tree scripts/setup prepares when no exact headers exist."""
+    if env_value:
+        if exists(os.path.join(env_value, "include")):
+            return Headers(env_value, "BCC_KERNEL_SOURCE")
+        return None
+    build = f"/lib/modules/{release}/build"
+    if exists(os.path.join(build, "include")):
+        return Headers(build, f"headers package for {release}")
+    if exists("/sys/kernel/kheaders.tar.xz"):
+        return Headers("/sys/kernel/kheaders.tar.xz", "in-kernel headers (CONFIG_IKHEADERS)")
+    if exists(os.path.join(PREPARED_HEADERS, "include")):
+        real = os.path.realpath(PREPARED_HEADERS)
+        return Headers(real, f"generic headers prepared by scripts/setup ({os.path.basename(real)})",
+                       env=real)
+    return None
+
+
+def find_headers() -> Headers:
+    release = kernel_release()
+    headers = choose_headers(release, os.environ.get("BCC_KERNEL_SOURCE"), os.path.exists)
+    if headers is None:
+        if os.environ.get("BCC_KERNEL_SOURCE"):
+            raise ToolError(f"BCC_KERNEL_SOURCE={os.environ['BCC_KERNEL_SOURCE']} has no include/ folder",
+                            "point it at a kernel header tree")
+        raise ToolError(f"no kernel headers found for kernel {release}",
+                        f"apt-get install linux-headers-{release}, or run scripts/setup")
+    return headers
