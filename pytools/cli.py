@@ -156,3 +156,22 @@ def main():
 
 
 main.add_command(execve_counter)
+
+
+@main.command("doctor", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json):
+    """Check privileges, bcc, tracefs, headers and every tool's probes.
+
+    Exits 0 only when every tool can run on this machine; each failing row
+    says how to fix it.
+    """
+    from . import doctor as checks_module
+
+    checks = checks_module.run()
+    if as_json:
+        emit({"ok": checks_module.passed(checks),
+              "checks": [c.__dict__ for c in checks]})
+    else:
+        click.echo(checks_module.render(checks))
+    sys.exit(0 if checks_module.passed(checks) else 1)

@@ -119,7 +119,7 @@ class Program:
         self.attempts = list(attempts)
 
     def table(self, name: str):
-        return self.bpf.get_table(name)
+        return self.bpf.get_table(name.encode())
 
     def probe_info(self) -> dict:
         """What attached and why the others did not, for --verbose and JSON."""
@@ -155,7 +155,7 @@ def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
     # several auto-attached hooks refused) can still be cleaned up.
     bpf = BPF.__new__(BPF)
     try:
-        bpf.__init__(text=text, cflags=list(cflags))
+        bpf.__init__(text=text.encode(), cflags=list(cflags))
         for hook in hooks:
             if hook.kind == "kprobe":
                 bpf.attach_kprobe(event=hook.target, fn_name=hook.fn)

@@ -168,7 +168,7 @@ def choose_headers(release: str, env_value: Optional[str],
         return Headers("/sys/kernel/kheaders.tar.xz", "in-kernel headers (CONFIG_IKHEADERS)")
     if exists(os.path.join(PREPARED_HEADERS, "include")):
         real = os.path.realpath(PREPARED_HEADERS)
-        return Headers(real, f"generic headers prepared by scripts/setup ({os.path.basename(real)})",
+        return Headers(real, f"generic {os.path.basename(real)}, merged by scripts/setup",
                        env=real)
     return None
 

@@ -1,0 +1,44 @@
+"""Suite-wide rules.
+
+- Tests under tests/kernel/ load real BPF programs: they are marked `kernel`
+  and skip only when not root (the one thing a kernel test cannot fix).
+- Run as root on Linux, the session fails if no kernel test passed: a green
+  run that silently exercised no BPF would be a lie.
+"""
+
+import os
+import sys
+
+import pytest
+
+KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernel")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.fspath).startswith(KERNEL_DIR):
+            item.add_marker(pytest.mark.kernel)
+            if os.geteuid() != 0:
+                item.add_marker(pytest.mark.skip(reason="kernel tests need root"))
+
+
+_kernel_passed = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and "kernel" in report.keywords:
+        _kernel_passed.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    selected = session.config.getoption("-k") or session.config.getoption("-m")
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and not selected \
+            and exitstatus == 0 and not _kernel_passed:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            "ERROR: running as root on Linux but no kernel test passed", red=True)
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _kernel_passed:
+        terminalreporter.write_line(f"kernel tests passed: {len(_kernel_passed)}")

@@ -1,0 +1,111 @@
+"""Workloads the kernel tests drive, and ways to look at the kernel's BPF state."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import List, Optional, Set
+
+NOBODY = 65534
+SYS_BPF = 321
+SYS_EXECVEAT = 322
+BPF_PROG_GET_NEXT_ID = 11
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bpf_program_ids() -> Set[int]:
+    """IDs of every BPF program loaded in the kernel (ids are never reused,
+    so a new id surviving a tool's exit is a leaked program)."""
+    ids = set()
+    attr = (ctypes.c_uint32 * 32)()  # union bpf_attr, zeroed; start_id, next_id
+    start = 0
+    while True:
+        attr[0] = start
+        if _libc.syscall(SYS_BPF, BPF_PROG_GET_NEXT_ID, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+            return ids
+        start = attr[1]
+        ids.add(start)
+
+
+def make_executables(directory: str, names: List[str]) -> List[str]:
+    """Copies of /bin/true that user nobody may run, with unique names."""
+    os.chmod(directory, 0o755)
+    paths = []
+    for name in names:
+        path = os.path.join(directory, name)
+        shutil.copy("/bin/true", path)
+        os.chmod(path, 0o755)
+        paths.append(path)
+    return paths
+
+
+def demote():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def run_execs(path: str, times: int, as_nobody: bool = True) -> None:
+    """execve(path) `times` times, each from a fresh child (one exec each)."""
+    for _ in range(times):
+        subprocess.run([path], check=True, preexec_fn=demote if as_nobody else None)
+
+
+def run_execveat(dirfd: int, name: str, times: int) -> None:
+    """execveat(dirfd, name) from forked children, as nobody."""
+    argv = (ctypes.c_char_p * 2)(name.encode(), None)
+    envp = (ctypes.c_char_p * 1)(None)
+    for _ in range(times):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                demote()
+                _libc.syscall(SYS_EXECVEAT, dirfd, name.encode(), argv, envp, 0)
+            finally:
+                os._exit(127)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "execveat failed"
+
+
+def tool_command(name: str) -> List[str]:
+    """The console script installed next to this Python (the venv's bin)."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    return [path] if os.path.exists(path) else [shutil.which(name) or name]
+
+
+def start_tool(args: List[str], cwd: str = "/") -> subprocess.Popen:
+    """Start a CLI and wait for its 'Tracing...' banner (probes attached)."""
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    banner = proc.stderr.readline()
+    assert banner.startswith("Tracing"), f"no banner, got {banner!r}; rest: {proc.stderr.read()}"
+    return proc
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def cgroup_v2_id(pid: Optional[int] = None) -> Optional[int]:
+    """The cgroup v2 id (inode of its directory) of a process, if findable."""
+    with open(f"/proc/{pid or 'self'}/cgroup") as f:
+        path = next((line.split(":", 2)[2].strip() for line in f if line.startswith("0::")), None)
+    if path is None:
+        return None
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    for mount in mounts:
+        full = os.path.join(mount, path.lstrip("/"))
+        if os.path.isdir(full):
+            return os.stat(full).st_ino
+    return None
