@@ -73,7 +73,8 @@ def announce(program, verbose: bool) -> None:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
             click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
         click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
-    click.echo(f"Tracing {program.candidate.label}... Hit Ctrl-C to end.", err=True)
+    note = f" ({program.candidate.note})" if program.candidate.note else ""
+    click.echo(f"Tracing {program.candidate.label}{note}... Hit Ctrl-C to end.", err=True)
 
 
 def emit(text_or_obj) -> None:
@@ -130,7 +131,6 @@ def execve_counter(interval, count, by, pid, uid, top, failed, cumulative, max_k
         return
     with sigterm_as_interrupt(), execve.ExecveCounter(
             by=by, pid=pid, uid=uid, max_keys=max_keys, count_failed=failed, mode=probe) as tool:
-        announce(tool.program, verbose)
         start = previous = tool.snapshot()
         probe_info = tool.program.probe_info()
 
@@ -145,6 +145,87 @@ def execve_counter(interval, count, by, pid, uid, top, failed, cumulative, max_k
                 emit(render.execve_table(shown, top, shown.elapsed,
                                          render.clock_time() if timestamp else None) + "\n")
 
+        announce(tool.program, verbose)
+        run_intervals(interval, count, tick)
+
+
+# ------------------------------------------------------------------ vfsread
+
+VFSREAD_EXAMPLES = """\b
+Examples:
+  vfsread-latency             # histogram in microseconds every 5 s
+  vfsread-latency 1 5         # every second, five times
+  vfsread-latency -m          # in milliseconds (-n for nanoseconds)
+  vfsread-latency -p 1234     # reads by process 1234 only
+  vfsread-latency -c postgres # reads by processes named postgres
+  vfsread-latency -P --top 5  # one histogram per process, 5 busiest
+  vfsread-latency --min-latency 1000   # ignore reads under 1000 us
+  vfsread-latency --json 1 3  # one JSON object per interval
+  vfsread-latency --probe tracepoint   # force the syscall tracepoints
+"""
+
+
+@click.command("vfsread-latency", context_settings=CONTEXT, epilog=VFSREAD_EXAMPLES)
+@interval_arguments(5.0)
+@click.option("-u", "--usecs", "unit", flag_value="usecs", default=True,
+              help="Show microseconds (default).")
+@click.option("-m", "--msecs", "unit", flag_value="msecs", help="Show milliseconds.")
+@click.option("-n", "--nsecs", "unit", flag_value="nsecs", help="Show nanoseconds.")
+@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only reads by this process.")
+@click.option("-c", "--comm", help="Only reads by processes with this name (filtered in kernel).")
+@click.option("-P", "--per-pid", "per_process", flag_value="pid",
+              help="One histogram per process (pid).")
+@click.option("--per-comm", "per_process", flag_value="comm",
+              help="One histogram per process name.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Processes shown with -P/--per-comm, busiest first.")
+@click.option("--min-latency", type=click.IntRange(min=0), default=0,
+              help="Ignore reads faster than this, in the display unit.")
+@click.option("--probe", type=click.Choice(["auto", "kprobe", "fentry", "tracepoint"]),
+              default="auto", show_default=True,
+              help="Force a probe mode: kprobe/fentry time vfs_read itself; "
+                   "tracepoint times the read syscalls.")
+@common_output_options
+@fails_cleanly
+def vfsread_latency(interval, count, unit, pid, comm, per_process, top, min_latency, probe,
+                    timestamp, as_json, verbose, ebpf):
+    """Histogram of read latency: vfs_read via kprobe or fentry, else the
+    read syscalls (read, pread64, readv, preadv, preadv2) via tracepoints.
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
+    log2 histogram and a summary: count, exact average, and p50/p90/p99
+    estimated from the histogram's slots.
+    """
+    from .hist import UNITS
+    from .tools import vfsread
+
+    unit_ns = UNITS[unit]
+    min_ns = min_latency * unit_ns or None
+    if comm is not None and (not comm or len(comm.encode()) > 15):
+        raise click.BadParameter("a process name is 1 to 15 bytes", param_hint="-c/--comm")
+    if ebpf:
+        print_ebpf(vfsread.VfsReadLatency.source,
+                   vfsread.cflags(unit_ns, pid, comm, min_ns, per_process, pid_max=32768))
+        return
+    with sigterm_as_interrupt(), vfsread.VfsReadLatency(
+            unit=unit, pid=pid, comm=comm, min_latency_ns=min_ns, per_process=per_process,
+            mode=probe) as tool:
+        previous = tool.snapshot()
+        probe_info = tool.program.probe_info()
+        label = tool.program.candidate.label
+
+        def tick():
+            nonlocal previous
+            current = tool.snapshot()
+            shown = vfsread.delta(current, previous)
+            previous = current
+            if as_json:
+                emit(render.latency_json(shown, probe_info, shown.elapsed, top, render.iso_time()))
+            else:
+                emit(render.latency_text(shown, label, shown.elapsed, top,
+                                         render.clock_time() if timestamp else None) + "\n")
+
+        announce(tool.program, verbose)
         run_intervals(interval, count, tick)
 
 
@@ -156,6 +237,7 @@ def main():
 
 
 main.add_command(execve_counter)
+main.add_command(vfsread_latency)
 
 
 @main.command("doctor", context_settings=CONTEXT)

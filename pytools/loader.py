@@ -69,13 +69,22 @@ def prepare() -> Environment:
 
 
 def gather_facts(tracefs: str) -> Facts:
-    fentry_problem = None if system.btf_available() else "kernel has no BTF (/sys/kernel/btf/vmlinux)"
+    def fentry_problem(function: str) -> Optional[str]:
+        if not system.btf_available():
+            return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
+        with captured_stderr():  # libbpf prints its lookup failures
+            return system.fentry_load_problem(function)
+
     return Facts(
         tracepoint_exists=lambda name: system.tracepoint_exists(tracefs, name),
         kprobes_problem=system.kprobes_supported(tracefs),
         fentry_problem=fentry_problem,
-        traceable=lambda fn: fn in system.traceable_functions(tracefs),
+        traceable=lambda fn: _known_function(system.traceable_functions(tracefs), fn),
     )
+
+
+def _known_function(functions: Optional[frozenset], name: str) -> Optional[bool]:
+    return None if functions is None else name in functions
 
 
 @contextlib.contextmanager
@@ -117,9 +126,15 @@ class Program:
         self.candidate = candidate
         self.hooks = list(hooks)
         self.attempts = list(attempts)
+        self._tables: dict = {}
 
     def table(self, name: str):
-        return self.bpf.get_table(name.encode())
+        """A map of the program. Cached: bcc builds per-CPU tables by reading
+        /sys/devices/system/cpu/possible, and a read tool must not read files
+        (it would count its own reads) nor redo work at every snapshot."""
+        if name not in self._tables:
+            self._tables[name] = self.bpf.get_table(name.encode())
+        return self._tables[name]
 
     def probe_info(self) -> dict:
         """What attached and why the others did not, for --verbose and JSON."""
@@ -132,6 +147,7 @@ class Program:
 
     def close(self) -> None:
         if self.bpf is not None:
+            self._tables.clear()
             _cleanup(self.bpf)
             self.bpf = None
 
@@ -194,5 +210,6 @@ def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = ()
         attempts.append(Attempt(candidate.mode, candidate.label, None))
         return Program(bpf, candidate, selection.hooks, attempts)
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)
-    what = "the forced probe mode" if mode != "auto" else "no probe"
-    raise ToolError(f"{what} could not attach: {tried}")
+    if mode == "auto":
+        raise ToolError(f"no probe could attach: {tried}")
+    raise ToolError(f"probe mode {mode} cannot attach on this kernel: {tried}")

@@ -41,8 +41,8 @@ class Facts:
     """What the kernel offers, gathered once by the loader (see system.py)."""
     tracepoint_exists: Callable[[str], bool]
     kprobes_problem: Optional[str]
-    fentry_problem: Optional[str]
-    traceable: Callable[[str], bool]
+    fentry_problem: Callable[[str], Optional[str]]   # per kernel function
+    traceable: Callable[[str], Optional[bool]]   # None: cannot tell
 
 
 def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
@@ -53,11 +53,12 @@ def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
         if facts.kprobes_problem:
             return facts.kprobes_problem
     elif hook.kind in ("fentry", "fexit"):
-        if facts.fentry_problem:
-            return facts.fentry_problem
+        problem = facts.fentry_problem(hook.target)
+        if problem:
+            return problem
     else:
         raise ValueError(f"unknown hook kind {hook.kind!r}")
-    if not facts.traceable(hook.target):
+    if facts.traceable(hook.target) is False:
         return f"kernel function {hook.target} is not traceable (absent, inlined or notrace)"
     return None
 

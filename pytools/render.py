@@ -102,3 +102,53 @@ def execve_json(snap, top: int, seconds: float, probe: dict, when: str) -> dict:
         out["failed_total"] = snap.total_failed
         out["failed_overflow"] = snap.failed_overflow
     return out
+
+
+# ------------------------------------------------------------- latency histograms
+
+def hist_json(hist) -> dict:
+    """A Log2Hist as plain JSON: used slots, exact count/sum, estimated percentiles."""
+    from .hist import slot_range
+    rng = hist.nonzero_range()
+    slots = []
+    if rng:
+        for k in range(rng[0], rng[1] + 1):
+            lo, hi = slot_range(k)
+            slots.append({"lo": lo, "hi": hi, "count": hist.slots[k]})
+    out = {"unit": hist.unit_name, "count": hist.count, "sum_ns": hist.total, "slots": slots}
+    if hist.count:
+        out["avg"] = round(hist.mean_units(), 3)
+        out["estimates"] = {f"p{q}": round(hist.percentile(q / 100), 3) for q in (50, 90, 99)}
+    return out
+
+
+def proc_label(key) -> str:
+    tgid, comm = key
+    return f"{comm} [{tgid}]" if tgid else comm
+
+
+def latency_text(snap, probe_label: str, seconds: float, top: int,
+                 timestamp: Optional[str] = None) -> str:
+    from .hist import bars, summary
+    title = (f"{timestamp} " if timestamp else "") + f"{probe_label}, {seconds:.1f}s"
+    parts = [title, bars(snap.hist), summary(snap.hist, snap.hist.unit_name)]
+    if snap.start_clashes:
+        parts.append(f"({snap.start_clashes} reads not timed: thread id slot clash)")
+    if snap.per_process is not None:
+        ordered = sorted(snap.per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        for key, hist in ordered[:top]:
+            parts += ["", proc_label(key), bars(hist), summary(hist, hist.unit_name)]
+        if len(ordered) > top:
+            parts.append(f"[{len(ordered) - top} more processes]")
+    return "\n".join(parts)
+
+
+def latency_json(snap, probe: dict, seconds: float, top: int, when: str) -> dict:
+    out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
+           "hist": hist_json(snap.hist), "start_clashes": snap.start_clashes}
+    if snap.per_process is not None:
+        ordered = sorted(snap.per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        out["per_process"] = [{"pid": key[0] or None, "comm": key[1], "hist": hist_json(h)}
+                              for key, h in ordered[:top]]
+        out["other_processes"] = max(0, len(ordered) - top)
+    return out

@@ -96,14 +96,22 @@ def tracepoint_exists(tracefs: str, name: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def traceable_functions(tracefs: str) -> frozenset:
-    """Kernel functions ftrace can hook (kprobes and fentry both need this)."""
-    path = os.path.join(tracefs, "available_filter_functions")
+def traceable_functions(tracefs: str) -> Optional[frozenset]:
+    """Kernel functions that kprobes and fentry may hook, or None if unknown.
+
+    ftrace's available_filter_functions is the exact list; lockdown can
+    forbid reading it, and then kallsyms's text symbols are the next best
+    (they include notrace functions, so the real attach still decides)."""
     try:
-        with open(path) as f:
+        with open(os.path.join(tracefs, "available_filter_functions")) as f:
             return frozenset(parse_filter_functions(f))
     except OSError:
-        return frozenset()
+        pass
+    try:
+        with open("/proc/kallsyms") as f:
+            return frozenset(parse_kallsyms_text(f)) or None
+    except OSError:
+        return None
 
 
 def parse_filter_functions(lines: Iterable[str]) -> Iterable[str]:
@@ -112,6 +120,14 @@ def parse_filter_functions(lines: Iterable[str]) -> Iterable[str]:
         name = line.split(None, 1)[0] if line.strip() else ""
         if name:
             yield name
+
+
+def parse_kallsyms_text(lines: Iterable[str]) -> Iterable[str]:
+    """Function names from /proc/kallsyms lines ("addr T name [module]")."""
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 3 and fields[1] in ("T", "t"):
+            yield fields[2]
 
 
 def kprobes_supported(tracefs: Optional[str]) -> Optional[str]:
@@ -183,3 +199,50 @@ def find_headers() -> Headers:
         raise ToolError(f"no kernel headers found for kernel {release}",
                         f"apt-get install linux-headers-{release}, or run scripts/setup")
     return headers
+
+
+# --------------------------------------------------------------------- fentry
+
+SYS_BPF = 321 if os.uname().machine == "x86_64" else 280  # x86_64, else arm64
+BPF_PROG_LOAD = 5
+BPF_PROG_TYPE_TRACING = 26
+BPF_TRACE_FENTRY = 24
+
+
+@lru_cache(maxsize=64)
+def fentry_load_problem(function: str) -> Optional[str]:
+    """Load (not attach) a two-instruction fentry program on `function`:
+    the cheapest real test of fentry, since a refusal (no BTF id, lockdown's
+    EPERM) comes at load time. Saves a full BCC compile that would fail."""
+    import ctypes
+    import errno as errno_mod
+
+    try:
+        libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    except OSError:
+        return None  # cannot tell: let the real BCC attempt decide
+    btf_id = libbpf.libbpf_find_vmlinux_btf_id(function.encode(), BPF_TRACE_FENTRY)
+    if btf_id < 0:
+        return f"no BTF type for kernel function {function}"
+    insns = (ctypes.c_uint64 * 2)(0xB7, 0x95)        # r0 = 0; exit
+    license = ctypes.create_string_buffer(b"GPL")
+    attr = (ctypes.c_uint8 * 128)()
+    def put(offset: int, ctype, value) -> None:
+        ctype.from_buffer(attr, offset).value = value
+    put(0, ctypes.c_uint32, BPF_PROG_TYPE_TRACING)
+    put(4, ctypes.c_uint32, 2)
+    put(8, ctypes.c_uint64, ctypes.addressof(insns))
+    put(16, ctypes.c_uint64, ctypes.addressof(license))
+    put(68, ctypes.c_uint32, BPF_TRACE_FENTRY)        # expected_attach_type
+    put(108, ctypes.c_uint32, btf_id)                 # attach_btf_id
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    why = f"the kernel refused to load an fentry program on {function}: " \
+          f"{errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
+    if err == errno_mod.EPERM:
+        why += "; kernel lockdown refuses fentry this way"
+    return why

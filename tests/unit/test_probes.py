@@ -5,7 +5,7 @@ from pytools.probes import Candidate, Facts, Hook, cflags_for, order_for, usable
 
 def facts(tracepoints=(), kprobes=None, fentry=None, traceable=()):
     return Facts(tracepoint_exists=lambda n: n in tracepoints, kprobes_problem=kprobes,
-                 fentry_problem=fentry, traceable=lambda f: f in traceable)
+                 fentry_problem=lambda fn: fentry, traceable=lambda f: f in traceable)
 
 
 KPROBE = Candidate("kprobe", "vfs_read via kprobe", "PROBE_KPROBE",

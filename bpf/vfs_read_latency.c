@@ -1,0 +1,175 @@
+// vfs_read_latency: log2 histogram of read latency.
+//
+// One of these is compiled in by the loader (pytools/tools/vfsread.py):
+//   PROBE_KPROBE      kprobe + kretprobe on vfs_read    (all kernels with
+//                     CONFIG_KPROBES; vfs_read exists in every 2.6+ kernel)
+//   PROBE_FENTRY      fentry + fexit on vfs_read        (5.5+, BTF, and no
+//                     lockdown=confidentiality)
+//   PROBE_TRACEPOINT  syscalls:sys_{enter,exit}_{read,pread64,readv,preadv,
+//                     preadv2}: the read syscalls, not vfs_read itself (all
+//                     kernels with CONFIG_FTRACE_SYSCALLS; preadv2 since 4.6)
+// FLOOR compiles the same hooks with empty bodies, for the benchmark.
+//
+// Tunables: UNIT_NS (slot unit: 1, 1000, 1000000), FILTER_PID (tgid),
+// FILTER_COMM (a string literal), MIN_LATENCY_NS, PER_PROCESS (1 by pid,
+// 2 by comm), MAX_PROCS, START_SLOTS (power of two >= pid_max).
+#include <uapi/linux/ptrace.h>
+
+// Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
+// start-up); define the two things needed instead of including them.
+#ifndef TASK_COMM_LEN
+#define TASK_COMM_LEN 16
+#endif
+typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
+
+#ifndef UNIT_NS
+#define UNIT_NS 1000
+#endif
+#ifndef START_SLOTS
+#define START_SLOTS 32768
+#endif
+#ifndef MAX_PROCS
+#define MAX_PROCS 1024
+#endif
+#define HIST_SLOTS 64
+
+// Start time of the read in flight, per thread. An array indexed by thread
+// id instead of a hash: no insert/delete on the hot path. START_SLOTS is
+// sized from pid_max, so two threads share a slot only when pid_max is
+// larger than the array; such clashes are counted, never mis-timed.
+struct read_start {
+    u32 tid;
+    u64 ts;
+};
+BPF_ARRAY(vfs_read_start, struct read_start, START_SLOTS);
+
+// Per-CPU: no atomic operations needed; the reader sums the CPUs.
+BPF_PERCPU_ARRAY(vfs_read_latency_hist, u64, HIST_SLOTS);
+// [0] sum of latencies in ns, [1] reads whose start slot was taken.
+BPF_PERCPU_ARRAY(vfs_read_latency_stats, u64, 2);
+
+#ifdef PER_PROCESS
+struct proc_slot {
+    u32 tgid;              // 0 when keyed by comm
+    u32 slot;
+    char comm[TASK_COMM_LEN];
+};
+struct proc_key {
+    u32 tgid;
+    char comm[TASK_COMM_LEN];
+};
+BPF_HASH(vfs_read_latency_proc_hist, struct proc_slot, u64, MAX_PROCS * 16);
+BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
+#endif
+
+static __always_inline u32 log2_slot(u64 v)
+{
+    return v ? bpf_log2l(v) : 0;  // bpf_log2l(v) = floor(log2(v)) + 1
+}
+
+static __always_inline int on_read_enter(void)
+{
+#ifndef FLOOR
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+#ifdef FILTER_PID
+    if ((pid_tgid >> 32) != FILTER_PID)
+        return 0;
+#endif
+#ifdef FILTER_COMM
+    char comm[TASK_COMM_LEN] = {};
+    char want[] = FILTER_COMM;
+    bpf_get_current_comm(comm, sizeof(comm));
+#pragma unroll
+    for (int i = 0; i < sizeof(want) && i < TASK_COMM_LEN; i++)
+        if (comm[i] != want[i])
+            return 0;
+#endif
+    u32 tid = (u32)pid_tgid;
+    u32 index = tid & (START_SLOTS - 1);
+    struct read_start *start = vfs_read_start.lookup(&index);
+    if (!start)
+        return 0;
+    if (start->ts && start->tid != tid) {
+        int clash = 1;
+        u64 *stat = vfs_read_latency_stats.lookup(&clash);
+        if (stat)
+            (*stat)++;
+    }
+    start->tid = tid;
+    start->ts = bpf_ktime_get_ns();
+#endif
+    return 0;
+}
+
+static __always_inline int on_read_exit(void)
+{
+#ifndef FLOOR
+    u64 now = bpf_ktime_get_ns();
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
+    u32 index = tid & (START_SLOTS - 1);
+    struct read_start *start = vfs_read_start.lookup(&index);
+    if (!start || !start->ts || start->tid != tid)
+        return 0;
+    u64 delta = now - start->ts;
+    start->ts = 0;
+#ifdef MIN_LATENCY_NS
+    if (delta < MIN_LATENCY_NS)
+        return 0;
+#endif
+    u32 slot = log2_slot(delta / UNIT_NS);
+    if (slot >= HIST_SLOTS)
+        slot = HIST_SLOTS - 1;
+#ifdef PER_PROCESS
+    struct proc_slot pkey = {.slot = slot};
+    struct proc_key skey = {};
+    bpf_get_current_comm(pkey.comm, sizeof(pkey.comm));
+#if PER_PROCESS == 1
+    pkey.tgid = pid_tgid >> 32;
+#endif
+    skey.tgid = pkey.tgid;
+    __builtin_memcpy(skey.comm, pkey.comm, sizeof(skey.comm));
+    u64 zero = 0;
+    u64 *sum = vfs_read_latency_proc_sum.lookup_or_try_init(&skey, &zero);
+    if (sum) {
+        __sync_fetch_and_add(sum, delta);
+        u64 *count = vfs_read_latency_proc_hist.lookup_or_try_init(&pkey, &zero);
+        if (count)
+            __sync_fetch_and_add(count, 1);
+    }
+    // Processes beyond MAX_PROCS are left out of the per-process maps only;
+    // every read is counted in the global histogram below.
+#endif
+    u64 *bucket = vfs_read_latency_hist.lookup(&slot);
+    if (bucket)
+        (*bucket)++;
+    int sum_index = 0;
+    u64 *total = vfs_read_latency_stats.lookup(&sum_index);
+    if (total)
+        *total += delta;
+#endif
+    return 0;
+}
+
+#ifdef PROBE_KPROBE
+int vfs_read_entry(struct pt_regs *ctx) { return on_read_enter(); }
+int vfs_read_return(struct pt_regs *ctx) { return on_read_exit(); }
+#endif
+
+#ifdef PROBE_FENTRY
+KFUNC_PROBE(vfs_read) { return on_read_enter(); }
+KRETFUNC_PROBE(vfs_read) { return on_read_exit(); }
+#endif
+
+#ifdef PROBE_TRACEPOINT
+TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_read_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_pread64) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_pread64) { return on_read_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return on_read_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_preadv) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_preadv) { return on_read_exit(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_preadv2) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return on_read_exit(); }
+#endif

@@ -1,0 +1,142 @@
+"""The log2 histogram shared by every latency and size output.
+
+Slot k of a histogram holds values v (in the histogram's unit, an integer,
+truncated in the kernel) with  k = 0 if v == 0  else floor(log2(v)) + 1,
+so slot 0 = {0}, slot 1 = {1}, slot 2 = [2, 3], slot k = [2^(k-1), 2^k - 1].
+The kernel also keeps the exact sum of the untruncated values in
+nanoseconds (or bytes, pages...), so averages and Prometheus `_sum` are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+SLOTS = 64
+NS_PER_SECOND = 1_000_000_000
+
+UNITS = {"nsecs": 1, "usecs": 1_000, "msecs": 1_000_000}
+
+
+def slot_of(value: int) -> int:
+    """The slot the kernel puts `value` (in units) in."""
+    return 0 if value <= 0 else value.bit_length()
+
+
+def slot_range(k: int) -> Tuple[int, int]:
+    """Inclusive range of unit values in slot k."""
+    if k == 0:
+        return 0, 0
+    return 1 << (k - 1), (1 << k) - 1
+
+
+@dataclass(frozen=True)
+class Log2Hist:
+    slots: Tuple[int, ...]          # counts per slot, SLOTS long (or shorter)
+    unit_ns: int = 1                 # nanoseconds per unit of a slot value (1 for sizes)
+    total: int = 0                   # exact sum of raw values, in ns (or in the raw unit)
+    unit_name: str = "nsecs"
+
+    @classmethod
+    def from_values(cls, values: Sequence[int], unit_ns: int = 1, unit_name: str = "nsecs",
+                    ) -> "Log2Hist":
+        """A histogram of raw values (ns) the way the kernel would build it."""
+        slots = [0] * SLOTS
+        for v in values:
+            slots[slot_of(v // unit_ns)] += 1
+        return cls(tuple(slots), unit_ns, sum(values), unit_name)
+
+    @property
+    def count(self) -> int:
+        return sum(self.slots)
+
+    def __sub__(self, other: "Log2Hist") -> "Log2Hist":
+        n = max(len(self.slots), len(other.slots))
+        a = list(self.slots) + [0] * (n - len(self.slots))
+        b = list(other.slots) + [0] * (n - len(other.slots))
+        return Log2Hist(tuple(x - y for x, y in zip(a, b)), self.unit_ns,
+                        self.total - other.total, self.unit_name)
+
+    def __add__(self, other: "Log2Hist") -> "Log2Hist":
+        n = max(len(self.slots), len(other.slots))
+        a = list(self.slots) + [0] * (n - len(self.slots))
+        b = list(other.slots) + [0] * (n - len(other.slots))
+        return Log2Hist(tuple(x + y for x, y in zip(a, b)), self.unit_ns,
+                        self.total + other.total, self.unit_name)
+
+    def nonzero_range(self) -> Optional[Tuple[int, int]]:
+        used = [k for k, c in enumerate(self.slots) if c]
+        return (used[0], used[-1]) if used else None
+
+    def mean_units(self) -> Optional[float]:
+        """Exact mean in units (from the kernel's sum)."""
+        return self.total / self.unit_ns / self.count if self.count else None
+
+    def percentile(self, q: float) -> Optional[float]:
+        """Estimate of the q-quantile (0 < q <= 1) in units, interpolated
+        linearly inside the slot that holds it. An estimate: the kernel only
+        knows which slot a value fell in."""
+        if not 0 < q <= 1:
+            raise ValueError("q must be in (0, 1]")
+        n = self.count
+        if n == 0:
+            return None
+        rank = q * n
+        seen = 0
+        for k, c in enumerate(self.slots):
+            if c and seen + c >= rank:
+                lo, hi = slot_range(k)
+                # values in slot k are spread over [lo, hi + 1)
+                return lo + (hi + 1 - lo) * (rank - seen) / c
+            seen += c
+        raise AssertionError("unreachable: rank <= count")
+
+    def prometheus_buckets(self) -> List[Tuple[float, int]]:
+        """Cumulative (le, count) pairs in seconds, ending with +Inf.
+
+        Slot k holds unit values up to 2^k - 1, i.e. raw nanoseconds up to
+        2^k * unit_ns - 1, so that is its exact upper bound. Buckets run to
+        the last used slot (at least slot 0)."""
+        last = (self.nonzero_range() or (0, 0))[1]
+        out = []
+        running = 0
+        for k in range(last + 1):
+            running += self.slots[k]
+            upper_ns = (1 << k) * self.unit_ns - 1
+            out.append((upper_ns / NS_PER_SECOND, running))
+        out.append((math.inf, running))
+        return out
+
+    def sum_seconds(self) -> float:
+        return self.total / NS_PER_SECOND
+
+
+def bars(hist: Log2Hist, label: str = "", width: int = 40) -> str:
+    """BCC-style text histogram over the used slots."""
+    rng = hist.nonzero_range()
+    name = label or hist.unit_name
+    header = f"{name:>23} : count     distribution"
+    if rng is None:
+        return header + "\n" + f"{'(no events)':>23}"
+    peak = max(hist.slots)
+    lines = [header]
+    for k in range(rng[0], rng[1] + 1):
+        lo, hi = slot_range(k)
+        c = hist.slots[k]
+        stars = int(round(c * width / peak)) if peak else 0
+        if c and stars == 0:
+            stars = 1
+        lines.append(f"{lo:>10} -> {hi:<10}: {c:<9} |{'*' * stars:<{width}}|")
+    return "\n".join(lines)
+
+
+def summary(hist: Log2Hist, unit_label: str) -> str:
+    """One line under a histogram: count, exact avg, estimated percentiles, max slot."""
+    if hist.count == 0:
+        return "count 0"
+    lo, hi = slot_range(hist.nonzero_range()[1])
+    p = {q: hist.percentile(q / 100) for q in (50, 90, 99)}
+    return (f"count {hist.count}  avg {hist.mean_units():.1f}  "
+            f"p50 ~{p[50]:.0f}  p90 ~{p[90]:.0f}  p99 ~{p[99]:.0f}  "
+            f"max in [{lo}, {hi}] {unit_label}")

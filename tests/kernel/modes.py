@@ -1,0 +1,36 @@
+"""Which probe modes this kernel offers, for tests that need one.
+
+A test for a mode the kernel lacks skips, saying why, unless the run
+requires that mode (PYTOOLS_REQUIRE_MODES=kprobe,fentry,...: the VM run on
+a stock kernel sets it), where the same condition is a failure."""
+
+import os
+from typing import Optional
+
+import pytest
+
+from pytools import loader, system
+
+
+def mode_problem(mode: str, function: str = "vfs_read") -> Optional[str]:
+    tracefs = loader.prepare().tracefs
+    if mode == "kprobe":
+        return system.kprobes_supported(tracefs)
+    if mode == "fentry":
+        if not system.btf_available():
+            return "kernel has no BTF"
+        return system.fentry_load_problem(function)
+    return None
+
+
+def required_modes():
+    return {m for m in os.environ.get("PYTOOLS_REQUIRE_MODES", "").split(",") if m}
+
+
+def need_mode(mode: str, function: str = "vfs_read") -> None:
+    problem = mode_problem(mode, function)
+    if problem is None:
+        return
+    if mode in required_modes():
+        pytest.fail(f"{mode} required on this run but unavailable: {problem}")
+    pytest.skip(f"kernel lacks {mode}: {problem}")

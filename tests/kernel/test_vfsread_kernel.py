@@ -1,0 +1,172 @@
+"""vfsread-latency against reads with known latencies, in every probe mode
+the kernel offers (a mode it lacks skips, naming what is missing)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pytools.hist import slot_of
+from pytools.tools.vfsread import VfsReadLatency, delta
+
+from .modes import need_mode
+from .workload import bpf_program_ids, start_tool, tool_command
+
+MODES = ["kprobe", "fentry", "tracepoint"]
+DELAY = 0.020          # the pipe writer's sleep before each write
+SLOW_SLOT = slot_of(int(DELAY * 1e6))   # 20 000 us lands in [16384, 32767]
+
+
+def slow_pipe_reads(n: int) -> None:
+    """n reads that each wait DELAY for a writer thread."""
+    r, w = os.pipe()
+
+    def writer():
+        for _ in range(n):
+            time.sleep(DELAY)
+            os.write(w, b"x")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(n):
+            assert os.read(r, 1) == b"x"
+    finally:
+        t.join()
+        os.close(r)
+        os.close(w)
+
+
+def zero_reads(n: int) -> None:
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        for _ in range(n):
+            os.read(fd, 64)
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture(scope="module", params=MODES)
+def tool(request):
+    """One loaded program per mode, shared by the tests of that mode."""
+    mode = request.param
+    need_mode(mode)
+    with VfsReadLatency(unit="usecs", pid=os.getpid(), mode=mode) as loaded:
+        assert loaded.program.candidate.mode == mode
+        yield loaded
+
+
+def measure(tool, action):
+    before = tool.snapshot()
+    action()
+    return delta(tool.snapshot(), before)
+
+
+def test_fast_reads_are_counted_exactly(tool):
+    got = measure(tool, lambda: zero_reads(997))
+    assert got.hist.count == 997
+    fast = sum(got.hist.slots[:slot_of(1000) + 1])       # under ~1 ms each
+    assert fast >= 990, got.hist.slots
+    assert got.hist.total > 0
+
+
+def test_slow_reads_land_in_the_20ms_slot(tool):
+    got = measure(tool, lambda: slow_pipe_reads(5))
+    assert got.hist.count == 5
+    assert got.hist.slots[SLOW_SLOT] == 5, got.hist.slots
+    assert got.hist.mean_units() >= DELAY * 1e6          # the kernel's exact sum
+    lo, hi = 16384, 32767
+    assert lo <= got.hist.percentile(0.5) <= hi + 1
+
+
+def test_min_latency_drops_fast_reads():
+    with VfsReadLatency(pid=os.getpid(), min_latency_ns=10_000_000) as tool:
+        got = measure(tool, lambda: (zero_reads(200), slow_pipe_reads(3)))
+    assert got.hist.count == 3 and got.hist.slots[SLOW_SLOT] == 3
+
+
+def test_comm_filter_and_per_process_histograms():
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    with VfsReadLatency(comm=comm, per_process="pid") as tool:
+        got = measure(tool, lambda: zero_reads(300))
+    mine = got.per_process[(os.getpid(), comm)]
+    assert mine.count == 300
+    assert all(c == comm for _, c in got.per_process)
+
+
+CHILD = r"""
+import os, sys, threading, time
+os.read(0, 1)                       # in flight when the tool attaches: not counted
+fd = os.open("/dev/zero", os.O_RDONLY)
+for _ in range(NREADS):
+    os.read(fd, 64)
+r, w = os.pipe()
+def writer():
+    for _ in range(3):
+        time.sleep(0.02); os.write(w, b"x")
+threading.Thread(target=writer).start()
+for _ in range(3):
+    os.read(r, 1)
+print("done", flush=True)
+os.read(0, 1)                       # blocks until the test ends: never completes in time
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cli_json_matches_the_workload(mode):
+    need_mode(mode)
+    n = 101
+    child = subprocess.Popen([sys.executable, "-c", CHILD.replace("NREADS", str(n))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # let the child reach its first blocking read
+        proc = start_tool(tool_command("vfsread-latency") +
+                          ["--json", "--probe", mode, "-p", str(child.pid), "1", "3"])
+        child.stdin.write("x")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        out, err = proc.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert proc.returncode == 0, err
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert len(objects) == 3 and all(o["probe"]["mode"] == mode for o in objects)
+    assert sum(o["hist"]["count"] for o in objects) == n + 3
+    slow = sum(s["count"] for o in objects for s in o["hist"]["slots"] if s["lo"] == 16384)
+    assert slow == 3
+
+
+def test_cli_text_says_which_probe_and_detaches_on_sigint():
+    before = bpf_program_ids()
+    proc = start_tool(tool_command("vfsread-latency") + ["-p", str(os.getpid()), "30"])
+    ours = bpf_program_ids() - before
+    assert ours
+    zero_reads(50)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
+    assert out.splitlines()[0].startswith(("vfs_read via", "read syscalls via"))
+    assert "count 50 " in out
+    assert not (bpf_program_ids() & ours)
+
+
+def test_forcing_a_missing_mode_is_one_line_error():
+    missing = [m for m in ("kprobe", "fentry") if _problem(m)]
+    if not missing:
+        pytest.skip("this kernel has both kprobes and fentry: no mode to be missing")
+    result = subprocess.run(tool_command("vfsread-latency") + ["--probe", missing[0], "1", "1"],
+                            capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and f"probe mode {missing[0]}" in result.stderr
+
+
+def _problem(mode):
+    from .modes import mode_problem
+    return mode_problem(mode)
