@@ -229,6 +229,124 @@ def vfsread_latency(interval, count, unit, pid, comm, per_process, top, min_late
         run_intervals(interval, count, tick)
 
 
+# ---------------------------------------------------------------- readahead
+
+READAHEAD_EXAMPLES = """\b
+Examples:
+  readahead-stats             # readahead per kind, device, file every 5 s
+  readahead-stats 1 3         # every second, three times
+  readahead-stats -d vda      # one block device (name, /dev path or 254:0)
+  readahead-stats -p 1234     # readahead done by process 1234
+  readahead-stats --trace     # one line per readahead event
+  readahead-stats --json 1 5  # one JSON object per interval
+"""
+
+
+def parse_device(text: str) -> int:
+    """A device given as 'vda', '/dev/vda' or 'major:minor', as a kernel dev_t."""
+    import os
+    import stat
+    from .tools.readahead import kernel_dev
+    if ":" in text:
+        major, _, minor = text.partition(":")
+        if major.isdigit() and minor.isdigit():
+            return kernel_dev(int(major), int(minor))
+        raise click.BadParameter(f"{text!r} is not major:minor", param_hint="-d/--device")
+    path = text if text.startswith("/") else f"/dev/{text}"
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise click.BadParameter(f"no device {path}", param_hint="-d/--device") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise click.BadParameter(f"{path} is not a block device", param_hint="-d/--device")
+    return kernel_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
+
+
+@click.command("readahead-stats", context_settings=CONTEXT, epilog=READAHEAD_EXAMPLES)
+@interval_arguments(5.0)
+@click.option("-d", "--device", help="Only this block device (vda, /dev/vda or 254:0).")
+@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only readahead by this process.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Files shown, most pages first.")
+@click.option("--trace", is_flag=True, help="Print each readahead event instead of totals.")
+@click.option("--probe", type=click.Choice(["auto", "tracepoint", "kprobe"]), default="auto",
+              show_default=True, help="Force a probe mode.")
+@common_output_options
+@fails_cleanly
+def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, as_json,
+                    verbose, ebpf):
+    """Show page cache readahead: sync and async requests, the windows the
+    kernel submitted and their pages, per device and per file, with a log2
+    histogram of window sizes.
+
+    Uses the readahead tracepoints (Linux 6.18+) where they exist, else
+    kprobes on the readahead functions of this kernel. Files are named by a
+    path where some process has them open, else as major:minor:inode.
+    """
+    from .tools import readahead
+
+    dev = parse_device(device) if device else None
+    if ebpf:
+        import os
+        print_ebpf(readahead.Readahead.source,
+                   readahead.cflags(os.uname().release, dev, pid, trace) + ["-DPROBE_TRACEPOINT"])
+        return
+    names = readahead.FileNames()
+    with sigterm_as_interrupt(), readahead.Readahead(dev=dev, pid=pid, trace=trace,
+                                                     mode=probe) as tool:
+        probe_info = tool.program.probe_info()
+        label = tool.program.candidate.label
+        if trace:
+            run_trace(tool, interval, count, as_json, readahead.device_name)
+            return
+        previous = tool.snapshot()
+
+        def tick():
+            nonlocal previous
+            current = tool.snapshot()
+            shown = readahead.delta(current, previous)
+            previous = current
+            if as_json:
+                emit(render.readahead_json(shown, probe_info, shown.elapsed, top,
+                                           readahead.device_name, names, render.iso_time()))
+            else:
+                emit(render.readahead_text(shown, label, shown.elapsed, top,
+                                           readahead.device_name, names,
+                                           render.clock_time() if timestamp else None) + "\n")
+
+        announce(tool.program, verbose)
+        run_intervals(interval, count, tick)
+
+
+def run_trace(tool, interval, count, as_json, device_name):
+    """--trace: events as they come, for interval*count seconds or until Ctrl-C."""
+    import time
+    lost = [0]
+
+    def on_event(event):
+        if as_json:
+            emit(event)
+        else:
+            emit(render.readahead_event_line(event, device_name))
+
+    def on_lost(n):
+        lost[0] += n
+
+    tool.open_trace(on_event, on_lost)
+    announce(tool.program, False)
+    if not as_json:
+        emit(render.READAHEAD_EVENT_HEADER)
+    deadline = time.monotonic() + interval * count if count else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            tool.poll(100)
+        tool.poll(0)
+    except KeyboardInterrupt:
+        pass
+    if lost[0]:
+        click.echo(f"{lost[0]} events lost: the perf buffer was full", err=True)
+
+
 # ---------------------------------------------------------------------- group
 
 @click.group(context_settings=CONTEXT)
@@ -238,6 +356,7 @@ def main():
 
 main.add_command(execve_counter)
 main.add_command(vfsread_latency)
+main.add_command(readahead_stats)
 
 
 @main.command("doctor", context_settings=CONTEXT)

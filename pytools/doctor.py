@@ -21,9 +21,11 @@ class Check:
 
 def _tool_factories() -> Dict[str, Callable]:
     """Each tool with its default options; opening one really attaches it."""
-    from .tools import execve
+    from .tools import execve, readahead, vfsread
     return {
         "execve-counter": lambda: execve.ExecveCounter(),
+        "vfsread-latency": lambda: vfsread.VfsReadLatency(),
+        "readahead-stats": lambda: readahead.Readahead(),
     }
 
 

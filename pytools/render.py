@@ -152,3 +152,73 @@ def latency_json(snap, probe: dict, seconds: float, top: int, when: str) -> dict
                               for key, h in ordered[:top]]
         out["other_processes"] = max(0, len(ordered) - top)
     return out
+
+
+# ------------------------------------------------------------------ readahead
+
+EFFICIENCY_NOTE = ("readahead efficiency (pages read ahead but never used) is not "
+                   "measured: it needs page-level probes this tool does not attach")
+
+
+def _counts_row(name: str, c) -> list:
+    return [name, c.requests, c.req_pages, c.windows, c.pages]
+
+
+def readahead_text(snap, probe_label: str, seconds: float, top: int,
+                   device_name, file_name, timestamp: Optional[str] = None) -> str:
+    from .hist import bars
+    title = (f"{timestamp} " if timestamp else "") + f"{probe_label}, {seconds:.1f}s"
+    headers = ["", "REQUESTS", "REQ PAGES", "WINDOWS", "PAGES"]
+    align = ("left",) + ("right",) * 4
+    kinds = [_counts_row(k, c) for k, c in snap.by_kind().items()]
+    devices = [_counts_row(device_name(d), c)
+               for d, c in sorted(snap.by_device().items(), key=lambda kv: -kv[1].pages)]
+    files = sorted(snap.files.items(), key=lambda kv: (-kv[1].pages, kv[0]))
+    file_rows = [_counts_row(shorten(file_name(k), 40), c) for k, c in files[:top]]
+    parts = [title,
+             tabulate(kinds, headers=["KIND"] + headers[1:], tablefmt="plain",
+                      disable_numparse=True, colalign=align)]
+    if devices:
+        parts += ["", tabulate(devices, headers=["DEVICE"] + headers[1:], tablefmt="plain",
+                               disable_numparse=True, colalign=align)]
+    if file_rows:
+        parts += ["", tabulate(file_rows, headers=["FILE"] + headers[1:], tablefmt="plain",
+                               disable_numparse=True, colalign=align)]
+        if len(files) > top:
+            parts.append(f"[{len(files) - top} more files]")
+    if snap.overflow:
+        parts.append(f"[{snap.overflow} events not keyed: map full]")
+    parts += ["", bars(snap.window_hist, "window pages")]
+    return "\n".join(parts)
+
+
+def readahead_json(snap, probe: dict, seconds: float, top: int, device_name, file_name,
+                   when: str) -> dict:
+    def counts(c) -> dict:
+        return {"requests": c.requests, "req_pages": c.req_pages,
+                "windows": c.windows, "pages": c.pages}
+
+    files = sorted(snap.files.items(), key=lambda kv: (-kv[1].pages, kv[0]))
+    return {
+        "time": when, "interval_s": round(seconds, 3), "probe": probe,
+        "kinds": {k: counts(c) for k, c in snap.by_kind().items()},
+        "devices": [{"dev": "%d:%d" % (d >> 20, d & 0xFFFFF), "name": device_name(d), **counts(c)}
+                    for d, c in sorted(snap.by_device().items())],
+        "files": [{"dev": "%d:%d" % (k[0] >> 20, k[0] & 0xFFFFF), "ino": k[1],
+                   "name": file_name(k), **counts(c)} for k, c in files[:top]],
+        "other_files": max(0, len(files) - top),
+        "overflow": snap.overflow,
+        "window_pages_hist": hist_json(snap.window_hist),
+        "efficiency": None,
+        "efficiency_note": EFFICIENCY_NOTE,
+    }
+
+
+def readahead_event_line(e: dict, device_name) -> str:
+    return (f"{e['ts_ns'] / 1e9:14.6f} {e['pid']:>7} {e['comm']:<16.16} {e['event']:<7} "
+            f"{e['kind']:<6} {device_name(e['dev']):<6} {e['ino']:>10} {e['index']:>8} "
+            f"{e['size']:>5} {e['async_size']:>5}")
+
+
+READAHEAD_EVENT_HEADER = (f"{'TIME(s)':>14} {'PID':>7} {'COMM':<16} {'EVENT':<7} {'KIND':<6} "
+                          f"{'DEV':<6} {'INODE':>10} {'INDEX':>8} {'SIZE':>5} {'ASYNC':>5}")

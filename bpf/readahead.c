@@ -1,0 +1,330 @@
+// readahead: what the page cache reads ahead, per device and file.
+//
+// Two kinds of hook, in every probe mode:
+//   request  a reader asked for readahead: sync (cache miss) or async (it hit
+//            the PG_readahead marker); counts requests and pages requested.
+//   window   pages actually submitted for reading: the readahead window.
+//
+// PROBE_TRACEPOINT (Linux 6.18+: the readahead tracepoint group)
+//   readahead:page_cache_sync_ra, page_cache_async_ra     requests
+//   readahead:page_cache_ra_order, page_cache_ra_unbounded windows
+// PROBE_KPROBE (any kernel with kprobes; each function behind HOOK_<name>,
+// the loader defines the ones this kernel has):
+//   page_cache_sync_ra          5.10+  request (ractl, [ra 5.10-5.17,] req_count)
+//   page_cache_async_ra         5.10+  request
+//   page_cache_sync_readahead   <=5.9  request (a real function until 5.9,
+//                                      an inline wrapper from 5.10)
+//   page_cache_async_readahead  <=5.9  request
+//   page_cache_ra_unbounded     5.10+  window (nr_to_read, lookahead_size)
+//   page_cache_ra_order         5.18+  window (ra->size, ra->async_size)
+//   __do_page_cache_readahead   <=5.9  window (renamed do_page_cache_ra in 5.10)
+// Not hooked: do_page_cache_ra (5.10+) and ra_submit (<=5.9) only wrap
+// page_cache_ra_unbounded / __do_page_cache_readahead, so hooking them too
+// would count each window twice.
+//
+// page_cache_ra_order falls back to do_page_cache_ra -> page_cache_ra_unbounded
+// for files without large folios; the per-thread "window counted" mark
+// below keeps that fallback from being counted twice.
+//
+// Tunables: FILTER_DEV (kernel dev_t: major << 20 | minor), FILTER_PID,
+// MAX_FILES, TRACE (send each event to user space too), KERNEL_VERSION_CODE.
+#include <uapi/linux/ptrace.h>
+
+#ifdef PROBE_KPROBE
+#include <linux/fs.h>
+#include <linux/pagemap.h>
+#endif
+
+#ifndef MAX_FILES
+#define MAX_FILES 10240
+#endif
+#define TID_SLOTS 32768
+#define HIST_SLOTS 64
+
+enum ra_kind { KIND_SYNC = 0, KIND_ASYNC = 1, KIND_FORCED = 2 };
+
+struct ra_dev_key {
+    u32 dev;
+    u32 kind;
+};
+struct ra_counts {
+    u64 requests;      // readahead requests of this kind
+    u64 req_pages;     // pages the readers asked for
+    u64 windows;       // windows submitted
+    u64 pages;         // pages in those windows
+};
+BPF_HASH(readahead_devices, struct ra_dev_key, struct ra_counts, 1024);
+
+struct ra_file_key {
+    u64 ino;
+    u32 dev;
+    u32 pad;
+};
+BPF_HASH(readahead_files, struct ra_file_key, struct ra_counts, MAX_FILES);
+// [0] events whose device or file found its map full.
+BPF_ARRAY(readahead_overflow, u64, 1);
+// log2 of window size in pages.
+BPF_PERCPU_ARRAY(readahead_window_pages_hist, u64, HIST_SLOTS);
+
+// The kind of the request each thread is serving, for its window hooks,
+// indexed by thread id like vfs_read_latency's start array.
+struct ra_thread {
+    u32 tid;
+    u32 kind;
+    u64 ts;            // when the request started
+    u64 window_ts;     // when page_cache_ra_order counted a window, else 0
+};
+BPF_ARRAY(readahead_thread, struct ra_thread, TID_SLOTS);
+
+#ifdef TRACE
+struct ra_event {
+    u64 ts;
+    u64 ino;
+    u64 index;
+    u32 pid;
+    u32 dev;
+    u32 hook;          // 0 sync request, 1 async request, 2 window
+    u32 kind;
+    u32 size;          // request: req_count; window: pages
+    u32 async_size;    // window: lookahead (async) part
+    char comm[16];
+};
+BPF_PERF_OUTPUT(readahead_events);
+#endif
+
+static __always_inline int filtered(u32 dev)
+{
+#ifdef FILTER_DEV
+    if (dev != FILTER_DEV)
+        return 1;
+#endif
+#ifdef FILTER_PID
+    if ((bpf_get_current_pid_tgid() >> 32) != FILTER_PID)
+        return 1;
+#endif
+    return 0;
+}
+
+static __always_inline void overflowed(void)
+{
+    int zero = 0;
+    u64 *n = readahead_overflow.lookup(&zero);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void add(struct ra_dev_key *dkey, struct ra_file_key *fkey,
+                                u64 requests, u64 req_pages, u64 windows, u64 pages)
+{
+    struct ra_counts zero = {};
+    struct ra_counts *c = readahead_devices.lookup_or_try_init(dkey, &zero);
+    if (c) {
+        __sync_fetch_and_add(&c->requests, requests);
+        __sync_fetch_and_add(&c->req_pages, req_pages);
+        __sync_fetch_and_add(&c->windows, windows);
+        __sync_fetch_and_add(&c->pages, pages);
+    } else {
+        overflowed();
+    }
+    c = readahead_files.lookup_or_try_init(fkey, &zero);
+    if (c) {
+        __sync_fetch_and_add(&c->requests, requests);
+        __sync_fetch_and_add(&c->req_pages, req_pages);
+        __sync_fetch_and_add(&c->windows, windows);
+        __sync_fetch_and_add(&c->pages, pages);
+    } else {
+        overflowed();
+    }
+}
+
+#ifdef TRACE
+static __always_inline void emit(void *ctx, u32 dev, u64 ino, u64 index, u32 hook, u32 kind,
+                                 u32 size, u32 async_size)
+{
+    struct ra_event e = {};
+    e.ts = bpf_ktime_get_ns();
+    e.pid = bpf_get_current_pid_tgid() >> 32;
+    e.dev = dev;
+    e.ino = ino;
+    e.index = index;
+    e.hook = hook;
+    e.kind = kind;
+    e.size = size;
+    e.async_size = async_size;
+    bpf_get_current_comm(e.comm, sizeof(e.comm));
+    readahead_events.perf_submit(ctx, &e, sizeof(e));
+}
+#endif
+
+static __always_inline int on_request(void *ctx, u32 dev, u64 ino, u64 index, u64 req_count,
+                                      u32 kind)
+{
+    if (filtered(dev))
+        return 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u32 slot = tid & (TID_SLOTS - 1);
+    struct ra_thread *t = readahead_thread.lookup(&slot);
+    if (t) {
+        t->tid = tid;
+        t->kind = kind;
+        t->ts = bpf_ktime_get_ns();
+        t->window_ts = 0;
+    }
+    struct ra_dev_key dkey = {.dev = dev, .kind = kind};
+    struct ra_file_key fkey = {.ino = ino, .dev = dev};
+    add(&dkey, &fkey, 1, req_count, 0, 0);
+#ifdef TRACE
+    emit(ctx, dev, ino, index, kind, kind, req_count, 0);
+#endif
+    return 0;
+}
+
+// A request and its window come from one call chain on one thread, within
+// microseconds; 10 ms bounds how stale a thread's request state may be.
+#define SAME_CALL_NS 10000000ULL
+
+static __always_inline int on_window(void *ctx, u32 dev, u64 ino, u64 index, u64 pages,
+                                     u64 async_size, int from_order)
+{
+    if (filtered(dev))
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u32 slot = tid & (TID_SLOTS - 1);
+    u32 kind = KIND_FORCED;   // fadvise(WILLNEED), readahead(2), MADV_WILLNEED
+    struct ra_thread *t = readahead_thread.lookup(&slot);
+    if (t && t->tid == tid && now - t->ts < SAME_CALL_NS) {
+        if (!from_order && t->window_ts && now - t->window_ts < SAME_CALL_NS) {
+            t->window_ts = 0;  // the fallback of a window counted at ra_order
+            return 0;
+        }
+        kind = t->kind;
+        if (from_order)
+            t->window_ts = now;
+    }
+    struct ra_dev_key dkey = {.dev = dev, .kind = kind};
+    struct ra_file_key fkey = {.ino = ino, .dev = dev};
+    add(&dkey, &fkey, 0, 0, 1, pages);
+    u32 hslot = pages ? bpf_log2l(pages) : 0;
+    if (hslot >= HIST_SLOTS)
+        hslot = HIST_SLOTS - 1;
+    u64 *bucket = readahead_window_pages_hist.lookup(&hslot);
+    if (bucket)
+        (*bucket)++;
+#ifdef TRACE
+    emit(ctx, dev, ino, index, 2, kind, pages, async_size);
+#endif
+    return 0;
+}
+
+#ifdef PROBE_TRACEPOINT
+TRACEPOINT_PROBE(readahead, page_cache_sync_ra)
+{
+    return on_request(args, args->s_dev, args->i_ino, args->index, args->req_count, KIND_SYNC);
+}
+
+TRACEPOINT_PROBE(readahead, page_cache_async_ra)
+{
+    return on_request(args, args->s_dev, args->i_ino, args->index, args->req_count, KIND_ASYNC);
+}
+
+TRACEPOINT_PROBE(readahead, page_cache_ra_order)
+{
+    return on_window(args, args->s_dev, args->i_ino, args->index, args->size,
+                     args->async_size, 1);
+}
+
+TRACEPOINT_PROBE(readahead, page_cache_ra_unbounded)
+{
+    return on_window(args, args->s_dev, args->i_ino, args->index, args->nr_to_read,
+                     args->lookahead_size, 0);
+}
+#endif
+
+#ifdef PROBE_KPROBE
+// struct readahead_control (5.8+) gives the file; older hooks get the mapping.
+static __always_inline u32 mapping_dev(struct address_space *mapping)
+{
+    struct inode *host = mapping->host;
+    return host->i_sb->s_dev;
+}
+
+static __always_inline u64 mapping_ino(struct address_space *mapping)
+{
+    struct inode *host = mapping->host;
+    return host->i_ino;
+}
+
+#ifdef HOOK_page_cache_sync_ra
+int kp_sync_ra(struct pt_regs *ctx, struct readahead_control *ractl)
+{
+#if KERNEL_VERSION_CODE >= 0x051200   // 5.18: (ractl, req_count)
+    u64 req = PT_REGS_PARM2(ctx);
+#else                                 // 5.10-5.17: (ractl, ra, req_count)
+    u64 req = PT_REGS_PARM3(ctx);
+#endif
+    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                      ractl->_index, req, KIND_SYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_async_ra
+int kp_async_ra(struct pt_regs *ctx, struct readahead_control *ractl)
+{
+#if KERNEL_VERSION_CODE >= 0x051200   // 5.18: (ractl, folio, req_count)
+    u64 req = PT_REGS_PARM3(ctx);
+#else                                 // 5.10-5.17: (ractl, ra, page, req_count)
+    u64 req = PT_REGS_PARM4(ctx);
+#endif
+    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                      ractl->_index, req, KIND_ASYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_sync_readahead
+int kp_sync_readahead(struct pt_regs *ctx, struct address_space *mapping, void *ra,
+                      void *filp, unsigned long offset, unsigned long req_size)
+{
+    return on_request(ctx, mapping_dev(mapping), mapping_ino(mapping), offset, req_size,
+                      KIND_SYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_async_readahead
+int kp_async_readahead(struct pt_regs *ctx, struct address_space *mapping, void *ra,
+                       void *filp, void *page, unsigned long offset)
+{
+    u64 req = PT_REGS_PARM6(ctx);
+    return on_request(ctx, mapping_dev(mapping), mapping_ino(mapping), offset, req,
+                      KIND_ASYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_ra_unbounded
+int kp_ra_unbounded(struct pt_regs *ctx, struct readahead_control *ractl,
+                    unsigned long nr_to_read, unsigned long lookahead_size)
+{
+    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                     ractl->_index, nr_to_read, lookahead_size, 0);
+}
+#endif
+
+#ifdef HOOK_page_cache_ra_order
+int kp_ra_order(struct pt_regs *ctx, struct readahead_control *ractl,
+                struct file_ra_state *ra)
+{
+    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                     ractl->_index, ra->size, ra->async_size, 1);
+}
+#endif
+
+#ifdef HOOK___do_page_cache_readahead
+int kp_do_readahead(struct pt_regs *ctx, struct address_space *mapping, void *filp,
+                    unsigned long offset, unsigned long nr_to_read,
+                    unsigned long lookahead_size)
+{
+    return on_window(ctx, mapping_dev(mapping), mapping_ino(mapping), offset, nr_to_read,
+                     lookahead_size, 0);
+}
+#endif
+#endif

@@ -1,0 +1,234 @@
+"""readahead: requests, windows and pages read ahead, per device and file."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..hist import SLOTS, Log2Hist
+from ..probes import Candidate, Hook
+
+KINDS = ("sync", "async", "forced")
+TRACEPOINTS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_order",
+               "page_cache_ra_unbounded")
+# (function, BPF handler): the kernels each exists in are in bpf/readahead.c.
+KPROBE_FUNCTIONS = (
+    ("page_cache_sync_ra", "kp_sync_ra"),
+    ("page_cache_async_ra", "kp_async_ra"),
+    ("page_cache_sync_readahead", "kp_sync_readahead"),
+    ("page_cache_async_readahead", "kp_async_readahead"),
+    ("page_cache_ra_unbounded", "kp_ra_unbounded"),
+    ("page_cache_ra_order", "kp_ra_order"),
+    ("__do_page_cache_readahead", "kp_do_readahead"),
+)
+
+
+def plan() -> List[Candidate]:
+    """The 6.18 tracepoints first (stable, static), else kprobes on whichever
+    readahead functions this kernel has (they were renamed across 5.10-5.18)."""
+    return [
+        Candidate("tracepoint", "readahead via tracepoints", "PROBE_TRACEPOINT",
+                  tuple(Hook("tracepoint", f"readahead:{n}") for n in TRACEPOINTS)),
+        Candidate("kprobe", "readahead via kprobes", "PROBE_KPROBE",
+                  tuple(Hook("kprobe", fn, handler, f"HOOK_{fn}")
+                        for fn, handler in KPROBE_FUNCTIONS), any_of=True),
+    ]
+
+
+def kernel_version_code(release: str) -> int:
+    """0xMMmmpp from a release string like '6.1.0-13-amd64'."""
+    parts = (release.split("-", 1)[0].split(".") + ["0", "0"])[:3]
+    nums = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts]
+    return nums[0] << 16 | min(nums[1], 255) << 8 | min(nums[2], 255)
+
+
+def kernel_dev(major: int, minor: int) -> int:
+    """The kernel's internal dev_t (what tracepoints report): major << 20 | minor."""
+    return major << 20 | minor
+
+
+def split_kernel_dev(dev: int) -> Tuple[int, int]:
+    return dev >> 20, dev & 0xFFFFF
+
+
+def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
+           trace: bool = False, max_files: int = 10240) -> List[str]:
+    flags = [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
+             f"-DMAX_FILES={max_files}"]
+    if dev is not None:
+        flags.append(f"-DFILTER_DEV={dev}")
+    if pid is not None:
+        flags.append(f"-DFILTER_PID={pid}")
+    if trace:
+        flags.append("-DTRACE")
+    return flags
+
+
+@dataclass(frozen=True)
+class Counts:
+    requests: int = 0
+    req_pages: int = 0
+    windows: int = 0
+    pages: int = 0
+
+    def __add__(self, o: "Counts") -> "Counts":
+        return Counts(self.requests + o.requests, self.req_pages + o.req_pages,
+                      self.windows + o.windows, self.pages + o.pages)
+
+    def __sub__(self, o: "Counts") -> "Counts":
+        return Counts(self.requests - o.requests, self.req_pages - o.req_pages,
+                      self.windows - o.windows, self.pages - o.pages)
+
+    def __bool__(self) -> bool:
+        return any((self.requests, self.req_pages, self.windows, self.pages))
+
+
+DevKind = Tuple[int, str]    # (kernel dev, kind)
+FileKey = Tuple[int, int]    # (kernel dev, inode)
+
+
+@dataclass(frozen=True)
+class ReadaheadSnapshot:
+    devices: Dict[DevKind, Counts]
+    files: Dict[FileKey, Counts]
+    window_hist: Log2Hist
+    overflow: int = 0
+    taken_at: float = 0.0
+    elapsed: float = 0.0
+
+    def by_kind(self) -> Dict[str, Counts]:
+        out = {k: Counts() for k in KINDS}
+        for (_, kind), c in self.devices.items():
+            out[kind] = out[kind] + c
+        return out
+
+    def by_device(self) -> Dict[int, Counts]:
+        out: Dict[int, Counts] = {}
+        for (dev, _), c in self.devices.items():
+            out[dev] = out.get(dev, Counts()) + c
+        return out
+
+
+def _diff(cur: dict, prev: dict) -> dict:
+    out = {}
+    for key, value in cur.items():
+        d = value - prev.get(key, Counts())
+        if d:
+            out[key] = d
+    return out
+
+
+def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
+    return ReadaheadSnapshot(_diff(cur.devices, prev.devices), _diff(cur.files, prev.files),
+                             cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
+                             cur.taken_at, cur.taken_at - prev.taken_at)
+
+
+# ----------------------------------------------------------- names for numbers
+
+def parse_uevent_devname(text: str) -> Optional[str]:
+    for line in text.splitlines():
+        if line.startswith("DEVNAME="):
+            return line.split("=", 1)[1]
+    return None
+
+
+def device_name(dev: int, sys_root: str = "/sys/dev/block") -> str:
+    """'vda' for a block device, else 'major:minor' (tmpfs, overlay, NFS...)."""
+    major, minor = split_kernel_dev(dev)
+    try:
+        with open(f"{sys_root}/{major}:{minor}/uevent") as f:
+            name = parse_uevent_devname(f.read())
+    except OSError:
+        name = None
+    return name or f"{major}:{minor}"
+
+
+def find_open_path(dev: int, ino: int, proc: str = "/proc") -> Optional[str]:
+    """A path to the file (dev, ino) if some process has it open: a cheap
+    look through /proc/*/fd, never a walk of the filesystem."""
+    major, minor = split_kernel_dev(dev)
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                st = os.stat(f"{fd_dir}/{fd}")
+                if st.st_ino == ino and os.major(st.st_dev) == major and os.minor(st.st_dev) == minor:
+                    return os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+    return None
+
+
+class FileNames:
+    """Cached names for (dev, ino): a path where one was found, else dev:inode."""
+
+    def __init__(self, finder: Callable[[int, int], Optional[str]] = find_open_path):
+        self.finder = finder
+        self.cache: Dict[FileKey, str] = {}
+
+    def __call__(self, key: FileKey) -> str:
+        if key not in self.cache:
+            dev, ino = key
+            major, minor = split_kernel_dev(dev)
+            self.cache[key] = self.finder(dev, ino) or f"{major}:{minor}:{ino}"
+        return self.cache[key]
+
+
+# ---------------------------------------------------------------- the reader
+
+class Readahead:
+    source = "readahead.c"
+
+    def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
+                 trace: bool = False, mode: str = "auto"):
+        from ..loader import load
+        self.trace = trace
+        self.program = load(self.source, plan(), cflags(os.uname().release, dev, pid, trace),
+                            mode)
+
+    def snapshot(self) -> ReadaheadSnapshot:
+        devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)
+                   for k, v in self.program.table("readahead_devices").items()}
+        files = {(k.dev, k.ino): Counts(v.requests, v.req_pages, v.windows, v.pages)
+                 for k, v in self.program.table("readahead_files").items()}
+        slots = [0] * SLOTS
+        for k, per_cpu in self.program.table("readahead_window_pages_hist").items():
+            slots[k.value] = sum(per_cpu)
+        overflow = self.program.table("readahead_overflow")
+        return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, 0, "pages"),
+                                 int(overflow[0].value), time.monotonic())
+
+    def open_trace(self, callback: Callable[[dict], None], lost: Callable[[int], None]):
+        """Call callback(event dict) per event; lost(n) when the buffer dropped n."""
+        table = self.program.table("readahead_events")
+
+        def on_event(cpu, data, size):
+            e = table.event(data)
+            callback({"ts_ns": e.ts, "pid": e.pid,
+                      "comm": bytes(e.comm).split(b"\0", 1)[0].decode(errors="replace"),
+                      "event": ("request" if e.hook < 2 else "window"),
+                      "kind": KINDS[e.kind], "dev": e.dev, "ino": e.ino, "index": e.index,
+                      "size": e.size, "async_size": e.async_size})
+
+        table.open_perf_buffer(on_event, page_cnt=64, lost_cb=lost)
+
+    def poll(self, timeout_ms: int) -> None:
+        self.program.bpf.perf_buffer_poll(timeout=timeout_ms)
+
+    def close(self) -> None:
+        self.program.close()
+
+    def __enter__(self) -> "Readahead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""readahead-stats against a cold sequential read of a file on a disk-backed
+filesystem: the tool must see readahead for that device and inode covering
+most of the file, and next to nothing once it is cached."""
+
+import json
+import os
+import tempfile
+
+import pytest
+
+from pytools.tools.readahead import Readahead, delta, kernel_dev
+
+from .modes import need_mode
+from .workload import start_tool, tool_command
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SIZE = 24 << 20
+
+
+@pytest.fixture(scope="module")
+def cold_file():
+    """A 24 MiB file on the root filesystem (disk-backed, not tmpfs)."""
+    fd, path = tempfile.mkstemp(prefix="pytools-ra-", dir="/var/tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.urandom(SIZE))
+        f.flush()
+        os.fsync(f.fileno())
+    st = os.stat(path)
+    if os.major(st.st_dev) == 0:
+        pytest.fail(f"{path} is not on a block device (major 0): readahead needs a disk")
+    yield path, kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
+    os.unlink(path)
+
+
+def evict_and_read(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while os.read(fd, 1 << 16):
+            pass
+    finally:
+        os.close(fd)
+
+
+def read_cached(path):
+    with open(path, "rb") as f:
+        while f.read(1 << 16):
+            pass
+
+
+@pytest.mark.parametrize("mode", ["tracepoint", "kprobe"])
+def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
+    if mode == "kprobe":
+        need_mode("kprobe")
+    elif not os.path.isdir("/sys/kernel/tracing/events/readahead"):
+        pytest.skip("kernel lacks the readahead tracepoints (Linux 6.18+)")
+    path, dev, ino = cold_file
+    with Readahead(dev=dev, mode=mode) as tool:
+        assert tool.program.candidate.mode == mode
+        before = tool.snapshot()
+        evict_and_read(path)
+        cold = delta(tool.snapshot(), before)
+        before = tool.snapshot()
+        read_cached(path)
+        warm = delta(tool.snapshot(), before)
+    mine = cold.files[(dev, ino)]
+    pages = SIZE // PAGE
+    assert mine.pages >= pages * 0.8, mine          # most of the file came by readahead
+    assert mine.windows >= 2 and mine.requests >= 2
+    kinds = cold.by_kind()
+    assert kinds["sync"].requests >= 1 and kinds["async"].requests >= 1
+    assert cold.by_device()[dev].pages >= mine.pages
+    assert cold.window_hist.count == sum(c.windows for c in cold.by_device().values())
+    assert warm.files.get((dev, ino)) is None or warm.files[(dev, ino)].pages < pages * 0.05
+
+
+def test_cli_json_and_trace(cold_file):
+    path, dev, ino = cold_file
+    major, minor = dev >> 20, dev & 0xFFFFF
+    proc = start_tool(tool_command("readahead-stats") +
+                      ["--json", "-d", f"{major}:{minor}", "1", "2"])
+    evict_and_read(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    objects = [json.loads(line) for line in out.splitlines()]
+    pages = sum(f["pages"] for o in objects for f in o["files"] if f["ino"] == ino)
+    assert pages >= SIZE // PAGE * 0.8
+    assert all(o["efficiency"] is None for o in objects)
+
+    proc = start_tool(tool_command("readahead-stats") +
+                      ["--trace", "--json", "-d", f"{major}:{minor}", "1", "2"])
+    evict_and_read(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    mine = [e for e in events if e["ino"] == ino]
+    assert {e["event"] for e in mine} == {"request", "window"}
+    assert sum(e["size"] for e in mine if e["event"] == "window") >= SIZE // PAGE * 0.8
+    assert "lost" not in err

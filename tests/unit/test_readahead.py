@@ -1,0 +1,96 @@
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from pytools import render
+from pytools.cli import parse_device, readahead_stats
+from pytools.hist import Log2Hist
+from pytools.tools import readahead as ra
+from pytools.tools.readahead import Counts, ReadaheadSnapshot
+
+
+def test_kernel_version_code():
+    assert ra.kernel_version_code("6.1.0-13-amd64") == 0x060100
+    assert ra.kernel_version_code("5.18.2") == 0x051202
+    assert ra.kernel_version_code("6.18.44-fc-v669") == 0x061200 | 44
+
+
+def test_kernel_dev_round_trip():
+    dev = ra.kernel_dev(254, 3)
+    assert dev == 254 << 20 | 3 and ra.split_kernel_dev(dev) == (254, 3)
+
+
+def test_device_name_from_sysfs(tmp_path):
+    (tmp_path / "254:0").mkdir()
+    (tmp_path / "254:0" / "uevent").write_text("MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")
+    assert ra.device_name(ra.kernel_dev(254, 0), str(tmp_path)) == "vda"
+    assert ra.device_name(ra.kernel_dev(0, 27), str(tmp_path)) == "0:27"
+
+
+def test_file_names_fall_back_to_dev_and_inode_and_cache():
+    calls = []
+    names = ra.FileNames(lambda dev, ino: calls.append(ino) or (None if ino == 2 else "/a"))
+    assert names((ra.kernel_dev(8, 1), 1)) == "/a"
+    assert names((ra.kernel_dev(8, 1), 2)) == "8:1:2"
+    names((ra.kernel_dev(8, 1), 2))
+    assert calls == [1, 2]
+
+
+def snap(devices, files, slots=(), overflow=0, t=0.0):
+    s = list(slots) + [0] * (64 - len(slots))
+    return ReadaheadSnapshot(devices, files, Log2Hist(tuple(s), 1, 0, "pages"), overflow, t)
+
+
+def test_delta_and_groupings():
+    dev = ra.kernel_dev(254, 0)
+    a = snap({(dev, "sync"): Counts(1, 16, 1, 64)}, {(dev, 5): Counts(1, 16, 1, 64)}, t=1)
+    b = snap({(dev, "sync"): Counts(2, 32, 2, 128), (dev, "async"): Counts(3, 48, 3, 3000)},
+             {(dev, 5): Counts(5, 80, 5, 3128)}, slots=[0, 0, 1], t=3)
+    d = ra.delta(b, a)
+    assert d.by_kind() == {"sync": Counts(1, 16, 1, 64), "async": Counts(3, 48, 3, 3000),
+                           "forced": Counts()}
+    assert d.by_device() == {dev: Counts(4, 64, 4, 3064)}
+    assert d.files == {(dev, 5): Counts(4, 64, 4, 3064)} and d.elapsed == 2
+
+
+def test_readahead_text_and_json():
+    dev = ra.kernel_dev(254, 0)
+    s = snap({(dev, "async"): Counts(2, 32, 2, 512)}, {(dev, 7): Counts(2, 32, 2, 512)},
+             slots=[0, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    text = render.readahead_text(s, "readahead via tracepoints", 1.0, 10,
+                                 lambda d: "vda", lambda k: "/data/f")
+    lines = text.splitlines()
+    assert lines[0] == "readahead via tracepoints, 1.0s"
+    assert ["async", "2", "32", "2", "512"] in [line.split() for line in lines]
+    assert ["vda", "2", "32", "2", "512"] in [line.split() for line in lines]
+    assert ["/data/f", "2", "32", "2", "512"] in [line.split() for line in lines]
+    assert any("256 -> 511" in line for line in lines)
+    obj = json.loads(json.dumps(render.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
+                                                      lambda k: "/data/f", "t")))
+    assert obj["files"] == [{"dev": "254:0", "ino": 7, "name": "/data/f", "requests": 2,
+                             "req_pages": 32, "windows": 2, "pages": 512}]
+    assert obj["efficiency"] is None and "not measured" in obj["efficiency_note"]
+
+
+def test_parse_device_forms():
+    assert parse_device("8:16") == ra.kernel_dev(8, 16)
+    with pytest.raises(click.BadParameter):
+        parse_device("8:x")
+    with pytest.raises(click.BadParameter):
+        parse_device("no-such-disk-xyz")
+    with pytest.raises(click.BadParameter):
+        parse_device("/dev/null")  # a character device
+
+
+def test_cli_bad_device_is_usage_error():
+    result = CliRunner().invoke(readahead_stats, ["-d", "nonexistent0"])
+    assert result.exit_code == 2 and "no device" in result.output
+
+
+def test_plan_lists_every_kernel_name():
+    kprobe = [c for c in ra.plan() if c.mode == "kprobe"][0]
+    names = {h.target for h in kprobe.hooks}
+    assert {"page_cache_sync_ra", "__do_page_cache_readahead", "page_cache_ra_order",
+            "page_cache_sync_readahead"} <= names and kprobe.any_of
