@@ -113,28 +113,29 @@ static __always_inline void overflowed(void)
         __sync_fetch_and_add(n, 1);
 }
 
+static __always_inline void bump(struct ra_counts *c, u64 requests, u64 req_pages,
+                                 u64 windows, u64 pages)
+{
+    __sync_fetch_and_add(&c->requests, requests);
+    __sync_fetch_and_add(&c->req_pages, req_pages);
+    __sync_fetch_and_add(&c->windows, windows);
+    __sync_fetch_and_add(&c->pages, pages);
+}
+
 static __always_inline void add(struct ra_dev_key *dkey, struct ra_file_key *fkey,
                                 u64 requests, u64 req_pages, u64 windows, u64 pages)
 {
     struct ra_counts zero = {};
     struct ra_counts *c = readahead_devices.lookup_or_try_init(dkey, &zero);
-    if (c) {
-        __sync_fetch_and_add(&c->requests, requests);
-        __sync_fetch_and_add(&c->req_pages, req_pages);
-        __sync_fetch_and_add(&c->windows, windows);
-        __sync_fetch_and_add(&c->pages, pages);
-    } else {
+    if (c)
+        bump(c, requests, req_pages, windows, pages);
+    else
         overflowed();
-    }
     c = readahead_files.lookup_or_try_init(fkey, &zero);
-    if (c) {
-        __sync_fetch_and_add(&c->requests, requests);
-        __sync_fetch_and_add(&c->req_pages, req_pages);
-        __sync_fetch_and_add(&c->windows, windows);
-        __sync_fetch_and_add(&c->pages, pages);
-    } else {
+    if (c)
+        bump(c, requests, req_pages, windows, pages);
+    else
         overflowed();
-    }
 }
 
 #ifdef TRACE

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
 
+from .base import LoadedTool
 from ..probes import Candidate, Hook
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup")
@@ -107,7 +108,7 @@ def _read_counts(table, by: str) -> Dict[Key, int]:
     return counts
 
 
-class ExecveCounter:
+class ExecveCounter(LoadedTool):
     """Loads bpf/execve_counter.c and reads its maps into ExecveSnapshots."""
 
     source = "execve_counter.c"
@@ -132,12 +133,3 @@ class ExecveCounter:
             failed_overflow=int(overflow[1].value),
             taken_at=time.monotonic(),
         )
-
-    def close(self) -> None:
-        self.program.close()
-
-    def __enter__(self) -> "ExecveCounter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..hist import SLOTS, Log2Hist
+from .base import LoadedTool
 from ..probes import Candidate, Hook
 
 KINDS = ("sync", "async", "forced")
@@ -185,7 +186,7 @@ class FileNames:
 
 # ---------------------------------------------------------------- the reader
 
-class Readahead:
+class Readahead(LoadedTool):
     source = "readahead.c"
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
@@ -223,12 +224,3 @@ class Readahead:
 
     def poll(self, timeout_ms: int) -> None:
         self.program.bpf.perf_buffer_poll(timeout=timeout_ms)
-
-    def close(self) -> None:
-        self.program.close()
-
-    def __enter__(self) -> "Readahead":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

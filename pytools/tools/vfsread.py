@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..hist import SLOTS, Log2Hist
+from .base import LoadedTool
 from ..probes import Candidate, Hook
 
 READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
@@ -103,7 +104,7 @@ def read_pid_max() -> int:
         return int(f.read())
 
 
-class VfsReadLatency:
+class VfsReadLatency(LoadedTool):
     source = "vfs_read_latency.c"
 
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
@@ -136,12 +137,3 @@ class VfsReadLatency:
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
                                clashes, procs, time.monotonic())
-
-    def close(self) -> None:
-        self.program.close()
-
-    def __enter__(self) -> "VfsReadLatency":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
