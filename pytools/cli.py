@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Callable, Optional
+from typing import Callable
 
 import click
 

@@ -10,8 +10,8 @@ nanoseconds (or bytes, pages...), so averages and Prometheus `_sum` are exact.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
 
 SLOTS = 64
 NS_PER_SECOND = 1_000_000_000
