@@ -51,19 +51,18 @@ class Log2Hist:
     def count(self) -> int:
         return sum(self.slots)
 
-    def __sub__(self, other: "Log2Hist") -> "Log2Hist":
+    def _combine(self, other: "Log2Hist", sign: int) -> "Log2Hist":
         n = max(len(self.slots), len(other.slots))
         a = list(self.slots) + [0] * (n - len(self.slots))
         b = list(other.slots) + [0] * (n - len(other.slots))
-        return Log2Hist(tuple(x - y for x, y in zip(a, b)), self.unit_ns,
-                        self.total - other.total, self.unit_name)
+        return Log2Hist(tuple(x + sign * y for x, y in zip(a, b)), self.unit_ns,
+                        self.total + sign * other.total, self.unit_name)
+
+    def __sub__(self, other: "Log2Hist") -> "Log2Hist":
+        return self._combine(other, -1)
 
     def __add__(self, other: "Log2Hist") -> "Log2Hist":
-        n = max(len(self.slots), len(other.slots))
-        a = list(self.slots) + [0] * (n - len(self.slots))
-        b = list(other.slots) + [0] * (n - len(other.slots))
-        return Log2Hist(tuple(x + y for x, y in zip(a, b)), self.unit_ns,
-                        self.total + other.total, self.unit_name)
+        return self._combine(other, 1)
 
     def nonzero_range(self) -> Optional[Tuple[int, int]]:
         used = [k for k, c in enumerate(self.slots) if c]

@@ -59,7 +59,8 @@ def execve_table(snap, top: int, seconds: float, timestamp: Optional[str] = None
     if other_keys:
         row = [f"[{other_keys} other keys]", other_count, f"{rate(other_count, seconds):.1f}"]
         if with_failed:
-            row.append(sum(v for k, v in snap.failed.items() if k not in dict(shown)))
+            shown_keys = {k for k, _ in shown}
+            row.append(sum(v for k, v in snap.failed.items() if k not in shown_keys))
         rows.append(row)
     if snap.overflow or snap.failed_overflow:
         row = ["[map full: not keyed]", snap.overflow, f"{rate(snap.overflow, seconds):.1f}"]
