@@ -77,6 +77,23 @@ def announce(program, verbose: bool) -> None:
     click.echo(f"Tracing {program.candidate.label}{note}... Hit Ctrl-C to end.", err=True)
 
 
+def report_intervals(tool, delta: Callable, show: Callable, interval: float,
+                     count, verbose: bool, cumulative: bool = False) -> None:
+    """The loop every tool shares: snapshot now, then at each interval show
+    the difference from the previous snapshot (or from the first one, when
+    cumulative), including the partial interval Ctrl-C or SIGTERM cuts."""
+    start = previous = tool.snapshot()
+
+    def tick():
+        nonlocal previous
+        current = tool.snapshot()
+        show(delta(current, start if cumulative else previous))
+        previous = current
+
+    announce(tool.program, verbose)
+    run_intervals(interval, count, tick)
+
+
 def emit(text_or_obj) -> None:
     if isinstance(text_or_obj, dict):
         click.echo(json.dumps(text_or_obj, sort_keys=False))
@@ -131,22 +148,16 @@ def execve_counter(interval, count, by, pid, uid, top, failed, cumulative, max_k
         return
     with sigterm_as_interrupt(), execve.ExecveCounter(
             by=by, pid=pid, uid=uid, max_keys=max_keys, count_failed=failed, mode=probe) as tool:
-        start = previous = tool.snapshot()
         probe_info = tool.program.probe_info()
 
-        def tick():
-            nonlocal previous
-            current = tool.snapshot()
-            shown = execve.delta(current, start if cumulative else previous)
-            previous = current
+        def show(shown):
             if as_json:
                 emit(render.execve_json(shown, top, shown.elapsed, probe_info, render.iso_time()))
             else:
                 emit(render.execve_table(shown, top, shown.elapsed,
                                          render.clock_time() if timestamp else None) + "\n")
 
-        announce(tool.program, verbose)
-        run_intervals(interval, count, tick)
+        report_intervals(tool, execve.delta, show, interval, count, verbose, cumulative)
 
 
 # ------------------------------------------------------------------ vfsread
@@ -210,23 +221,17 @@ def vfsread_latency(interval, count, unit, pid, comm, per_process, top, min_late
     with sigterm_as_interrupt(), vfsread.VfsReadLatency(
             unit=unit, pid=pid, comm=comm, min_latency_ns=min_ns, per_process=per_process,
             mode=probe) as tool:
-        previous = tool.snapshot()
         probe_info = tool.program.probe_info()
         label = tool.program.candidate.label
 
-        def tick():
-            nonlocal previous
-            current = tool.snapshot()
-            shown = vfsread.delta(current, previous)
-            previous = current
+        def show(shown):
             if as_json:
                 emit(render.latency_json(shown, probe_info, shown.elapsed, top, render.iso_time()))
             else:
                 emit(render.latency_text(shown, label, shown.elapsed, top,
                                          render.clock_time() if timestamp else None) + "\n")
 
-        announce(tool.program, verbose)
-        run_intervals(interval, count, tick)
+        report_intervals(tool, vfsread.delta, show, interval, count, verbose)
 
 
 # ---------------------------------------------------------------- readahead
@@ -299,13 +304,8 @@ def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, 
         if trace:
             run_trace(tool, interval, count, as_json, readahead.device_name)
             return
-        previous = tool.snapshot()
 
-        def tick():
-            nonlocal previous
-            current = tool.snapshot()
-            shown = readahead.delta(current, previous)
-            previous = current
+        def show(shown):
             if as_json:
                 emit(render.readahead_json(shown, probe_info, shown.elapsed, top,
                                            readahead.device_name, names, render.iso_time()))
@@ -314,8 +314,7 @@ def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, 
                                            readahead.device_name, names,
                                            render.clock_time() if timestamp else None) + "\n")
 
-        announce(tool.program, verbose)
-        run_intervals(interval, count, tick)
+        report_intervals(tool, readahead.delta, show, interval, count, verbose)
 
 
 def run_trace(tool, interval, count, as_json, device_name):
