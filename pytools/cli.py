@@ -346,6 +346,66 @@ def run_trace(tool, interval, count, as_json, device_name):
         click.echo(f"{lost[0]} events lost: the perf buffer was full", err=True)
 
 
+# ------------------------------------------------------------------ exporter
+
+EXPORTER_EXAMPLES = """\b
+Examples:
+  bpf-exporter                              # all collectors on :19435
+  bpf-exporter --listen 127.0.0.1:9999      # loopback only, another port
+  bpf-exporter --collectors execve,vfs_read # leave readahead out
+  bpf-exporter --execve-by comm             # exec counts by caller name
+  bpf-exporter --strict                     # exit if any collector fails
+  curl -s localhost:19435/metrics | grep ^vfs_read
+"""
+
+
+def _listen_option(ctx, param, value):
+    from .server import parse_listen
+    try:
+        parse_listen(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+def _collectors_option(ctx, param, value):
+    from .server import parse_collectors
+    try:
+        return parse_collectors(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+@click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES)
+@click.option("--listen", default=":19435", show_default=True, callback=_listen_option,
+              help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT for IPv6).")
+@click.option("--collectors", default="execve,vfs_read,readahead", show_default=True,
+              callback=_collectors_option, help="Comma-separated collectors to load.")
+@click.option("--execve-by", type=click.Choice(["filename", "comm", "uid", "cgroup"]),
+              default="comm", show_default=True, help="Label of execve_total.")
+@click.option("--max-series", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Label values per metric; the rest are summed into 'other'.")
+@click.option("--strict", is_flag=True, help="Exit if any collector cannot attach.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice.")
+@fails_cleanly
+def bpf_exporter(listen, collectors, execve_by, max_series, strict, verbose):
+    """Serve the tools' BPF maps as Prometheus metrics on /metrics.
+
+    Programs are loaded once; maps are read at each scrape and never
+    cleared, so counters only grow (a restart shows as a reset). Also
+    serves / (a page linking to /metrics) and /healthz. SIGTERM or Ctrl-C
+    detaches every program and exits 0.
+    """
+    import logging
+
+    from .server import serve
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="bpf-exporter: %(levelname)s: %(message)s")
+    serve(listen, collectors, execve_by, max_series, strict,
+          announce=lambda line: click.echo(line, err=True))
+
+
 # ---------------------------------------------------------------------- group
 
 @click.group(context_settings=CONTEXT)
@@ -356,6 +416,7 @@ def main():
 main.add_command(execve_counter)
 main.add_command(vfsread_latency)
 main.add_command(readahead_stats)
+main.add_command(bpf_exporter)
 
 
 @main.command("doctor", context_settings=CONTEXT)

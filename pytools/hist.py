@@ -91,20 +91,24 @@ class Log2Hist:
             seen += c
         raise AssertionError("unreachable: rank <= count")
 
-    def prometheus_buckets(self) -> List[Tuple[float, int]]:
-        """Cumulative (le, count) pairs in seconds, ending with +Inf.
+    def prometheus_buckets(self, base: int = NS_PER_SECOND,
+                           last_slot: Optional[int] = None) -> List[Tuple[float, int]]:
+        """Cumulative (le, count) pairs in base units, ending with +Inf.
 
-        Slot k holds unit values up to 2^k - 1, i.e. raw nanoseconds up to
-        2^k * unit_ns - 1, so that is its exact upper bound. Buckets run to
-        the last used slot (at least slot 0)."""
-        last = (self.nonzero_range() or (0, 0))[1]
+        Slot k holds unit values up to 2^k - 1, i.e. raw values (ns, pages)
+        up to 2^k * unit_ns - 1, so that divided by `base` (ns per second for
+        latencies, 1 for counts) is its exact upper bound. Buckets run to
+        `last_slot` when given (a fixed set, as an exporter wants: counts in
+        later slots appear only in +Inf), else to the last used slot."""
+        if last_slot is None:
+            last_slot = (self.nonzero_range() or (0, 0))[1]
         out = []
         running = 0
-        for k in range(last + 1):
-            running += self.slots[k]
-            upper_ns = (1 << k) * self.unit_ns - 1
-            out.append((upper_ns / NS_PER_SECOND, running))
-        out.append((math.inf, running))
+        for k in range(last_slot + 1):
+            running += self.slots[k] if k < len(self.slots) else 0
+            upper = (1 << k) * self.unit_ns - 1
+            out.append((upper / base if base != 1 else float(upper), running))
+        out.append((math.inf, self.count))
         return out
 
     def sum_seconds(self) -> float:

@@ -1,0 +1,202 @@
+"""bpf-exporter's daemon: load the chosen tools once, serve /metrics.
+
+The socket is bound before any BPF is compiled, so a port in use fails at
+once; programs are loaded next (each collector that cannot attach is
+reported and left out, unless strict); then the HTTP server runs in a
+thread while the main thread waits for SIGTERM or SIGINT, which stop the
+server, detach every program and exit 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from .errors import ToolError
+from .exporter import (DEFAULT_PORT, ExecveCollector, ReadaheadCollector, SelfCollector,
+                       SelfStats, VfsReadCollector)
+
+log = logging.getLogger("bpf-exporter")
+
+COLLECTORS = ("execve", "vfs_read", "readahead")
+
+
+def parse_listen(text: str) -> Tuple[str, int]:
+    """'ADDR:PORT', ':PORT' (all addresses), '[v6addr]:PORT' or 'PORT'."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r}: the port must be a number") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: the port must be in 1-65535")
+    return host, port
+
+
+def parse_collectors(text: str) -> List[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in COLLECTORS]
+    if unknown:
+        raise ValueError(f"unknown collector {', '.join(unknown)}; "
+                         f"choose from {', '.join(COLLECTORS)}")
+    if not names:
+        raise ValueError("no collector chosen")
+    return list(dict.fromkeys(names))
+
+
+INDEX_PAGE = """<html><head><title>bpf-exporter</title></head><body>
+<h1>bpf-exporter</h1>
+<p>eBPF metrics from bpf-pytools: <a href="/metrics">/metrics</a>.
+Health: <a href="/healthz">/healthz</a>.</p>
+<p>Collectors: {collectors}</p>
+</body></html>
+"""
+
+
+def make_handler(registry: CollectorRegistry, describe: Callable[[], str]):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "bpf-exporter"
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept"))
+                body = encoder(registry)
+                self.reply(200, content_type, body)
+            elif path == "/":
+                self.reply(200, "text/html; charset=utf-8",
+                           INDEX_PAGE.format(collectors=describe()).encode())
+            elif path in ("/healthz", "/-/healthy"):
+                self.reply(200, "text/plain; charset=utf-8", b"ok\n")
+            else:
+                self.reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
+
+        def reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):   # no line per scrape
+            pass
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def bind(host: str, port: int, handler) -> Server:
+    """Bind now (before any BPF is compiled), so a bad address or a port in
+    use is a one-line error at once."""
+    family = socket.AF_INET
+    try:
+        if host and ipaddress.ip_address(host).version == 6:
+            family = socket.AF_INET6
+    except ValueError:
+        pass   # a host name: resolved by bind below
+    Server.address_family = family
+    try:
+        return Server((host, port), handler)
+    except socket.gaierror as e:
+        raise ToolError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    except OSError as e:
+        hint = None
+        if e.errno == errno.EADDRINUSE:
+            hint = f"another process has port {port}; pick another with --listen"
+        raise ToolError(f"cannot listen on {host or '*'}:{port}: {e.strerror}", hint) from None
+
+
+def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_series: int,
+                    strict: bool) -> Tuple[list, list]:
+    """(collectors, loaded tools). A collector that cannot attach is logged
+    and marked down; with strict it is fatal."""
+    from .tools.execve import ExecveCounter
+    from .tools.readahead import Readahead
+    from .tools.vfsread import VfsReadLatency
+    from .exporter import LATENCY_UNIT
+
+    kernel = os.uname().release
+    makers: Dict[str, Callable] = {
+        "execve": lambda: ExecveCollector(ExecveCounter(by=execve_by), stats, kernel,
+                                          max_series, execve_by),
+        "vfs_read": lambda: VfsReadCollector(VfsReadLatency(unit=LATENCY_UNIT), stats, kernel,
+                                             max_series),
+        "readahead": lambda: ReadaheadCollector(Readahead(files=False), stats, kernel,
+                                                max_series),
+    }
+    collectors = []
+    try:
+        for name in names:
+            try:
+                collectors.append(makers[name]())
+                probe = collectors[-1].probe
+                log.info("collector %s: %s (%s)", name, probe["label"], ", ".join(probe["hooks"]))
+            except ToolError as e:
+                if strict:
+                    raise ToolError(f"collector {name}: {e}", "without --strict it would be "
+                                    "left out and reported as bpf_exporter_collector_up 0")
+                log.error("collector %s left out: %s", name, e)
+                stats.up[name] = False
+    except BaseException:
+        for c in collectors:
+            c.source.close()
+        raise
+    return collectors, [c.source for c in collectors]
+
+
+def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
+          strict: bool, announce: Callable[[str], None]) -> None:
+    host, port = parse_listen(listen)
+    stats = SelfStats()
+    registry = CollectorRegistry(auto_describe=False)
+
+    def describe() -> str:
+        return ", ".join(f"{c.name} ({c.probe['label']})" for c in collectors) or "none"
+
+    collectors: list = []
+    server = bind(host, port, make_handler(registry, describe))
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    tools: list = []
+    try:
+        collectors, tools = load_collectors(names, stats, execve_by, max_series, strict)
+        if not collectors:
+            raise ToolError("no collector could attach", "run `pytools doctor` to see why")
+        for c in collectors:
+            registry.register(c)
+        registry.register(SelfCollector(stats))
+        thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+        thread.start()
+        shown = host if ":" not in host else f"[{host}]"
+        announce(f"Serving http://{shown or '0.0.0.0'}:{server.server_address[1]}/metrics "
+                 f"with {describe()}. Hit Ctrl-C to end.")
+        while not stop.wait(0.5):
+            pass
+        server.shutdown()
+        thread.join(timeout=5)
+    finally:
+        server.server_close()
+        for tool in tools:
+            tool.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
