@@ -18,6 +18,8 @@
 //   page_cache_ra_unbounded     5.10+  window (nr_to_read, lookahead_size)
 //   page_cache_ra_order         5.18+  window (ra->size, ra->async_size)
 //   __do_page_cache_readahead   <=5.9  window (renamed do_page_cache_ra in 5.10)
+// PROBE_FENTRY (5.5+ with BTF, no lockdown): the same functions and HOOK_
+// macros as PROBE_KPROBE, through fentry (cheaper, typed arguments).
 // Not hooked: do_page_cache_ra (5.10+) and ra_submit (<=5.9) only wrap
 // page_cache_ra_unbounded / __do_page_cache_readahead, so hooking them too
 // would count each window twice.
@@ -27,10 +29,12 @@
 // below keeps that fallback from being counted twice.
 //
 // Tunables: FILTER_DEV (kernel dev_t: major << 20 | minor), FILTER_PID,
-// MAX_FILES, TRACE (send each event to user space too), KERNEL_VERSION_CODE.
+// MAX_FILES, NO_FILES (per-device counts only: the exporter, whose maps live
+// for days, has no use for per-inode counts), TRACE (send each event to user
+// space too), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
 
-#ifdef PROBE_KPROBE
+#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY)
 #include <linux/fs.h>
 #include <linux/pagemap.h>
 #endif
@@ -131,11 +135,13 @@ static __always_inline void add(struct ra_dev_key *dkey, struct ra_file_key *fke
         bump(c, requests, req_pages, windows, pages);
     else
         overflowed();
+#ifndef NO_FILES
     c = readahead_files.lookup_or_try_init(fkey, &zero);
     if (c)
         bump(c, requests, req_pages, windows, pages);
     else
         overflowed();
+#endif
 }
 
 #ifdef TRACE
@@ -242,7 +248,7 @@ TRACEPOINT_PROBE(readahead, page_cache_ra_unbounded)
 }
 #endif
 
-#ifdef PROBE_KPROBE
+#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY)
 // struct readahead_control (5.8+) gives the file; older hooks get the mapping.
 static __always_inline u32 mapping_dev(struct address_space *mapping)
 {
@@ -255,7 +261,9 @@ static __always_inline u64 mapping_ino(struct address_space *mapping)
     struct inode *host = mapping->host;
     return host->i_ino;
 }
+#endif
 
+#ifdef PROBE_KPROBE
 #ifdef HOOK_page_cache_sync_ra
 int kp_sync_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 {
@@ -326,6 +334,54 @@ int kp_do_readahead(struct pt_regs *ctx, struct address_space *mapping, void *fi
 {
     return on_window(ctx, mapping_dev(mapping), mapping_ino(mapping), offset, nr_to_read,
                      lookahead_size, 0);
+}
+#endif
+#endif
+
+#ifdef PROBE_FENTRY
+// Argument lists as in the kprobe handlers above; fentry only names the ones
+// it reads.
+#ifdef HOOK_page_cache_sync_ra
+#if KERNEL_VERSION_CODE >= 0x051200
+KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, unsigned long req_count)
+#else
+KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, void *ra,
+            unsigned long req_count)
+#endif
+{
+    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                      ractl->_index, req_count, KIND_SYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_async_ra
+#if KERNEL_VERSION_CODE >= 0x051200
+KFUNC_PROBE(page_cache_async_ra, struct readahead_control *ractl, void *folio,
+            unsigned long req_count)
+#else
+KFUNC_PROBE(page_cache_async_ra, struct readahead_control *ractl, void *ra, void *page,
+            unsigned long req_count)
+#endif
+{
+    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                      ractl->_index, req_count, KIND_ASYNC);
+}
+#endif
+
+#ifdef HOOK_page_cache_ra_unbounded
+KFUNC_PROBE(page_cache_ra_unbounded, struct readahead_control *ractl,
+            unsigned long nr_to_read, unsigned long lookahead_size)
+{
+    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                     ractl->_index, nr_to_read, lookahead_size, 0);
+}
+#endif
+
+#ifdef HOOK_page_cache_ra_order
+KFUNC_PROBE(page_cache_ra_order, struct readahead_control *ractl, struct file_ra_state *ra)
+{
+    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                     ractl->_index, ra->size, ra->async_size, 1);
 }
 #endif
 #endif

@@ -355,6 +355,7 @@ Examples:
   bpf-exporter --collectors execve,vfs_read # leave readahead out
   bpf-exporter --execve-by comm             # exec counts by caller name
   bpf-exporter --strict                     # exit if any collector fails
+  bpf-exporter --probe vfs_read=kprobe      # force vfs_read's probe mode
   curl -s localhost:19435/metrics | grep ^vfs_read
 """
 
@@ -376,8 +377,17 @@ def _collectors_option(ctx, param, value):
         raise click.BadParameter(str(e)) from None
 
 
+def _probes_option(ctx, param, value):
+    from .server import parse_probe_modes
+    try:
+        return parse_probe_modes(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES)
 @click.option("--listen", default=":19435", show_default=True, callback=_listen_option,
+              metavar="ADDR:PORT",
               help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT for IPv6).")
 @click.option("--collectors", default="execve,vfs_read,readahead", show_default=True,
               callback=_collectors_option, help="Comma-separated collectors to load.")
@@ -385,10 +395,14 @@ def _collectors_option(ctx, param, value):
               default="comm", show_default=True, help="Label of execve_total.")
 @click.option("--max-series", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Label values per metric; the rest are summed into 'other'.")
+@click.option("--probe", "probes", multiple=True, callback=_probes_option,
+              metavar="COLLECTOR=MODE",
+              help="Force a collector's probe mode (auto, tracepoint, kprobe, fentry); "
+                   "repeatable.")
 @click.option("--strict", is_flag=True, help="Exit if any collector cannot attach.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice.")
 @fails_cleanly
-def bpf_exporter(listen, collectors, execve_by, max_series, strict, verbose):
+def bpf_exporter(listen, collectors, execve_by, max_series, probes, strict, verbose):
     """Serve the tools' BPF maps as Prometheus metrics on /metrics.
 
     Programs are loaded once; maps are read at each scrape and never
@@ -403,7 +417,7 @@ def bpf_exporter(listen, collectors, execve_by, max_series, strict, verbose):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="bpf-exporter: %(levelname)s: %(message)s")
     serve(listen, collectors, execve_by, max_series, strict,
-          announce=lambda line: click.echo(line, err=True))
+          announce=lambda line: click.echo(line, err=True), modes=probes)
 
 
 # ---------------------------------------------------------------------- group

@@ -126,8 +126,21 @@ def bind(host: str, port: int, handler) -> Server:
         raise ToolError(f"cannot listen on {host or '*'}:{port}: {e.strerror}", hint) from None
 
 
+def parse_probe_modes(values: Sequence[str]) -> Dict[str, str]:
+    """--probe COLLECTOR=MODE options (force a collector's probe mode)."""
+    from .probes import MODES
+    modes = {}
+    for value in values:
+        name, sep, mode = value.partition("=")
+        if not sep or name not in COLLECTORS or mode not in MODES + ("auto",):
+            raise ValueError(f"{value!r}: expected COLLECTOR=MODE with COLLECTOR one of "
+                             f"{', '.join(COLLECTORS)} and MODE one of auto, {', '.join(MODES)}")
+        modes[name] = mode
+    return modes
+
+
 def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_series: int,
-                    strict: bool) -> Tuple[list, list]:
+                    strict: bool, modes: Optional[Dict[str, str]] = None) -> Tuple[list, list]:
     """(collectors, loaded tools). A collector that cannot attach is logged
     and marked down; with strict it is fatal."""
     from .tools.execve import ExecveCounter
@@ -136,13 +149,15 @@ def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_
     from .exporter import LATENCY_UNIT
 
     kernel = os.uname().release
+    modes = modes or {}
+    mode = {name: modes.get(name, "auto") for name in COLLECTORS}
     makers: Dict[str, Callable] = {
-        "execve": lambda: ExecveCollector(ExecveCounter(by=execve_by), stats, kernel,
-                                          max_series, execve_by),
-        "vfs_read": lambda: VfsReadCollector(VfsReadLatency(unit=LATENCY_UNIT), stats, kernel,
-                                             max_series),
-        "readahead": lambda: ReadaheadCollector(Readahead(files=False), stats, kernel,
-                                                max_series),
+        "execve": lambda: ExecveCollector(ExecveCounter(by=execve_by, mode=mode["execve"]),
+                                          stats, kernel, max_series, execve_by),
+        "vfs_read": lambda: VfsReadCollector(
+            VfsReadLatency(unit=LATENCY_UNIT, mode=mode["vfs_read"]), stats, kernel, max_series),
+        "readahead": lambda: ReadaheadCollector(
+            Readahead(files=False, mode=mode["readahead"]), stats, kernel, max_series),
     }
     collectors = []
     try:
@@ -165,7 +180,8 @@ def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_
 
 
 def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
-          strict: bool, announce: Callable[[str], None]) -> None:
+          strict: bool, announce: Callable[[str], None],
+          modes: Optional[Dict[str, str]] = None) -> None:
     host, port = parse_listen(listen)
     stats = SelfStats()
     registry = CollectorRegistry(auto_describe=False)
@@ -179,7 +195,8 @@ def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     tools: list = []
     try:
-        collectors, tools = load_collectors(names, stats, execve_by, max_series, strict)
+        collectors, tools = load_collectors(names, stats, execve_by, max_series, strict,
+                                              modes)
         if not collectors:
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:

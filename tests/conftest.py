@@ -2,8 +2,8 @@
 
 - Tests under tests/kernel/ load real BPF programs: they are marked `kernel`
   and skip only when not root (the one thing a kernel test cannot fix).
-- Run as root on Linux, the session fails if no kernel test passed: a green
-  run that silently exercised no BPF would be a lie.
+- Run as root on Linux, a session that collected kernel tests fails if none
+  of them passed: a green run that silently exercised no BPF would be a lie.
 """
 
 import os
@@ -14,12 +14,20 @@ import pytest
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernel")
 
 
+_kernel_collected = set()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).startswith(KERNEL_DIR):
+            _kernel_collected.add(item.nodeid)
             item.add_marker(pytest.mark.kernel)
             if os.geteuid() != 0:
                 item.add_marker(pytest.mark.skip(reason="kernel tests need root"))
+
+
+def pytest_deselected(items):
+    _kernel_collected.difference_update(item.nodeid for item in items)
 
 
 _kernel_passed = []
@@ -31,8 +39,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    selected = session.config.getoption("-k") or session.config.getoption("-m")
-    if sys.platform.startswith("linux") and os.geteuid() == 0 and not selected \
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and _kernel_collected \
             and exitstatus == 0 and not _kernel_passed:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(
             "ERROR: running as root on Linux but no kernel test passed", red=True)

@@ -26,12 +26,22 @@ KPROBE_FUNCTIONS = (
 )
 
 
+# fentry hooks the 5.10+ names only: a kernel with fentry (5.5+) but without
+# them (5.5-5.9) falls through to kprobes.
+FENTRY_FUNCTIONS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_unbounded",
+                    "page_cache_ra_order")
+
+
 def plan() -> List[Candidate]:
-    """The 6.18 tracepoints first (stable, static), else kprobes on whichever
-    readahead functions this kernel has (they were renamed across 5.10-5.18)."""
+    """The 6.18 tracepoints first (stable, static), else fentry, else kprobes,
+    each on whichever readahead functions this kernel has (they were renamed
+    across 5.10-5.18)."""
     return [
         Candidate("tracepoint", "readahead via tracepoints", "PROBE_TRACEPOINT",
                   tuple(Hook("tracepoint", f"readahead:{n}") for n in TRACEPOINTS)),
+        Candidate("fentry", "readahead via fentry", "PROBE_FENTRY",
+                  tuple(Hook("fentry", fn, define=f"HOOK_{fn}") for fn in FENTRY_FUNCTIONS),
+                  any_of=True),
         Candidate("kprobe", "readahead via kprobes", "PROBE_KPROBE",
                   tuple(Hook("kprobe", fn, handler, f"HOOK_{fn}")
                         for fn, handler in KPROBE_FUNCTIONS), any_of=True),
@@ -55,9 +65,11 @@ def split_kernel_dev(dev: int) -> Tuple[int, int]:
 
 
 def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
-           trace: bool = False, max_files: int = 10240) -> List[str]:
+           trace: bool = False, max_files: int = 10240, files: bool = True) -> List[str]:
     flags = [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
              f"-DMAX_FILES={max_files}"]
+    if not files:
+        flags.append("-DNO_FILES")
     if dev is not None:
         flags.append(f"-DFILTER_DEV={dev}")
     if pid is not None:
@@ -190,11 +202,11 @@ class Readahead(LoadedTool):
     source = "readahead.c"
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
-                 trace: bool = False, mode: str = "auto"):
+                 trace: bool = False, mode: str = "auto", files: bool = True):
         from ..loader import load
         self.trace = trace
-        self.program = load(self.source, plan(), cflags(os.uname().release, dev, pid, trace),
-                            mode)
+        flags = cflags(os.uname().release, dev, pid, trace, files=files)
+        self.program = load(self.source, plan(), flags, mode)
 
     def snapshot(self) -> ReadaheadSnapshot:
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)

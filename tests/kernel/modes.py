@@ -1,8 +1,9 @@
 """Which probe modes this kernel offers, for tests that need one.
 
 A test for a mode the kernel lacks skips, saying why, unless the run
-requires that mode (PYTOOLS_REQUIRE_MODES=kprobe,fentry,...: the VM run on
-a stock kernel sets it), where the same condition is a failure."""
+requires that mode (PYTOOLS_REQUIRE_MODES=kprobe,fentry,...), where the same
+condition is a failure: the VM run on a stock kernel requires kprobe and
+fentry, the host run (6.18) requires tracepoint."""
 
 import os
 from typing import Optional
@@ -12,7 +13,8 @@ import pytest
 from pytools import loader, system
 
 
-def mode_problem(mode: str, function: str = "vfs_read") -> Optional[str]:
+def mode_problem(mode: str, function: str = "vfs_read",
+                 tracepoint: Optional[str] = None) -> Optional[str]:
     tracefs = loader.prepare().tracefs
     if mode == "kprobe":
         return system.kprobes_supported(tracefs)
@@ -20,6 +22,8 @@ def mode_problem(mode: str, function: str = "vfs_read") -> Optional[str]:
         if not system.btf_available():
             return "kernel has no BTF"
         return system.fentry_load_problem(function)
+    if mode == "tracepoint" and tracepoint and not system.tracepoint_exists(tracefs, tracepoint):
+        return f"no tracepoint {tracepoint}"
     return None
 
 
@@ -27,10 +31,16 @@ def required_modes():
     return {m for m in os.environ.get("PYTOOLS_REQUIRE_MODES", "").split(",") if m}
 
 
-def need_mode(mode: str, function: str = "vfs_read") -> None:
-    problem = mode_problem(mode, function)
+def need_mode(mode: str, function: str = "vfs_read", tracepoint: Optional[str] = None) -> None:
+    problem = mode_problem(mode, function, tracepoint)
     if problem is None:
         return
     if mode in required_modes():
         pytest.fail(f"{mode} required on this run but unavailable: {problem}")
     pytest.skip(f"kernel lacks {mode}: {problem}")
+
+
+def scratch_dir() -> str:
+    """A directory on a block-device filesystem (readahead needs a disk):
+    PYTOOLS_SCRATCH_DIR (the VM mounts an ext4 disk there), else /var/tmp."""
+    return os.environ.get("PYTOOLS_SCRATCH_DIR", "/var/tmp")

@@ -4,14 +4,13 @@ most of the file, and next to nothing once it is cached."""
 
 import json
 import os
-import tempfile
 
 import pytest
 
 from pytools.tools.readahead import Readahead, delta, kernel_dev
 
-from .modes import need_mode
-from .workload import start_tool, tool_command
+from .modes import need_mode, scratch_dir
+from .workload import evict_and_read, start_tool, tool_command, write_file
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SIZE = 24 << 20
@@ -19,28 +18,13 @@ SIZE = 24 << 20
 
 @pytest.fixture(scope="module")
 def cold_file():
-    """A 24 MiB file on the root filesystem (disk-backed, not tmpfs)."""
-    fd, path = tempfile.mkstemp(prefix="pytools-ra-", dir="/var/tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(os.urandom(SIZE))
-        f.flush()
-        os.fsync(f.fileno())
+    """A 24 MiB file on a disk-backed filesystem (not tmpfs)."""
+    path = write_file(scratch_dir(), SIZE)
     st = os.stat(path)
     if os.major(st.st_dev) == 0:
         pytest.fail(f"{path} is not on a block device (major 0): readahead needs a disk")
     yield path, kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)), st.st_ino
     os.unlink(path)
-
-
-def evict_and_read(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while os.read(fd, 1 << 16):
-            pass
-    finally:
-        os.close(fd)
 
 
 def read_cached(path):
@@ -49,12 +33,11 @@ def read_cached(path):
             pass
 
 
-@pytest.mark.parametrize("mode", ["tracepoint", "kprobe"])
+@pytest.mark.parametrize("mode", ["tracepoint", "fentry", "kprobe"])
 def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
-    if mode == "kprobe":
-        need_mode("kprobe")
-    elif not os.path.isdir("/sys/kernel/tracing/events/readahead"):
-        pytest.skip("kernel lacks the readahead tracepoints (Linux 6.18+)")
+    # tracepoints: Linux 6.18+; page_cache_sync_ra: 5.10+ (older kernels
+    # have page_cache_sync_readahead, which the kprobe plan also knows).
+    need_mode(mode, function="page_cache_sync_ra", tracepoint="readahead:page_cache_sync_ra")
     path, dev, ino = cold_file
     with Readahead(dev=dev, mode=mode) as tool:
         assert tool.program.candidate.mode == mode

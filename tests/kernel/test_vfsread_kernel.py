@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import List
 
@@ -16,40 +15,10 @@ from pytools.hist import slot_of
 from pytools.tools.vfsread import VfsReadLatency, delta
 
 from .modes import need_mode
-from .workload import bpf_program_ids, start_tool, tool_command
+from .workload import DELAY, bpf_program_ids, slow_pipe_reads, start_tool, tool_command
 
 MODES = ["kprobe", "fentry", "tracepoint"]
-# The pipe writer's sleep before each write. 22 ms sits inside the slot
-# [16384, 32767] us with room on both sides: ~5 ms for the reader starting
-# its read late (the read then waits less than the sleep), ~10 ms for
-# scheduling delay on a loaded machine.
-DELAY = 0.022
 SLOW_SLOT = slot_of(int(DELAY * 1e6))   # 22 000 us lands in [16384, 32767]
-
-
-def slow_pipe_reads(n: int) -> List[int]:
-    """n reads that each wait about DELAY for a writer thread; returns each
-    read's duration in ns as seen from user space."""
-    r, w = os.pipe()
-    durations = []
-
-    def writer():
-        for _ in range(n):
-            time.sleep(DELAY)
-            os.write(w, b"x")
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        for _ in range(n):
-            start = time.perf_counter_ns()
-            assert os.read(r, 1) == b"x"
-            durations.append(time.perf_counter_ns() - start)
-    finally:
-        t.join()
-        os.close(r)
-        os.close(w)
-    return durations
 
 
 # The kernel times a read from syscall (or vfs_read) entry to exit, a little

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from typing import List, Optional, Set
 
@@ -109,3 +110,58 @@ def cgroup_v2_id(pid: Optional[int] = None) -> Optional[int]:
         if os.path.isdir(full):
             return os.stat(full).st_ino
     return None
+
+
+# The pipe writer's sleep before each write. 22 ms sits inside the slot
+# [16384, 32767] us with room on both sides: ~5 ms for the reader starting
+# its read late (the read then waits less than the sleep), ~10 ms for
+# scheduling delay on a loaded machine.
+DELAY = 0.022
+
+
+def slow_pipe_reads(n: int) -> List[int]:
+    """n reads that each wait about DELAY for a writer thread; returns each
+    read's duration in ns as seen from user space."""
+    r, w = os.pipe()
+    durations = []
+
+    def writer():
+        for _ in range(n):
+            time.sleep(DELAY)
+            os.write(w, b"x")
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(n):
+            start = time.perf_counter_ns()
+            assert os.read(r, 1) == b"x"
+            durations.append(time.perf_counter_ns() - start)
+    finally:
+        t.join()
+        os.close(r)
+        os.close(w)
+    return durations
+
+
+def write_file(directory: str, size: int) -> str:
+    """A file of `size` random bytes, synced to disk."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="pytools-ra-", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(os.urandom(size))
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def evict_and_read(path: str) -> None:
+    """Drop the file from the page cache, then read it sequentially (cold)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while os.read(fd, 1 << 16):
+            pass
+    finally:
+        os.close(fd)

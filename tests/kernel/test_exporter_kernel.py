@@ -1,0 +1,226 @@
+"""bpf-exporter end to end: the real daemon on a loopback port, real BPF,
+scraped over HTTP while the tests generate execs, slow reads and a cold
+sequential read."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from typing import Dict, Tuple
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pytools.tools.readahead import device_name, kernel_dev
+
+from .modes import mode_problem, scratch_dir
+from .workload import (bpf_program_ids, evict_and_read, make_executables, run_execs,
+                       slow_pipe_reads, tool_command, write_file)
+
+Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Exporter:
+    def __init__(self, *args: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            tool_command("bpf-exporter") + ["--listen", f"127.0.0.1:{self.port}", *args],
+            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.early = []     # stderr lines up to the banner (or to exit)
+        for line in self.proc.stderr:
+            self.early.append(line)
+            if line.startswith("Serving"):
+                break
+
+    def assert_serving(self):
+        assert self.early and self.early[-1].startswith("Serving"), f"no banner: {self.early}"
+
+    def get(self, path: str = "/metrics", timeout: float = 10) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            assert response.status == 200
+            return response.read().decode()
+
+    def scrape(self) -> Samples:
+        return parse(self.get())
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 10) -> Tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return self.proc.returncode, err
+
+
+def parse(text: str) -> Samples:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def diff(after: Samples, before: Samples, name: str, **labels) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    before = bpf_program_ids()
+    exp = Exporter("--execve-by", "filename")
+    exp.assert_serving()
+    exp.programs = bpf_program_ids() - before
+    yield exp
+    exp.stop()
+
+
+@pytest.fixture(scope="module")
+def cold_file():
+    path = write_file(scratch_dir(), 16 << 20)
+    yield path
+    os.unlink(path)
+
+
+def test_scrape_deltas_match_the_workload_and_counters_only_grow(exporter, cold_file):
+    workdir = tempfile.mkdtemp()
+    try:
+        (true_copy,) = make_executables(workdir, ["pytools-exporter-true"])
+        first = exporter.scrape()
+        run_execs(true_copy, 7)
+        durations = slow_pipe_reads(5)
+        evict_and_read(cold_file)
+        second = exporter.scrape()
+    finally:
+        shutil.rmtree(workdir)
+
+    assert diff(second, first, "execve_total", filename=true_copy) == 7
+
+    # The histogram counts every process's reads: ours are a lower bound.
+    hist = "vfs_read_latency_seconds"
+    slow = diff(second, first, f"{hist}_bucket", le="+Inf") - \
+        diff(second, first, f"{hist}_bucket", le="0.004095999")
+    assert slow >= 5                                      # each of ours took ~22 ms
+    assert diff(second, first, f"{hist}_sum") >= (sum(durations) - 5 * 2_000_000) / 1e9
+    assert diff(second, first, f"{hist}_count") == diff(second, first, f"{hist}_bucket", le="+Inf")
+
+    st = os.stat(cold_file)
+    dev = device_name(kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)))
+    pages = sum(diff(second, first, "readahead_pages_total", kind=k, device=dev)
+                for k in ("sync", "async", "forced"))
+    assert pages >= (16 << 20) // PAGE * 0.8
+
+    third = exporter.scrape()
+    for scrape_before, scrape_after in ((first, second), (second, third)):
+        for (name, labels), v in scrape_before.items():
+            if name.endswith(("_total", "_bucket", "_count", "_sum")):
+                assert scrape_after.get((name, labels), 0) >= v, (name, labels)
+
+
+def test_info_and_self_metrics(exporter):
+    samples = exporter.scrape()
+    kernel = os.uname().release
+    for tool in ("execve", "vfs_read", "readahead"):
+        infos = [labels for (name, labels) in samples if name == f"{tool}_probe_info"]
+        assert len(infos) == 1 and ("kernel", kernel) in infos[0]
+        assert value(samples, "bpf_exporter_collector_up", collector=tool) == 1
+        assert value(samples, "bpf_exporter_map_read_errors_total", collector=tool) == 0
+        assert value(samples, "bpf_exporter_map_read_duration_seconds", collector=tool) > 0
+
+
+def test_exposition_passes_promtool(exporter):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/test installs Debian's prometheus package"
+    text = exporter.get()
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_index_and_health_pages(exporter):
+    assert 'href="/metrics"' in exporter.get("/")
+    assert exporter.get("/healthz") == "ok\n"
+
+
+def test_fifty_concurrent_scrapers(exporter):
+    errors, scrapes = [], [0] * 50
+    deadline = time.monotonic() + 5
+
+    def scraper(i):
+        try:
+            while time.monotonic() < deadline:
+                samples = exporter.scrape()
+                assert value(samples, "bpf_exporter_collector_up", collector="execve") == 1
+                scrapes[i] += 1
+        except Exception as e:   # collected and reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=scraper, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors[:3]
+    assert all(n >= 1 for n in scrapes), scrapes
+    assert exporter.proc.poll() is None
+
+
+def missing_collector_mode():
+    """A collector and a probe mode this kernel lacks, to make one fail for real."""
+    if mode_problem("kprobe"):
+        return "vfs_read", "kprobe"
+    if mode_problem("tracepoint", tracepoint="readahead:page_cache_sync_ra"):
+        return "readahead", "tracepoint"
+    return None
+
+
+def test_a_collector_that_cannot_attach_is_reported_and_the_others_serve():
+    missing = missing_collector_mode()
+    if missing is None:
+        pytest.skip("this kernel has every probe mode: no collector can be made to fail")
+    name, mode = missing
+    exp = Exporter("--collectors", f"execve,{name}", "--probe", f"{name}={mode}")
+    try:
+        exp.assert_serving()
+        samples = exp.scrape()
+        assert value(samples, "bpf_exporter_collector_up", collector=name) == 0
+        assert value(samples, "bpf_exporter_collector_up", collector="execve") == 1
+        assert any(n == "execve_probe_info" for n, _ in samples)
+    finally:
+        code, err = exp.stop()
+    assert code == 0
+    assert any(f"collector {name} left out" in line for line in exp.early)
+
+    strict = Exporter("--collectors", f"execve,{name}", "--probe", f"{name}={mode}", "--strict")
+    code, err = strict.stop(timeout=120)
+    assert code == 1
+    lines = ("".join(strict.early) + err).splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bpf-exporter: error: collector {name}:")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_detaches_and_exits_zero(sig):
+    before = bpf_program_ids()
+    exp = Exporter("--collectors", "execve")
+    exp.assert_serving()
+    ours = bpf_program_ids() - before
+    assert ours
+    exp.scrape()
+    code, err = exp.stop(sig)
+    assert code == 0 and "Traceback" not in err
+    assert not (bpf_program_ids() & ours)
