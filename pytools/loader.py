@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import json
 import os
 import re
 import tempfile
@@ -183,6 +184,20 @@ def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
         raise
 
 
+def log_probe(source_name: str, asked: str, program: Program, release: str) -> None:
+    """With PYTOOLS_PROBE_LOG=FILE, append one JSON line per attached program:
+    which probe each tool got on which kernel (the test runs' probe matrix,
+    docs/probe-matrix.md, is built from these lines)."""
+    path = os.environ.get("PYTOOLS_PROBE_LOG")
+    if not path:
+        return
+    record = {"program": source_name, "asked": asked, "kernel": release,
+              "mode": program.candidate.mode, "label": program.candidate.label,
+              "hooks": [h.describe() for h in program.hooks]}
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
          mode: str = "auto") -> Program:
     """Attach the first candidate of `plan` (or the forced `mode`) that works."""
@@ -208,7 +223,9 @@ def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = ()
             attempts.append(Attempt(candidate.mode, candidate.label, summarize_failure(e, lines)))
             continue
         attempts.append(Attempt(candidate.mode, candidate.label, None))
-        return Program(bpf, candidate, selection.hooks, attempts)
+        program = Program(bpf, candidate, selection.hooks, attempts)
+        log_probe(source_name, mode, program, os.uname().release)
+        return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)
     if mode == "auto":
         raise ToolError(f"no probe could attach: {tried}")

@@ -1,0 +1,46 @@
+"""scripts/probe-matrix: probe logs to the per-kernel table."""
+
+import importlib.machinery
+import importlib.util
+import os
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "probe-matrix")
+
+
+def load_script():
+    loader = importlib.machinery.SourceFileLoader("probe_matrix", SCRIPT)
+    spec = importlib.util.spec_from_loader("probe_matrix", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def record(program, asked, kernel, mode, label, hooks):
+    return {"program": program, "asked": asked, "kernel": kernel, "mode": mode,
+            "label": label, "hooks": hooks}
+
+
+def test_auto_and_forced_modes_per_kernel():
+    pm = load_script()
+    records = [
+        record("vfs_read_latency.c", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+               ["kprobe vfs_read", "kretprobe vfs_read"]),
+        record("vfs_read_latency.c", "fentry", "6.1.0", "fentry", "vfs_read via fentry",
+               ["fentry vfs_read"]),
+        record("vfs_read_latency.c", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+               ["kprobe vfs_read", "kretprobe vfs_read"]),
+        record("readahead.c", "auto", "6.18", "tracepoint", "readahead via tracepoints",
+               ["tracepoint readahead:page_cache_sync_ra"]),
+    ]
+    table = pm.render(pm.matrix(records)).splitlines()
+    assert table[2] == ("| readahead-stats | 6.18 | readahead via tracepoints | - | "
+                        "readahead via tracepoints: tracepoint readahead:page_cache_sync_ra |")
+    assert table[3].startswith("| vfsread-latency | 6.1.0 | vfs_read via kprobe | "
+                               "vfs_read via fentry | vfs_read via fentry: fentry vfs_read; ")
+    assert len(table) == 4
+
+
+def test_no_records_is_an_error(tmp_path, capsys):
+    pm = load_script()
+    assert pm.main([str(tmp_path / "missing.jsonl")]) == 1
+    assert "no probe records" in capsys.readouterr().err
