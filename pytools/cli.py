@@ -172,7 +172,7 @@ Examples:
   vfsread-latency -P --top 5  # one histogram per process, 5 busiest
   vfsread-latency --min-latency 1000   # ignore reads under 1000 us
   vfsread-latency --json 1 3  # one JSON object per interval
-  vfsread-latency --probe tracepoint   # force the syscall tracepoints
+  vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
 """
 
 
@@ -192,16 +192,18 @@ Examples:
               help="Processes shown with -P/--per-comm, busiest first.")
 @click.option("--min-latency", type=click.IntRange(min=0), default=0,
               help="Ignore reads faster than this, in the display unit.")
-@click.option("--probe", type=click.Choice(["auto", "kprobe", "fentry", "tracepoint"]),
+@click.option("--probe",
+              type=click.Choice(["auto", "kprobe", "fentry", "raw_tracepoint", "tracepoint"]),
               default="auto", show_default=True,
               help="Force a probe mode: kprobe/fentry time vfs_read itself; "
-                   "tracepoint times the read syscalls.")
+                   "raw_tracepoint and tracepoint time the read syscalls.")
 @common_output_options
 @fails_cleanly
 def vfsread_latency(interval, count, unit, pid, comm, per_process, top, min_latency, probe,
                     timestamp, as_json, verbose, ebpf):
     """Histogram of read latency: vfs_read via kprobe or fentry, else the
-    read syscalls (read, pread64, readv, preadv, preadv2) via tracepoints.
+    read syscalls (read, pread64, readv, preadv, preadv2) via the raw
+    syscall tracepoints or the per-syscall tracepoints.
 
     Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
     log2 histogram and a summary: count, exact average, and p50/p90/p99
@@ -274,8 +276,8 @@ def parse_device(text: str) -> int:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Files shown, most pages first.")
 @click.option("--trace", is_flag=True, help="Print each readahead event instead of totals.")
-@click.option("--probe", type=click.Choice(["auto", "tracepoint", "kprobe"]), default="auto",
-              show_default=True, help="Force a probe mode.")
+@click.option("--probe", type=click.Choice(["auto", "tracepoint", "fentry", "kprobe"]),
+              default="auto", show_default=True, help="Force a probe mode.")
 @common_output_options
 @fails_cleanly
 def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, as_json,
@@ -285,7 +287,7 @@ def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, 
     histogram of window sizes.
 
     Uses the readahead tracepoints (Linux 6.18+) where they exist, else
-    kprobes on the readahead functions of this kernel. Files are named by a
+    fentry, else kprobes on the readahead functions of this kernel. Files are named by a
     path where some process has them open, else as major:minor:inode.
     """
     from .tools import readahead
@@ -397,7 +399,8 @@ def _probes_option(ctx, param, value):
               help="Label values per metric; the rest are summed into 'other'.")
 @click.option("--probe", "probes", multiple=True, callback=_probes_option,
               metavar="COLLECTOR=MODE",
-              help="Force a collector's probe mode (auto, tracepoint, kprobe, fentry); "
+              help="Force a collector's probe mode (auto, tracepoint, raw_tracepoint, "
+                   "kprobe, fentry); "
                    "repeatable.")
 @click.option("--strict", is_flag=True, help="Exit if any collector cannot attach.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice.")

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
-MODES = ("tracepoint", "kprobe", "fentry")
+MODES = ("tracepoint", "raw_tracepoint", "kprobe", "fentry")
 
 
 @dataclass(frozen=True)
 class Hook:
-    kind: str          # tracepoint | kprobe | kretprobe | fentry | fexit
-    target: str        # "category:event" for tracepoints, else a kernel function
+    kind: str          # tracepoint | raw_tracepoint | kprobe | kretprobe | fentry | fexit
+    target: str        # "category:event" for (raw) tracepoints, else a kernel function
     fn: str = ""       # BPF function to attach (kprobe/kretprobe only; the
                        # TRACEPOINT_PROBE/KFUNC_PROBE macros attach themselves)
     define: str = ""   # macro that compiles this hook's code in, for optional hooks
@@ -47,7 +47,7 @@ class Facts:
 
 def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
     """Why `hook` certainly cannot attach on this kernel, or None."""
-    if hook.kind == "tracepoint":
+    if hook.kind in ("tracepoint", "raw_tracepoint"):
         return None if facts.tracepoint_exists(hook.target) else f"no tracepoint {hook.target}"
     if hook.kind in ("kprobe", "kretprobe"):
         if facts.kprobes_problem:

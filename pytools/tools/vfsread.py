@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -11,19 +12,34 @@ from .base import LoadedTool
 from ..probes import Candidate, Hook
 
 READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
+# Their numbers, for the raw tracepoint (which sees every syscall by number).
+SYSCALL_NUMBERS = {
+    "x86_64": {"read": 0, "pread64": 17, "readv": 19, "preadv": 295, "preadv2": 327},
+    "aarch64": {"read": 63, "pread64": 67, "readv": 65, "preadv": 69, "preadv2": 286},
+}
 DEFAULT_MAX_PROCS = 1024
 
 
-def plan() -> List[Candidate]:
+def plan(machine: Optional[str] = None) -> List[Candidate]:
     """kprobes first (the classic way, any kernel with kprobes), then fentry
-    (cheaper, needs BTF and no lockdown), then the read syscall tracepoints
-    (always there, but they time the syscall, not vfs_read itself)."""
+    (cheaper, needs BTF and no lockdown), then the read syscalls: through
+    the raw syscall tracepoints (half the floor cost; needs this machine's
+    syscall numbers) or else the per-syscall tracepoints. Those two time
+    the syscall, not vfs_read itself."""
+    raw = []
+    if (machine or os.uname().machine) in SYSCALL_NUMBERS:
+        raw = [Candidate("raw_tracepoint", "read syscalls via raw tracepoints",
+                         "PROBE_RAW_TRACEPOINT",
+                         (Hook("raw_tracepoint", "raw_syscalls:sys_enter"),
+                          Hook("raw_tracepoint", "raw_syscalls:sys_exit")),
+                         note="times read, pread64, readv, preadv, preadv2 syscalls")]
     return [
         Candidate("kprobe", "vfs_read via kprobe", "PROBE_KPROBE",
                   (Hook("kprobe", "vfs_read", "vfs_read_entry"),
                    Hook("kretprobe", "vfs_read", "vfs_read_return"))),
         Candidate("fentry", "vfs_read via fentry", "PROBE_FENTRY",
                   (Hook("fentry", "vfs_read"), Hook("fexit", "vfs_read"))),
+        *raw,
         Candidate("tracepoint", "read syscalls via tracepoints", "PROBE_TRACEPOINT",
                   tuple(Hook("tracepoint", f"syscalls:sys_{edge}_{name}")
                         for name in READ_SYSCALLS for edge in ("enter", "exit")),
@@ -42,8 +58,11 @@ def start_slots(pid_max: int) -> int:
 def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
            min_latency_ns: Optional[int] = None, per_process: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = 32768,
-           floor: bool = False) -> List[str]:
-    flags = [f"-DUNIT_NS={unit_ns}", f"-DSTART_SLOTS={start_slots(pid_max)}"]
+           floor: bool = False, machine: Optional[str] = None) -> List[str]:
+    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
+             f"-DSTART_SLOTS={start_slots(pid_max)}"]
+    numbers = SYSCALL_NUMBERS.get(machine or os.uname().machine, {})
+    flags += [f"-DNR_{name}={nr}" for name, nr in numbers.items()]
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if comm is not None:
@@ -121,13 +140,11 @@ class VfsReadLatency(LoadedTool):
         self.program = load(self.source, plan(), flags, mode)
 
     def snapshot(self) -> LatencySnapshot:
-        hist_table = self.program.table("vfs_read_latency_hist")
-        stats = self.program.table("vfs_read_latency_stats")
-        slots = [0] * SLOTS
-        for key, per_cpu in hist_table.items():
-            slots[key.value] = sum(per_cpu)
-        total_ns = sum(stats[stats.Key(0)])
-        clashes = sum(stats[stats.Key(1)])
+        table = self.program.table("vfs_read_latency_hist")
+        per_cpu = table[table.Key(0)]
+        slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
+        total_ns = sum(h.sum_ns for h in per_cpu)
+        clashes = sum(h.clashes for h in per_cpu)
         procs = None
         if self.per_process:
             counts = {(k.tgid, _comm(k), k.slot): v.value

@@ -22,7 +22,10 @@ def mode_problem(mode: str, function: str = "vfs_read",
         if not system.btf_available():
             return "kernel has no BTF"
         return system.fentry_load_problem(function)
-    if mode == "tracepoint" and tracepoint and not system.tracepoint_exists(tracefs, tracepoint):
+    if mode == "raw_tracepoint":
+        tracepoint = tracepoint or "raw_syscalls:sys_enter"
+    if mode in ("tracepoint", "raw_tracepoint") and tracepoint \
+            and not system.tracepoint_exists(tracefs, tracepoint):
         return f"no tracepoint {tracepoint}"
     return None
 

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytools.tools.readahead import device_name, kernel_dev
 
 from .modes import mode_problem, scratch_dir
-from .workload import (bpf_program_ids, evict_and_read, make_executables, run_execs,
+from .workload import (bpf_program_ids, programs_gone, evict_and_read, make_executables, run_execs,
                        slow_pipe_reads, tool_command, write_file)
 
 Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
@@ -223,4 +223,4 @@ def test_signal_detaches_and_exits_zero(sig):
     exp.scrape()
     code, err = exp.stop(sig)
     assert code == 0 and "Traceback" not in err
-    assert not (bpf_program_ids() & ours)
+    assert programs_gone(ours), f"programs {bpf_program_ids() & ours} still loaded after exit"

@@ -33,6 +33,13 @@ def bpf_program_ids() -> Set[int]:
         ids.add(start)
 
 
+def programs_gone(ids: Set[int], timeout: float = 5.0) -> bool:
+    """True once none of `ids` is loaded. The kernel frees a detached
+    program after an RCU grace period (raw tracepoints: after the exit that
+    closed their link), so a moment after the tool exits, not at once."""
+    return wait_for(lambda: not (bpf_program_ids() & ids), timeout)
+
+
 def make_executables(directory: str, names: List[str]) -> List[str]:
     """Copies of /bin/true that user nobody may run, with unique names."""
     os.chmod(directory, 0o755)

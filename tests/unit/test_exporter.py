@@ -241,7 +241,8 @@ def test_exposition_parses_back():
         ExecveCollector(FixedSource(execve({'we"ird\\name\n': 1})), stats, KERNEL, 10, "comm"),
         VfsReadCollector(FixedSource(latency([5000])), stats, KERNEL, 10),
         SelfCollector(stats))
-    families = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    text = generate_latest(registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["execve"].samples[0].labels == {"comm": 'we"ird\\name\n'}
     assert families["vfs_read_latency_seconds"].type == "histogram"
     assert families["bpf_exporter_collector_up"].type == "gauge"
