@@ -1,0 +1,206 @@
+"""Deployment files: the Kubernetes manifests against the Kubernetes schema,
+the PodMonitor and Service against the DaemonSet, the Grafana dashboard
+against the metrics the exporter emits, the systemd unit through
+systemd-analyze, and every command line in them through the real CLI."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pytools.cli import bpf_exporter
+from pytools.exporter import (DEFAULT_PORT, ExecveCollector, ReadaheadCollector, SelfCollector,
+                              SelfStats, VfsReadCollector)
+from pytools.hist import Log2Hist
+from pytools.tools.execve import ExecveSnapshot
+from pytools.tools.readahead import Counts, ReadaheadSnapshot
+from pytools.tools.vfsread import LatencySnapshot
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+DEPLOY = os.path.join(ROOT, "deploy")
+K8S_VERSION = "1.30.0"
+
+
+def load_yaml(name):
+    with open(os.path.join(DEPLOY, "kubernetes", name)) as f:
+        return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+def by_kind(docs):
+    return {doc["kind"]: doc for doc in docs}
+
+
+def cli_accepts(args):
+    """The exporter's own parser accepts these arguments (no BPF is loaded)."""
+    bpf_exporter.make_context("bpf-exporter", list(args))
+
+
+# ---------------------------------------------------------------- Kubernetes
+
+@pytest.mark.parametrize("doc", load_yaml("bpf-exporter.yaml"), ids=lambda d: d["kind"])
+def test_manifests_validate_against_the_kubernetes_schema(doc):
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_schema_check_rejects_a_misspelt_field():
+    daemonset = by_kind(load_yaml("bpf-exporter.yaml"))["DaemonSet"]
+    daemonset["spec"]["template"]["spec"]["hostPid"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(daemonset, K8S_VERSION, strict=True)
+
+
+def test_daemonset_runs_the_exporter_with_what_bcc_needs():
+    docs = by_kind(load_yaml("bpf-exporter.yaml"))
+    pod = docs["DaemonSet"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["hostPID"] is True
+    assert container["securityContext"]["privileged"] is True
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/lib/modules", "/usr/src"} <= mounts
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert port == DEFAULT_PORT and f":{port}" in container["args"]
+    cli_accepts(container["args"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+
+
+def test_service_and_podmonitor_select_the_daemonset_pods():
+    docs = by_kind(load_yaml("bpf-exporter.yaml"))
+    pod_labels = docs["DaemonSet"]["spec"]["template"]["metadata"]["labels"]
+    namespace = docs["DaemonSet"]["metadata"]["namespace"]
+    service = docs["Service"]
+    assert service["metadata"]["namespace"] == namespace == docs["Namespace"]["metadata"]["name"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+    (monitor,) = load_yaml("podmonitor.yaml")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["kind"] == "PodMonitor"
+    assert monitor["metadata"]["namespace"] == namespace
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+def test_dockerfile_installs_what_setup_installs_and_runs_the_exporter():
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    assert lines[0].startswith("FROM debian:12")
+    assert any(line.startswith("RUN /src/bpf-pytools/scripts/setup --image") for line in lines)
+    expose = [line for line in lines if line.startswith("EXPOSE")]
+    assert expose == [f"EXPOSE {DEFAULT_PORT}"]
+    entry = json.loads(next(line for line in lines if line.startswith("ENTRYPOINT"))[10:])
+    assert entry == ["/opt/bpf-pytools/venv/bin/bpf-exporter"]
+    cli_accepts(json.loads(next(line for line in lines if line.startswith("CMD"))[3:]))
+
+
+# ------------------------------------------------------------------- systemd
+
+UNIT = os.path.join(DEPLOY, "systemd", "bpf-exporter.service")
+
+
+def test_systemd_unit_passes_systemd_analyze():
+    result = subprocess.run(["systemd-analyze", "verify", UNIT], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_systemd_unit_command_line_is_accepted_by_the_cli():
+    with open(UNIT) as f:
+        exec_start = next(line.split("=", 1)[1] for line in f if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start)
+    assert argv[0] == "/opt/bpf-pytools/venv/bin/bpf-exporter"
+    cli_accepts(argv[1:])
+
+
+# ------------------------------------------------------------------- Grafana
+
+def emitted_metric_names():
+    """Every sample name the exporter's collectors produce."""
+    stats = SelfStats()
+
+    class Source:
+        def __init__(self, snapshot):
+            self.snapshot_value, self.program = snapshot, self
+
+        def probe_info(self):
+            return {"mode": "tracepoint", "label": "test", "hooks": []}
+
+        def snapshot(self):
+            return self.snapshot_value
+
+    hist = Log2Hist.from_values([1000, 5000], 1000, "usecs")
+    pages = Log2Hist.from_values([32], 1, "pages")
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in (
+            ExecveCollector(Source(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10, "comm"),
+            VfsReadCollector(Source(LatencySnapshot(hist)), stats, "k", 10),
+            ReadaheadCollector(Source(ReadaheadSnapshot({(8 << 20, "sync"): Counts(1, 1, 1, 32)},
+                                                        {}, pages)), stats, "k", 10),
+            SelfCollector(stats)):
+        registry.register(collector)
+    text = generate_latest(registry).decode()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
+                "or", "unless", "offset"}
+
+
+def metric_names_in(expr):
+    expr = re.sub(r'"[^"]*"', "", expr)                 # label values, $variables
+    expr = re.sub(r"\{[^}]*\}", "", expr)               # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)              # ranges
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)   # grouping labels
+    names = set()
+    for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr):
+        rest = expr[match.end():].lstrip()
+        if match.group() not in PROMQL_WORDS and not rest.startswith("("):
+            names.add(match.group())
+    return names
+
+
+def dashboard():
+    with open(os.path.join(DEPLOY, "grafana", "bpf-pytools-dashboard.json")) as f:
+        return json.load(f)
+
+
+def test_metric_name_extraction():
+    assert metric_names_in('histogram_quantile(0.99, sum by (le) (rate(a_bucket{x="y"}[5m])))') \
+        == {"a_bucket"}
+    assert metric_names_in("sum(rate(a_sum[1m])) / sum(rate(b_count[1m]))") == {"a_sum", "b_count"}
+
+
+def test_dashboard_references_only_metrics_the_exporter_emits():
+    emitted = emitted_metric_names()
+    used = set()
+    for panel in dashboard()["panels"]:
+        for target in panel["targets"]:
+            names = metric_names_in(target["expr"])
+            assert names, target["expr"]
+            used |= names
+    assert used <= emitted, used - emitted
+    for query in (v.get("definition", "") for v in dashboard()["templating"]["list"]):
+        match = re.search(r"label_values\((\w+)", query)
+        assert match is None or match.group(1) in emitted
+
+
+def test_dashboard_has_the_panels_an_sre_asks_for():
+    panels = {p["title"]: p for p in dashboard()["panels"]}
+    exprs = {title: " ".join(t["expr"] for t in p["targets"]) for title, p in panels.items()}
+    assert "sum by (comm) (rate(execve_total" in exprs["Execs per second by command"]
+    assert panels["vfs_read latency heatmap"]["type"] == "heatmap"
+    assert "vfs_read_latency_seconds_bucket" in exprs["vfs_read latency heatmap"]
+    assert "histogram_quantile(0.99" in exprs["vfs_read latency p50 / p99 (estimates)"]
+    assert "sum by (kind) (rate(readahead_pages_total" in \
+        exprs["Readahead pages per second by kind"]
+    ids = [p["id"] for p in dashboard()["panels"]]
+    assert len(ids) == len(set(ids))
