@@ -175,9 +175,9 @@ def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
         bpf.__init__(text=text.encode(), cflags=list(cflags))
         for hook in hooks:
             if hook.kind == "kprobe":
-                bpf.attach_kprobe(event=hook.target, fn_name=hook.fn)
+                bpf.attach_kprobe(event=hook.target.encode(), fn_name=hook.fn.encode())
             elif hook.kind == "kretprobe":
-                bpf.attach_kretprobe(event=hook.target, fn_name=hook.fn)
+                bpf.attach_kretprobe(event=hook.target.encode(), fn_name=hook.fn.encode())
         return bpf
     except BaseException:
         _cleanup(bpf)
