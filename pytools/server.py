@@ -103,6 +103,10 @@ def make_handler(registry: CollectorRegistry, describe: Callable[[], str]):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of scrapers (many
+    # Prometheus replicas, or a slow scrape) would see refused or retried
+    # connections.
+    request_queue_size = 128
 
 
 def bind(host: str, port: int, handler) -> Server:
