@@ -13,6 +13,7 @@ import click
 
 from . import render
 from .errors import ToolError
+from .exporter_config import COLLECTORS, DEFAULT_MAX_SERIES, DEFAULT_PORT
 from .runloop import run_intervals, sigterm_as_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
@@ -350,6 +351,7 @@ def run_trace(tool, interval, count, as_json, device_name):
 
 # ------------------------------------------------------------------ exporter
 
+
 EXPORTER_EXAMPLES = """\b
 Examples:
   bpf-exporter                              # all collectors on :19435
@@ -362,42 +364,33 @@ Examples:
 """
 
 
-def _listen_option(ctx, param, value):
-    from .server import parse_listen
-    try:
-        parse_listen(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-    return value
-
-
-def _collectors_option(ctx, param, value):
-    from .server import parse_collectors
-    try:
-        return parse_collectors(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-def _probes_option(ctx, param, value):
-    from .server import parse_probe_modes
-    try:
-        return parse_probe_modes(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
+    """A click callback running pytools.server's `parser_name` on the value:
+    its ValueError becomes a usage error. keep_text: check only, pass the
+    text on."""
+    def callback(ctx, param, value):
+        from . import server
+        try:
+            parsed = getattr(server, parser_name)(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        return value if keep_text else parsed
+    return callback
 
 
 @click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES)
-@click.option("--listen", default=":19435", show_default=True, callback=_listen_option,
+@click.option("--listen", default=f":{DEFAULT_PORT}", show_default=True,
+              callback=_parsed_by("parse_listen", keep_text=True),
               metavar="ADDR:PORT",
               help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT for IPv6).")
-@click.option("--collectors", default="execve,vfs_read,readahead", show_default=True,
-              callback=_collectors_option, help="Comma-separated collectors to load.")
+@click.option("--collectors", default=",".join(COLLECTORS), show_default=True,
+              callback=_parsed_by("parse_collectors"), help="Comma-separated collectors to load.")
 @click.option("--execve-by", type=click.Choice(["filename", "comm", "uid", "cgroup"]),
               default="comm", show_default=True, help="Label of execve_total.")
-@click.option("--max-series", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--max-series", type=click.IntRange(min=1), default=DEFAULT_MAX_SERIES,
+              show_default=True,
               help="Label values per metric; the rest are summed into 'other'.")
-@click.option("--probe", "probes", multiple=True, callback=_probes_option,
+@click.option("--probe", "probes", multiple=True, callback=_parsed_by("parse_probe_modes"),
               metavar="COLLECTOR=MODE",
               help="Force a collector's probe mode (auto, tracepoint, raw_tracepoint, "
                    "kprobe, fentry); "

@@ -29,8 +29,6 @@ from .tools.readahead import KINDS, Counts, ReadaheadSnapshot, device_name
 
 log = logging.getLogger("bpf-exporter")
 
-DEFAULT_PORT = 19435
-DEFAULT_MAX_SERIES = 1000
 OTHER = "other"
 # vfs_read latency buckets: the kernel counts in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads are
@@ -110,14 +108,10 @@ def self_families(stats: Optional[SelfStats]) -> List[Metric]:
                                labels=["metric"])
     if stats is not None:
         with stats.lock:
-            for name, ok in sorted(stats.up.items()):
-                up.add_metric([name], 1 if ok else 0)
-            for name, s in sorted(stats.read_seconds.items()):
-                seconds.add_metric([name], s)
-            for name, n in sorted(stats.read_errors.items()):
-                errors.add_metric([name], n)
-            for name, n in sorted(stats.folded.items()):
-                folded.add_metric([name], n)
+            for family, values in ((up, stats.up), (seconds, stats.read_seconds),
+                                   (errors, stats.read_errors), (folded, stats.folded)):
+                for name, value in sorted(values.items()):
+                    family.add_metric([name], float(value))
     return [up, seconds, errors, folded]
 
 
@@ -205,15 +199,13 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap: Optional[Seri
     full = CounterMetricFamily("readahead_map_full",
                                "Readahead events whose device found the map full.")
     if snapshot is not None:
-        by_device: Dict[str, Counts] = {}
-        for (dev, kind), counts in snapshot.devices.items():
-            name = name_of(dev)
-            by_device[name] = by_device.get(name, Counts()) + counts
-        totals = {name: c.pages + c.requests for name, c in by_device.items()}
+        named = [(kind, name_of(dev), counts) for (dev, kind), counts in snapshot.devices.items()]
+        totals: Dict[str, int] = {}
+        for _, name, counts in named:
+            totals[name] = totals.get(name, 0) + counts.pages + counts.requests
         kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
         cells: Dict[Tuple[str, str], Counts] = {}
-        for (dev, kind), counts in snapshot.devices.items():
-            name = name_of(dev)
+        for kind, name, counts in named:
             key = (kind, name if name in kept else OTHER)
             cells[key] = cells.get(key, Counts()) + counts
         for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
@@ -272,7 +264,7 @@ class ExecveCollector(ToolCollector):
         super().__init__(source, stats, kernel, max_series)
 
     def families(self, snapshot) -> List[Metric]:
-        return execve_families(snapshot, self.cap, self.stats if snapshot else None, self.by)
+        return execve_families(snapshot, self.cap, self.stats, self.by)
 
 
 class VfsReadCollector(ToolCollector):
@@ -295,5 +287,4 @@ class ReadaheadCollector(ToolCollector):
         return self._names[dev]
 
     def families(self, snapshot) -> List[Metric]:
-        return readahead_families(snapshot, self.cap, self.stats if snapshot else None,
-                                  self.device)
+        return readahead_families(snapshot, self.cap, self.stats, self.device)

@@ -107,7 +107,7 @@ class Log2Hist:
         for k in range(last_slot + 1):
             running += self.slots[k] if k < len(self.slots) else 0
             upper = (1 << k) * self.unit_ns - 1
-            out.append((upper / base if base != 1 else float(upper), running))
+            out.append((upper / base, running))
         out.append((math.inf, self.count))
         return out
 

@@ -23,13 +23,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from .errors import ToolError
-from .exporter import (DEFAULT_PORT, ExecveCollector, ReadaheadCollector, SelfCollector,
-                       SelfStats, VfsReadCollector)
+from .exporter import (ExecveCollector, ReadaheadCollector, SelfCollector, SelfStats,
+                       VfsReadCollector)
+from .exporter_config import COLLECTORS, DEFAULT_PORT
 
 log = logging.getLogger("bpf-exporter")
-
-COLLECTORS = ("execve", "vfs_read", "readahead")
-
 
 def parse_listen(text: str) -> Tuple[str, int]:
     """'ADDR:PORT', ':PORT' (all addresses), '[v6addr]:PORT' or 'PORT'."""
@@ -109,18 +107,21 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
 def bind(host: str, port: int, handler) -> Server:
     """Bind now (before any BPF is compiled), so a bad address or a port in
     use is a one-line error at once."""
-    family = socket.AF_INET
+    server_class = Server
     try:
         if host and ipaddress.ip_address(host).version == 6:
-            family = socket.AF_INET6
+            server_class = Server6
     except ValueError:
         pass   # a host name: resolved by bind below
-    Server.address_family = family
     try:
-        return Server((host, port), handler)
+        return server_class((host, port), handler)
     except socket.gaierror as e:
         raise ToolError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     except OSError as e:

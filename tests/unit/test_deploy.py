@@ -16,12 +16,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.cli import bpf_exporter
-from pytools.exporter import (DEFAULT_PORT, ExecveCollector, ReadaheadCollector, SelfCollector,
-                              SelfStats, VfsReadCollector)
+from pytools.exporter import (ExecveCollector, ReadaheadCollector, SelfCollector, SelfStats,
+                              VfsReadCollector)
+from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import Log2Hist
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
 from pytools.tools.vfsread import LatencySnapshot
+
+from .sources import FixedSource
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -126,25 +129,15 @@ def test_systemd_unit_command_line_is_accepted_by_the_cli():
 def emitted_metric_names():
     """Every sample name the exporter's collectors produce."""
     stats = SelfStats()
-
-    class Source:
-        def __init__(self, snapshot):
-            self.snapshot_value, self.program = snapshot, self
-
-        def probe_info(self):
-            return {"mode": "tracepoint", "label": "test", "hooks": []}
-
-        def snapshot(self):
-            return self.snapshot_value
-
     hist = Log2Hist.from_values([1000, 5000], 1000, "usecs")
     pages = Log2Hist.from_values([32], 1, "pages")
     registry = CollectorRegistry(auto_describe=False)
     for collector in (
-            ExecveCollector(Source(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10, "comm"),
-            VfsReadCollector(Source(LatencySnapshot(hist)), stats, "k", 10),
-            ReadaheadCollector(Source(ReadaheadSnapshot({(8 << 20, "sync"): Counts(1, 1, 1, 32)},
-                                                        {}, pages)), stats, "k", 10),
+            ExecveCollector(FixedSource(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10,
+                            "comm"),
+            VfsReadCollector(FixedSource(LatencySnapshot(hist)), stats, "k", 10),
+            ReadaheadCollector(FixedSource(ReadaheadSnapshot(
+                {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
             SelfCollector(stats)):
         registry.register(collector)
     text = generate_latest(registry).decode()

@@ -14,26 +14,9 @@ from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot, kernel_dev
 from pytools.tools.vfsread import LatencySnapshot
 
+from .sources import FixedSource
+
 KERNEL = "6.18.0-test"
-
-
-class FixedSource:
-    """Stands in for a loaded tool: fixed snapshots, no kernel."""
-
-    def __init__(self, *snapshots, mode="tracepoint", label="via tracepoints"):
-        self.snapshots = list(snapshots)
-        self.program = self
-        self.mode, self.label = mode, label
-        self.reads = 0
-
-    def probe_info(self):
-        return {"mode": self.mode, "label": self.label, "hooks": []}
-
-    def snapshot(self):
-        self.reads += 1
-        if not self.snapshots:
-            raise OSError("map gone")
-        return self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
 
 
 def registry_with(*collectors):
