@@ -261,6 +261,21 @@ static __always_inline u64 mapping_ino(struct address_space *mapping)
     struct inode *host = mapping->host;
     return host->i_ino;
 }
+
+// The 5.10+ hooks (kprobe and fentry alike) all take a readahead_control.
+static __always_inline int ractl_request(void *ctx, struct readahead_control *ractl, u64 req,
+                                         u32 kind)
+{
+    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                      ractl->_index, req, kind);
+}
+
+static __always_inline int ractl_window(void *ctx, struct readahead_control *ractl, u64 pages,
+                                        u64 async_size, int from_order)
+{
+    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
+                     ractl->_index, pages, async_size, from_order);
+}
 #endif
 
 #ifdef PROBE_KPROBE
@@ -272,8 +287,7 @@ int kp_sync_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 #else                                 // 5.10-5.17: (ractl, ra, req_count)
     u64 req = PT_REGS_PARM3(ctx);
 #endif
-    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                      ractl->_index, req, KIND_SYNC);
+    return ractl_request(ctx, ractl, req, KIND_SYNC);
 }
 #endif
 
@@ -285,8 +299,7 @@ int kp_async_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 #else                                 // 5.10-5.17: (ractl, ra, page, req_count)
     u64 req = PT_REGS_PARM4(ctx);
 #endif
-    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                      ractl->_index, req, KIND_ASYNC);
+    return ractl_request(ctx, ractl, req, KIND_ASYNC);
 }
 #endif
 
@@ -313,8 +326,7 @@ int kp_async_readahead(struct pt_regs *ctx, struct address_space *mapping, void 
 int kp_ra_unbounded(struct pt_regs *ctx, struct readahead_control *ractl,
                     unsigned long nr_to_read, unsigned long lookahead_size)
 {
-    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                     ractl->_index, nr_to_read, lookahead_size, 0);
+    return ractl_window(ctx, ractl, nr_to_read, lookahead_size, 0);
 }
 #endif
 
@@ -322,8 +334,7 @@ int kp_ra_unbounded(struct pt_regs *ctx, struct readahead_control *ractl,
 int kp_ra_order(struct pt_regs *ctx, struct readahead_control *ractl,
                 struct file_ra_state *ra)
 {
-    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                     ractl->_index, ra->size, ra->async_size, 1);
+    return ractl_window(ctx, ractl, ra->size, ra->async_size, 1);
 }
 #endif
 
@@ -349,8 +360,7 @@ KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, void *ra,
             unsigned long req_count)
 #endif
 {
-    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                      ractl->_index, req_count, KIND_SYNC);
+    return ractl_request(ctx, ractl, req_count, KIND_SYNC);
 }
 #endif
 
@@ -363,8 +373,7 @@ KFUNC_PROBE(page_cache_async_ra, struct readahead_control *ractl, void *ra, void
             unsigned long req_count)
 #endif
 {
-    return on_request(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                      ractl->_index, req_count, KIND_ASYNC);
+    return ractl_request(ctx, ractl, req_count, KIND_ASYNC);
 }
 #endif
 
@@ -372,16 +381,14 @@ KFUNC_PROBE(page_cache_async_ra, struct readahead_control *ractl, void *ra, void
 KFUNC_PROBE(page_cache_ra_unbounded, struct readahead_control *ractl,
             unsigned long nr_to_read, unsigned long lookahead_size)
 {
-    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                     ractl->_index, nr_to_read, lookahead_size, 0);
+    return ractl_window(ctx, ractl, nr_to_read, lookahead_size, 0);
 }
 #endif
 
 #ifdef HOOK_page_cache_ra_order
 KFUNC_PROBE(page_cache_ra_order, struct readahead_control *ractl, struct file_ra_state *ra)
 {
-    return on_window(ctx, mapping_dev(ractl->mapping), mapping_ino(ractl->mapping),
-                     ractl->_index, ra->size, ra->async_size, 1);
+    return ractl_window(ctx, ractl, ra->size, ra->async_size, 1);
 }
 #endif
 #endif
