@@ -91,8 +91,7 @@ def report_intervals(tool, delta: Callable, show: Callable, interval: float,
         show(delta(current, start if cumulative else previous))
         previous = current
 
-    announce(tool.program, verbose)
-    run_intervals(interval, count, tick)
+    run_intervals(interval, count, tick, on_start=lambda: announce(tool.program, verbose))
 
 
 def emit(text_or_obj) -> None:
@@ -335,11 +334,11 @@ def run_trace(tool, interval, count, as_json, device_name):
         lost[0] += n
 
     tool.open_trace(on_event, on_lost)
-    announce(tool.program, False)
-    if not as_json:
-        emit(render.READAHEAD_EVENT_HEADER)
     deadline = time.monotonic() + interval * count if count else None
-    try:
+    try:   # from the banner on, Ctrl-C ends the trace cleanly
+        announce(tool.program, False)
+        if not as_json:
+            emit(render.READAHEAD_EVENT_HEADER)
         while deadline is None or time.monotonic() < deadline:
             tool.poll(100)
         tool.poll(0)

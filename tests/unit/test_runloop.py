@@ -37,3 +37,30 @@ def test_interrupt_gives_one_last_tick_and_stops():
     assert run_intervals(1.0, None, lambda: ticks.append(t.now),
                          clock=t.clock, sleep=t.sleep) is True
     assert ticks == [101.0, 101.5]
+
+
+def test_interrupt_during_the_banner_still_gives_the_last_tick():
+    t = FakeTime()
+    ticks = []
+
+    def banner():
+        raise KeyboardInterrupt   # Ctrl-C as the banner goes out
+
+    assert run_intervals(1.0, None, lambda: ticks.append(t.now), clock=t.clock,
+                         sleep=t.sleep, on_start=banner) is True
+    assert ticks == [100.0] and t.sleeps == []
+
+
+def test_interrupt_during_a_tick_waits_for_it_then_ends():
+    import os
+    import signal
+    t = FakeTime()
+    ticks = []
+
+    def tick():
+        if not ticks:   # Ctrl-C while the first interval is printed
+            os.kill(os.getpid(), signal.SIGINT)
+        ticks.append(t.now)
+
+    assert run_intervals(1.0, 5, tick, clock=t.clock, sleep=t.sleep) is True
+    assert ticks == [101.0, 101.0]   # the first printed whole, then the partial one
