@@ -200,6 +200,10 @@ def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     tools: list = []
     try:
+        # What every collector needs (privileges, tracefs, headers, bcc):
+        # checked once, so its failure is one line, not one per collector.
+        from .loader import prepare
+        prepare()
         collectors, tools = load_collectors(names, stats, execve_by, max_series, strict,
                                               modes)
         if not collectors:

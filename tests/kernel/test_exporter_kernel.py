@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytools.tools.readahead import device_name, kernel_dev
 
 from .modes import mode_problem, scratch_dir
-from .workload import (bpf_program_ids, programs_gone, evict_and_read, make_executables, run_execs,
-                       slow_pipe_reads, tool_command, write_file)
+from .workload import (NOBODY, bpf_program_ids, evict_and_read, make_executables,
+                       programs_gone, run_execs, slow_pipe_reads, tool_command, write_file)
 
 Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -227,3 +227,13 @@ def test_signal_detaches_and_exits_zero(sig):
     code, err = exp.stop(sig)
     assert code == 0 and "Traceback" not in err
     assert programs_gone(ours), f"programs {bpf_program_ids() & ours} still loaded after exit"
+
+
+def test_non_root_gets_one_line_error():
+    result = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        + tool_command("bpf-exporter") + ["--listen", f"127.0.0.1:{free_port()}"],
+        cwd="/", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "bpf-exporter: error:" in result.stderr
+    assert "sudo" in result.stderr and "Traceback" not in result.stderr
