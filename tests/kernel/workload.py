@@ -127,13 +127,19 @@ DELAY = 0.022
 
 
 def slow_pipe_reads(n: int) -> List[int]:
-    """n reads that each wait about DELAY for a writer thread; returns each
-    read's duration in ns as seen from user space."""
+    """n reads that each wait at least DELAY for a writer thread; returns
+    each read's duration in ns as seen from user space.
+
+    The writer starts its DELAY only once the reader has taken its start
+    time, so no read is shorter than DELAY however late either thread is
+    scheduled (under QEMU, wake-ups take milliseconds)."""
     r, w = os.pipe()
     durations = []
+    reading = threading.Semaphore(0)
 
     def writer():
         for _ in range(n):
+            reading.acquire()
             time.sleep(DELAY)
             os.write(w, b"x")
 
@@ -142,6 +148,7 @@ def slow_pipe_reads(n: int) -> List[int]:
     try:
         for _ in range(n):
             start = time.perf_counter_ns()
+            reading.release()
             assert os.read(r, 1) == b"x"
             durations.append(time.perf_counter_ns() - start)
     finally:
