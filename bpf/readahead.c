@@ -28,8 +28,26 @@
 // for files without large folios; the per-thread "window counted" mark
 // below keeps that fallback from being counted twice.
 //
+// EFFICIENCY (needs the filemap tracepoints, which recent kernels have:
+// present on 6.18, absent on 6.1) adds what became of the pages read ahead:
+//   filemap:mm_filemap_add_to_page_cache     a folio added by a thread inside
+//                                            the readahead window it just
+//                                            opened (window hooks above) is a
+//                                            page read ahead: marked pending
+//   filemap:mm_filemap_get_pages             read(2), splice, sendfile reach
+//                                            pages [index, last_index]
+//   filemap:mm_filemap_map_pages, _fault     a page fault maps pages (fault-
+//                                            around included)
+//   filemap:mm_filemap_delete_from_page_cache  a page leaves the cache
+// A pending page reached by a read or a fault is used; one that leaves the
+// cache first was read ahead for nothing. Pending pages sit in 64-page
+// bitmaps keyed by (dev, inode, index / 64). The kernel marks only the first
+// folio of each read batch accessed (filemap_read), which is why bcc's
+// readahead.py, counting folio_mark_accessed, sees large reads as unused;
+// the read range of mm_filemap_get_pages has no such gap.
+//
 // Tunables: FILTER_DEV (kernel dev_t: major << 20 | minor), FILTER_PID,
-// MAX_FILES, NO_FILES (per-device counts only: the exporter, whose maps live
+// MAX_FILES, MAX_PENDING_CHUNKS, NO_FILES (per-device counts only: the exporter, whose maps live
 // for days, has no use for per-inode counts), TRACE (send each event to user
 // space too), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
@@ -79,6 +97,50 @@ struct ra_thread {
     u64 window_ts;     // when page_cache_ra_order counted a window, else 0
 };
 BPF_ARRAY(readahead_thread, struct ra_thread, TID_SLOTS);
+
+#ifdef EFFICIENCY
+#ifndef MAX_PENDING_CHUNKS
+#define MAX_PENDING_CHUNKS 65536     // 64 pages each: 16 GiB of 4 KiB pages
+#endif
+#define CHUNK_SHIFT 6
+#define CHUNK_PAGES (1ULL << CHUNK_SHIFT)
+// Chunks one event may touch: 1024 pages. A read batch holds at most 31
+// folios, so a read reaches at most this far past its index before its
+// next mm_filemap_get_pages; a folio is at most 512 pages here (order 9).
+#define MAX_SPAN_CHUNKS 16
+// A window's folios are added within microseconds of its hook, by the
+// thread that opened it; this bounds how stale that window may be.
+#define WINDOW_NS 100000000ULL
+
+// The last readahead window each thread opened (indexed like
+// readahead_thread).
+struct ra_window {
+    u64 ino;
+    u64 lo;            // first page index of the window
+    u64 hi;            // one past its last
+    u64 ts;
+    u32 tid;
+    u32 dev;
+};
+BPF_ARRAY(readahead_window, struct ra_window, TID_SLOTS);
+
+struct ra_chunk_key {
+    u64 ino;
+    u64 chunk;         // page index >> CHUNK_SHIFT
+    u32 dev;
+    u32 pad;
+};
+// Bit i: page chunk * 64 + i was read ahead and neither used nor dropped.
+BPF_HASH(readahead_pending, struct ra_chunk_key, u64, MAX_PENDING_CHUNKS);
+
+struct ra_usage {
+    u64 added;         // pages read ahead (and tracked)
+    u64 used;          // of those, reached by a read or a fault
+    u64 dropped;       // of those, left the cache unused
+    u64 untracked;     // read ahead but not tracked: readahead_pending full
+};
+BPF_HASH(readahead_usage, u32, struct ra_usage, 1024);
+#endif
 
 #ifdef TRACE
 struct ra_event {
@@ -186,6 +248,149 @@ static __always_inline int on_request(void *ctx, u32 dev, u64 ino, u64 index, u6
     return 0;
 }
 
+#ifdef EFFICIENCY
+static __always_inline void note_window(u32 dev, u64 ino, u64 index, u64 pages, u64 now)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u32 slot = tid & (TID_SLOTS - 1);
+    struct ra_window *w = readahead_window.lookup(&slot);
+    if (!w)
+        return;
+    w->tid = tid;
+    w->dev = dev;
+    w->ino = ino;
+    w->lo = index;
+    w->hi = index + pages;
+    w->ts = now;
+}
+
+static __always_inline u64 popcount64(u64 x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (x * 0x0101010101010101ULL) >> 56;
+}
+
+// Bits for pages [lo, hi) of chunk c (the caller ensures they overlap it).
+static __always_inline u64 chunk_mask(u64 c, u64 lo, u64 hi)
+{
+    u64 base = c << CHUNK_SHIFT;
+    u64 a = lo > base ? lo - base : 0;
+    u64 b = hi < base + CHUNK_PAGES ? hi - base : CHUNK_PAGES;
+    u64 width = b - a;
+    if (width >= CHUNK_PAGES)
+        return ~0ULL;
+    return ((1ULL << width) - 1) << (a & (CHUNK_PAGES - 1));
+}
+
+static __always_inline struct ra_usage *usage_of(u32 dev)
+{
+    struct ra_usage zero = {};
+    return readahead_usage.lookup_or_try_init(&dev, &zero);
+}
+
+// Pages [lo, hi) of (dev, ino) were just read ahead.
+static __always_inline void mark_pending(u32 dev, u64 ino, u64 lo, u64 hi)
+{
+    u64 added = 0, covered = 0;
+    struct ra_chunk_key key = {.ino = ino, .dev = dev};
+    u64 first = lo >> CHUNK_SHIFT;
+    for (int i = 0; i < MAX_SPAN_CHUNKS; i++) {
+        u64 c = first + i;
+        if ((c << CHUNK_SHIFT) >= hi)
+            break;
+        key.chunk = c;
+        u64 none = 0;
+        u64 *bits = readahead_pending.lookup_or_try_init(&key, &none);
+        if (!bits)
+            break;
+        u64 mask = chunk_mask(c, lo, hi);
+        covered += popcount64(mask);
+        added += popcount64(mask & ~*bits);   // a pending page is never re-added
+        *bits |= mask;
+    }
+    struct ra_usage *u = usage_of(dev);
+    if (u) {
+        __sync_fetch_and_add(&u->added, added);
+        if (hi - lo > covered)
+            __sync_fetch_and_add(&u->untracked, hi - lo - covered);
+    }
+}
+
+// Pages [lo, hi) of (dev, ino) were reached (used) or left the cache.
+static __always_inline void settle(u32 dev, u64 ino, u64 lo, u64 hi, int dropped)
+{
+    u64 n = 0;
+    struct ra_chunk_key key = {.ino = ino, .dev = dev};
+    u64 first = lo >> CHUNK_SHIFT;
+    for (int i = 0; i < MAX_SPAN_CHUNKS; i++) {
+        u64 c = first + i;
+        if ((c << CHUNK_SHIFT) >= hi)
+            break;
+        key.chunk = c;
+        u64 *bits = readahead_pending.lookup(&key);
+        if (!bits)
+            continue;
+        u64 hit = *bits & chunk_mask(c, lo, hi);
+        if (!hit)
+            continue;
+        n += popcount64(hit);
+        *bits &= ~hit;
+        if (!*bits)
+            readahead_pending.delete(&key);
+    }
+    if (!n)
+        return;
+    struct ra_usage *u = usage_of(dev);
+    if (u) {
+        if (dropped)
+            __sync_fetch_and_add(&u->dropped, n);
+        else
+            __sync_fetch_and_add(&u->used, n);
+    }
+}
+
+TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u32 slot = tid & (TID_SLOTS - 1);
+    struct ra_window *w = readahead_window.lookup(&slot);
+    if (!w || w->tid != tid || w->dev != args->s_dev || w->ino != args->i_ino)
+        return 0;
+    u64 index = args->index;
+    if (index < w->lo || index >= w->hi || bpf_ktime_get_ns() - w->ts > WINDOW_NS)
+        return 0;
+    mark_pending(args->s_dev, args->i_ino, index, index + (1ULL << (args->order & 15)));
+    return 0;
+}
+
+TRACEPOINT_PROBE(filemap, mm_filemap_delete_from_page_cache)
+{
+    u64 index = args->index;
+    settle(args->s_dev, args->i_ino, index, index + (1ULL << (args->order & 15)), 1);
+    return 0;
+}
+
+TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
+{
+    settle(args->s_dev, args->i_ino, args->index, args->last_index + 1, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(filemap, mm_filemap_map_pages)
+{
+    settle(args->s_dev, args->i_ino, args->index, args->last_index + 1, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(filemap, mm_filemap_fault)
+{
+    settle(args->s_dev, args->i_ino, args->index, args->index + 1, 0);
+    return 0;
+}
+#endif
+
 // A request and its window come from one call chain on one thread, within
 // microseconds; 10 ms bounds how stale a thread's request state may be.
 #define SAME_CALL_NS 10000000ULL
@@ -196,6 +401,9 @@ static __always_inline int on_window(void *ctx, u32 dev, u64 ino, u64 index, u64
     if (filtered(dev))
         return 0;
     u64 now = bpf_ktime_get_ns();
+#ifdef EFFICIENCY
+    note_window(dev, ino, index, pages, now);
+#endif
     u32 tid = (u32)bpf_get_current_pid_tgid();
     u32 slot = tid & (TID_SLOTS - 1);
     u32 kind = KIND_FORCED;   // fadvise(WILLNEED), readahead(2), MADV_WILLNEED

@@ -246,6 +246,7 @@ Examples:
   readahead-stats -p 1234     # readahead done by process 1234
   readahead-stats --trace     # one line per readahead event
   readahead-stats --json 1 5  # one JSON object per interval
+  readahead-stats --no-efficiency  # skip the per-page hooks
 """
 
 
@@ -276,19 +277,25 @@ def parse_device(text: str) -> int:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Files shown, most pages first.")
 @click.option("--trace", is_flag=True, help="Print each readahead event instead of totals.")
+@click.option("--efficiency/--no-efficiency", default=True, show_default=True,
+              help="Follow each page read ahead to its first use (needs the filemap "
+                   "tracepoints; costs a map lookup per buffered read and page fault).")
 @click.option("--probe", type=click.Choice(["auto", "tracepoint", "fentry", "kprobe"]),
               default="auto", show_default=True, help="Force a probe mode.")
 @common_output_options
 @fails_cleanly
-def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, as_json,
-                    verbose, ebpf):
+def readahead_stats(interval, count, device, pid, top, trace, efficiency, probe, timestamp,
+                    as_json, verbose, ebpf):
     """Show page cache readahead: sync and async requests, the windows the
     kernel submitted and their pages, per device and per file, with a log2
-    histogram of window sizes.
+    histogram of window sizes, and its efficiency: of the pages read ahead,
+    how many were used, how many left the cache unused.
 
     Uses the readahead tracepoints (Linux 6.18+) where they exist, else
     fentry, else kprobes on the readahead functions of this kernel. Files are named by a
     path where some process has them open, else as major:minor:inode.
+    Efficiency needs the filemap tracepoints (mm_filemap_get_pages and
+    others); where the kernel lacks them, the output says so.
     """
     from .tools import readahead
 
@@ -296,11 +303,12 @@ def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, 
     if ebpf:
         import os
         print_ebpf(readahead.Readahead.source,
-                   readahead.cflags(os.uname().release, dev, pid, trace) + ["-DPROBE_TRACEPOINT"])
+                   readahead.cflags(os.uname().release, dev, pid, trace) + ["-DPROBE_TRACEPOINT"]
+                   + (["-DEFFICIENCY"] if efficiency and not trace else []))
         return
     names = readahead.FileNames()
-    with sigterm_as_interrupt(), readahead.Readahead(dev=dev, pid=pid, trace=trace,
-                                                     mode=probe) as tool:
+    with sigterm_as_interrupt(), readahead.Readahead(dev=dev, pid=pid, trace=trace, mode=probe,
+                                                     efficiency=efficiency and not trace) as tool:
         probe_info = tool.program.probe_info()
         label = tool.program.candidate.label
         if trace:
@@ -310,11 +318,13 @@ def readahead_stats(interval, count, device, pid, top, trace, probe, timestamp, 
         def show(shown):
             if as_json:
                 emit(render.readahead_json(shown, probe_info, shown.elapsed, top,
-                                           readahead.device_name, names, render.iso_time()))
+                                           readahead.device_name, names, render.iso_time(),
+                                           tool.efficiency_problem))
             else:
                 emit(render.readahead_text(shown, label, shown.elapsed, top,
                                            readahead.device_name, names,
-                                           render.clock_time() if timestamp else None) + "\n")
+                                           render.clock_time() if timestamp else None,
+                                           tool.efficiency_problem) + "\n")
 
         report_intervals(tool, readahead.delta, show, interval, count, verbose)
 

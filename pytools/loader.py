@@ -214,8 +214,10 @@ def log_probe(source_name: str, asked: str, program: Program, release: str) -> N
 
 
 def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
-         mode: str = "auto") -> Program:
-    """Attach the first candidate of `plan` (or the forced `mode`) that works."""
+         mode: str = "auto", extra_hooks: Sequence[Hook] = ()) -> Program:
+    """Attach the first candidate of `plan` (or the forced `mode`) that works.
+    extra_hooks: tracepoints that `cflags` compile into every candidate (they
+    attach themselves), listed with the candidate's own hooks."""
     env = prepare()
     try:
         candidates = order_for(plan, mode)
@@ -231,14 +233,14 @@ def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = ()
         flags = list(cflags) + cflags_for(candidate, selection.hooks)
         try:
             with captured_stderr() as lines:
-                bpf = _try_candidate(text, flags, selection.hooks)
+                bpf = _try_candidate(text, flags, selection.hooks + list(extra_hooks))
         except KeyboardInterrupt:
             raise
         except Exception as e:  # bcc raises bare Exception for everything
             attempts.append(Attempt(candidate.mode, candidate.label, summarize_failure(e, lines)))
             continue
         attempts.append(Attempt(candidate.mode, candidate.label, None))
-        program = Program(bpf, candidate, selection.hooks, attempts)
+        program = Program(bpf, candidate, selection.hooks + list(extra_hooks), attempts)
         log_probe(source_name, mode, program, os.uname().release)
         return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)

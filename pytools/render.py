@@ -157,8 +157,35 @@ def latency_json(snap, probe: dict, seconds: float, top: int, when: str) -> dict
 
 # ------------------------------------------------------------------ readahead
 
-EFFICIENCY_NOTE = ("readahead efficiency (pages read ahead but never used) is not "
-                   "measured: it needs page-level probes this tool does not attach")
+def efficiency_line(snap, problem: Optional[str]) -> str:
+    """One line: what became of the pages read ahead, or why it is unknown."""
+    total = snap.total_usage()
+    if total is None:
+        return f"efficiency: not measured: {problem}"
+    unused_now = sum(snap.unused_now.values())
+    line = (f"efficiency: {total.added} pages read ahead; used {total.used}, "
+            f"dropped unused {total.dropped}; unused now {unused_now}")
+    if total.untracked:
+        line += f" [{total.untracked} not followed: map full]"
+    return line
+
+
+def efficiency_json(snap, problem: Optional[str], device_name) -> Optional[dict]:
+    from .tools.readahead import Usage
+
+    def usage(u, unused_now: int) -> dict:
+        return {"read_ahead_pages": u.added, "used_pages": u.used,
+                "dropped_unused_pages": u.dropped, "unused_now_pages": unused_now,
+                "untracked_pages": u.untracked}
+
+    total = snap.total_usage()
+    if total is None:
+        return None
+    devices = sorted(set(snap.usage) | set(snap.unused_now))
+    return {**usage(total, sum(snap.unused_now.values())),
+            "devices": [{"dev": "%d:%d" % (d >> 20, d & 0xFFFFF), "name": device_name(d),
+                         **usage(snap.usage.get(d, Usage()), snap.unused_now.get(d, 0))}
+                        for d in devices]}
 
 
 def _counts_row(name: str, c) -> list:
@@ -166,7 +193,8 @@ def _counts_row(name: str, c) -> list:
 
 
 def readahead_text(snap, probe_label: str, seconds: float, top: int,
-                   device_name, file_name, timestamp: Optional[str] = None) -> str:
+                   device_name, file_name, timestamp: Optional[str] = None,
+                   efficiency_problem: Optional[str] = None) -> str:
     from .hist import bars
     title = (f"{timestamp} " if timestamp else "") + f"{probe_label}, {seconds:.1f}s"
     headers = ["", "REQUESTS", "REQ PAGES", "WINDOWS", "PAGES"]
@@ -189,12 +217,15 @@ def readahead_text(snap, probe_label: str, seconds: float, top: int,
             parts.append(f"[{len(files) - top} more files]")
     if snap.overflow:
         parts.append(f"[{snap.overflow} events not keyed: map full]")
+    parts += ["", efficiency_line(snap, efficiency_problem)]
     parts += ["", bars(snap.window_hist, "window pages")]
     return "\n".join(parts)
 
 
 def readahead_json(snap, probe: dict, seconds: float, top: int, device_name, file_name,
-                   when: str) -> dict:
+                   when: str, efficiency_problem: Optional[str] = None) -> dict:
+    from .tools.readahead import EFFICIENCY_MEANING
+
     def counts(c) -> dict:
         return {"requests": c.requests, "req_pages": c.req_pages,
                 "windows": c.windows, "pages": c.pages}
@@ -210,8 +241,9 @@ def readahead_json(snap, probe: dict, seconds: float, top: int, device_name, fil
         "other_files": max(0, len(files) - top),
         "overflow": snap.overflow,
         "window_pages_hist": hist_json(snap.window_hist),
-        "efficiency": None,
-        "efficiency_note": EFFICIENCY_NOTE,
+        "efficiency": efficiency_json(snap, efficiency_problem, device_name),
+        "efficiency_note": (EFFICIENCY_MEANING if snap.usage is not None
+                            else efficiency_problem),
     }
 
 

@@ -95,6 +95,30 @@ def tracepoint_exists(tracefs: str, name: str) -> bool:
     return os.path.isdir(os.path.join(tracefs, "events", category, event))
 
 
+def parse_format_fields(text: str) -> frozenset:
+    """Field names of a tracepoint's format file, common_* ones left out."""
+    names = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("field:"):
+            continue
+        declaration = line[len("field:"):].split(";", 1)[0]
+        name = declaration.split()[-1].split("[", 1)[0] if declaration.split() else ""
+        if name and not name.startswith("common_"):
+            names.add(name)
+    return frozenset(names)
+
+
+def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
+    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+    category, event = name.split(":", 1)
+    try:
+        with open(os.path.join(tracefs, "events", category, event, "format")) as f:
+            return parse_format_fields(f.read())
+    except OSError:
+        return None
+
+
 @lru_cache(maxsize=4)
 def traceable_functions(tracefs: str) -> Optional[frozenset]:
     """Kernel functions that kprobes and fentry may hook, or None if unknown.

@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..hist import SLOTS, Log2Hist
 from .base import LoadedTool
 from ..probes import Candidate, Hook
+
+# Readahead efficiency (bpf/readahead.c, EFFICIENCY): these tracepoints, with
+# the fields it reads. Present on 6.18, absent on 6.1 (which has only the
+# first two).
+EFFICIENCY_TRACEPOINTS = {
+    "filemap:mm_filemap_add_to_page_cache": ("s_dev", "i_ino", "index", "order"),
+    "filemap:mm_filemap_delete_from_page_cache": ("s_dev", "i_ino", "index", "order"),
+    "filemap:mm_filemap_get_pages": ("s_dev", "i_ino", "index", "last_index"),
+    "filemap:mm_filemap_map_pages": ("s_dev", "i_ino", "index", "last_index"),
+    "filemap:mm_filemap_fault": ("s_dev", "i_ino", "index"),
+}
+EFFICIENCY_HOOKS = tuple(Hook("tracepoint", name) for name in EFFICIENCY_TRACEPOINTS)
+EFFICIENCY_MEANING = ("used: reached by read(2), splice or sendfile, or mapped by a page "
+                      "fault (fault-around included); dropped: left the page cache before "
+                      "any use; unused now: read ahead while the tool ran, neither yet")
+
+
+def efficiency_problem(fields_of: Callable[[str], Optional[frozenset]]) -> Optional[str]:
+    """Why readahead efficiency cannot be measured here, or None.
+    fields_of(name) gives a tracepoint's field names, None if it is absent."""
+    missing = []
+    for name, needed in EFFICIENCY_TRACEPOINTS.items():
+        fields = fields_of(name)
+        if fields is None:
+            missing.append(name)
+        elif not set(needed) <= fields:
+            missing.append(f"{name} fields {','.join(sorted(set(needed) - fields))}")
+    if not missing:
+        return None
+    return ("readahead efficiency (pages read ahead but never used) is not measured: "
+            "this kernel lacks tracepoint " + ", ".join(missing))
 
 KINDS = ("sync", "async", "forced")
 TRACEPOINTS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_order",
@@ -98,6 +129,31 @@ class Counts:
         return any((self.requests, self.req_pages, self.windows, self.pages))
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What became of the pages read ahead (bpf/readahead.c, EFFICIENCY)."""
+    added: int = 0       # pages read ahead and tracked
+    used: int = 0        # of those, reached by a read or a page fault
+    dropped: int = 0     # of those, left the cache unused
+    untracked: int = 0   # read ahead, not tracked (map full)
+
+    def __add__(self, o: "Usage") -> "Usage":
+        return Usage(self.added + o.added, self.used + o.used, self.dropped + o.dropped,
+                     self.untracked + o.untracked)
+
+    def __sub__(self, o: "Usage") -> "Usage":
+        return Usage(self.added - o.added, self.used - o.used, self.dropped - o.dropped,
+                     self.untracked - o.untracked)
+
+    def __bool__(self) -> bool:
+        return any((self.added, self.used, self.dropped, self.untracked))
+
+    @property
+    def unused_now(self) -> int:
+        """Of a cumulative Usage: pages read ahead and still waiting for a use."""
+        return max(0, self.added - self.used - self.dropped)
+
+
 DevKind = Tuple[int, str]    # (kernel dev, kind)
 FileKey = Tuple[int, int]    # (kernel dev, inode)
 
@@ -110,6 +166,18 @@ class ReadaheadSnapshot:
     overflow: int = 0
     taken_at: float = 0.0
     elapsed: float = 0.0
+    # None: efficiency not measured. Per device: in a delta, the interval's
+    # counts; unused_now holds each device's pages pending at its end.
+    usage: Optional[Dict[int, Usage]] = None
+    unused_now: Dict[int, int] = field(default_factory=dict)
+
+    def total_usage(self) -> Optional[Usage]:
+        if self.usage is None:
+            return None
+        total = Usage()
+        for u in self.usage.values():
+            total = total + u
+        return total
 
     def by_kind(self) -> Dict[str, Counts]:
         out = {k: Counts() for k in KINDS}
@@ -133,10 +201,22 @@ def _diff(cur: dict, prev: dict) -> dict:
     return out
 
 
+def _diff_usage(cur: Dict[int, Usage], prev: Dict[int, Usage]) -> Dict[int, Usage]:
+    out = {}
+    for dev, value in cur.items():
+        d = value - prev.get(dev, Usage())
+        if d:
+            out[dev] = d
+    return out
+
+
 def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
+    usage = (None if cur.usage is None or prev.usage is None
+             else _diff_usage(cur.usage, prev.usage))
     return ReadaheadSnapshot(_diff(cur.devices, prev.devices), _diff(cur.files, prev.files),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
-                             cur.taken_at, cur.taken_at - prev.taken_at)
+                             cur.taken_at, cur.taken_at - prev.taken_at, usage,
+                             cur.unused_now)
 
 
 # ----------------------------------------------------------- names for numbers
@@ -202,11 +282,23 @@ class Readahead(LoadedTool):
     source = "readahead.c"
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
-                 trace: bool = False, mode: str = "auto", files: bool = True):
-        from ..loader import load
+                 trace: bool = False, mode: str = "auto", files: bool = True,
+                 efficiency: bool = False):
+        from .. import system
+        from ..loader import load, prepare
         self.trace = trace
         flags = cflags(os.uname().release, dev, pid, trace, files=files)
-        self.program = load(self.source, plan(), flags, mode)
+        extra_hooks: Tuple[Hook, ...] = ()
+        if efficiency:
+            tracefs = prepare().tracefs
+            self.efficiency_problem = efficiency_problem(
+                lambda name: system.tracepoint_fields(tracefs, name))
+        else:
+            self.efficiency_problem = "readahead efficiency was not asked for"
+        if self.efficiency_problem is None:
+            flags.append("-DEFFICIENCY")
+            extra_hooks = EFFICIENCY_HOOKS
+        self.program = load(self.source, plan(), flags, mode, extra_hooks)
 
     def snapshot(self) -> ReadaheadSnapshot:
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)
@@ -217,8 +309,13 @@ class Readahead(LoadedTool):
         for k, per_cpu in self.program.table("readahead_window_pages_hist").items():
             slots[k.value] = sum(per_cpu)
         overflow = self.program.table("readahead_overflow")
+        usage = None
+        if self.efficiency_problem is None:
+            usage = {k.value: Usage(v.added, v.used, v.dropped, v.untracked)
+                     for k, v in self.program.table("readahead_usage").items()}
         return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, 0, "pages"),
-                                 int(overflow[0].value), time.monotonic())
+                                 int(overflow[0].value), time.monotonic(), 0.0, usage,
+                                 {d: u.unused_now for d, u in (usage or {}).items()})
 
     def open_trace(self, callback: Callable[[dict], None], lost: Callable[[int], None]):
         """Call callback(event dict) per event; lost(n) when the buffer dropped n."""

@@ -3,7 +3,8 @@
 A test for a mode the kernel lacks skips, saying why, unless the run
 requires that mode (PYTOOLS_REQUIRE_MODES=kprobe,fentry,...), where the same
 condition is a failure: the VM run on a stock kernel requires kprobe and
-fentry, the host run (6.18) requires tracepoint."""
+fentry, the host run (6.18) requires tracepoint. Features that are not
+probe modes (readahead_efficiency) are required the same way."""
 
 import os
 from typing import Optional
@@ -35,12 +36,22 @@ def required_modes():
 
 
 def need_mode(mode: str, function: str = "vfs_read", tracepoint: Optional[str] = None) -> None:
-    problem = mode_problem(mode, function, tracepoint)
+    need_feature(mode, mode_problem(mode, function, tracepoint))
+
+
+def need_feature(name: str, problem: Optional[str]) -> None:
+    """Skip (or fail, where this run requires `name`) when problem is set."""
     if problem is None:
         return
-    if mode in required_modes():
-        pytest.fail(f"{mode} required on this run but unavailable: {problem}")
-    pytest.skip(f"kernel lacks {mode}: {problem}")
+    if name in required_modes():
+        pytest.fail(f"{name} required on this run but unavailable: {problem}")
+    pytest.skip(f"kernel lacks {name}: {problem}")
+
+
+def readahead_efficiency_problem() -> Optional[str]:
+    from pytools.tools.readahead import efficiency_problem
+    tracefs = loader.prepare().tracefs
+    return efficiency_problem(lambda name: system.tracepoint_fields(tracefs, name))
 
 
 def scratch_dir() -> str:

@@ -59,8 +59,9 @@ def test_readahead_text_and_json():
     dev = ra.kernel_dev(254, 0)
     s = snap({(dev, "async"): Counts(2, 32, 2, 512)}, {(dev, 7): Counts(2, 32, 2, 512)},
              slots=[0, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    problem = "readahead efficiency ... is not measured: this kernel lacks tracepoint x"
     text = render.readahead_text(s, "readahead via tracepoints", 1.0, 10,
-                                 lambda d: "vda", lambda k: "/data/f")
+                                 lambda d: "vda", lambda k: "/data/f", None, problem)
     lines = text.splitlines()
     assert lines[0] == "readahead via tracepoints, 1.0s"
     assert ["async", "2", "32", "2", "512"] in [line.split() for line in lines]
@@ -68,10 +69,76 @@ def test_readahead_text_and_json():
     assert ["/data/f", "2", "32", "2", "512"] in [line.split() for line in lines]
     assert any("256 -> 511" in line for line in lines)
     obj = json.loads(json.dumps(render.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
-                                                      lambda k: "/data/f", "t")))
+                                                      lambda k: "/data/f", "t", problem)))
     assert obj["files"] == [{"dev": "254:0", "ino": 7, "name": "/data/f", "requests": 2,
                              "req_pages": 32, "windows": 2, "pages": 512}]
-    assert obj["efficiency"] is None and "not measured" in obj["efficiency_note"]
+    assert obj["efficiency"] is None and obj["efficiency_note"] == problem
+    assert f"efficiency: not measured: {problem}" in lines
+
+
+FORMAT = """name: mm_filemap_get_pages
+ID: 512
+format:
+	field:unsigned short common_type;	offset:0;	size:2;	signed:0;
+	field:int common_pid;	offset:4;	size:4;	signed:1;
+
+	field:unsigned long i_ino;	offset:8;	size:8;	signed:0;
+	field:dev_t s_dev;	offset:16;	size:4;	signed:0;
+	field:char comm[16];	offset:20;	size:16;	signed:0;
+
+print fmt: "dev=%d:%d", REC->s_dev
+"""
+
+
+def test_parse_format_fields():
+    from pytools.system import parse_format_fields
+    assert parse_format_fields(FORMAT) == {"i_ino", "s_dev", "comm"}
+
+
+def test_efficiency_problem_names_what_is_missing():
+    full = {name: frozenset(fields) for name, fields in ra.EFFICIENCY_TRACEPOINTS.items()}
+    assert ra.efficiency_problem(full.get) is None
+    older = dict(full)
+    del older["filemap:mm_filemap_get_pages"]
+    older["filemap:mm_filemap_add_to_page_cache"] = frozenset({"s_dev", "i_ino", "index"})
+    problem = ra.efficiency_problem(older.get)
+    assert "not measured" in problem
+    assert "filemap:mm_filemap_get_pages" in problem
+    assert "filemap:mm_filemap_add_to_page_cache fields order" in problem
+    assert "mm_filemap_fault" not in problem
+
+
+def test_usage_delta_counts_the_interval_and_keeps_unused_now():
+    dev, other = ra.kernel_dev(254, 0), ra.kernel_dev(8, 0)
+    a = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 1.0, 0.0,
+                          {dev: ra.Usage(100, 60, 0, 0)}, {dev: 40})
+    b = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 0.0,
+                          {dev: ra.Usage(164, 100, 30, 0), other: ra.Usage(8, 8, 0, 2)},
+                          {dev: 34, other: 0})
+    d = ra.delta(b, a)
+    assert d.usage == {dev: ra.Usage(64, 40, 30, 0), other: ra.Usage(8, 8, 0, 2)}
+    assert d.unused_now == {dev: 34, other: 0}
+    assert d.total_usage() == ra.Usage(72, 48, 30, 2)
+    assert ra.Usage(164, 100, 30).unused_now == 34 and ra.Usage(1, 2, 0).unused_now == 0
+    unmeasured = snap({}, {})
+    assert ra.delta(unmeasured, unmeasured).usage is None
+
+
+def test_efficiency_text_and_json():
+    dev = ra.kernel_dev(254, 0)
+    s = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 1.0,
+                          {dev: ra.Usage(64, 40, 16, 3)}, {dev: 8})
+    assert render.efficiency_line(s, None) == (
+        "efficiency: 64 pages read ahead; used 40, dropped unused 16; unused now 8 "
+        "[3 not followed: map full]")
+    obj = render.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
+    assert obj["efficiency"] == {
+        "read_ahead_pages": 64, "used_pages": 40, "dropped_unused_pages": 16,
+        "unused_now_pages": 8, "untracked_pages": 3,
+        "devices": [{"dev": "254:0", "name": "vda", "read_ahead_pages": 64, "used_pages": 40,
+                     "dropped_unused_pages": 16, "unused_now_pages": 8,
+                     "untracked_pages": 3}]}
+    assert obj["efficiency_note"] == ra.EFFICIENCY_MEANING
 
 
 def test_parse_device_forms():
