@@ -28,17 +28,22 @@
 // for files without large folios; the per-thread "window counted" mark
 // below keeps that fallback from being counted twice.
 //
-// EFFICIENCY (needs the filemap tracepoints, which recent kernels have:
-// present on 6.18, absent on 6.1) adds what became of the pages read ahead:
+// EFFICIENCY adds what became of the pages read ahead:
 //   filemap:mm_filemap_add_to_page_cache     a folio added by a thread inside
 //                                            the readahead window it just
 //                                            opened (window hooks above) is a
 //                                            page read ahead: marked pending
-//   filemap:mm_filemap_get_pages             read(2), splice, sendfile reach
-//                                            pages [index, last_index]
-//   filemap:mm_filemap_map_pages, _fault     a page fault maps pages (fault-
-//                                            around included)
 //   filemap:mm_filemap_delete_from_page_cache  a page leaves the cache
+// (6.1 and 6.18 have both, with the folio's order), and the uses, from one
+// of:
+//   USE_TRACEPOINTS (recent kernels: 6.18 has them, 6.1 does not)
+//     filemap:mm_filemap_get_pages           read(2), splice, sendfile reach
+//                                            pages [index, last_index]
+//     filemap:mm_filemap_map_pages, _fault   a page fault maps pages (fault-
+//                                            around included)
+//   USE_FEXIT (5.5+ with BTF, no lockdown): the same at the exit of
+//     filemap_read (5.11+; ki_pos has moved past the bytes read),
+//     filemap_map_pages and filemap_fault
 // A pending page reached by a read or a fault is used; one that leaves the
 // cache first was read ahead for nothing. Pending pages sit in 64-page
 // bitmaps keyed by (dev, inode, index / 64). The kernel marks only the first
@@ -52,9 +57,12 @@
 // space too), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
 
-#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY)
+#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY) || defined(USE_FEXIT)
 #include <linux/fs.h>
 #include <linux/pagemap.h>
+#endif
+#ifdef USE_FEXIT
+#include <linux/mm.h>
 #endif
 
 #ifndef MAX_FILES
@@ -372,6 +380,7 @@ TRACEPOINT_PROBE(filemap, mm_filemap_delete_from_page_cache)
     return 0;
 }
 
+#ifdef USE_TRACEPOINTS
 TRACEPOINT_PROBE(filemap, mm_filemap_get_pages)
 {
     settle(args->s_dev, args->i_ino, args->index, args->last_index + 1, 0);
@@ -389,6 +398,7 @@ TRACEPOINT_PROBE(filemap, mm_filemap_fault)
     settle(args->s_dev, args->i_ino, args->index, args->index + 1, 0);
     return 0;
 }
+#endif
 #endif
 
 // A request and its window come from one call chain on one thread, within
@@ -456,7 +466,7 @@ TRACEPOINT_PROBE(readahead, page_cache_ra_unbounded)
 }
 #endif
 
-#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY)
+#if defined(PROBE_KPROBE) || defined(PROBE_FENTRY) || defined(USE_FEXIT)
 // struct readahead_control (5.8+) gives the file; older hooks get the mapping.
 static __always_inline u32 mapping_dev(struct address_space *mapping)
 {
@@ -599,4 +609,37 @@ KFUNC_PROBE(page_cache_ra_order, struct readahead_control *ractl, struct file_ra
     return ractl_window(ctx, ractl, ra->size, ra->async_size, 1);
 }
 #endif
+#endif
+
+#ifdef USE_FEXIT
+// Readahead efficiency's uses, where the filemap tracepoints for them are
+// missing (see EFFICIENCY at the top).
+KRETFUNC_PROBE(filemap_read, struct kiocb *iocb, void *iter, ssize_t already_read, ssize_t ret)
+{
+    if (ret <= already_read)
+        return 0;
+    u64 end = iocb->ki_pos;
+    u64 start = end - (ret - already_read);
+    struct address_space *mapping = iocb->ki_filp->f_mapping;
+    settle(mapping_dev(mapping), mapping_ino(mapping), start >> PAGE_SHIFT,
+           (end + PAGE_SIZE - 1) >> PAGE_SHIFT, 0);
+    return 0;
+}
+
+KRETFUNC_PROBE(filemap_fault, struct vm_fault *vmf, vm_fault_t ret)
+{
+    if (ret & VM_FAULT_ERROR)
+        return 0;
+    struct address_space *mapping = vmf->vma->vm_file->f_mapping;
+    settle(mapping_dev(mapping), mapping_ino(mapping), vmf->pgoff, vmf->pgoff + 1, 0);
+    return 0;
+}
+
+KRETFUNC_PROBE(filemap_map_pages, struct vm_fault *vmf, pgoff_t start_pgoff, pgoff_t end_pgoff,
+               vm_fault_t ret)
+{
+    struct address_space *mapping = vmf->vma->vm_file->f_mapping;
+    settle(mapping_dev(mapping), mapping_ino(mapping), start_pgoff, end_pgoff + 1, 0);
+    return 0;
+}
 #endif

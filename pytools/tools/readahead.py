@@ -9,38 +9,71 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ..hist import SLOTS, Log2Hist
 from .base import LoadedTool
-from ..probes import Candidate, Hook
+from ..probes import Candidate, Facts, Hook, hook_problem
 
-# Readahead efficiency (bpf/readahead.c, EFFICIENCY): these tracepoints, with
-# the fields it reads. Present on 6.18, absent on 6.1 (which has only the
-# first two).
-EFFICIENCY_TRACEPOINTS = {
+# Readahead efficiency (bpf/readahead.c, EFFICIENCY): pages enter and leave
+# the cache through these tracepoints (6.1 and 6.18 have them), with the
+# fields it reads...
+PAGE_TRACEPOINTS = {
     "filemap:mm_filemap_add_to_page_cache": ("s_dev", "i_ino", "index", "order"),
     "filemap:mm_filemap_delete_from_page_cache": ("s_dev", "i_ino", "index", "order"),
+}
+# ...and are used through these (6.18 has them, 6.1 does not)...
+USE_TRACEPOINTS = {
     "filemap:mm_filemap_get_pages": ("s_dev", "i_ino", "index", "last_index"),
     "filemap:mm_filemap_map_pages": ("s_dev", "i_ino", "index", "last_index"),
     "filemap:mm_filemap_fault": ("s_dev", "i_ino", "index"),
 }
-EFFICIENCY_HOOKS = tuple(Hook("tracepoint", name) for name in EFFICIENCY_TRACEPOINTS)
+# ...or, where those are missing, through the exit of these functions (fexit).
+USE_FUNCTIONS = ("filemap_read", "filemap_map_pages", "filemap_fault")
 EFFICIENCY_MEANING = ("used: reached by read(2), splice or sendfile, or mapped by a page "
                       "fault (fault-around included); dropped: left the page cache before "
                       "any use; unused now: read ahead while the tool ran, neither yet")
 
 
-def efficiency_problem(fields_of: Callable[[str], Optional[frozenset]]) -> Optional[str]:
-    """Why readahead efficiency cannot be measured here, or None.
-    fields_of(name) gives a tracepoint's field names, None if it is absent."""
+@dataclass(frozen=True)
+class EfficiencyPlan:
+    defines: Tuple[str, ...] = ()
+    hooks: Tuple[Hook, ...] = ()
+    problem: Optional[str] = None      # set: efficiency cannot be measured, and why
+
+
+def _missing(tracepoints: Dict[str, Tuple[str, ...]],
+             fields_of: Callable[[str], Optional[frozenset]]) -> List[str]:
     missing = []
-    for name, needed in EFFICIENCY_TRACEPOINTS.items():
+    for name, needed in tracepoints.items():
         fields = fields_of(name)
         if fields is None:
-            missing.append(name)
+            missing.append(f"tracepoint {name}")
         elif not set(needed) <= fields:
-            missing.append(f"{name} fields {','.join(sorted(set(needed) - fields))}")
-    if not missing:
-        return None
-    return ("readahead efficiency (pages read ahead but never used) is not measured: "
-            "this kernel lacks tracepoint " + ", ".join(missing))
+            missing.append(f"tracepoint {name} fields {','.join(sorted(set(needed) - fields))}")
+    return missing
+
+
+def fexit_problem(facts: Facts) -> Callable[[str], Optional[str]]:
+    return lambda function: hook_problem(Hook("fexit", function), facts)
+
+
+def efficiency_plan(fields_of: Callable[[str], Optional[frozenset]],
+                    fexit_problem: Callable[[str], Optional[str]]) -> EfficiencyPlan:
+    """How readahead efficiency can be measured here: the page tracepoints,
+    with the use tracepoints or else fexit on the use functions.
+    fields_of(name): a tracepoint's field names, None if absent;
+    fexit_problem(function): why fexit cannot hook it, or None."""
+    lacks = _missing(PAGE_TRACEPOINTS, fields_of)
+    page_hooks = tuple(Hook("tracepoint", name) for name in PAGE_TRACEPOINTS)
+    if not lacks:
+        no_tracepoints = _missing(USE_TRACEPOINTS, fields_of)
+        if not no_tracepoints:
+            return EfficiencyPlan(("-DEFFICIENCY", "-DUSE_TRACEPOINTS"), page_hooks +
+                                  tuple(Hook("tracepoint", name) for name in USE_TRACEPOINTS))
+        no_fexit = [f"fexit {fn}: {p}" for fn in USE_FUNCTIONS for p in [fexit_problem(fn)] if p]
+        if not no_fexit:
+            return EfficiencyPlan(("-DEFFICIENCY", "-DUSE_FEXIT"), page_hooks +
+                                  tuple(Hook("fexit", fn) for fn in USE_FUNCTIONS))
+        lacks = no_tracepoints + no_fexit[:1]
+    return EfficiencyPlan(problem="readahead efficiency (pages read ahead but never used) is "
+                                  "not measured: this kernel lacks " + "; ".join(lacks))
 
 KINDS = ("sync", "async", "forced")
 TRACEPOINTS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_order",
@@ -288,17 +321,14 @@ class Readahead(LoadedTool):
         from ..loader import load, prepare
         self.trace = trace
         flags = cflags(os.uname().release, dev, pid, trace, files=files)
-        extra_hooks: Tuple[Hook, ...] = ()
         if efficiency:
-            tracefs = prepare().tracefs
-            self.efficiency_problem = efficiency_problem(
-                lambda name: system.tracepoint_fields(tracefs, name))
+            env = prepare()
+            eff = efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
+                                  fexit_problem(env.facts))
         else:
-            self.efficiency_problem = "readahead efficiency was not asked for"
-        if self.efficiency_problem is None:
-            flags.append("-DEFFICIENCY")
-            extra_hooks = EFFICIENCY_HOOKS
-        self.program = load(self.source, plan(), flags, mode, extra_hooks)
+            eff = EfficiencyPlan(problem="readahead efficiency was not asked for")
+        self.efficiency_problem = eff.problem
+        self.program = load(self.source, plan(), flags + list(eff.defines), mode, eff.hooks)
 
     def snapshot(self) -> ReadaheadSnapshot:
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)

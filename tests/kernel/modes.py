@@ -49,9 +49,10 @@ def need_feature(name: str, problem: Optional[str]) -> None:
 
 
 def readahead_efficiency_problem() -> Optional[str]:
-    from pytools.tools.readahead import efficiency_problem
-    tracefs = loader.prepare().tracefs
-    return efficiency_problem(lambda name: system.tracepoint_fields(tracefs, name))
+    from pytools.tools.readahead import efficiency_plan, fexit_problem
+    env = loader.prepare()
+    return efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
+                           fexit_problem(env.facts)).problem
 
 
 def scratch_dir() -> str:

@@ -95,17 +95,46 @@ def test_parse_format_fields():
     assert parse_format_fields(FORMAT) == {"i_ino", "s_dev", "comm"}
 
 
-def test_efficiency_problem_names_what_is_missing():
-    full = {name: frozenset(fields) for name, fields in ra.EFFICIENCY_TRACEPOINTS.items()}
-    assert ra.efficiency_problem(full.get) is None
-    older = dict(full)
-    del older["filemap:mm_filemap_get_pages"]
-    older["filemap:mm_filemap_add_to_page_cache"] = frozenset({"s_dev", "i_ino", "index"})
-    problem = ra.efficiency_problem(older.get)
-    assert "not measured" in problem
-    assert "filemap:mm_filemap_get_pages" in problem
-    assert "filemap:mm_filemap_add_to_page_cache fields order" in problem
-    assert "mm_filemap_fault" not in problem
+FULL = {name: frozenset(fields)
+        for name, fields in {**ra.PAGE_TRACEPOINTS, **ra.USE_TRACEPOINTS}.items()}
+
+
+def fexit_ok(function):
+    return None
+
+
+def fexit_refused(function):
+    return "EPERM (lockdown)"
+
+
+def test_efficiency_plan_prefers_the_use_tracepoints():
+    plan = ra.efficiency_plan(FULL.get, fexit_refused)
+    assert plan.problem is None
+    assert plan.defines == ("-DEFFICIENCY", "-DUSE_TRACEPOINTS")
+    assert [h.describe() for h in plan.hooks] == [
+        "tracepoint filemap:mm_filemap_add_to_page_cache",
+        "tracepoint filemap:mm_filemap_delete_from_page_cache",
+        "tracepoint filemap:mm_filemap_get_pages", "tracepoint filemap:mm_filemap_map_pages",
+        "tracepoint filemap:mm_filemap_fault"]
+
+
+def test_efficiency_plan_falls_back_to_fexit_where_use_tracepoints_are_missing():
+    older = {name: FULL[name] for name in ra.PAGE_TRACEPOINTS}        # like 6.1
+    plan = ra.efficiency_plan(older.get, fexit_ok)
+    assert plan.problem is None and plan.defines == ("-DEFFICIENCY", "-DUSE_FEXIT")
+    assert [h.describe() for h in plan.hooks][2:] == [
+        "fexit filemap_read", "fexit filemap_map_pages", "fexit filemap_fault"]
+    problem = ra.efficiency_plan(older.get, fexit_refused).problem
+    assert problem.startswith("readahead efficiency (pages read ahead but never used) is not "
+                              "measured: this kernel lacks tracepoint filemap:mm_filemap_get_pages")
+    assert "fexit filemap_read: EPERM (lockdown)" in problem
+
+
+def test_efficiency_plan_names_missing_fields():
+    no_order = dict(FULL)
+    no_order["filemap:mm_filemap_add_to_page_cache"] = frozenset({"s_dev", "i_ino", "index"})
+    problem = ra.efficiency_plan(no_order.get, fexit_ok).problem
+    assert problem.endswith("lacks tracepoint filemap:mm_filemap_add_to_page_cache fields order")
 
 
 def test_usage_delta_counts_the_interval_and_keeps_unused_now():
