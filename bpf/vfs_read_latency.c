@@ -135,14 +135,15 @@ static __always_inline int on_read_enter(void)
 static __always_inline int on_read_exit(void)
 {
 #ifndef FLOOR
-    u64 now = bpf_ktime_get_ns();
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;
     u32 index = tid & (START_SLOTS - 1);
     struct read_start *start = vfs_read_start.lookup(&index);
     if (!start || !start->ts || start->tid != tid)
         return 0;
-    u64 delta = now - start->ts;
+    // The clock is read only for a read in flight: the raw sys_exit hook
+    // sees every syscall's exit, and most are not reads.
+    u64 delta = bpf_ktime_get_ns() - start->ts;
     start->ts = 0;
 #ifdef MIN_LATENCY_NS
     if (delta < MIN_LATENCY_NS)
