@@ -16,7 +16,8 @@
 //   PROBE_TRACEPOINT  syscalls:sys_{enter,exit}_{read,pread64,readv,preadv,
 //                     preadv2}: the read syscalls, not vfs_read itself (all
 //                     kernels with CONFIG_FTRACE_SYSCALLS; preadv2 since 4.6)
-// FLOOR compiles the same hooks with empty bodies, for the benchmark.
+// FLOOR compiles the same hooks with empty bodies, for the benchmark;
+// FLOOR_CLOCK with bodies that only read the clock (see read_clock).
 //
 // Tunables: UNIT_NS (slot unit: 1, 1000, 1000000) with UNIT_BITS (its bit
 // length), FILTER_PID (tgid),
@@ -98,8 +99,27 @@ static __always_inline u32 unit_slot(u64 ns)
 #endif
 }
 
+#ifdef FLOOR_CLOCK
+// Benchmark only: the least any latency tool must do, read the clock at a
+// read's entry and at its exit, kept so the compiler cannot drop it. On the
+// per-syscall tracepoints, where exit hooks fire for reads only, this is a
+// lower bound on the cost of timing reads at all.
+BPF_PERCPU_ARRAY(vfs_read_floor_clock, u64, 1);
+static __always_inline int read_clock(void)
+{
+    int only = 0;
+    u64 *t = vfs_read_floor_clock.lookup(&only);
+    if (t)
+        *t = bpf_ktime_get_ns();
+    return 0;
+}
+#endif
+
 static __always_inline int on_read_enter(void)
 {
+#ifdef FLOOR_CLOCK
+    return read_clock();
+#endif
 #ifndef FLOOR
     u64 pid_tgid = bpf_get_current_pid_tgid();
 #ifdef FILTER_PID
@@ -134,6 +154,9 @@ static __always_inline int on_read_enter(void)
 
 static __always_inline int on_read_exit(void)
 {
+#ifdef FLOOR_CLOCK
+    return read_clock();
+#endif
 #ifndef FLOOR
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;

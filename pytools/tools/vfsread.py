@@ -58,7 +58,9 @@ def start_slots(pid_max: int) -> int:
 def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
            min_latency_ns: Optional[int] = None, per_process: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = 32768,
-           floor: bool = False, machine: Optional[str] = None) -> List[str]:
+           floor: str = "", machine: Optional[str] = None) -> List[str]:
+    """floor, for the benchmark only: "empty" (hooks with empty bodies) or
+    "clock" (bodies that only read the clock at a read's entry and exit)."""
     flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
              f"-DSTART_SLOTS={start_slots(pid_max)}"]
     numbers = SYSCALL_NUMBERS.get(machine or os.uname().machine, {})
@@ -76,7 +78,9 @@ def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] =
             raise ValueError("per_process is 'pid' or 'comm'")
         flags += [f"-DPER_PROCESS={1 if per_process == 'pid' else 2}", f"-DMAX_PROCS={max_procs}"]
     if floor:
-        flags.append("-DFLOOR")
+        if floor not in ("empty", "clock"):
+            raise ValueError("floor is 'empty' or 'clock'")
+        flags.append("-DFLOOR" if floor == "empty" else "-DFLOOR_CLOCK")
     return flags
 
 
@@ -129,7 +133,7 @@ class VfsReadLatency(LoadedTool):
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
                  comm: Optional[str] = None, min_latency_ns: Optional[int] = None,
                  per_process: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
-                 mode: str = "auto", floor: bool = False):
+                 mode: str = "auto", floor: str = ""):
         from ..hist import UNITS
         from ..loader import load
         self.unit_name = unit
