@@ -278,8 +278,8 @@ def parse_device(text: str) -> int:
               help="Files shown, most pages first.")
 @click.option("--trace", is_flag=True, help="Print each readahead event instead of totals.")
 @click.option("--efficiency/--no-efficiency", default=True, show_default=True,
-              help="Follow each page read ahead to its first use (needs the filemap "
-                   "tracepoints; costs a map lookup per buffered read and page fault).")
+              help="Follow each page read ahead to its first use or its eviction "
+                   "(costs a map lookup per buffered read and page fault).")
 @click.option("--probe", type=click.Choice(["auto", "tracepoint", "fentry", "kprobe"]),
               default="auto", show_default=True, help="Force a probe mode.")
 @common_output_options
@@ -295,7 +295,8 @@ def readahead_stats(interval, count, device, pid, top, trace, efficiency, probe,
     fentry, else kprobes on the readahead functions of this kernel. Files are named by a
     path where some process has them open, else as major:minor:inode.
     Efficiency needs the filemap tracepoints (mm_filemap_get_pages and
-    others); where the kernel lacks them, the output says so.
+    others), else fexit on filemap_read, filemap_fault and filemap_map_pages;
+    where the kernel has neither, the output says what is missing.
     """
     from .tools import readahead
 
