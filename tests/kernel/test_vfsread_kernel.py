@@ -15,16 +15,13 @@ from pytools.hist import slot_of
 from pytools.tools.vfsread import VfsReadLatency, delta
 
 from .modes import mode_problem, need_mode
-from .workload import (DELAY, bpf_program_ids, programs_gone, slow_pipe_reads, start_tool,
-                       tool_command)
+from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,
+                       slow_pipe_reads, start_tool, tool_command)
 
 MODES = ["kprobe", "fentry", "raw_tracepoint", "tracepoint"]
 SLOW_SLOT = slot_of(int(DELAY * 1e6))   # 22 000 us lands in [16384, 32767]
 
 
-# The kernel times a read from syscall (or vfs_read) entry to exit, a little
-# less than user space sees around os.read(): at most this much less.
-SYSCALL_SLACK_NS = 2_000_000
 
 
 def assert_matches(slots: List[int], total_ns: int, durations: List[int], other_ns: int = 0,
