@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..hist import SLOTS, Log2Hist
@@ -143,43 +143,38 @@ def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
     return flags
 
 
+class Tally:
+    """Field-wise + and - for frozen dataclasses of counters; true when any
+    counter is not zero."""
+
+    def _values(self) -> List[int]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def __add__(self, o):
+        return type(self)(*(a + b for a, b in zip(self._values(), o._values())))
+
+    def __sub__(self, o):
+        return type(self)(*(a - b for a, b in zip(self._values(), o._values())))
+
+    def __bool__(self) -> bool:
+        return any(self._values())
+
+
 @dataclass(frozen=True)
-class Counts:
+class Counts(Tally):
     requests: int = 0
     req_pages: int = 0
     windows: int = 0
     pages: int = 0
 
-    def __add__(self, o: "Counts") -> "Counts":
-        return Counts(self.requests + o.requests, self.req_pages + o.req_pages,
-                      self.windows + o.windows, self.pages + o.pages)
-
-    def __sub__(self, o: "Counts") -> "Counts":
-        return Counts(self.requests - o.requests, self.req_pages - o.req_pages,
-                      self.windows - o.windows, self.pages - o.pages)
-
-    def __bool__(self) -> bool:
-        return any((self.requests, self.req_pages, self.windows, self.pages))
-
 
 @dataclass(frozen=True)
-class Usage:
+class Usage(Tally):
     """What became of the pages read ahead (bpf/readahead.c, EFFICIENCY)."""
     added: int = 0       # pages read ahead and tracked
     used: int = 0        # of those, reached by a read or a page fault
     dropped: int = 0     # of those, left the cache unused
     untracked: int = 0   # read ahead, not tracked (map full)
-
-    def __add__(self, o: "Usage") -> "Usage":
-        return Usage(self.added + o.added, self.used + o.used, self.dropped + o.dropped,
-                     self.untracked + o.untracked)
-
-    def __sub__(self, o: "Usage") -> "Usage":
-        return Usage(self.added - o.added, self.used - o.used, self.dropped - o.dropped,
-                     self.untracked - o.untracked)
-
-    def __bool__(self) -> bool:
-        return any((self.added, self.used, self.dropped, self.untracked))
 
     @property
     def unused_now(self) -> int:
@@ -225,27 +220,19 @@ class ReadaheadSnapshot:
         return out
 
 
-def _diff(cur: dict, prev: dict) -> dict:
+def _diff(cur: dict, prev: dict, zero: Tally = Counts()) -> dict:
+    """cur - prev per key, keys whose difference is zero left out."""
     out = {}
     for key, value in cur.items():
-        d = value - prev.get(key, Counts())
+        d = value - prev.get(key, zero)
         if d:
             out[key] = d
     return out
 
 
-def _diff_usage(cur: Dict[int, Usage], prev: Dict[int, Usage]) -> Dict[int, Usage]:
-    out = {}
-    for dev, value in cur.items():
-        d = value - prev.get(dev, Usage())
-        if d:
-            out[dev] = d
-    return out
-
-
 def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
     usage = (None if cur.usage is None or prev.usage is None
-             else _diff_usage(cur.usage, prev.usage))
+             else _diff(cur.usage, prev.usage, Usage()))
     return ReadaheadSnapshot(_diff(cur.devices, prev.devices), _diff(cur.files, prev.files),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
                              cur.taken_at, cur.taken_at - prev.taken_at, usage,

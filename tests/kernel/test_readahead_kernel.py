@@ -11,7 +11,7 @@ import pytest
 from pytools.tools.readahead import Readahead, delta, kernel_dev
 
 from .modes import need_feature, need_mode, readahead_efficiency_problem, scratch_dir
-from .workload import evict_and_read, start_tool, tool_command, write_file
+from .workload import evict, evict_and_read, start_tool, tool_command, write_file
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SIZE = 24 << 20
@@ -57,14 +57,6 @@ def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
     assert cold.by_device()[dev].pages >= mine.pages
     assert cold.window_hist.count == sum(c.windows for c in cold.by_device().values())
     assert warm.files.get((dev, ino)) is None or warm.files[(dev, ino)].pages < pages * 0.05
-
-
-def evict(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def read_first_half(path):

@@ -174,12 +174,22 @@ def write_file(directory: str, size: int) -> str:
     return path
 
 
-def evict_and_read(path: str) -> None:
-    """Drop the file from the page cache, then read it sequentially (cold)."""
+def evict(path: str) -> None:
+    """Drop the file's clean pages from the page cache (locked ones, under
+    read I/O, stay)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def evict_and_read(path: str) -> None:
+    """Drop the file from the page cache, then read it sequentially (cold)."""
+    evict(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
         while os.read(fd, 1 << 16):
             pass
     finally:
