@@ -42,8 +42,9 @@
 //     filemap:mm_filemap_map_pages, _fault   a page fault maps pages (fault-
 //                                            around included)
 //   USE_FEXIT (5.5+ with BTF, no lockdown): the same at the exit of
-//     filemap_read (5.11+; ki_pos has moved past the bytes read),
-//     filemap_map_pages and filemap_fault
+//     filemap_read (5.11+, generic_file_buffered_read before; ki_pos has
+//     moved past the bytes read), filemap_map_pages (3.15+) and
+//     filemap_fault (2.6.23+)
 // A pending page reached by a read or a fault is used; one that leaves the
 // cache first was read ahead for nothing. Pending pages sit in 64-page
 // bitmaps keyed by (dev, inode, index / 64). The kernel marks only the first
