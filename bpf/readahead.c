@@ -94,11 +94,12 @@ struct ra_file_key {
 BPF_HASH(readahead_files, struct ra_file_key, struct ra_counts, MAX_FILES);
 // [0] events whose device or file found its map full.
 BPF_ARRAY(readahead_overflow, u64, 1);
-// log2 of window size in pages.
+// log2 of window size in pages, and the exact sum of the pages counted.
 BPF_PERCPU_ARRAY(readahead_window_pages_hist, u64, HIST_SLOTS);
+BPF_PERCPU_ARRAY(readahead_window_pages_sum, u64, 1);
 
 // The kind of the request each thread is serving, for its window hooks,
-// indexed by thread id like vfs_read_latency's start array.
+// indexed by thread id like vfs_read.c's start array.
 struct ra_thread {
     u32 tid;
     u32 kind;
@@ -152,13 +153,15 @@ BPF_HASH(readahead_usage, u32, struct ra_usage, 1024);
 #endif
 
 #ifdef TRACE
+// What a traced event is (ra_event.hook, read by pytools/tools/readahead.py): a request of each kind, or a window.
+enum ra_event_type { EVENT_SYNC_REQUEST = 0, EVENT_ASYNC_REQUEST = 1, EVENT_WINDOW = 2 };
 struct ra_event {
     u64 ts;
     u64 ino;
     u64 index;
     u32 pid;
     u32 dev;
-    u32 hook;          // 0 sync request, 1 async request, 2 window
+    u32 hook;          // enum ra_event_type
     u32 kind;
     u32 size;          // request: req_count; window: pages
     u32 async_size;    // window: lookahead (async) part
@@ -252,7 +255,8 @@ static __always_inline int on_request(void *ctx, u32 dev, u64 ino, u64 index, u6
     struct ra_file_key fkey = {.ino = ino, .dev = dev};
     add(&dkey, &fkey, 1, req_count, 0, 0);
 #ifdef TRACE
-    emit(ctx, dev, ino, index, kind, kind, req_count, 0);
+    emit(ctx, dev, ino, index, kind == KIND_SYNC ? EVENT_SYNC_REQUEST : EVENT_ASYNC_REQUEST,
+         kind, req_count, 0);
 #endif
     return 0;
 }
@@ -360,6 +364,10 @@ static __always_inline void settle(u32 dev, u64 ino, u64 lo, u64 hi, int dropped
     }
 }
 
+// A folio is 2^order pages (order <= MAX_ORDER, 10 or less); "& 15" keeps
+// the shift below 64 where the verifier cannot know that.
+#define FOLIO_PAGES(order) (1ULL << ((order) & 15))
+
 TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
@@ -370,14 +378,14 @@ TRACEPOINT_PROBE(filemap, mm_filemap_add_to_page_cache)
     u64 index = args->index;
     if (index < w->lo || index >= w->hi || bpf_ktime_get_ns() - w->ts > WINDOW_NS)
         return 0;
-    mark_pending(args->s_dev, args->i_ino, index, index + (1ULL << (args->order & 15)));
+    mark_pending(args->s_dev, args->i_ino, index, index + FOLIO_PAGES(args->order));
     return 0;
 }
 
 TRACEPOINT_PROBE(filemap, mm_filemap_delete_from_page_cache)
 {
     u64 index = args->index;
-    settle(args->s_dev, args->i_ino, index, index + (1ULL << (args->order & 15)), 1);
+    settle(args->s_dev, args->i_ino, index, index + FOLIO_PAGES(args->order), 1);
     return 0;
 }
 
@@ -437,8 +445,12 @@ static __always_inline int on_window(void *ctx, u32 dev, u64 ino, u64 index, u64
     u64 *bucket = readahead_window_pages_hist.lookup(&hslot);
     if (bucket)
         (*bucket)++;
+    int only = 0;
+    u64 *sum = readahead_window_pages_sum.lookup(&only);
+    if (sum)
+        *sum += pages;
 #ifdef TRACE
-    emit(ctx, dev, ino, index, 2, kind, pages, async_size);
+    emit(ctx, dev, ino, index, EVENT_WINDOW, kind, pages, async_size);
 #endif
     return 0;
 }
@@ -501,7 +513,7 @@ static __always_inline int ractl_window(void *ctx, struct readahead_control *rac
 #ifdef HOOK_page_cache_sync_ra
 int kp_sync_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 {
-#if KERNEL_VERSION_CODE >= 0x051200   // 5.18: (ractl, req_count)
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0): (ractl, req_count)
     u64 req = PT_REGS_PARM2(ctx);
 #else                                 // 5.10-5.17: (ractl, ra, req_count)
     u64 req = PT_REGS_PARM3(ctx);
@@ -513,7 +525,7 @@ int kp_sync_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 #ifdef HOOK_page_cache_async_ra
 int kp_async_ra(struct pt_regs *ctx, struct readahead_control *ractl)
 {
-#if KERNEL_VERSION_CODE >= 0x051200   // 5.18: (ractl, folio, req_count)
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0): (ractl, folio, req_count)
     u64 req = PT_REGS_PARM3(ctx);
 #else                                 // 5.10-5.17: (ractl, ra, page, req_count)
     u64 req = PT_REGS_PARM4(ctx);
@@ -572,7 +584,7 @@ int kp_do_readahead(struct pt_regs *ctx, struct address_space *mapping, void *fi
 // Argument lists as in the kprobe handlers above; fentry only names the ones
 // it reads.
 #ifdef HOOK_page_cache_sync_ra
-#if KERNEL_VERSION_CODE >= 0x051200
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0)
 KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, unsigned long req_count)
 #else
 KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, void *ra,
@@ -584,7 +596,7 @@ KFUNC_PROBE(page_cache_sync_ra, struct readahead_control *ractl, void *ra,
 #endif
 
 #ifdef HOOK_page_cache_async_ra
-#if KERNEL_VERSION_CODE >= 0x051200
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0)
 KFUNC_PROBE(page_cache_async_ra, struct readahead_control *ractl, void *folio,
             unsigned long req_count)
 #else

@@ -1,22 +1,26 @@
-"""Command-line front ends: one click command per tool, each also a console
-script. Commands parse arguments, start a tool, and loop; all output goes
-through pytools.render."""
+"""Command-line front ends, built from the list of tools (pytools.tools):
+one click command per tool, each also a console script, plus bpf-exporter
+and `pytools doctor`. Everything here is shared: the `[interval [count]]`
+loop, the common options, --ebpf, the banner and the error handling."""
 
 from __future__ import annotations
 
 import functools
 import json
 import sys
-from typing import Callable
+from typing import Callable, Dict, Optional
 
 import click
 
-from . import render
 from .errors import ToolError
-from .exporter_config import COLLECTORS, DEFAULT_MAX_SERIES, DEFAULT_PORT
+from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
+from .options import interval_arguments
 from .runloop import run_intervals, sigterm_as_interrupt
+from .tool import Tool, View
+from .tools import TOOLS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
+COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf")
 
 
 def fails_cleanly(func: Callable) -> Callable:
@@ -38,15 +42,6 @@ def fails_cleanly(func: Callable) -> Callable:
     return wrapper
 
 
-def interval_arguments(default_interval: float) -> Callable:
-    def decorate(func: Callable) -> Callable:
-        func = click.argument("count", type=click.IntRange(min=1), required=False)(func)
-        func = click.argument("interval", type=click.FloatRange(min=0.01),
-                              default=default_interval, required=False)(func)
-        return func
-    return decorate
-
-
 def common_output_options(func: Callable) -> Callable:
     for decorator in reversed([
         click.option("-T", "--timestamp", is_flag=True, help="Print a time with each interval."),
@@ -61,10 +56,12 @@ def common_output_options(func: Callable) -> Callable:
     return func
 
 
-def print_ebpf(source_name: str, flags) -> None:
-    from .loader import bpf_source  # no bcc needed: it only reads package data
-    click.echo(f"// cflags: {' '.join(flags)}")
-    click.echo(bpf_source(source_name))
+def emit(text_or_obj) -> None:
+    if isinstance(text_or_obj, dict):
+        click.echo(json.dumps(text_or_obj, sort_keys=False))
+    else:
+        click.echo(text_or_obj)
+    sys.stdout.flush()
 
 
 def announce(program, verbose: bool) -> None:
@@ -74,293 +71,114 @@ def announce(program, verbose: bool) -> None:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
             click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
         click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
-    note = f" ({program.candidate.note})" if program.candidate.note else ""
-    click.echo(f"Tracing {program.candidate.label}{note}... Hit Ctrl-C to end.", err=True)
+        if program.candidate.note:
+            click.echo(f"note: {program.candidate.note}", err=True)
+        for feature, problem in program.missing_features.items():
+            click.echo(f"without {feature}: {problem}", err=True)
+    click.echo(f"Tracing {program.candidate.label}... Hit Ctrl-C to end.", err=True)
 
 
-def report_intervals(tool, delta: Callable, show: Callable, interval: float,
-                     count, verbose: bool, cumulative: bool = False) -> None:
-    """The loop every tool shares: snapshot now, then at each interval show
-    the difference from the previous snapshot (or from the first one, when
-    cumulative), including the partial interval Ctrl-C or SIGTERM cuts."""
-    start = previous = tool.snapshot()
+class Session:
+    """One run of a tool's command: its options and how it prints."""
 
-    def tick():
-        nonlocal previous
-        current = tool.snapshot()
-        show(delta(current, start if cumulative else previous))
-        previous = current
+    def __init__(self, tool: Tool, opts: dict, interval: float, count: Optional[int],
+                 as_json: bool, timestamp: bool, verbose: bool):
+        self.tool, self.opts = tool, opts
+        self.interval, self.count = interval, count
+        self.as_json, self.timestamp, self.verbose = as_json, timestamp, verbose
 
-    run_intervals(interval, count, tick, on_start=lambda: announce(tool.program, verbose))
+    emit = staticmethod(emit)
 
+    def announce(self, program) -> None:
+        announce(program, self.verbose)
 
-def emit(text_or_obj) -> None:
-    if isinstance(text_or_obj, dict):
-        click.echo(json.dumps(text_or_obj, sort_keys=False))
-    else:
-        click.echo(text_or_obj)
-    sys.stdout.flush()
-
-
-# -------------------------------------------------------------------- execve
-
-EXECVE_EXAMPLES = """\b
-Examples:
-  execve-counter              # top 10 executed files every 5 seconds
-  execve-counter 1 10         # every second, ten times
-  execve-counter --by comm    # who calls exec (the caller's name)
-  execve-counter --by uid -T  # per user, with a time on each interval
-  execve-counter --failed     # also count execs that failed (ENOENT, EACCES)
-  execve-counter -p 1234      # execs made by process 1234 only
-  execve-counter --json 1 5   # one JSON object per interval
-  execve-counter --cumulative # totals since start instead of per interval
-"""
-
-
-@click.command("execve-counter", context_settings=CONTEXT, epilog=EXECVE_EXAMPLES)
-@interval_arguments(5.0)
-@click.option("-b", "--by", type=click.Choice(["filename", "comm", "uid", "cgroup"]),
-              default="filename", show_default=True, help="What to count execs by.")
-@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only execs by this process.")
-@click.option("--uid", type=click.IntRange(min=0), help="Only execs by this user id.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Rows to show; the rest are summed on one line.")
-@click.option("--failed", is_flag=True, help="Also count execs that returned an error.")
-@click.option("--cumulative", is_flag=True, help="Show totals since start, not per interval.")
-@click.option("--max-keys", type=click.IntRange(min=1), default=10240, show_default=True,
-              help="Bound of the kernel map; calls beyond it are counted as not keyed.")
-@click.option("--probe", type=click.Choice(["auto", "tracepoint"]), default="auto",
-              show_default=True, help="Force a probe mode.")
-@common_output_options
-@fails_cleanly
-def execve_counter(interval, count, by, pid, uid, top, failed, cumulative, max_keys,
-                   probe, timestamp, as_json, verbose, ebpf):
-    """Count execve() and execveat() calls, by file name, caller, user or cgroup.
-
-    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print the
-    most frequent keys with their count and rate per second, then the total.
-    """
-    from .tools import execve
-
-    if ebpf:
-        print_ebpf(execve.ExecveCounter.source,
-                   execve.cflags(by, pid, uid, max_keys, failed) + ["-DPROBE_TRACEPOINT"])
-        return
-    with sigterm_as_interrupt(), execve.ExecveCounter(
-            by=by, pid=pid, uid=uid, max_keys=max_keys, count_failed=failed, mode=probe) as tool:
-        probe_info = tool.program.probe_info()
-
-        def show(shown):
-            if as_json:
-                emit(render.execve_json(shown, top, shown.elapsed, probe_info, render.iso_time()))
-            else:
-                emit(render.execve_table(shown, top, shown.elapsed,
-                                         render.clock_time() if timestamp else None) + "\n")
-
-        report_intervals(tool, execve.delta, show, interval, count, verbose, cumulative)
-
-
-# ------------------------------------------------------------------ vfsread
-
-VFSREAD_EXAMPLES = """\b
-Examples:
-  vfsread-latency             # histogram in microseconds every 5 s
-  vfsread-latency 1 5         # every second, five times
-  vfsread-latency -m          # in milliseconds (-n for nanoseconds)
-  vfsread-latency -p 1234     # reads by process 1234 only
-  vfsread-latency -c postgres # reads by processes named postgres
-  vfsread-latency -P --top 5  # one histogram per process, 5 busiest
-  vfsread-latency --min-latency 1000   # ignore reads under 1000 us
-  vfsread-latency --json 1 3  # one JSON object per interval
-  vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
-"""
-
-
-@click.command("vfsread-latency", context_settings=CONTEXT, epilog=VFSREAD_EXAMPLES)
-@interval_arguments(5.0)
-@click.option("-u", "--usecs", "unit", flag_value="usecs", default=True,
-              help="Show microseconds (default).")
-@click.option("-m", "--msecs", "unit", flag_value="msecs", help="Show milliseconds.")
-@click.option("-n", "--nsecs", "unit", flag_value="nsecs", help="Show nanoseconds.")
-@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only reads by this process.")
-@click.option("-c", "--comm", help="Only reads by processes with this name (filtered in kernel).")
-@click.option("-P", "--per-pid", "per_process", flag_value="pid",
-              help="One histogram per process (pid).")
-@click.option("--per-comm", "per_process", flag_value="comm",
-              help="One histogram per process name.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Processes shown with -P/--per-comm, busiest first.")
-@click.option("--min-latency", type=click.IntRange(min=0), default=0,
-              help="Ignore reads faster than this, in the display unit.")
-@click.option("--probe",
-              type=click.Choice(["auto", "kprobe", "fentry", "raw_tracepoint", "tracepoint"]),
-              default="auto", show_default=True,
-              help="Force a probe mode: kprobe/fentry time vfs_read itself; "
-                   "raw_tracepoint and tracepoint time the read syscalls.")
-@common_output_options
-@fails_cleanly
-def vfsread_latency(interval, count, unit, pid, comm, per_process, top, min_latency, probe,
-                    timestamp, as_json, verbose, ebpf):
-    """Histogram of read latency: vfs_read via kprobe or fentry, else the
-    read syscalls (read, pread64, readv, preadv, preadv2) via the raw
-    syscall tracepoints or the per-syscall tracepoints.
-
-    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
-    log2 histogram and a summary: count, exact average, and p50/p90/p99
-    estimated from the histogram's slots.
-    """
-    from .hist import UNITS
-    from .tools import vfsread
-
-    unit_ns = UNITS[unit]
-    min_ns = min_latency * unit_ns or None
-    if comm is not None and (not comm or len(comm.encode()) > 15):
-        raise click.BadParameter("a process name is 1 to 15 bytes", param_hint="-c/--comm")
-    if ebpf:
-        print_ebpf(vfsread.VfsReadLatency.source,
-                   vfsread.cflags(unit_ns, pid, comm, min_ns, per_process, pid_max=32768))
-        return
-    with sigterm_as_interrupt(), vfsread.VfsReadLatency(
-            unit=unit, pid=pid, comm=comm, min_latency_ns=min_ns, per_process=per_process,
-            mode=probe) as tool:
-        probe_info = tool.program.probe_info()
-        label = tool.program.candidate.label
-
-        def show(shown):
-            if as_json:
-                emit(render.latency_json(shown, probe_info, shown.elapsed, top, render.iso_time()))
-            else:
-                emit(render.latency_text(shown, label, shown.elapsed, top,
-                                         render.clock_time() if timestamp else None) + "\n")
-
-        report_intervals(tool, vfsread.delta, show, interval, count, verbose)
-
-
-# ---------------------------------------------------------------- readahead
-
-READAHEAD_EXAMPLES = """\b
-Examples:
-  readahead-stats             # readahead per kind, device, file every 5 s
-  readahead-stats 1 3         # every second, three times
-  readahead-stats -d vda      # one block device (name, /dev path or 254:0)
-  readahead-stats -p 1234     # readahead done by process 1234
-  readahead-stats --trace     # one line per readahead event
-  readahead-stats --json 1 5  # one JSON object per interval
-  readahead-stats --no-efficiency  # skip the per-page hooks
-"""
-
-
-def parse_device(text: str) -> int:
-    """A device given as 'vda', '/dev/vda' or 'major:minor', as a kernel dev_t."""
-    import os
-    import stat
-    from .tools.readahead import kernel_dev
-    if ":" in text:
-        major, _, minor = text.partition(":")
-        if major.isdigit() and minor.isdigit():
-            return kernel_dev(int(major), int(minor))
-        raise click.BadParameter(f"{text!r} is not major:minor", param_hint="-d/--device")
-    path = text if text.startswith("/") else f"/dev/{text}"
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise click.BadParameter(f"no device {path}", param_hint="-d/--device") from None
-    if not stat.S_ISBLK(st.st_mode):
-        raise click.BadParameter(f"{path} is not a block device", param_hint="-d/--device")
-    return kernel_dev(os.major(st.st_rdev), os.minor(st.st_rdev))
-
-
-@click.command("readahead-stats", context_settings=CONTEXT, epilog=READAHEAD_EXAMPLES)
-@interval_arguments(5.0)
-@click.option("-d", "--device", help="Only this block device (vda, /dev/vda or 254:0).")
-@click.option("-p", "--pid", type=click.IntRange(min=1), help="Only readahead by this process.")
-@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Files shown, most pages first.")
-@click.option("--trace", is_flag=True, help="Print each readahead event instead of totals.")
-@click.option("--efficiency/--no-efficiency", default=True, show_default=True,
-              help="Follow each page read ahead to its first use or its eviction "
-                   "(costs a map lookup per buffered read and page fault).")
-@click.option("--probe", type=click.Choice(["auto", "tracepoint", "fentry", "kprobe"]),
-              default="auto", show_default=True, help="Force a probe mode.")
-@common_output_options
-@fails_cleanly
-def readahead_stats(interval, count, device, pid, top, trace, efficiency, probe, timestamp,
-                    as_json, verbose, ebpf):
-    """Show page cache readahead: sync and async requests, the windows the
-    kernel submitted and their pages, per device and per file, with a log2
-    histogram of window sizes, and its efficiency: of the pages read ahead,
-    how many were used, how many left the cache unused.
-
-    Uses the readahead tracepoints (Linux 6.18+) where they exist, else
-    fentry, else kprobes on the readahead functions of this kernel. Files are named by a
-    path where some process has them open, else as major:minor:inode.
-    Efficiency needs the filemap tracepoints (mm_filemap_get_pages and
-    others), else fexit on filemap_read, filemap_fault and filemap_map_pages;
-    where the kernel has neither, the output says what is missing.
-    """
-    from .tools import readahead
-
-    dev = parse_device(device) if device else None
-    if ebpf:
-        import os
-        print_ebpf(readahead.Readahead.source,
-                   readahead.cflags(os.uname().release, dev, pid, trace) + ["-DPROBE_TRACEPOINT"]
-                   + (["-DEFFICIENCY"] if efficiency and not trace else []))
-        return
-    names = readahead.FileNames()
-    with sigterm_as_interrupt(), readahead.Readahead(dev=dev, pid=pid, trace=trace, mode=probe,
-                                                     efficiency=efficiency and not trace) as tool:
-        probe_info = tool.program.probe_info()
-        label = tool.program.candidate.label
-        if trace:
-            run_trace(tool, interval, count, as_json, readahead.device_name)
-            return
-
-        def show(shown):
-            if as_json:
-                emit(render.readahead_json(shown, probe_info, shown.elapsed, top,
-                                           readahead.device_name, names, render.iso_time(),
-                                           tool.efficiency_problem))
-            else:
-                emit(render.readahead_text(shown, label, shown.elapsed, top,
-                                           readahead.device_name, names,
-                                           render.clock_time() if timestamp else None,
-                                           tool.efficiency_problem) + "\n")
-
-        report_intervals(tool, readahead.delta, show, interval, count, verbose)
-
-
-def run_trace(tool, interval, count, as_json, device_name):
-    """--trace: events as they come, for interval*count seconds or until Ctrl-C."""
-    import time
-    lost = [0]
-
-    def on_event(event):
-        if as_json:
-            emit(event)
+    def show(self, reader, shown) -> None:
+        from .render import clock_time, iso_time
+        view = View(reader.program.probe_info(), reader.program.candidate.label, iso_time(),
+                    clock_time() if self.timestamp else None, self.interval, self.opts, reader)
+        if self.as_json:
+            emit(self.tool.json(shown, view))
         else:
-            emit(render.readahead_event_line(event, device_name))
+            emit(self.tool.text(shown, view) + "\n")
 
-    def on_lost(n):
-        lost[0] += n
+    def intervals(self, reader) -> None:
+        """Snapshot now, then at each interval show the difference from the
+        previous snapshot (or from the first, when cumulative), including
+        the partial interval that Ctrl-C or SIGTERM cuts."""
+        cumulative = self.tool.cumulative(self.opts)
+        start = previous = reader.snapshot()
 
-    tool.open_trace(on_event, on_lost)
-    deadline = time.monotonic() + interval * count if count else None
-    try:   # from the banner on, Ctrl-C ends the trace cleanly
-        announce(tool.program, False)
-        if not as_json:
-            emit(render.READAHEAD_EVENT_HEADER)
-        while deadline is None or time.monotonic() < deadline:
-            tool.poll(100)
-        tool.poll(0)
-    except KeyboardInterrupt:
-        pass
-    if lost[0]:
-        click.echo(f"{lost[0]} events lost: the perf buffer was full", err=True)
+        def tick():
+            nonlocal previous
+            current = reader.snapshot()
+            self.show(reader, self.tool.delta(current, start if cumulative else previous))
+            previous = current
+
+        run_intervals(self.interval, self.count, tick,
+                      on_start=lambda: self.announce(reader.program))
+
+
+def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
+    """The exact program text and flags the tool would load: found by really
+    loading it where this process may (then detached at once), else the
+    plan's first candidate, said to be unchecked."""
+    import os
+    from pathlib import Path
+
+    from . import system
+    from .loader import bpf_source, unchecked_cflags
+
+    unprivileged = system.missing_privilege(
+        os.geteuid(), system.parse_capeff(Path("/proc/self/status").read_text()))
+    if unprivileged:
+        candidate, flags = unchecked_cflags(tool.plan(), tool.cflags(opts), mode)
+        lines = [f"// cflags: {' '.join(flags)}",
+                 f"// probe: {candidate.label} (not checked against this kernel: "
+                 "loading needs root; optional features left out)"]
+        text = bpf_source(tool.name)
+    else:
+        with tool.open(opts, mode) as reader:
+            program = reader.program
+            lines = [f"// cflags: {' '.join(program.cflags)}",
+                     f"// probe: {program.candidate.label} (attached on this kernel)"]
+            lines += [f"// without {name}: {problem}"
+                      for name, problem in program.missing_features.items()]
+            text = program.text
+    click.echo("\n".join(lines))
+    click.echo(text)
+
+
+def make_command(tool: Tool) -> click.Command:
+    def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, **opts):
+        if ebpf:
+            print_ebpf(tool, opts, probe)
+            return
+        with sigterm_as_interrupt(), tool.open(opts, probe) as reader:
+            tool.run(reader, Session(tool, opts, interval, count, as_json, timestamp, verbose))
+
+    func = fails_cleanly(callback)
+    func = common_output_options(func)
+    func = click.option("--probe", type=click.Choice(["auto"] + tool.modes()), default="auto",
+                        show_default=True, help="Force a probe mode.")(func)
+    for option in reversed(tool.options):
+        func = option(func)
+    func = interval_arguments(tool.default_interval)(func)
+    return click.command(tool.command, context_settings=CONTEXT, help=tool.description,
+                         short_help=tool.summary, epilog=tool.examples)(func)
+
+
+def tool_options(command: click.Command, args=()) -> dict:
+    """The tool's own options as its command parses `args` (defaults for none)."""
+    ctx = command.make_context(command.name, list(args))
+    return {k: v for k, v in ctx.params.items() if k not in COMMON}
+
+
+COMMANDS: Dict[str, click.Command] = {tool.name: make_command(tool) for tool in TOOLS}
+# Console scripts (pyproject.toml) name these: pytools.cli:<command with _>.
+globals().update({tool.command.replace("-", "_"): COMMANDS[tool.name] for tool in TOOLS})
 
 
 # ------------------------------------------------------------------ exporter
-
 
 EXPORTER_EXAMPLES = """\b
 Examples:
@@ -388,42 +206,57 @@ def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
     return callback
 
 
-@click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES)
-@click.option("--listen", default=f":{DEFAULT_PORT}", show_default=True,
-              callback=_parsed_by("parse_listen", keep_text=True),
-              metavar="ADDR:PORT",
-              help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT for IPv6).")
-@click.option("--collectors", default=",".join(COLLECTORS), show_default=True,
-              callback=_parsed_by("parse_collectors"), help="Comma-separated collectors to load.")
-@click.option("--execve-by", type=click.Choice(["filename", "comm", "uid", "cgroup"]),
-              default="comm", show_default=True, help="Label of execve_total.")
-@click.option("--max-series", type=click.IntRange(min=1), default=DEFAULT_MAX_SERIES,
-              show_default=True,
-              help="Label values per metric; the rest are summed into 'other'.")
-@click.option("--probe", "probes", multiple=True, callback=_parsed_by("parse_probe_modes"),
-              metavar="COLLECTOR=MODE",
-              help="Force a collector's probe mode (auto, tracepoint, raw_tracepoint, "
-                   "kprobe, fentry); "
-                   "repeatable.")
-@click.option("--strict", is_flag=True, help="Exit if any collector cannot attach.")
-@click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice.")
-@fails_cleanly
-def bpf_exporter(listen, collectors, execve_by, max_series, probes, strict, verbose):
-    """Serve the tools' BPF maps as Prometheus metrics on /metrics.
+def collector_options(params: dict) -> Dict[str, dict]:
+    """Each tool's exporter options ("<name>_<option>") as {name: {option: value}}."""
+    return {tool.name: {key[len(tool.name) + 1:]: value for key, value in params.items()
+                        if key.startswith(tool.name + "_")} for tool in TOOLS}
+
+
+def exporter_command() -> click.Command:
+    def callback(listen, collectors, max_series, probes, strict, verbose, **params):
+        import logging
+
+        from .server import serve
+
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="bpf-exporter: %(levelname)s: %(message)s")
+        serve(listen, collectors, max_series, strict,
+              announce=lambda line: click.echo(line, err=True), modes=probes,
+              options=collector_options(params))
+
+    func = fails_cleanly(callback)
+    for option in reversed([
+        click.option("--listen", default=f":{DEFAULT_PORT}", show_default=True,
+                     callback=_parsed_by("parse_listen", keep_text=True), metavar="ADDR:PORT",
+                     help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT "
+                          "for IPv6)."),
+        click.option("--collectors", default=",".join(t.name for t in TOOLS),
+                     show_default=True, callback=_parsed_by("parse_collectors"),
+                     help="Comma-separated collectors to load."),
+        *[option for tool in TOOLS for option in tool.exporter_options],
+        click.option("--max-series", type=click.IntRange(min=1), default=DEFAULT_MAX_SERIES,
+                     show_default=True,
+                     help="Label values per metric; the rest are summed into 'other'."),
+        click.option("--probe", "probes", multiple=True,
+                     callback=_parsed_by("parse_probe_modes"), metavar="COLLECTOR=MODE",
+                     help="Force a collector's probe mode (auto or one its tool offers); "
+                          "repeatable."),
+        click.option("--strict", is_flag=True, help="Exit if any collector cannot attach."),
+        click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice."),
+    ]):
+        func = option(func)
+    return click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES,
+                         short_help="the tools' maps as Prometheus metrics on /metrics",
+                         help="""Serve the tools' BPF maps as Prometheus metrics on /metrics.
 
     Programs are loaded once; maps are read at each scrape and never
     cleared, so counters only grow (a restart shows as a reset). Also
     serves / (a page linking to /metrics) and /healthz. SIGTERM or Ctrl-C
     detaches every program and exits 0.
-    """
-    import logging
+    """)(func)
 
-    from .server import serve
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="bpf-exporter: %(levelname)s: %(message)s")
-    serve(listen, collectors, execve_by, max_series, strict,
-          announce=lambda line: click.echo(line, err=True), modes=probes)
+bpf_exporter = exporter_command()
 
 
 # ---------------------------------------------------------------------- group
@@ -433,9 +266,8 @@ def main():
     """bpf-pytools: eBPF tracing tools on BCC."""
 
 
-main.add_command(execve_counter)
-main.add_command(vfsread_latency)
-main.add_command(readahead_stats)
+for _command in COMMANDS.values():
+    main.add_command(_command)
 main.add_command(bpf_exporter)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import List, Optional
 
 from . import system
 from .errors import ToolError
@@ -17,16 +17,6 @@ class Check:
     ok: Optional[bool]      # None: information only, never fails the run
     detail: str
     fix: str = ""
-
-
-def _tool_factories() -> Dict[str, Callable]:
-    """Each tool with its default options; opening one really attaches it."""
-    from .tools import execve, readahead, vfsread
-    return {
-        "execve-counter": lambda: execve.ExecveCounter(),
-        "vfsread-latency": lambda: vfsread.VfsReadLatency(),
-        "readahead-stats": lambda: readahead.Readahead(),
-    }
 
 
 def environment_checks() -> List[Check]:
@@ -56,9 +46,8 @@ def environment_checks() -> List[Check]:
     except ToolError as e:
         checks.append(Check("kernel headers", False, e.message, e.hint))
 
-    mode = system.lockdown_mode()
-    checks.append(Check("lockdown", None, mode or "unknown (securityfs not mounted)",
-                        ""))
+    mode, source = system.lockdown_mode()
+    checks.append(Check("lockdown", None, f"{mode} ({source})" if mode else f"unknown: {source}"))
     checks.append(Check("BTF", None, "yes (/sys/kernel/btf/vmlinux)" if system.btf_available()
                         else "no: fentry/fexit unavailable"))
     kprobe_problem = system.kprobes_supported(tracefs)
@@ -67,18 +56,31 @@ def environment_checks() -> List[Check]:
 
 
 def tool_checks() -> List[Check]:
+    """Each tool with its default options, really attached and detached; a
+    row per optional feature it asked for (readahead efficiency)."""
+    from .cli import COMMANDS, tool_options
+    from .tools import TOOLS
+
     checks = []
-    for name, factory in _tool_factories().items():
+    for tool in TOOLS:
+        opts = tool_options(COMMANDS[tool.name])
         try:
-            with factory() as tool:
-                program = tool.program
+            with tool.open(opts) as reader:
+                program = reader.program
                 failed = [f"{a.mode}: {a.error}" for a in program.attempts if a.error]
                 detail = program.candidate.label
                 if failed:
                     detail += f" (not: {'; '.join(failed)})"
-                checks.append(Check(name, True, detail))
+                checks.append(Check(tool.command, True, detail))
+                for feature in tool.features(opts):
+                    problem = program.missing_features.get(feature.name)
+                    hooks = ", ".join(h.describe() for h in feature.hooks)
+                    checks.append(Check(f"{tool.command} {feature.name}",
+                                        None if problem else True,
+                                        f"not measured: {problem}" if problem
+                                        else f"measured via {hooks}"))
         except ToolError as e:
-            checks.append(Check(name, False, e.message, e.hint))
+            checks.append(Check(tool.command, False, e.message, e.hint))
     return checks
 
 
@@ -90,10 +92,21 @@ def passed(checks: List[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-def render(checks: List[Check]) -> str:
-    from tabulate import tabulate
-    status = {True: "ok", False: "FAIL", None: "info"}
-    rows = [[c.name, status[c.ok], c.detail + (f"\n  fix: {c.fix}" if c.fix and c.ok is False else "")]
-            for c in checks]
-    return tabulate(rows, headers=["CHECK", "STATUS", "DETAIL"], tablefmt="plain",
-                    disable_numparse=True, maxcolwidths=[None, None, 60])
+NAME_WIDTH = 28
+STATUS = {True: "ok", False: "FAIL", None: "info"}
+
+
+def render(checks: List[Check], width: int = 80) -> str:
+    """One row per check in `width` columns: name, status, then the detail
+    wrapped on words (a path is never cut in two) and the fix under it."""
+    import textwrap
+    indent = " " * (NAME_WIDTH + 6)
+    lines = [f"{'CHECK':<{NAME_WIDTH}} {'STATUS':<5} DETAIL"]
+    for c in checks:
+        head = f"{c.name:<{NAME_WIDTH}} {STATUS[c.ok]:<5} "
+        text = c.detail + (f" -- fix: {c.fix}" if c.fix and c.ok is False else "")
+        wrapped = textwrap.wrap(text, width - len(indent), break_long_words=False,
+                                break_on_hyphens=False) or [""]
+        lines.append(head + wrapped[0])
+        lines += [indent + line for line in wrapped[1:]]
+    return "\n".join(lines)

@@ -6,7 +6,10 @@ describe() returns the same families empty, so registering reads no map.
 Everything here is pure but the `source.snapshot()` call each collector
 makes, so it is unit-tested with fixed snapshots.
 
-Metric names follow the BPF map they come from (ebpf_exporter's habit):
+Each tool's families are built by its spec (Tool.families in
+pytools/tools/<name>.py); what is here is shared: the collector around a
+tool, the series cap, histogram and info families, self metrics. Metric
+names follow the BPF map they come from (ebpf_exporter's habit):
 execve_total <- execve_total, vfs_read_latency_seconds <- vfs_read_latency_hist,
 readahead_* <- readahead_devices. Maps are never cleared: counters only grow
 until the exporter restarts.
@@ -18,26 +21,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Hashable, Iterable, List, Optional, Tuple
+from typing import Dict, Hashable, Iterable, List, Optional, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, InfoMetricFamily, Metric)
 from prometheus_client.utils import floatToGoString
 
 from .hist import Log2Hist
-from .tools.readahead import KINDS, Counts, ReadaheadSnapshot, device_name
+from .names import DeviceNames
 
 log = logging.getLogger("bpf-exporter")
 
 OTHER = "other"
-# vfs_read latency buckets: the kernel counts in microseconds; slot k's upper
-# bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads are
-# counted in +Inf only.
-LATENCY_UNIT = "usecs"
-LATENCY_LAST_SLOT = 27
-# readahead window sizes in pages: slot k holds [2^(k-1), 2^k - 1]; up to
-# 2^16 - 1 pages (256 MiB of 4 KiB pages).
-WINDOW_LAST_SLOT = 16
 
 
 # ------------------------------------------------------------ cardinality cap
@@ -146,101 +141,31 @@ def info_family(tool: str, probe: Optional[dict], kernel: str) -> InfoMetricFami
     return family
 
 
-def execve_families(snapshot, cap: Optional[SeriesCap], stats: Optional[SelfStats],
-                    by: str) -> List[Metric]:
-    """execve_total{<by>}: calls to execve/execveat by key. Calls the kernel
-    could not key (its map full) and keys beyond the cap are in `other`."""
-    family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=[by])
-    if snapshot is not None:
-        counts = {str(k): v for k, v in snapshot.counts.items()}
-        kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
-        for key, value in sorted(kept.items()):
-            family.add_metric([key], value)
-        other += snapshot.overflow
-        if other or folded:
-            family.add_metric([OTHER], other)
-        if stats is not None:
-            stats.record_folded("execve_total", folded)
-    return [family]
-
-
-def vfs_read_families(snapshot) -> List[Metric]:
-    hist = histogram_family(
-        "vfs_read_latency_seconds", "Time from vfs_read entry to return (or read syscall "
-        "entry to exit, in tracepoint mode); le bounds are the exact log2 slot edges.",
-        snapshot.hist if snapshot is not None else None, 1_000_000_000, LATENCY_LAST_SLOT)
-    clashes = CounterMetricFamily(
-        "vfs_read_latency_lost", "Reads not timed because another thread shared their "
-        "start slot (bounded start array).")
-    if snapshot is not None:
-        clashes.add_metric([], snapshot.start_clashes)
-    return [hist, clashes]
-
-
-READAHEAD_COUNTERS = (   # (metric, field of Counts, help)
-    ("readahead_requests", "requests", "Readahead requests (sync: cache miss; async: "
-     "PG_readahead marker hit; forced: fadvise/madvise/readahead(2))."),
-    ("readahead_requested_pages", "req_pages", "Pages the readers asked for in those requests."),
-    ("readahead_windows", "windows", "Readahead windows submitted for reading."),
-    ("readahead_pages", "pages", "Pages in the submitted readahead windows."),
-)
-
-
-def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap: Optional[SeriesCap],
-                       stats: Optional[SelfStats],
-                       name_of: Callable[[int], str] = device_name) -> List[Metric]:
-    """readahead_*_total{kind, device}, and the window-size histogram. Devices
-    beyond the cap are summed into device="other" (per kind)."""
-    families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
-                for name, _, doc in READAHEAD_COUNTERS]
-    hist = histogram_family("readahead_window_pages", "Readahead window sizes, in pages.",
-                            snapshot.window_hist if snapshot is not None else None, 1,
-                            WINDOW_LAST_SLOT)
-    full = CounterMetricFamily("readahead_map_full",
-                               "Readahead events whose device found the map full.")
-    if snapshot is not None:
-        named = [(kind, name_of(dev), counts) for (dev, kind), counts in snapshot.devices.items()]
-        totals: Dict[str, int] = {}
-        for _, name, counts in named:
-            totals[name] = totals.get(name, 0) + counts.pages + counts.requests
-        kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
-        cells: Dict[Tuple[str, str], Counts] = {}
-        for kind, name, counts in named:
-            key = (kind, name if name in kept else OTHER)
-            cells[key] = cells.get(key, Counts()) + counts
-        for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
-            for (kind, name), counts in sorted(cells.items(), key=lambda kv: (
-                    KINDS.index(kv[0][0]), kv[0][1])):
-                family.add_metric([kind, name], getattr(counts, attr))
-        full.add_metric([], snapshot.overflow)
-        if stats is not None:
-            stats.record_folded("readahead", folded)
-    return families + [hist, full]
-
-
 # --------------------------------------------------------------- collectors
 
 class ToolCollector:
-    """Reads one tool's maps at scrape time. `source` is a loaded tool (or
-    anything with snapshot() and program.probe_info()); reads are serialised,
-    since concurrent scrapes would otherwise walk the same maps at once."""
+    """Reads one tool's maps at scrape time and turns the snapshot into the
+    tool's metric families. `source` is a loaded tool (or anything with
+    snapshot() and program.probe_info()); reads are serialised, since
+    concurrent scrapes would otherwise walk the same maps at once. `opts`
+    are the tool's exporter options (Tool.exporter_options)."""
 
-    name = ""
-
-    def __init__(self, source, stats: SelfStats, kernel: str, max_series: int):
+    def __init__(self, tool, source, stats: SelfStats, kernel: str, max_series: int,
+                 opts: Optional[dict] = None):
+        self.tool = tool
+        self.name = tool.name
         self.source = source
         self.stats = stats
         self.kernel = kernel
+        self.opts = dict(opts or {})
         self.cap = SeriesCap(max_series)
+        self.device = DeviceNames()          # sysfs is read once per device
         self.probe = source.program.probe_info()
         self._lock = threading.Lock()
         stats.up[self.name] = True
 
-    def families(self, snapshot) -> List[Metric]:
-        raise NotImplementedError
-
     def describe(self) -> List[Metric]:
-        return self.families(None) + [info_family(self.name, None, self.kernel)]
+        return self.tool.families(None, self) + [info_family(self.name, None, self.kernel)]
 
     def collect(self) -> Iterable[Metric]:
         start = time.perf_counter()
@@ -252,39 +177,5 @@ class ToolCollector:
                 self.stats.record_read(self.name, time.perf_counter() - start, ok=False)
                 return []
             self.stats.record_read(self.name, time.perf_counter() - start, ok=True)
-            families = self.families(snapshot)
+            families = self.tool.families(snapshot, self)
         return families + [info_family(self.name, self.probe, self.kernel)]
-
-
-class ExecveCollector(ToolCollector):
-    name = "execve"
-
-    def __init__(self, source, stats: SelfStats, kernel: str, max_series: int, by: str):
-        self.by = by
-        super().__init__(source, stats, kernel, max_series)
-
-    def families(self, snapshot) -> List[Metric]:
-        return execve_families(snapshot, self.cap, self.stats, self.by)
-
-
-class VfsReadCollector(ToolCollector):
-    name = "vfs_read"
-
-    def families(self, snapshot) -> List[Metric]:
-        return vfs_read_families(snapshot)
-
-
-class ReadaheadCollector(ToolCollector):
-    name = "readahead"
-
-    def __init__(self, source, stats: SelfStats, kernel: str, max_series: int):
-        super().__init__(source, stats, kernel, max_series)
-        self._names: Dict[int, str] = {}
-
-    def device(self, dev: int) -> str:
-        if dev not in self._names:          # sysfs is read once per device
-            self._names[dev] = device_name(dev)
-        return self._names[dev]
-
-    def families(self, snapshot) -> List[Metric]:
-        return readahead_families(snapshot, self.cap, self.stats, self.device)

@@ -5,4 +5,3 @@ at start-up (pytools.exporter pulls in prometheus_client: ~0.1 s)."""
 # has 9435: 19435 is outside that range and outside Linux's ephemeral ports.
 DEFAULT_PORT = 19435
 DEFAULT_MAX_SERIES = 1000
-COLLECTORS = ("execve", "vfs_read", "readahead")

@@ -91,6 +91,15 @@ class Log2Hist:
             seen += c
         raise AssertionError("unreachable: rank <= count")
 
+    def estimate(self, q: float) -> Optional[float]:
+        """percentile(q) for display: never past the inclusive top of the
+        highest used slot, so an estimate shown beside "max in [16, 31]"
+        is at most 31."""
+        p = self.percentile(q)
+        if p is None:
+            return None
+        return min(p, slot_range(self.nonzero_range()[1])[1])
+
     def prometheus_buckets(self, base: int = NS_PER_SECOND,
                            last_slot: Optional[int] = None) -> List[Tuple[float, int]]:
         """Cumulative (le, count) pairs in base units, ending with +Inf.
@@ -110,9 +119,6 @@ class Log2Hist:
             out.append((upper / base, running))
         out.append((math.inf, self.count))
         return out
-
-    def sum_seconds(self) -> float:
-        return self.total / NS_PER_SECOND
 
 
 def bars(hist: Log2Hist, label: str = "", width: int = 40) -> str:
@@ -139,7 +145,7 @@ def summary(hist: Log2Hist, unit_label: str) -> str:
     if hist.count == 0:
         return "count 0"
     lo, hi = slot_range(hist.nonzero_range()[1])
-    p = {q: hist.percentile(q / 100) for q in (50, 90, 99)}
+    p = {q: hist.estimate(q / 100) for q in (50, 90, 99)}
     return (f"count {hist.count}  avg {hist.mean_units():.1f}  "
             f"p50 ~{p[50]:.0f}  p90 ~{p[90]:.0f}  p99 ~{p[99]:.0f}  "
             f"max in [{lo}, {hi}] {unit_label}")

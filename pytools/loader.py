@@ -18,16 +18,16 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import system
 from .errors import ToolError
-from .probes import Candidate, Facts, Hook, cflags_for, order_for, usable_hooks
+from .probes import Candidate, Facts, Feature, Hook, cflags_for, order_for, usable_hooks
 
 
-def bpf_source(name: str) -> str:
-    """The text of bpf/<name>, from the installed package or the checkout."""
-    return importlib.resources.files("pytools.bpf").joinpath(name).read_text()
+def bpf_source(tool: str) -> str:
+    """The text of bpf/<tool>.c, from the installed package or the checkout."""
+    return importlib.resources.files("pytools.bpf").joinpath(f"{tool}.c").read_text()
 
 
 @dataclass(frozen=True)
@@ -123,11 +123,16 @@ class Program:
     """A loaded, attached BPF program. Use as a context manager or close()."""
 
     def __init__(self, bpf, candidate: Candidate, hooks: Sequence[Hook],
-                 attempts: Sequence[Attempt]):
+                 attempts: Sequence[Attempt], cflags: Sequence[str] = (), text: str = "",
+                 missing_features: Optional[Dict[str, str]] = None):
         self.bpf = bpf
         self.candidate = candidate
         self.hooks = list(hooks)
         self.attempts = list(attempts)
+        self.cflags = list(cflags)      # exactly what was compiled (--ebpf prints them)
+        self.text = text
+        # Features asked for that this program runs without, and why.
+        self.missing_features: Dict[str, str] = dict(missing_features or {})
         self._tables: dict = {}
 
     def table(self, name: str):
@@ -145,6 +150,7 @@ class Program:
             "label": self.candidate.label,
             "hooks": [h.describe() for h in self.hooks],
             "attempts": [a.to_dict() for a in self.attempts],
+            "missing_features": dict(self.missing_features),
         }
 
     def close(self) -> None:
@@ -199,51 +205,83 @@ def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
         raise
 
 
-def log_probe(source_name: str, asked: str, program: Program, release: str) -> None:
+def log_probe(tool: str, asked: str, program: Program, release: str) -> None:
     """With PYTOOLS_PROBE_LOG=FILE, append one JSON line per attached program:
     which probe each tool got on which kernel (the test runs' probe matrix,
     docs/probe-matrix.md, is built from these lines)."""
     path = os.environ.get("PYTOOLS_PROBE_LOG")
     if not path:
         return
-    record = {"program": source_name, "asked": asked, "kernel": release,
-              "mode": program.candidate.mode, "label": program.candidate.label,
+    from .tools import by_name
+    record = {"tool": tool, "command": by_name(tool).command, "asked": asked,
+              "kernel": release, "mode": program.candidate.mode,
+              "label": program.candidate.label,
               "hooks": [h.describe() for h in program.hooks]}
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
-def load(source_name: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
-         mode: str = "auto", extra_hooks: Sequence[Hook] = ()) -> Program:
-    """Attach the first candidate of `plan` (or the forced `mode`) that works.
-    extra_hooks: tracepoints that `cflags` compile into every candidate (they
-    attach themselves), listed with the candidate's own hooks."""
+def _feature_flags(features: Sequence[Feature]) -> Tuple[List[str], List[Hook]]:
+    return ([d for f in features for d in f.defines], [h for f in features for h in f.hooks])
+
+
+def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
+         mode: str = "auto", features: Sequence[Feature] = ()) -> Program:
+    """Attach bpf/<tool>.c through the first candidate of `plan` (or the
+    forced `mode`) that works. `features` are compiled in on top; if a
+    candidate attaches only without them, it is taken without them and
+    Program.missing_features says why."""
     env = prepare()
     try:
         candidates = order_for(plan, mode)
     except ValueError as e:
         raise ToolError(str(e)) from None
-    text = bpf_source(source_name)
+    text = bpf_source(tool)
     attempts: List[Attempt] = []
+    wanted = [f for f in features if f.problem is None]
+    missing = {f.name: f.problem for f in features if f.problem}
     for candidate in candidates:
         selection = usable_hooks(candidate, env.facts)
         if selection.problem:
             attempts.append(Attempt(candidate.mode, candidate.label, selection.problem))
             continue
-        flags = list(cflags) + cflags_for(candidate, selection.hooks)
-        try:
-            with captured_stderr() as lines:
-                bpf = _try_candidate(text, flags, selection.hooks + list(extra_hooks))
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # bcc raises bare Exception for everything
-            attempts.append(Attempt(candidate.mode, candidate.label, summarize_failure(e, lines)))
-            continue
-        attempts.append(Attempt(candidate.mode, candidate.label, None))
-        program = Program(bpf, candidate, selection.hooks + list(extra_hooks), attempts)
-        log_probe(source_name, mode, program, os.uname().release)
-        return program
+        base = list(cflags) + cflags_for(candidate, selection.hooks)
+        feature_error = None
+        for feats in ([wanted, []] if wanted else [[]]):
+            defines, feature_hooks = _feature_flags(feats)
+            flags, hooks = base + defines, selection.hooks + feature_hooks
+            try:
+                with captured_stderr() as lines:
+                    bpf = _try_candidate(text, flags, hooks)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # bcc raises bare Exception for everything
+                error = summarize_failure(e, lines)
+                if feats:
+                    feature_error = error
+                    continue
+                attempts.append(Attempt(candidate.mode, candidate.label, error))
+                break
+            if feature_error:
+                missing.update({f.name: f"its hooks did not load: {feature_error}"
+                                for f in wanted})
+            attempts.append(Attempt(candidate.mode, candidate.label, None))
+            program = Program(bpf, candidate, hooks, attempts, flags, text, missing)
+            log_probe(tool, mode, program, os.uname().release)
+            return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)
     if mode == "auto":
         raise ToolError(f"no probe could attach: {tried}")
     raise ToolError(f"probe mode {mode} cannot attach on this kernel: {tried}")
+
+
+def unchecked_cflags(plan: Sequence[Candidate], cflags: Sequence[str] = (),
+                     mode: str = "auto") -> Tuple[Candidate, List[str]]:
+    """The first candidate of the plan (or of the forced mode) with the
+    flags it would compile with, without asking the kernel: what --ebpf
+    shows where it may not load programs."""
+    try:
+        candidate = order_for(plan, mode)[0]
+    except ValueError as e:
+        raise ToolError(str(e)) from None
+    return candidate, list(cflags) + cflags_for(candidate, candidate.hooks)

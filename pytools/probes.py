@@ -36,6 +36,18 @@ class Candidate:
     note: str = ""               # e.g. what this mode measures differently
 
 
+@dataclass(frozen=True)
+class Feature:
+    """An optional part of a program (readahead efficiency): macros and
+    hooks compiled in on top of whichever candidate attaches. A feature
+    that cannot be had leaves the tool running without it, saying why,
+    instead of failing the candidate."""
+    name: str
+    defines: Tuple[str, ...] = ()   # cflags, e.g. ("-DEFFICIENCY", "-DUSE_FEXIT")
+    hooks: Tuple[Hook, ...] = ()
+    problem: Optional[str] = None   # set: known unavailable before any compile
+
+
 @dataclass
 class Facts:
     """What the kernel offers, gathered once by the loader (see system.py)."""
@@ -92,6 +104,11 @@ def cflags_for(candidate: Candidate, hooks: Sequence[Hook]) -> List[str]:
     flags = [f"-D{candidate.define}"]
     flags += [f"-D{h.define}" for h in hooks if h.define]
     return flags
+
+
+def plan_modes(plan: Sequence[Candidate]) -> List[str]:
+    """The modes a plan offers, in its order: what --probe accepts besides auto."""
+    return list(dict.fromkeys(c.mode for c in plan))
 
 
 def order_for(plan: Sequence[Candidate], mode: str) -> List[Candidate]:

@@ -23,9 +23,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from .errors import ToolError
-from .exporter import (ExecveCollector, ReadaheadCollector, SelfCollector, SelfStats,
-                       VfsReadCollector)
-from .exporter_config import COLLECTORS, DEFAULT_PORT
+from .exporter import SelfCollector, SelfStats, ToolCollector
+from .exporter_config import DEFAULT_PORT
+from .tools import TOOLS, by_name
 
 log = logging.getLogger("bpf-exporter")
 
@@ -47,12 +47,16 @@ def parse_listen(text: str) -> Tuple[str, int]:
     return host, port
 
 
+def collector_names() -> List[str]:
+    return [tool.name for tool in TOOLS]
+
+
 def parse_collectors(text: str) -> List[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in COLLECTORS]
+    unknown = [n for n in names if n not in collector_names()]
     if unknown:
         raise ValueError(f"unknown collector {', '.join(unknown)}; "
-                         f"choose from {', '.join(COLLECTORS)}")
+                         f"choose from {', '.join(collector_names())}")
     if not names:
         raise ValueError("no collector chosen")
     return list(dict.fromkeys(names))
@@ -133,42 +137,36 @@ def bind(host: str, port: int, handler) -> Server:
 
 def parse_probe_modes(values: Sequence[str]) -> Dict[str, str]:
     """--probe COLLECTOR=MODE options (force a collector's probe mode)."""
-    from .probes import MODES
     modes = {}
     for value in values:
         name, sep, mode = value.partition("=")
-        if not sep or name not in COLLECTORS or mode not in MODES + ("auto",):
+        if not sep or name not in collector_names():
             raise ValueError(f"{value!r}: expected COLLECTOR=MODE with COLLECTOR one of "
-                             f"{', '.join(COLLECTORS)} and MODE one of auto, {', '.join(MODES)}")
+                             f"{', '.join(collector_names())}")
+        offered = ["auto"] + by_name(name).modes()
+        if mode not in offered:
+            raise ValueError(f"{value!r}: expected COLLECTOR=MODE with MODE one of "
+                             f"{', '.join(offered)} for {name}")
         modes[name] = mode
     return modes
 
 
-def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_series: int,
-                    strict: bool, modes: Optional[Dict[str, str]] = None) -> Tuple[list, list]:
+def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, strict: bool,
+                    modes: Optional[Dict[str, str]] = None,
+                    options: Optional[Dict[str, dict]] = None) -> Tuple[list, list]:
     """(collectors, loaded tools). A collector that cannot attach is logged
-    and marked down; with strict it is fatal."""
-    from .tools.execve import ExecveCounter
-    from .tools.readahead import Readahead
-    from .tools.vfsread import VfsReadLatency
-    from .exporter import LATENCY_UNIT
-
+    and marked down; with strict it is fatal. options: each tool's exporter
+    options, by tool name."""
     kernel = os.uname().release
-    modes = modes or {}
-    mode = {name: modes.get(name, "auto") for name in COLLECTORS}
-    makers: Dict[str, Callable] = {
-        "execve": lambda: ExecveCollector(ExecveCounter(by=execve_by, mode=mode["execve"]),
-                                          stats, kernel, max_series, execve_by),
-        "vfs_read": lambda: VfsReadCollector(
-            VfsReadLatency(unit=LATENCY_UNIT, mode=mode["vfs_read"]), stats, kernel, max_series),
-        "readahead": lambda: ReadaheadCollector(
-            Readahead(files=False, mode=mode["readahead"]), stats, kernel, max_series),
-    }
+    modes, options = modes or {}, options or {}
     collectors = []
     try:
         for name in names:
+            tool = by_name(name)
             try:
-                collectors.append(makers[name]())
+                source = tool.exporter_open(options.get(name, {}), modes.get(name, "auto"))
+                collectors.append(ToolCollector(tool, source, stats, kernel, max_series,
+                                                options.get(name, {})))
                 probe = collectors[-1].probe
                 log.info("collector %s: %s (%s)", name, probe["label"], ", ".join(probe["hooks"]))
             except ToolError as e:
@@ -184,9 +182,9 @@ def load_collectors(names: Sequence[str], stats: SelfStats, execve_by: str, max_
     return collectors, [c.source for c in collectors]
 
 
-def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
-          strict: bool, announce: Callable[[str], None],
-          modes: Optional[Dict[str, str]] = None) -> None:
+def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
+          announce: Callable[[str], None], modes: Optional[Dict[str, str]] = None,
+          options: Optional[Dict[str, dict]] = None) -> None:
     host, port = parse_listen(listen)
     stats = SelfStats()
     registry = CollectorRegistry(auto_describe=False)
@@ -204,8 +202,7 @@ def serve(listen: str, names: Sequence[str], execve_by: str, max_series: int,
         # checked once, so its failure is one line, not one per collector.
         from .loader import prepare
         prepare()
-        collectors, tools = load_collectors(names, stats, execve_by, max_series, strict,
-                                              modes)
+        collectors, tools = load_collectors(names, stats, max_series, strict, modes, options)
         if not collectors:
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Tuple
 
 from .errors import ToolError
 
@@ -173,11 +173,36 @@ def parse_lockdown(text: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def lockdown_mode() -> Optional[str]:
+SECURITYFS = "/sys/kernel/security"
+
+
+def parse_cmdline_lockdown(cmdline: str) -> Optional[str]:
+    """The lockdown= mode asked for on the kernel command line, if any."""
+    for word in cmdline.split():
+        if word.startswith("lockdown="):
+            return word.split("=", 1)[1] or None
+    return None
+
+
+def lockdown_mode() -> Tuple[Optional[str], str]:
+    """(mode, where it was read). securityfs is mounted first where it is
+    not (as root); else the kernel command line's lockdown= is the hint."""
+    path = os.path.join(SECURITYFS, "lockdown")
+    if not os.path.exists(path) and os.geteuid() == 0 \
+            and not os.path.ismount(SECURITYFS) and os.path.isdir(SECURITYFS):
+        subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS],
+                       capture_output=True)
     try:
-        return parse_lockdown(Path("/sys/kernel/security/lockdown").read_text())
+        return parse_lockdown(Path(path).read_text()), path
     except OSError:
-        return None
+        pass
+    try:
+        mode = parse_cmdline_lockdown(Path("/proc/cmdline").read_text())
+    except OSError:
+        mode = None
+    if mode:
+        return mode, "lockdown= on the kernel command line"
+    return None, "securityfs has no lockdown file (no lockdown LSM) or cannot be mounted"
 
 
 def kernel_release() -> str:
@@ -227,10 +252,37 @@ def find_headers() -> Headers:
 
 # --------------------------------------------------------------------- fentry
 
-SYS_BPF = 321 if os.uname().machine == "x86_64" else 280  # x86_64, else arm64
+# bpf(2)'s number, per machine (include/uapi/asm-generic/unistd.h for arm64).
+SYSCALL_BPF = {"x86_64": 321, "aarch64": 280}
+SYS_BPF = SYSCALL_BPF.get(os.uname().machine, 321)
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24
+
+
+def _prog_load_attr():
+    """union bpf_attr as BPF_PROG_LOAD reads it (include/uapi/linux/bpf.h),
+    up to attach_btf_id; the tail stays zero, as the kernel requires."""
+    import ctypes
+
+    class ProgLoadAttr(ctypes.Structure):
+        _fields_ = [
+            ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+            ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+            ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+            ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+            ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
+            ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+            ("prog_btf_fd", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
+            ("func_info", ctypes.c_uint64), ("func_info_cnt", ctypes.c_uint32),
+            ("line_info_rec_size", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
+            ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
+            ("tail", ctypes.c_uint8 * 16),
+        ]
+    return ProgLoadAttr()
+
+
+FENTRY_REFUSED = "the kernel refuses fentry programs: {error}"
 
 
 @lru_cache(maxsize=64)
@@ -250,23 +302,21 @@ def fentry_load_problem(function: str) -> Optional[str]:
         return f"no BTF type for kernel function {function}"
     insns = (ctypes.c_uint64 * 2)(0xB7, 0x95)        # r0 = 0; exit
     license = ctypes.create_string_buffer(b"GPL")
-    attr = (ctypes.c_uint8 * 128)()
-    def put(offset: int, ctype, value) -> None:
-        ctype.from_buffer(attr, offset).value = value
-    put(0, ctypes.c_uint32, BPF_PROG_TYPE_TRACING)
-    put(4, ctypes.c_uint32, 2)
-    put(8, ctypes.c_uint64, ctypes.addressof(insns))
-    put(16, ctypes.c_uint64, ctypes.addressof(license))
-    put(68, ctypes.c_uint32, BPF_TRACE_FENTRY)        # expected_attach_type
-    put(108, ctypes.c_uint32, btf_id)                 # attach_btf_id
+    attr = _prog_load_attr()
+    attr.prog_type = BPF_PROG_TYPE_TRACING
+    attr.insn_cnt = len(insns)
+    attr.insns = ctypes.addressof(insns)
+    attr.license = ctypes.addressof(license)
+    attr.expected_attach_type = BPF_TRACE_FENTRY
+    attr.attach_btf_id = btf_id
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(SYS_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd >= 0:
         os.close(fd)
         return None
     err = ctypes.get_errno()
-    why = f"the kernel refused to load an fentry program on {function}: " \
-          f"{errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
+    error = f"{errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
     if err == errno_mod.EPERM:
-        why += "; kernel lockdown refuses fentry this way"
-    return why
+        # The same for every function: said once however many are hooked.
+        return FENTRY_REFUSED.format(error=error + "; kernel lockdown refuses fentry this way")
+    return f"the kernel refused to load an fentry program on {function}: {error}"

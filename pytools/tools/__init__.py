@@ -1,3 +1,22 @@
-"""One module per tool: its probe plan, its snapshot type, and the reader
-that turns BPF maps into that snapshot. Pure helpers live beside the reader
-and never import bcc."""
+"""The list of tools. Adding a tool is one line here (and its console
+script in pyproject.toml); see docs/design.md for the recipe."""
+
+from __future__ import annotations
+
+from typing import List
+
+from ..tool import Tool
+from . import execve, readahead, vfs_read
+
+TOOLS: List[Tool] = [
+    execve.TOOL,
+    vfs_read.TOOL,
+    readahead.TOOL,
+]
+
+
+def by_name(name: str) -> Tool:
+    for tool in TOOLS:
+        if tool.name == name:
+            return tool
+    raise KeyError(name)

@@ -1,4 +1,4 @@
-"""execve counter: calls to execve/execveat by filename, comm, uid or cgroup."""
+"""execve-counter: calls to execve/execveat by filename, comm, uid or cgroup."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
-from .base import LoadedTool
+import click
+
+from .. import render
+from ..deltas import diff
+from ..names import c_string
+from ..options import pid_option, top_option
 from ..probes import Candidate, Hook
+from ..tool import Tool, View
+from .base import LoadedTool
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup")
 DEFAULT_MAX_KEYS = 10240
+MAX_KEYS_LIMIT = 1 << 20
 EMPTY_FILENAME = "[execveat AT_EMPTY_PATH]"
+KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "CGROUP ID"}
+OTHER = "other"
 
 Key = Union[str, int]
 
@@ -45,10 +55,9 @@ def cflags(by: str, pid: Optional[int] = None, uid: Optional[int] = None,
 def decode_key(by: str, raw) -> Key:
     """A map key (a ctypes struct, or anything with the same field) as plain data."""
     if by == "filename":
-        name = bytes(raw.filename).split(b"\0", 1)[0].decode(errors="replace")
-        return name or EMPTY_FILENAME
+        return c_string(raw.filename) or EMPTY_FILENAME
     if by == "comm":
-        return bytes(raw.comm).split(b"\0", 1)[0].decode(errors="replace")
+        return c_string(raw.comm)
     if by == "uid":
         return int(raw.uid)
     if by == "cgroup":
@@ -78,22 +87,13 @@ class ExecveSnapshot:
         return sum(self.failed.values()) + self.failed_overflow
 
 
-def _diff(cur: Dict[Key, int], prev: Dict[Key, int]) -> Dict[Key, int]:
-    out = {}
-    for key, value in cur.items():
-        d = value - prev.get(key, 0)
-        if d > 0:
-            out[key] = d
-    return out
-
-
 def delta(cur: ExecveSnapshot, prev: ExecveSnapshot) -> ExecveSnapshot:
     """What happened between two cumulative snapshots (keys with no change dropped)."""
     return ExecveSnapshot(
         by=cur.by,
-        counts=_diff(cur.counts, prev.counts),
+        counts=diff(cur.counts, prev.counts),
         overflow=cur.overflow - prev.overflow,
-        failed=None if cur.failed is None else _diff(cur.failed, prev.failed or {}),
+        failed=None if cur.failed is None else diff(cur.failed, prev.failed or {}),
         failed_overflow=cur.failed_overflow - prev.failed_overflow,
         taken_at=cur.taken_at,
         elapsed=cur.taken_at - prev.taken_at,
@@ -109,9 +109,7 @@ def _read_counts(table, by: str) -> Dict[Key, int]:
 
 
 class ExecveCounter(LoadedTool):
-    """Loads bpf/execve_counter.c and reads its maps into ExecveSnapshots."""
-
-    source = "execve_counter.c"
+    """Loads bpf/execve.c and reads its maps into ExecveSnapshots."""
 
     def __init__(self, by: str = "filename", pid: Optional[int] = None,
                  uid: Optional[int] = None, max_keys: int = DEFAULT_MAX_KEYS,
@@ -120,7 +118,7 @@ class ExecveCounter(LoadedTool):
         self.by = by
         self.count_failed = count_failed
         flags = cflags(by, pid, uid, max_keys, count_failed)
-        self.program = load(self.source, plan(count_failed), flags, mode)
+        self.program = load(TOOL.name, plan(count_failed), flags, mode)
 
     def snapshot(self) -> ExecveSnapshot:
         overflow = self.program.table("execve_overflow")
@@ -133,3 +131,168 @@ class ExecveCounter(LoadedTool):
             failed_overflow=int(overflow[1].value),
             taken_at=time.monotonic(),
         )
+
+
+# ----------------------------------------------------------------- rendering
+
+def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
+                 timestamp: Optional[str] = None, rated: bool = True) -> str:
+    """A table of the top keys with counts and rates, then the total.
+    rated=False: a few-ms interval, whose rates would mean nothing ("-")."""
+    with_failed = snap.failed is not None
+    key_width = render.WIDTH - (31 if with_failed else 22)
+
+    def rate(count: int) -> str:
+        return f"{render.rate(count, seconds):.1f}" if rated else "-"
+
+    shown, other_keys, other_count = render.top_entries(snap.counts, top)
+    rows = []
+    for key, count in shown:
+        row = [render.shorten(str(key), key_width), count, rate(count)]
+        if with_failed:
+            row.append(snap.failed.get(key, 0))
+        rows.append(row)
+    if other_keys:
+        row = [f"[{other_keys} other keys]", other_count, rate(other_count)]
+        if with_failed:
+            shown_keys = {k for k, _ in shown}
+            row.append(sum(v for k, v in snap.failed.items() if k not in shown_keys))
+        rows.append(row)
+    if snap.overflow or snap.failed_overflow:
+        row = ["[map full: not keyed]", snap.overflow, rate(snap.overflow)]
+        if with_failed:
+            row.append(snap.failed_overflow)
+        rows.append(row)
+    total = ["TOTAL", snap.total, rate(snap.total)]
+    if with_failed:
+        total.append(snap.total_failed)
+    rows.append(total)
+    headers = [KEY_HEADERS[snap.by], "COUNT", "RATE/s"] + (["FAILED"] if with_failed else [])
+    lines = render.table(rows, headers).splitlines()
+    # A rule above the total line, as wide as the table.
+    lines.insert(len(lines) - 1, "-" * max(len(line) for line in lines))
+    title = f"{timestamp} " if timestamp else ""
+    return "\n".join([title + f"execve calls over {seconds:.1f}s"] + lines)
+
+
+def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, when: str,
+                rated: bool = True) -> dict:
+    def rate(count: int) -> Optional[float]:
+        return round(render.rate(count, seconds), 3) if rated else None
+
+    shown, other_keys, other_count = render.top_entries(snap.counts, top)
+    entries = []
+    for key, count in shown:
+        entry = {"key": key, "count": count, "rate": rate(count)}
+        if snap.failed is not None:
+            entry["failed"] = snap.failed.get(key, 0)
+        entries.append(entry)
+    out = {
+        "time": when,
+        "interval_s": round(seconds, 3),
+        "by": snap.by,
+        "entries": entries,
+        "other": {"keys": other_keys, "count": other_count},
+        "overflow": snap.overflow,
+        "total": snap.total,
+        "probe": probe,
+    }
+    if snap.failed is not None:
+        out["failed_total"] = snap.total_failed
+        out["failed_overflow"] = snap.failed_overflow
+    return out
+
+
+# ------------------------------------------------------------------ exporter
+
+def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str) -> list:
+    """execve_total{<by>}: calls to execve/execveat by key. Calls the kernel
+    could not key (its map full) and keys beyond the cap are in `other`."""
+    from prometheus_client.core import CounterMetricFamily
+    family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=[by])
+    if snapshot is not None:
+        counts = {str(k): v for k, v in snapshot.counts.items()}
+        kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
+        for key, value in sorted(kept.items()):
+            family.add_metric([key], value)
+        other += snapshot.overflow
+        if other or folded:
+            family.add_metric([OTHER], other)
+        if stats is not None:
+            stats.record_folded("execve_total", folded)
+    return [family]
+
+
+# ---------------------------------------------------------------------- spec
+
+class Execve(Tool):
+    name = "execve"
+    command = "execve-counter"
+    summary = "execve/execveat calls per file name, caller, uid or cgroup, with rates"
+    description = """Count execve() and execveat() calls, by file name, caller, user or cgroup.
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print the
+    most frequent keys with their count and rate per second, then the total.
+    """
+    examples = """\b
+Examples:
+  execve-counter              # top 10 executed files every 5 seconds
+  execve-counter 1 10         # every second, ten times
+  execve-counter --by comm    # who calls exec (the caller's name)
+  execve-counter --by uid -T  # per user, with a time on each interval
+  execve-counter --failed     # also count execs that failed (ENOENT, EACCES)
+  execve-counter -p 1234      # execs made by process 1234 only
+  execve-counter --json 1 5   # one JSON object per interval
+  execve-counter --cumulative # totals since start instead of per interval
+"""
+    options = (
+        click.option("-b", "--by", type=click.Choice(KEY_KINDS), default="filename",
+                     show_default=True, help="What to count execs by."),
+        pid_option("Only execs by this process."),
+        click.option("--uid", type=click.IntRange(0, 2**32 - 2),
+                     help="Only execs by this user id."),
+        top_option("Rows to show; the rest are summed on one line."),
+        click.option("--failed", is_flag=True, help="Also count execs that returned an error."),
+        click.option("--cumulative", is_flag=True,
+                     help="Show totals since start, not per interval."),
+        click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
+                     default=DEFAULT_MAX_KEYS, show_default=True,
+                     help="Bound of the kernel map; calls beyond it are counted as not keyed."),
+    )
+    exporter_options = (
+        click.option("--execve-by", "execve_by", type=click.Choice(KEY_KINDS), default="comm",
+                     show_default=True, help="Label of execve_total."),
+    )
+
+    def plan(self):
+        return plan()
+
+    def cflags(self, opts):
+        return cflags(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], opts["failed"])
+
+    def open(self, opts, mode="auto"):
+        return ExecveCounter(opts["by"], opts["pid"], opts["uid"], opts["max_keys"],
+                             opts["failed"], mode)
+
+    def delta(self, cur, prev):
+        return delta(cur, prev)
+
+    def cumulative(self, opts):
+        return opts["cumulative"]
+
+    def text(self, shown, view: View) -> str:
+        return execve_table(shown, view.opts["top"], shown.elapsed, view.clock,
+                            view.rated(shown.elapsed))
+
+    def json(self, shown, view: View) -> dict:
+        return execve_json(shown, view.opts["top"], shown.elapsed, view.probe, view.when,
+                           view.rated(shown.elapsed))
+
+    def exporter_open(self, opts, mode="auto"):
+        return ExecveCounter(by=opts["by"], mode=mode)
+
+    def families(self, snapshot, collector):
+        return execve_families(snapshot, collector.cap, collector.stats, collector.opts["by"])
+
+
+TOOL = Execve()

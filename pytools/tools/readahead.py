@@ -1,15 +1,23 @@
-"""readahead: requests, windows and pages read ahead, per device and file."""
+"""readahead-stats: requests, windows and pages read ahead, per device and
+file, and what became of the pages (efficiency)."""
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+import click
+
+from .. import render
+from ..deltas import Tally, diff
 from ..hist import SLOTS, Log2Hist
+from ..names import DeviceNames, FileKey, FileNames, c_string, dev_text
+from ..options import device_option, pid_option, top_option
+from ..probes import Candidate, Facts, Feature, Hook, hook_problem
+from ..tool import Tool, View
 from .base import LoadedTool
-from ..probes import Candidate, Facts, Hook, hook_problem
 
 # Readahead efficiency (bpf/readahead.c, EFFICIENCY): pages enter and leave
 # the cache through these tracepoints (6.1 and 6.18 have them), with the
@@ -31,11 +39,7 @@ EFFICIENCY_MEANING = ("used: reached by read(2), splice or sendfile, or mapped b
                       "any use; unused now: read ahead while the tool ran, neither yet")
 
 
-@dataclass(frozen=True)
-class EfficiencyPlan:
-    defines: Tuple[str, ...] = ()
-    hooks: Tuple[Hook, ...] = ()
-    problem: Optional[str] = None      # set: efficiency cannot be measured, and why
+EFFICIENCY = "efficiency"
 
 
 def _missing(tracepoints: Dict[str, Tuple[str, ...]],
@@ -55,7 +59,7 @@ def fexit_problem(facts: Facts) -> Callable[[str], Optional[str]]:
 
 
 def efficiency_plan(fields_of: Callable[[str], Optional[frozenset]],
-                    fexit_problem: Callable[[str], Optional[str]]) -> EfficiencyPlan:
+                    fexit_problem: Callable[[str], Optional[str]]) -> Feature:
     """How readahead efficiency can be measured here: the page tracepoints,
     with the use tracepoints or else fexit on the use functions.
     fields_of(name): a tracepoint's field names, None if absent;
@@ -65,17 +69,27 @@ def efficiency_plan(fields_of: Callable[[str], Optional[frozenset]],
     if not lacks:
         no_tracepoints = _missing(USE_TRACEPOINTS, fields_of)
         if not no_tracepoints:
-            return EfficiencyPlan(("-DEFFICIENCY", "-DUSE_TRACEPOINTS"), page_hooks +
+            return Feature(EFFICIENCY, ("-DEFFICIENCY", "-DUSE_TRACEPOINTS"), page_hooks +
                                   tuple(Hook("tracepoint", name) for name in USE_TRACEPOINTS))
         no_fexit = [f"fexit {fn}: {p}" for fn in USE_FUNCTIONS for p in [fexit_problem(fn)] if p]
         if not no_fexit:
-            return EfficiencyPlan(("-DEFFICIENCY", "-DUSE_FEXIT"), page_hooks +
+            return Feature(EFFICIENCY, ("-DEFFICIENCY", "-DUSE_FEXIT"), page_hooks +
                                   tuple(Hook("fexit", fn) for fn in USE_FUNCTIONS))
         lacks = no_tracepoints + no_fexit[:1]
-    return EfficiencyPlan(problem="readahead efficiency (pages read ahead but never used) is "
-                                  "not measured: this kernel lacks " + "; ".join(lacks))
+    return Feature(EFFICIENCY, problem="readahead efficiency (pages read ahead but never used) "
+                                       "is not measured: this kernel lacks " + "; ".join(lacks))
 
-KINDS = ("sync", "async", "forced")
+
+def kernel_efficiency_feature() -> Feature:
+    """efficiency_plan asked of this kernel (needs the loader's prepare())."""
+    from .. import system
+    from ..loader import prepare
+    env = prepare()
+    return efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
+                           fexit_problem(env.facts))
+
+KINDS = ("sync", "async", "forced")            # enum ra_kind in bpf/readahead.c
+EVENT_WINDOW = 2                                # enum ra_event_type: the rest are requests
 TRACEPOINTS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_order",
                "page_cache_ra_unbounded")
 # (function, BPF handler): the kernels each exists in are in bpf/readahead.c.
@@ -119,15 +133,6 @@ def kernel_version_code(release: str) -> int:
     return nums[0] << 16 | min(nums[1], 255) << 8 | min(nums[2], 255)
 
 
-def kernel_dev(major: int, minor: int) -> int:
-    """The kernel's internal dev_t (what tracepoints report): major << 20 | minor."""
-    return major << 20 | minor
-
-
-def split_kernel_dev(dev: int) -> Tuple[int, int]:
-    return dev >> 20, dev & 0xFFFFF
-
-
 def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
            trace: bool = False, max_files: int = 10240, files: bool = True) -> List[str]:
     flags = [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
@@ -141,23 +146,6 @@ def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
     if trace:
         flags.append("-DTRACE")
     return flags
-
-
-class Tally:
-    """Field-wise + and - for frozen dataclasses of counters; true when any
-    counter is not zero."""
-
-    def _values(self) -> List[int]:
-        return [getattr(self, f.name) for f in fields(self)]
-
-    def __add__(self, o):
-        return type(self)(*(a + b for a, b in zip(self._values(), o._values())))
-
-    def __sub__(self, o):
-        return type(self)(*(a - b for a, b in zip(self._values(), o._values())))
-
-    def __bool__(self) -> bool:
-        return any(self._values())
 
 
 @dataclass(frozen=True)
@@ -183,7 +171,6 @@ class Usage(Tally):
 
 
 DevKind = Tuple[int, str]    # (kernel dev, kind)
-FileKey = Tuple[int, int]    # (kernel dev, inode)
 
 
 @dataclass(frozen=True)
@@ -220,102 +207,37 @@ class ReadaheadSnapshot:
         return out
 
 
-def _diff(cur: dict, prev: dict, zero: Tally = Counts()) -> dict:
-    """cur - prev per key, keys whose difference is zero left out."""
-    out = {}
-    for key, value in cur.items():
-        d = value - prev.get(key, zero)
-        if d:
-            out[key] = d
-    return out
-
-
 def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
     usage = (None if cur.usage is None or prev.usage is None
-             else _diff(cur.usage, prev.usage, Usage()))
-    return ReadaheadSnapshot(_diff(cur.devices, prev.devices), _diff(cur.files, prev.files),
+             else diff(cur.usage, prev.usage, Usage()))
+    return ReadaheadSnapshot(diff(cur.devices, prev.devices, Counts()),
+                             diff(cur.files, prev.files, Counts()),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
                              cur.taken_at, cur.taken_at - prev.taken_at, usage,
                              cur.unused_now)
 
 
-# ----------------------------------------------------------- names for numbers
-
-def parse_uevent_devname(text: str) -> Optional[str]:
-    for line in text.splitlines():
-        if line.startswith("DEVNAME="):
-            return line.split("=", 1)[1]
-    return None
-
-
-def device_name(dev: int, sys_root: str = "/sys/dev/block") -> str:
-    """'vda' for a block device, else 'major:minor' (tmpfs, overlay, NFS...)."""
-    major, minor = split_kernel_dev(dev)
-    try:
-        with open(f"{sys_root}/{major}:{minor}/uevent") as f:
-            name = parse_uevent_devname(f.read())
-    except OSError:
-        name = None
-    return name or f"{major}:{minor}"
-
-
-def find_open_path(dev: int, ino: int, proc: str = "/proc") -> Optional[str]:
-    """A path to the file (dev, ino) if some process has it open: a cheap
-    look through /proc/*/fd, never a walk of the filesystem."""
-    major, minor = split_kernel_dev(dev)
-    for pid in os.listdir(proc):
-        if not pid.isdigit():
-            continue
-        fd_dir = f"{proc}/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                st = os.stat(f"{fd_dir}/{fd}")
-                if st.st_ino == ino and os.major(st.st_dev) == major and os.minor(st.st_dev) == minor:
-                    return os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-    return None
-
-
-class FileNames:
-    """Cached names for (dev, ino): a path where one was found, else dev:inode."""
-
-    def __init__(self, finder: Callable[[int, int], Optional[str]] = find_open_path):
-        self.finder = finder
-        self.cache: Dict[FileKey, str] = {}
-
-    def __call__(self, key: FileKey) -> str:
-        if key not in self.cache:
-            dev, ino = key
-            major, minor = split_kernel_dev(dev)
-            self.cache[key] = self.finder(dev, ino) or f"{major}:{minor}:{ino}"
-        return self.cache[key]
-
-
 # ---------------------------------------------------------------- the reader
 
 class Readahead(LoadedTool):
-    source = "readahead.c"
+    """Loads bpf/readahead.c and reads its maps into ReadaheadSnapshots."""
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
                  trace: bool = False, mode: str = "auto", files: bool = True,
                  efficiency: bool = False):
-        from .. import system
-        from ..loader import load, prepare
-        self.trace = trace
+        from ..loader import load
         flags = cflags(os.uname().release, dev, pid, trace, files=files)
+        features = [kernel_efficiency_feature()] if efficiency else []
+        self.program = load(TOOL.name, plan(), flags, mode, features)
+        self.devices = DeviceNames()     # names for what the snapshots hold
+        self.files = FileNames()
         if efficiency:
-            env = prepare()
-            eff = efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
-                                  fexit_problem(env.facts))
+            problem = self.program.missing_features.get(EFFICIENCY)
+            if problem and not problem.startswith("readahead efficiency"):
+                problem = f"readahead efficiency is not measured: {problem}"
         else:
-            eff = EfficiencyPlan(problem="readahead efficiency was not asked for")
-        self.efficiency_problem = eff.problem
-        self.program = load(self.source, plan(), flags + list(eff.defines), mode, eff.hooks)
+            problem = "readahead efficiency was not asked for"
+        self.efficiency_problem: Optional[str] = problem
 
     def snapshot(self) -> ReadaheadSnapshot:
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)
@@ -325,12 +247,14 @@ class Readahead(LoadedTool):
         slots = [0] * SLOTS
         for k, per_cpu in self.program.table("readahead_window_pages_hist").items():
             slots[k.value] = sum(per_cpu)
+        sums = self.program.table("readahead_window_pages_sum")
+        pages = sum(sums[sums.Key(0)])
         overflow = self.program.table("readahead_overflow")
         usage = None
         if self.efficiency_problem is None:
             usage = {k.value: Usage(v.added, v.used, v.dropped, v.untracked)
                      for k, v in self.program.table("readahead_usage").items()}
-        return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, 0, "pages"),
+        return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, pages, "pages"),
                                  int(overflow[0].value), time.monotonic(), 0.0, usage,
                                  {d: u.unused_now for d, u in (usage or {}).items()})
 
@@ -340,9 +264,8 @@ class Readahead(LoadedTool):
 
         def on_event(cpu, data, size):
             e = table.event(data)
-            callback({"ts_ns": e.ts, "pid": e.pid,
-                      "comm": bytes(e.comm).split(b"\0", 1)[0].decode(errors="replace"),
-                      "event": ("request" if e.hook < 2 else "window"),
+            callback({"ts_ns": e.ts, "pid": e.pid, "comm": c_string(e.comm),
+                      "event": "window" if e.hook == EVENT_WINDOW else "request",
                       "kind": KINDS[e.kind], "dev": e.dev, "ino": e.ino, "index": e.index,
                       "size": e.size, "async_size": e.async_size})
 
@@ -350,3 +273,267 @@ class Readahead(LoadedTool):
 
     def poll(self, timeout_ms: int) -> None:
         self.program.bpf.perf_buffer_poll(timeout=timeout_ms)
+
+
+# ----------------------------------------------------------------- rendering
+
+FILE_COLUMN = 40      # with the four count columns, 80 columns in all
+
+
+def efficiency_line(snap: ReadaheadSnapshot, problem: Optional[str]) -> str:
+    """One line: what became of the pages read ahead, or why it is unknown."""
+    total = snap.total_usage()
+    if total is None:
+        return f"efficiency: not measured: {problem}"
+    unused_now = sum(snap.unused_now.values())
+    line = (f"efficiency: {total.added} pages read ahead; used {total.used}, "
+            f"dropped unused {total.dropped}; unused now {unused_now}")
+    if total.untracked:
+        line += f" [{total.untracked} not followed: map full]"
+    return line
+
+
+def _usage_json(u: Usage, unused_now: int) -> dict:
+    return {"read_ahead_pages": u.added, "used_pages": u.used,
+            "dropped_unused_pages": u.dropped, "unused_now_pages": unused_now,
+            "untracked_pages": u.untracked}
+
+
+def efficiency_json(snap: ReadaheadSnapshot, problem: Optional[str],
+                    device_name: Callable[[int], str]) -> Optional[dict]:
+    total = snap.total_usage()
+    if total is None:
+        return None
+    devices = sorted(set(snap.usage) | set(snap.unused_now))
+    return {**_usage_json(total, sum(snap.unused_now.values())),
+            "devices": [{"dev": dev_text(d), "name": device_name(d),
+                         **_usage_json(snap.usage.get(d, Usage()), snap.unused_now.get(d, 0))}
+                        for d in devices]}
+
+
+COUNT_HEADERS = ["REQUESTS", "REQ PAGES", "WINDOWS", "PAGES"]
+
+
+def _counts_row(name: str, c: Counts) -> list:
+    return [name, c.requests, c.req_pages, c.windows, c.pages]
+
+
+def _busiest_files(snap: ReadaheadSnapshot) -> List[Tuple[FileKey, Counts]]:
+    return sorted(snap.files.items(), key=lambda kv: (-kv[1].pages, kv[0]))
+
+
+def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, top: int,
+                   device_name: Callable[[int], str], file_name: Callable[[FileKey], str],
+                   timestamp: Optional[str] = None,
+                   efficiency_problem: Optional[str] = None) -> str:
+    kinds = [_counts_row(k, c) for k, c in snap.by_kind().items()]
+    devices = [_counts_row(device_name(d), c)
+               for d, c in sorted(snap.by_device().items(), key=lambda kv: -kv[1].pages)]
+    files = _busiest_files(snap)
+    file_rows = [_counts_row(render.shorten_middle(file_name(k), FILE_COLUMN), c)
+                 for k, c in files[:top]]
+    parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
+             render.table(kinds, ["KIND"] + COUNT_HEADERS)]
+    if devices:
+        parts += ["", render.table(devices, ["DEVICE"] + COUNT_HEADERS)]
+    if file_rows:
+        parts += ["", render.table(file_rows, ["FILE"] + COUNT_HEADERS)]
+        if len(files) > top:
+            parts.append(f"[{len(files) - top} more files]")
+    if snap.overflow:
+        parts.append(f"[{snap.overflow} events not keyed: map full]")
+    parts += ["", efficiency_line(snap, efficiency_problem)]
+    parts += ["", render.hist_text(snap.window_hist, "window pages")]
+    return "\n".join(parts)
+
+
+def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: int,
+                   device_name: Callable[[int], str], file_name: Callable[[FileKey], str],
+                   when: str, efficiency_problem: Optional[str] = None) -> dict:
+    def counts(c: Counts) -> dict:
+        return {"requests": c.requests, "req_pages": c.req_pages,
+                "windows": c.windows, "pages": c.pages}
+
+    files = _busiest_files(snap)
+    return {
+        "time": when, "interval_s": round(seconds, 3), "probe": probe,
+        "kinds": {k: counts(c) for k, c in snap.by_kind().items()},
+        "devices": [{"dev": dev_text(d), "name": device_name(d), **counts(c)}
+                    for d, c in sorted(snap.by_device().items())],
+        "files": [{"dev": dev_text(k[0]), "ino": k[1], "name": file_name(k), **counts(c)}
+                  for k, c in files[:top]],
+        "other_files": max(0, len(files) - top),
+        "overflow": snap.overflow,
+        "window_pages_hist": render.hist_json(snap.window_hist),
+        "efficiency": efficiency_json(snap, efficiency_problem, device_name),
+        "efficiency_note": (EFFICIENCY_MEANING if snap.usage is not None
+                            else efficiency_problem),
+    }
+
+
+def readahead_event_line(e: dict, device_name: Callable[[int], str]) -> str:
+    return (f"{e['ts_ns'] / 1e9:14.6f} {e['pid']:>7} {e['comm']:<16.16} {e['event']:<7} "
+            f"{e['kind']:<6} {device_name(e['dev']):<6} {e['ino']:>10} {e['index']:>8} "
+            f"{e['size']:>5} {e['async_size']:>5}")
+
+
+READAHEAD_EVENT_HEADER = (f"{'TIME(s)':>14} {'PID':>7} {'COMM':<16} {'EVENT':<7} {'KIND':<6} "
+                          f"{'DEV':<6} {'INODE':>10} {'INDEX':>8} {'SIZE':>5} {'ASYNC':>5}")
+
+
+def run_trace(reader: Readahead, session, device_name: Callable[[int], str]) -> None:
+    """--trace: events as they come, for interval*count seconds or until Ctrl-C."""
+    lost = [0]
+
+    def on_event(event):
+        session.emit(event if session.as_json else readahead_event_line(event, device_name))
+
+    def on_lost(n):
+        lost[0] += n
+
+    reader.open_trace(on_event, on_lost)
+    deadline = (time.monotonic() + session.interval * session.count
+                if session.count else None)
+    try:   # from the banner on, Ctrl-C ends the trace cleanly
+        session.announce(reader.program)
+        if not session.as_json:
+            session.emit(READAHEAD_EVENT_HEADER)
+        while deadline is None or time.monotonic() < deadline:
+            reader.poll(100)
+        reader.poll(0)
+    except KeyboardInterrupt:
+        pass
+    if lost[0]:
+        click.echo(f"{lost[0]} events lost: the perf buffer was full", err=True)
+
+
+# ------------------------------------------------------------------ exporter
+
+READAHEAD_COUNTERS = (   # (metric, field of Counts, help)
+    ("readahead_requests", "requests", "Readahead requests (sync: cache miss; async: "
+     "PG_readahead marker hit; forced: fadvise/madvise/readahead(2))."),
+    ("readahead_requested_pages", "req_pages", "Pages the readers asked for in those requests."),
+    ("readahead_windows", "windows", "Readahead windows submitted for reading."),
+    ("readahead_pages", "pages", "Pages in the submitted readahead windows."),
+)
+# Window sizes in pages: slot k holds [2^(k-1), 2^k - 1]; buckets up to
+# 2^16 - 1 pages (256 MiB of 4 KiB pages).
+WINDOW_LAST_SLOT = 16
+
+
+def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
+                       name_of: Callable[[int], str]) -> list:
+    """readahead_*_total{kind, device}, and the window-size histogram. Devices
+    beyond the cap are summed into device="other" (per kind)."""
+    from prometheus_client.core import CounterMetricFamily
+    from ..exporter import OTHER, histogram_family
+    families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
+                for name, _, doc in READAHEAD_COUNTERS]
+    hist = histogram_family("readahead_window_pages", "Readahead window sizes, in pages.",
+                            snapshot.window_hist if snapshot is not None else None, 1,
+                            WINDOW_LAST_SLOT)
+    full = CounterMetricFamily("readahead_map_full",
+                               "Readahead events whose device found the map full.")
+    if snapshot is not None:
+        named = [(kind, name_of(dev), counts) for (dev, kind), counts in snapshot.devices.items()]
+        totals: Dict[str, int] = {}
+        for _, name, counts in named:
+            totals[name] = totals.get(name, 0) + counts.pages + counts.requests
+        kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
+        cells: Dict[Tuple[str, str], Counts] = {}
+        for kind, name, counts in named:
+            key = (kind, name if name in kept else OTHER)
+            cells[key] = cells.get(key, Counts()) + counts
+        for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
+            for (kind, name), counts in sorted(cells.items(), key=lambda kv: (
+                    KINDS.index(kv[0][0]), kv[0][1])):
+                family.add_metric([kind, name], getattr(counts, attr))
+        full.add_metric([], snapshot.overflow)
+        if stats is not None:
+            stats.record_folded("readahead", folded)
+    return families + [hist, full]
+
+
+# ---------------------------------------------------------------------- spec
+
+class ReadaheadTool(Tool):
+    name = "readahead"
+    command = "readahead-stats"
+    summary = "page cache readahead: requests, windows, pages per device and file"
+    description = """Show page cache readahead: sync and async requests, the windows the
+    kernel submitted and their pages, per device and per file, with a log2
+    histogram of window sizes, and its efficiency: of the pages read ahead,
+    how many were used, how many left the cache unused.
+
+    Uses the readahead tracepoints (Linux 6.18+) where they exist, else
+    fentry, else kprobes on the readahead functions of this kernel. Files are
+    named by a path where some process has them open, else as
+    major:minor:inode. Efficiency needs the filemap tracepoints
+    (mm_filemap_get_pages and others), else fexit on filemap_read,
+    filemap_fault and filemap_map_pages; where the kernel has neither, the
+    output says what is missing.
+    """
+    examples = """\b
+Examples:
+  readahead-stats             # readahead per kind, device, file every 5 s
+  readahead-stats 1 3         # every second, three times
+  readahead-stats -d vda      # one block device (name, /dev path or 254:0)
+  readahead-stats -p 1234     # readahead done by process 1234
+  readahead-stats --trace     # one line per readahead event
+  readahead-stats --json 1 5  # one JSON object per interval
+  readahead-stats --no-efficiency  # skip the per-page hooks
+"""
+    options = (
+        device_option("Only this block device (vda, /dev/vda or 254:0)."),
+        pid_option("Only readahead by this process."),
+        top_option("Files shown, most pages first."),
+        click.option("--trace", is_flag=True, help="Print each readahead event instead of totals."),
+        click.option("--efficiency/--no-efficiency", default=True, show_default=True,
+                     help="Follow each page read ahead to its first use or its eviction "
+                          "(costs a map lookup per buffered read and page fault)."),
+    )
+
+    def plan(self):
+        return plan()
+
+    def cflags(self, opts):
+        return cflags(os.uname().release, opts["device"], opts["pid"], opts["trace"])
+
+    def features(self, opts):
+        return [kernel_efficiency_feature()] if self._efficiency(opts) else []
+
+    @staticmethod
+    def _efficiency(opts) -> bool:
+        return opts["efficiency"] and not opts["trace"]
+
+    def open(self, opts, mode="auto"):
+        return Readahead(opts["device"], opts["pid"], opts["trace"], mode,
+                         efficiency=self._efficiency(opts))
+
+    def delta(self, cur, prev):
+        return delta(cur, prev)
+
+    def run(self, reader, session):
+        if session.opts["trace"]:
+            run_trace(reader, session, reader.devices)
+        else:
+            session.intervals(reader)
+
+    def text(self, shown, view: View) -> str:
+        r = view.reader
+        return readahead_text(shown, view.label, shown.elapsed, view.opts["top"], r.devices,
+                              r.files, view.clock, r.efficiency_problem)
+
+    def json(self, shown, view: View) -> dict:
+        r = view.reader
+        return readahead_json(shown, view.probe, shown.elapsed, view.opts["top"], r.devices,
+                              r.files, view.when, r.efficiency_problem)
+
+    def exporter_open(self, opts, mode="auto"):
+        return Readahead(files=False, mode=mode)
+
+    def families(self, snapshot, collector):
+        return readahead_families(snapshot, collector.cap, collector.stats, collector.device)
+
+
+TOOL = ReadaheadTool()

@@ -49,10 +49,8 @@ def need_feature(name: str, problem: Optional[str]) -> None:
 
 
 def readahead_efficiency_problem() -> Optional[str]:
-    from pytools.tools.readahead import efficiency_plan, fexit_problem
-    env = loader.prepare()
-    return efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
-                           fexit_problem(env.facts)).problem
+    from pytools.tools.readahead import kernel_efficiency_feature
+    return kernel_efficiency_feature().problem
 
 
 def scratch_dir() -> str:

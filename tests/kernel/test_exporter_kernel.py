@@ -16,7 +16,7 @@ from typing import Dict, Tuple
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.tools.readahead import device_name, kernel_dev
+from pytools.names import device_name, kernel_dev
 
 from .modes import mode_problem, scratch_dir
 from .workload import (NOBODY, SYSCALL_SLACK_NS, bpf_program_ids, evict_and_read,

@@ -11,9 +11,10 @@ import threading
 import time
 from typing import List, Optional, Set
 
+from pytools.system import SYS_BPF
+
 NOBODY = 65534
-SYS_BPF = 321
-SYS_EXECVEAT = 322
+SYS_EXECVEAT = {"x86_64": 322, "aarch64": 281}[os.uname().machine]
 BPF_PROG_GET_NEXT_ID = 11
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -18,3 +18,22 @@ class FixedSource:
         if not self.snapshots:
             raise OSError("map gone")
         return self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
+
+
+def tool_collector(name, source, stats, kernel, max_series, **opts):
+    """The exporter's collector around tool `name`, reading `source`."""
+    from pytools.exporter import ToolCollector
+    from pytools.tools import by_name
+    return ToolCollector(by_name(name), source, stats, kernel, max_series, opts)
+
+
+def ExecveCollector(source, stats, kernel, max_series, by):
+    return tool_collector("execve", source, stats, kernel, max_series, by=by)
+
+
+def VfsReadCollector(source, stats, kernel, max_series):
+    return tool_collector("vfs_read", source, stats, kernel, max_series)
+
+
+def ReadaheadCollector(source, stats, kernel, max_series):
+    return tool_collector("readahead", source, stats, kernel, max_series)

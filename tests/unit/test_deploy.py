@@ -16,15 +16,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.cli import bpf_exporter
-from pytools.exporter import (ExecveCollector, ReadaheadCollector, SelfCollector, SelfStats,
-                              VfsReadCollector)
+from pytools.exporter import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import Log2Hist
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
-from pytools.tools.vfsread import LatencySnapshot
+from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import FixedSource
+from .sources import ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 DEPLOY = os.path.join(ROOT, "deploy")

@@ -7,14 +7,14 @@ from hypothesis import given, strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.exporter import (ExecveCollector, ReadaheadCollector, SelfCollector, SelfStats,
-                              SeriesCap, VfsReadCollector, readahead_families)
+from pytools.exporter import SelfCollector, SelfStats, SeriesCap
 from pytools.hist import SLOTS, Log2Hist
 from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.readahead import Counts, ReadaheadSnapshot, kernel_dev
-from pytools.tools.vfsread import LatencySnapshot
+from pytools.names import kernel_dev
+from pytools.tools.readahead import Counts, ReadaheadSnapshot, readahead_families
+from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import FixedSource
+from .sources import ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector
 
 KERNEL = "6.18.0-test"
 

@@ -1,11 +1,10 @@
 import json
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from pytools import render
-from pytools.cli import parse_device, readahead_stats
+from pytools.names import kernel_dev
+from pytools.cli import readahead_stats
 from pytools.hist import Log2Hist
 from pytools.tools import readahead as ra
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
@@ -17,34 +16,13 @@ def test_kernel_version_code():
     assert ra.kernel_version_code("6.18.44-fc-v669") == 0x061200 | 44
 
 
-def test_kernel_dev_round_trip():
-    dev = ra.kernel_dev(254, 3)
-    assert dev == 254 << 20 | 3 and ra.split_kernel_dev(dev) == (254, 3)
-
-
-def test_device_name_from_sysfs(tmp_path):
-    (tmp_path / "254:0").mkdir()
-    (tmp_path / "254:0" / "uevent").write_text("MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")
-    assert ra.device_name(ra.kernel_dev(254, 0), str(tmp_path)) == "vda"
-    assert ra.device_name(ra.kernel_dev(0, 27), str(tmp_path)) == "0:27"
-
-
-def test_file_names_fall_back_to_dev_and_inode_and_cache():
-    calls = []
-    names = ra.FileNames(lambda dev, ino: calls.append(ino) or (None if ino == 2 else "/a"))
-    assert names((ra.kernel_dev(8, 1), 1)) == "/a"
-    assert names((ra.kernel_dev(8, 1), 2)) == "8:1:2"
-    names((ra.kernel_dev(8, 1), 2))
-    assert calls == [1, 2]
-
-
 def snap(devices, files, slots=(), overflow=0, t=0.0):
     s = list(slots) + [0] * (64 - len(slots))
     return ReadaheadSnapshot(devices, files, Log2Hist(tuple(s), 1, 0, "pages"), overflow, t)
 
 
 def test_delta_and_groupings():
-    dev = ra.kernel_dev(254, 0)
+    dev = kernel_dev(254, 0)
     a = snap({(dev, "sync"): Counts(1, 16, 1, 64)}, {(dev, 5): Counts(1, 16, 1, 64)}, t=1)
     b = snap({(dev, "sync"): Counts(2, 32, 2, 128), (dev, "async"): Counts(3, 48, 3, 3000)},
              {(dev, 5): Counts(5, 80, 5, 3128)}, slots=[0, 0, 1], t=3)
@@ -56,11 +34,11 @@ def test_delta_and_groupings():
 
 
 def test_readahead_text_and_json():
-    dev = ra.kernel_dev(254, 0)
+    dev = kernel_dev(254, 0)
     s = snap({(dev, "async"): Counts(2, 32, 2, 512)}, {(dev, 7): Counts(2, 32, 2, 512)},
              slots=[0, 0, 0, 0, 0, 0, 0, 0, 0, 2])
     problem = "readahead efficiency ... is not measured: this kernel lacks tracepoint x"
-    text = render.readahead_text(s, "readahead via tracepoints", 1.0, 10,
+    text = ra.readahead_text(s, "readahead via tracepoints", 1.0, 10,
                                  lambda d: "vda", lambda k: "/data/f", None, problem)
     lines = text.splitlines()
     assert lines[0] == "readahead via tracepoints, 1.0s"
@@ -68,7 +46,7 @@ def test_readahead_text_and_json():
     assert ["vda", "2", "32", "2", "512"] in [line.split() for line in lines]
     assert ["/data/f", "2", "32", "2", "512"] in [line.split() for line in lines]
     assert any("256 -> 511" in line for line in lines)
-    obj = json.loads(json.dumps(render.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
+    obj = json.loads(json.dumps(ra.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
                                                       lambda k: "/data/f", "t", problem)))
     assert obj["files"] == [{"dev": "254:0", "ino": 7, "name": "/data/f", "requests": 2,
                              "req_pages": 32, "windows": 2, "pages": 512}]
@@ -138,7 +116,7 @@ def test_efficiency_plan_names_missing_fields():
 
 
 def test_usage_delta_counts_the_interval_and_keeps_unused_now():
-    dev, other = ra.kernel_dev(254, 0), ra.kernel_dev(8, 0)
+    dev, other = kernel_dev(254, 0), kernel_dev(8, 0)
     a = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 1.0, 0.0,
                           {dev: ra.Usage(100, 60, 0, 0)}, {dev: 40})
     b = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 0.0,
@@ -154,13 +132,13 @@ def test_usage_delta_counts_the_interval_and_keeps_unused_now():
 
 
 def test_efficiency_text_and_json():
-    dev = ra.kernel_dev(254, 0)
+    dev = kernel_dev(254, 0)
     s = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 1.0,
                           {dev: ra.Usage(64, 40, 16, 3)}, {dev: 8})
-    assert render.efficiency_line(s, None) == (
+    assert ra.efficiency_line(s, None) == (
         "efficiency: 64 pages read ahead; used 40, dropped unused 16; unused now 8 "
         "[3 not followed: map full]")
-    obj = render.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
+    obj = ra.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
     assert obj["efficiency"] == {
         "read_ahead_pages": 64, "used_pages": 40, "dropped_unused_pages": 16,
         "unused_now_pages": 8, "untracked_pages": 3,
@@ -168,16 +146,6 @@ def test_efficiency_text_and_json():
                      "dropped_unused_pages": 16, "unused_now_pages": 8,
                      "untracked_pages": 3}]}
     assert obj["efficiency_note"] == ra.EFFICIENCY_MEANING
-
-
-def test_parse_device_forms():
-    assert parse_device("8:16") == ra.kernel_dev(8, 16)
-    with pytest.raises(click.BadParameter):
-        parse_device("8:x")
-    with pytest.raises(click.BadParameter):
-        parse_device("no-such-disk-xyz")
-    with pytest.raises(click.BadParameter):
-        parse_device("/dev/null")  # a character device
 
 
 def test_cli_bad_device_is_usage_error():

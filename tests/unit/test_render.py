@@ -1,7 +1,7 @@
 import json
 
 from pytools import render
-from pytools.tools.execve import ExecveSnapshot
+from pytools.tools.execve import ExecveSnapshot, execve_json, execve_table
 
 
 def test_top_entries_orders_by_count_then_key_and_sums_rest():
@@ -18,7 +18,7 @@ def test_shorten_keeps_the_end_of_paths():
 
 def test_execve_table_rows_rates_and_total():
     snap = ExecveSnapshot("filename", {"/bin/true": 23, "/bin/ls": 2, "/x": 1}, overflow=4)
-    text = render.execve_table(snap, top=2, seconds=2.0, timestamp="12:00:00")
+    text = execve_table(snap, top=2, seconds=2.0, timestamp="12:00:00")
     lines = text.splitlines()
     assert lines[0] == "12:00:00 execve calls over 2.0s"
     assert lines[1].split() == ["FILENAME", "COUNT", "RATE/s"]
@@ -33,7 +33,7 @@ def test_execve_table_rows_rates_and_total():
 
 def test_execve_table_with_failures_has_a_failed_column():
     snap = ExecveSnapshot("comm", {"sh": 3}, failed={"sh": 1})
-    lines = render.execve_table(snap, top=10, seconds=1.0).splitlines()
+    lines = execve_table(snap, top=10, seconds=1.0).splitlines()
     assert lines[1].split() == ["COMM", "COUNT", "RATE/s", "FAILED"]
     assert lines[2].split() == ["sh", "3", "3.0", "1"]
     assert lines[-1].split() == ["TOTAL", "3", "3.0", "1"]
@@ -41,12 +41,12 @@ def test_execve_table_with_failures_has_a_failed_column():
 
 def test_execve_table_fits_80_columns_with_long_names():
     snap = ExecveSnapshot("filename", {"/" + "x" * 200: 1})
-    assert all(len(line) <= 80 for line in render.execve_table(snap, 10, 1.0).splitlines())
+    assert all(len(line) <= 80 for line in execve_table(snap, 10, 1.0).splitlines())
 
 
 def test_execve_json_is_serialisable_and_complete():
     snap = ExecveSnapshot("uid", {0: 4, 1000: 1}, overflow=0)
-    obj = render.execve_json(snap, top=1, seconds=2.0, probe={"mode": "tracepoint"},
+    obj = execve_json(snap, top=1, seconds=2.0, probe={"mode": "tracepoint"},
                              when="2026-01-01T00:00:00.000+00:00")
     again = json.loads(json.dumps(obj))
     assert again["entries"] == [{"key": 0, "count": 4, "rate": 2.0}]

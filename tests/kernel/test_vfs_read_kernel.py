@@ -12,7 +12,7 @@ from typing import List
 import pytest
 
 from pytools.hist import slot_of
-from pytools.tools.vfsread import VfsReadLatency, delta
+from pytools.tools.vfs_read import VfsReadLatency, delta
 
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,

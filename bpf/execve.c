@@ -1,4 +1,4 @@
-// execve_counter: count execve(2) and execveat(2) calls, keyed by what the
+// execve: count execve(2) and execveat(2) calls, keyed by what the
 // user asked for (-DBY_FILENAME, -DBY_COMM, -DBY_UID or -DBY_CGROUP).
 //
 // Hooks (selected by the loader, see pytools/tools/execve.py):

@@ -1,4 +1,4 @@
-// vfs_read_latency: log2 histogram of read latency.
+// vfs_read: log2 histogram of read latency (vfsread-latency).
 //
 // One of these is compiled in by the loader (pytools/tools/vfsread.py):
 //   PROBE_KPROBE      kprobe + kretprobe on vfs_read    (all kernels with
@@ -6,7 +6,7 @@
 //   PROBE_FENTRY      fentry + fexit on vfs_read        (5.5+, BTF, and no
 //                     lockdown=confidentiality)
 //   PROBE_RAW_TRACEPOINT  raw_syscalls:sys_enter filtered by syscall number
-//                     (READ_SYSCALL_IDS, from the loader) and sys_exit: the
+//                     (NR_read, NR_pread64, ..., from the loader) and sys_exit: the
 //                     read syscalls, at about half the floor cost of the
 //                     per-syscall tracepoints (4.17+). sys_exit carries no
 //                     syscall number, so a thread's next syscall exit after
@@ -21,8 +21,9 @@
 //
 // Tunables: UNIT_NS (slot unit: 1, 1000, 1000000) with UNIT_BITS (its bit
 // length), FILTER_PID (tgid),
-// FILTER_COMM (a string literal), MIN_LATENCY_NS, PER_PROCESS (1 by pid,
-// 2 by comm), MAX_PROCS, START_SLOTS (power of two >= pid_max).
+// FILTER_COMM (a string literal, bytes as octal escapes), MIN_LATENCY_NS,
+// PER_PROCESS (1 by pid, 2 by comm), MAX_PROCS, START_SLOTS (power of two
+// >= pid_max).
 #include <uapi/linux/ptrace.h>
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
@@ -73,6 +74,8 @@ struct proc_key {
     u32 tgid;
     char comm[TASK_COMM_LEN];
 };
+// One entry per (process, slot) in use: reads of one process spread over
+// about 16 log2 slots in practice (1 us to 32 ms), hence MAX_PROCS * 16.
 BPF_HASH(vfs_read_latency_proc_hist, struct proc_slot, u64, MAX_PROCS * 16);
 BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
 #endif

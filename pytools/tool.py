@@ -1,0 +1,97 @@
+"""What a tool is: one spec per tool, in pytools/tools/<name>.py.
+
+A spec names the tool once (`name`: bpf/<name>.c, pytools/tools/<name>.py,
+its exporter collector, its tests) and holds everything particular to it:
+its command and help, options, probe plan, the reader that loads its BPF
+program, the delta of two snapshots, its text and JSON rendering, and its
+metric families. The CLI, the exporter, doctor and the tests loop over
+pytools.tools.TOOLS and know no tool by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+from .probes import Candidate, Feature, plan_modes
+
+
+@dataclass(frozen=True)
+class View:
+    """What a renderer needs besides the snapshot."""
+    probe: dict                  # Program.probe_info()
+    label: str                   # the candidate that attached, as users read it
+    when: str                    # ISO time of this output (JSON)
+    clock: Optional[str] = None  # HH:MM:SS with -T, else None
+    interval: float = 1.0        # the interval asked for
+    opts: dict = field(default_factory=dict)   # the tool's own options
+    reader: object = None        # the loaded tool, for names it caches
+
+    def rated(self, seconds: float) -> bool:
+        """Whether a rate over `seconds` means anything: not for a last
+        interval Ctrl-C cut to a few milliseconds."""
+        return seconds >= min(1.0, self.interval / 2)
+
+
+class Tool:
+    """Base of every tool spec; subclasses fill in the class attributes and
+    the methods that raise NotImplementedError."""
+
+    name = ""            # the one name: bpf/<name>.c, collector, module, tests
+    command = ""         # the console script, e.g. "execve-counter"
+    summary = ""         # one line, for the command list and the README table
+    description = ""     # --help text
+    examples = ""        # --help epilog: worked examples, each line a command
+    default_interval = 5.0
+    # click decorators: the tool's own CLI options, and its exporter options
+    # (declared with a "--<name>-" prefix and dest "<name>_<option>"; the
+    # collector gets them as {"<option>": value}).
+    options: Sequence[Callable] = ()
+    exporter_options: Sequence[Callable] = ()
+
+    # ------------------------------------------------------------ probes
+    def plan(self) -> List[Candidate]:
+        raise NotImplementedError
+
+    def modes(self) -> List[str]:
+        return plan_modes(self.plan())
+
+    def cflags(self, opts: dict) -> List[str]:
+        """Flags for these options, before the probe candidate's own."""
+        raise NotImplementedError
+
+    def features(self, opts: dict) -> List[Feature]:
+        """Optional parts these options ask for (may ask the kernel)."""
+        return []
+
+    # ------------------------------------------------------------ reading
+    def open(self, opts: dict, mode: str = "auto"):
+        """Load and attach: a reader with snapshot() and program."""
+        raise NotImplementedError
+
+    def delta(self, cur, prev):
+        raise NotImplementedError
+
+    def cumulative(self, opts: dict) -> bool:
+        """Show totals since start rather than per interval."""
+        return False
+
+    # ------------------------------------------------------------ output
+    def text(self, shown, view: View) -> str:
+        raise NotImplementedError
+
+    def json(self, shown, view: View) -> dict:
+        raise NotImplementedError
+
+    def run(self, reader, session) -> None:
+        """The command's main loop; tools that stream events override it."""
+        session.intervals(reader)
+
+    # ------------------------------------------------------------ exporter
+    def exporter_open(self, opts: dict, mode: str = "auto"):
+        raise NotImplementedError
+
+    def families(self, snapshot, collector) -> list:
+        """Metric families from a snapshot (None: empty ones, for describe()).
+        `collector` offers cap (the series cap), stats, opts and device()."""
+        raise NotImplementedError
