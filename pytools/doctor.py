@@ -92,20 +92,28 @@ def passed(checks: List[Check]) -> bool:
     return all(c.ok is not False for c in checks)
 
 
-NAME_WIDTH = 28
 STATUS = {True: "ok", False: "FAIL", None: "info"}
 
 
 def render(checks: List[Check], width: int = 80) -> str:
     """One row per check in `width` columns: name, status, then the detail
-    wrapped on words (a path is never cut in two) and the fix under it."""
+    wrapped on words, the fix after it. A path is never cut in two: a detail
+    with a word too long for its column starts on a line of its own."""
     import textwrap
-    indent = " " * (NAME_WIDTH + 6)
-    lines = [f"{'CHECK':<{NAME_WIDTH}} {'STATUS':<5} DETAIL"]
+    name_width = max([len("CHECK")] + [len(c.name) for c in checks])
+    indent = " " * (name_width + 7)
+    lines = [f"{'CHECK':<{name_width}} STATUS DETAIL"]
     for c in checks:
-        head = f"{c.name:<{NAME_WIDTH}} {STATUS[c.ok]:<5} "
-        text = c.detail + (f" -- fix: {c.fix}" if c.fix and c.ok is False else "")
-        wrapped = textwrap.wrap(text, width - len(indent), break_long_words=False,
+        head = f"{c.name:<{name_width}} {STATUS[c.ok]:<6} "
+        text = c.detail + (f"; fix: {c.fix}" if c.fix and c.ok is False else "")
+        column = width - len(indent)
+        if any(len(word) > column for word in text.split()):
+            lines.append(head.rstrip())
+            lines += textwrap.wrap(text, width, initial_indent="    ",
+                                   subsequent_indent="    ", break_long_words=False,
+                                   break_on_hyphens=False)
+            continue
+        wrapped = textwrap.wrap(text, column, break_long_words=False,
                                 break_on_hyphens=False) or [""]
         lines.append(head + wrapped[0])
         lines += [indent + line for line in wrapped[1:]]

@@ -140,12 +140,20 @@ def bars(hist: Log2Hist, label: str = "", width: int = 40) -> str:
     return "\n".join(lines)
 
 
-def summary(hist: Log2Hist, unit_label: str) -> str:
-    """One line under a histogram: count, exact avg, estimated percentiles, max slot."""
+def summary(hist: Log2Hist, unit_label: str, width: int = 80) -> str:
+    """Under a histogram: count, exact avg, estimated percentiles, max slot;
+    on one line where it fits in `width`, else on as few as it takes."""
     if hist.count == 0:
         return "count 0"
     lo, hi = slot_range(hist.nonzero_range()[1])
     p = {q: hist.estimate(q / 100) for q in (50, 90, 99)}
-    return (f"count {hist.count}  avg {hist.mean_units():.1f}  "
-            f"p50 ~{p[50]:.0f}  p90 ~{p[90]:.0f}  p99 ~{p[99]:.0f}  "
-            f"max in [{lo}, {hi}] {unit_label}")
+    parts = [f"count {hist.count}", f"avg {hist.mean_units():.1f}",
+             f"p50 ~{p[50]:.0f}", f"p90 ~{p[90]:.0f}", f"p99 ~{p[99]:.0f}",
+             f"max in [{lo}, {hi}] {unit_label}"]
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += "  " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)

@@ -54,6 +54,19 @@ def table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
                     colalign=("left",) + ("right",) * (len(headers) - 1))
 
 
+def fitted_table(rows: Sequence[Sequence], headers: Sequence[str],
+                 shorten_first=shorten_middle, width: int = WIDTH) -> str:
+    """table() in `width` columns where the first column (names, paths) can
+    give way: it is shortened by as much as the table is too wide."""
+    text = table(rows, headers)
+    excess = max(len(line) for line in text.splitlines()) - width
+    if excess <= 0:
+        return text
+    longest = max(len(str(row[0])) for row in rows)
+    keep = max(len(headers[0]), longest - excess)
+    return table([[shorten_first(str(row[0]), keep), *row[1:]] for row in rows], headers)
+
+
 def title(text: str, timestamp: Optional[str]) -> str:
     return (f"{timestamp} " if timestamp else "") + text
 

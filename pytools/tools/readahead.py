@@ -277,9 +277,6 @@ class Readahead(LoadedTool):
 
 # ----------------------------------------------------------------- rendering
 
-FILE_COLUMN = 40      # with the four count columns, 80 columns in all
-
-
 def efficiency_line(snap: ReadaheadSnapshot, problem: Optional[str]) -> str:
     """One line: what became of the pages read ahead, or why it is unknown."""
     total = snap.total_usage()
@@ -330,14 +327,13 @@ def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, to
     devices = [_counts_row(device_name(d), c)
                for d, c in sorted(snap.by_device().items(), key=lambda kv: -kv[1].pages)]
     files = _busiest_files(snap)
-    file_rows = [_counts_row(render.shorten_middle(file_name(k), FILE_COLUMN), c)
-                 for k, c in files[:top]]
+    file_rows = [_counts_row(file_name(k), c) for k, c in files[:top]]
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
              render.table(kinds, ["KIND"] + COUNT_HEADERS)]
     if devices:
         parts += ["", render.table(devices, ["DEVICE"] + COUNT_HEADERS)]
     if file_rows:
-        parts += ["", render.table(file_rows, ["FILE"] + COUNT_HEADERS)]
+        parts += ["", render.fitted_table(file_rows, ["FILE"] + COUNT_HEADERS)]
         if len(files) > top:
             parts.append(f"[{len(files) - top} more files]")
     if snap.overflow:

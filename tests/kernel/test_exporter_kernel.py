@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.names import device_name, kernel_dev
+from pytools.tools import TOOLS
 
 from .modes import mode_problem, scratch_dir
 from .workload import (NOBODY, SYSCALL_SLACK_NS, bpf_program_ids, evict_and_read,
@@ -136,7 +137,7 @@ def test_scrape_deltas_match_the_workload_and_counters_only_grow(exporter, cold_
 def test_info_and_self_metrics(exporter):
     samples = exporter.scrape()
     kernel = os.uname().release
-    for tool in ("execve", "vfs_read", "readahead"):
+    for tool in (t.name for t in TOOLS):
         infos = [labels for (name, labels) in samples if name == f"{tool}_probe_info"]
         assert len(infos) == 1 and ("kernel", kernel) in infos[0]
         assert value(samples, "bpf_exporter_collector_up", collector=tool) == 1

@@ -4,6 +4,7 @@ most of the file, and next to nothing once it is cached."""
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -57,6 +58,7 @@ def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
     assert kinds["sync"].requests >= 1 and kinds["async"].requests >= 1
     assert cold.by_device()[dev].pages >= mine.pages
     assert cold.window_hist.count == sum(c.windows for c in cold.by_device().values())
+    assert cold.window_hist.total == sum(c.pages for c in cold.by_device().values())
     assert warm.files.get((dev, ino)) is None or warm.files[(dev, ino)].pages < pages * 0.05
 
 
@@ -132,3 +134,15 @@ def test_cli_json_and_trace(cold_file):
     assert {e["event"] for e in mine} == {"request", "window"}
     assert sum(e["size"] for e in mine if e["event"] == "window") >= SIZE // PAGE * 0.8
     assert "lost" not in err
+
+
+def test_ebpf_prints_the_flags_efficiency_included_that_the_tool_loads():
+    with Readahead(efficiency=True) as tool:
+        expected = tool.program.cflags
+        missing = tool.program.missing_features
+    out = subprocess.run(tool_command("readahead-stats") + ["--ebpf"], capture_output=True,
+                         text=True, timeout=120, cwd="/").stdout
+    first = out.split("\n", 1)[0]
+    assert first == "// cflags: " + " ".join(expected)
+    if not missing:
+        assert "-DEFFICIENCY" in first and ("-DUSE_TRACEPOINTS" in first or "-DUSE_FEXIT" in first)

@@ -98,6 +98,52 @@ def test_comm_filter_and_per_process_histograms():
     assert all(c == comm for _, c in got.per_process)
 
 
+NAMED_CHILD = r"""
+import os, sys
+with open("/proc/self/comm", "w") as f:
+    f.write(sys.argv[1])
+print("ready", flush=True)
+os.read(0, 1)                       # started before the tool attached: not counted
+fd = os.open("/dev/zero", os.O_RDONLY)
+for _ in range(int(sys.argv[2])):
+    os.read(fd, 64)
+print("done", flush=True)
+os.read(0, 1)
+"""
+
+
+@pytest.mark.parametrize("comm", ['q"u\\o', "it's"])
+def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
+    n = 157
+    child = subprocess.Popen([sys.executable, "-c", NAMED_CHILD, comm, str(n)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        with VfsReadLatency(comm=comm, per_process="pid") as tool:
+            before = tool.snapshot()
+            child.stdin.write("g")
+            child.stdin.flush()
+            assert child.stdout.readline() == "done\n"
+            got = delta(tool.snapshot(), before)
+    finally:
+        child.kill()
+        child.wait()
+    assert got.per_process == {(child.pid, comm): got.hist}, got.per_process
+    assert got.hist.count == n
+
+
+def test_ebpf_prints_what_the_tool_loads():
+    with VfsReadLatency() as tool:
+        expected = tool.program.cflags
+        source = tool.program.text
+    out = subprocess.run(tool_command("vfsread-latency") + ["--ebpf"], capture_output=True,
+                         text=True, timeout=120, cwd="/").stdout
+    first, second, rest = out.split("\n", 2)
+    assert first == "// cflags: " + " ".join(expected)
+    assert second.startswith("// probe: ") and "(attached on this kernel)" in second
+    assert rest == source + "\n"
+
+
 CHILD = r"""
 import os, sys, threading, time
 os.read(0, 1)                       # in flight when the tool attaches: not counted

@@ -1,0 +1,100 @@
+"""Walk the list of tools: each one must have every piece a user meets
+(command, console script, collector, doctor row, probe-matrix row, design
+doc section, README entry) and every file the recipe names (docs/design.md),
+so that forgetting one fails here rather than for a user."""
+
+import os
+import re
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from pytools import doctor
+from pytools.cli import COMMANDS, bpf_exporter, collector_options, main
+from pytools.errors import ToolError
+from pytools.tools import TOOLS, by_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:   # Debian 12 has 3.11; older Pythons read the file with the tomli backport
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def read(*parts):
+    with open(os.path.join(ROOT, *parts)) as f:
+        return f.read()
+
+
+def ids(tool):
+    return tool.name
+
+
+def test_names_and_commands_are_unique_and_found_by_name():
+    names = [t.name for t in TOOLS]
+    assert len(set(names)) == len(names) and len({t.command for t in TOOLS}) == len(TOOLS)
+    assert all(by_name(t.name) is t for t in TOOLS)
+    with pytest.raises(KeyError):
+        by_name("nosuch")
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_the_recipes_files_exist(tool):
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", tool.name)
+    assert type(tool).__module__ == f"pytools.tools.{tool.name}"
+    for path in (("bpf", f"{tool.name}.c"), ("pytools", "tools", f"{tool.name}.py"),
+                 ("tests", "unit", f"test_{tool.name}.py"),
+                 ("tests", "kernel", f"test_{tool.name}_kernel.py")):
+        assert os.path.isfile(os.path.join(ROOT, *path)), os.path.join(*path)
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_every_candidate_and_hook_define_is_in_the_c_source(tool):
+    source = read("bpf", f"{tool.name}.c")
+    assert tool.modes()
+    for candidate in tool.plan():
+        assert f"defined({candidate.define})" in source or f"#ifdef {candidate.define}" in source
+        for hook in candidate.hooks:
+            assert not hook.define or f"#ifdef {hook.define}" in source
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_command_is_in_the_group_and_a_console_script(tool):
+    assert main.get_command(None, tool.command) is COMMANDS[tool.name]
+    scripts = tomllib.loads(read("pyproject.toml"))["project"]["scripts"]
+    assert scripts[tool.command] == f"pytools.cli:{tool.command.replace('-', '_')}"
+    assert tool.summary and tool.description and tool.examples
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_collector_is_on_by_default_and_describes_its_families(tool):
+    params = bpf_exporter.make_context("bpf-exporter", []).params
+    assert tool.name in params["collectors"]
+    opts = collector_options(params)[tool.name]
+    for option in tool.exporter_options:
+        dest = option(lambda: None).__click_params__[0].name
+        assert dest.startswith(tool.name + "_")
+    stub = SimpleNamespace(cap=None, stats=None, opts=opts, device=str)
+    families = tool.families(None, stub)
+    assert families and all(not f.samples for f in families)
+
+
+def test_doctor_has_a_row_per_tool(monkeypatch):
+    for tool in TOOLS:
+        def refuse(self, opts, mode="auto", name=tool.name):
+            raise ToolError(f"{name} cannot attach")
+        monkeypatch.setattr(type(tool), "open", refuse)
+    rows = {c.name: c for c in doctor.tool_checks()}
+    for tool in TOOLS:
+        assert rows[tool.command].ok is False
+        assert rows[tool.command].detail == f"{tool.name} cannot attach"
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_docs_name_the_tool(tool):
+    assert re.search(rf"^\| {re.escape(tool.command)} \|", read("docs", "probe-matrix.md"),
+                     re.M), "no probe-matrix row: run .ci/run and scripts/probe-matrix"
+    assert re.search(rf"^### `{re.escape(tool.command)}`", read("docs", "design.md"), re.M)
+    assert f"`{tool.command}`" in read("README.md")

@@ -1,0 +1,91 @@
+"""vfsread-latency's pure parts: cflags, start-slot sizing, per-process
+histograms and their delta, the text and JSON renderers."""
+
+import json
+
+import pytest
+
+from pytools.hist import Log2Hist
+from pytools.tools import vfs_read
+from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists, start_slots
+
+
+def test_cflags_for_every_option():
+    flags = vfs_read.cflags(1_000_000, pid=42, comm="ab", min_latency_ns=5000,
+                            per_process="comm", max_procs=8, pid_max=4_194_304,
+                            machine="x86_64")
+    assert flags == ["-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DSTART_SLOTS=4194304",
+                     "-DNR_read=0", "-DNR_pread64=17", "-DNR_readv=19", "-DNR_preadv=295",
+                     "-DNR_preadv2=327", "-DFILTER_PID=42", '-DFILTER_COMM="\\141\\142"',
+                     "-DMIN_LATENCY_NS=5000ULL", "-DPER_PROCESS=2", "-DMAX_PROCS=8"]
+    assert "-DNR_read=63" in vfs_read.cflags(machine="aarch64")
+    assert not any(f.startswith("-DNR_") for f in vfs_read.cflags(machine="riscv64"))
+    assert vfs_read.cflags(floor="clock")[-1] == "-DFLOOR_CLOCK"
+
+
+def test_comm_literal_carries_any_byte():
+    assert vfs_read.c_literal(b'a"\\') == '"\\141\\042\\134"'
+    with pytest.raises(ValueError):
+        vfs_read.cflags(comm="")
+    with pytest.raises(ValueError):
+        vfs_read.cflags(comm="x" * 16)
+    with pytest.raises(ValueError):
+        vfs_read.cflags(per_process="tid")
+
+
+def test_raw_tracepoints_are_planned_only_where_syscall_numbers_are_known():
+    assert "raw_tracepoint" in [c.mode for c in vfs_read.plan("x86_64")]
+    assert [c.mode for c in vfs_read.plan("riscv64")] == ["kprobe", "fentry", "tracepoint"]
+
+
+@pytest.mark.parametrize("pid_max, slots", [(1, 1), (32768, 32768), (32769, 65536),
+                                            (4_194_304, 4_194_304), (1 << 30, 1 << 22)])
+def test_start_slots_cover_every_thread_id_up_to_a_cap(pid_max, slots):
+    assert start_slots(pid_max) == slots
+
+
+def test_per_process_histograms_from_the_flat_map():
+    counts = {(10, "cat", 3): 2, (10, "cat", 5): 1, (0, "dd", 1): 4}
+    sums = {(10, "cat"): 20_000, (0, "dd"): 4_000}
+    hists = proc_hists(counts, sums, 1000, "usecs")
+    assert hists[(10, "cat")].slots[3] == 2 and hists[(10, "cat")].slots[5] == 1
+    assert hists[(10, "cat")].count == 3 and hists[(10, "cat")].total == 20_000
+    assert hists[(0, "dd")].count == 4
+
+
+def test_delta_per_process_drops_idle_processes_and_keeps_new_ones():
+    def h(*values):
+        return Log2Hist.from_values(list(values), 1000, "usecs")
+    prev = LatencySnapshot(h(1000), 1, {(1, "a"): h(1000), (2, "b"): h(2000)}, taken_at=1.0)
+    cur = LatencySnapshot(h(1000, 5000, 9000), 3,
+                          {(1, "a"): h(1000, 5000), (2, "b"): h(2000), (3, "c"): h(9000)},
+                          taken_at=3.5)
+    d = delta(cur, prev)
+    assert d.hist.count == 2 and d.start_clashes == 2 and d.elapsed == 2.5
+    assert set(d.per_process) == {(1, "a"), (3, "c")}
+    assert d.per_process[(1, "a")].total == 5000
+    assert delta(LatencySnapshot(h()), LatencySnapshot(h())).per_process is None
+
+
+def snapshot():
+    hist = Log2Hist.from_values([500, 1500, 20_000_000], 1000, "usecs")
+    procs = {(7, "cat"): Log2Hist.from_values([1500], 1000, "usecs"),
+             (8, "dd"): Log2Hist.from_values([500, 20_000_000], 1000, "usecs")}
+    return LatencySnapshot(hist, 2, procs, elapsed=1.0)
+
+
+def test_latency_text():
+    text = vfs_read.latency_text(snapshot(), "read syscalls via tracepoints", 1.0, 1, "12:00:00")
+    lines = text.splitlines()
+    assert lines[0] == "12:00:00 read syscalls via tracepoints, 1.0s"
+    assert "16384 -> 32767" in text and "(2 reads not timed: thread id slot clash)" in text
+    assert "dd [8]" in lines and "cat [7]" not in lines and lines[-1] == "[1 more processes]"
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_latency_json():
+    obj = json.loads(json.dumps(vfs_read.latency_json(snapshot(), {"mode": "x"}, 1.0, 5, "t")))
+    assert obj["hist"]["count"] == 3 and obj["hist"]["sum_ns"] == 20_002_000
+    assert obj["hist"]["estimates"]["p99"] <= 32767
+    assert [p["pid"] for p in obj["per_process"]] == [8, 7]
+    assert obj["other_processes"] == 0 and obj["start_clashes"] == 2
