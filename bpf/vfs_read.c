@@ -43,7 +43,7 @@ typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 #ifndef MAX_PROCS
 #define MAX_PROCS 1024
 #endif
-#define HIST_SLOTS 64
+#include "log2.h"         // HIST_SLOTS, unit_slot()
 
 // Start time of the read in flight, per thread. An array indexed by thread
 // id instead of a hash: no insert/delete on the hot path. START_SLOTS is
@@ -79,28 +79,6 @@ struct proc_key {
 BPF_HASH(vfs_read_latency_proc_hist, struct proc_slot, u64, MAX_PROCS * 16);
 BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
 #endif
-
-static __always_inline u32 log2_slot(u64 v)
-{
-    return v ? bpf_log2l(v) : 0;  // bpf_log2l(v) = floor(log2(v)) + 1
-}
-
-// log2_slot(ns / UNIT_NS) without a 64-bit division on the hot path: the
-// quotient's bit length is bits(ns) - UNIT_BITS or one more, and one
-// comparison tells which (slot k holds ns in [UNIT_NS << (k-1), UNIT_NS << k)).
-static __always_inline u32 unit_slot(u64 ns)
-{
-#if UNIT_NS == 1
-    return log2_slot(ns);
-#else
-    if (ns < UNIT_NS)
-        return 0;
-    u32 k = log2_slot(ns) - UNIT_BITS + 1;
-    if (ns < ((u64)UNIT_NS << (k - 1)))
-        k--;
-    return k;
-#endif
-}
 
 #ifdef FLOOR_CLOCK
 // Benchmark only: the least any latency tool must do, read the clock at a

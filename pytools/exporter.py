@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, Iterable, List, Optional, Tuple
+from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, InfoMetricFamily, Metric)
@@ -123,14 +123,25 @@ class SelfCollector:
 
 # --------------------------------------------------------------- converters
 
-def histogram_family(name: str, doc: str, hist: Optional[Log2Hist], base: int,
-                     last_slot: int) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, doc, labels=[])
-    if hist is not None:
+def labelled_histogram_family(name: str, doc: str, labels: Sequence[str],
+                              items: Iterable[Tuple[Sequence[str], Log2Hist]], base: int,
+                              last_slot: int) -> HistogramMetricFamily:
+    """A histogram family with one series per (label values, Log2Hist):
+    cumulative buckets with the exact log2 bounds up to `last_slot`, +Inf,
+    and the exact sum in base units."""
+    family = HistogramMetricFamily(name, doc, labels=list(labels))
+    for values, hist in items:
         buckets = [(floatToGoString(le), count)
                    for le, count in hist.prometheus_buckets(base, last_slot)]
-        family.add_metric([], buckets, hist.total / base)
+        family.add_metric(list(values), buckets, hist.total / base)
     return family
+
+
+def histogram_family(name: str, doc: str, hist: Optional[Log2Hist], base: int,
+                     last_slot: int) -> HistogramMetricFamily:
+    """A histogram family with no labels: one series, or none for describe()."""
+    return labelled_histogram_family(name, doc, [], [((), hist)] if hist is not None else [],
+                                     base, last_slot)
 
 
 def info_family(tool: str, probe: Optional[dict], kernel: str) -> InfoMetricFamily:

@@ -25,9 +25,17 @@ from .errors import ToolError
 from .probes import Candidate, Facts, Feature, Hook, cflags_for, order_for, usable_hooks
 
 
+_LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+\.h)".*$', re.M)
+
+
 def bpf_source(tool: str) -> str:
-    """The text of bpf/<tool>.c, from the installed package or the checkout."""
-    return importlib.resources.files("pytools.bpf").joinpath(f"{tool}.c").read_text()
+    """The text of bpf/<tool>.c, from the installed package or the checkout,
+    with the headers the programs share (#include "log2.h") put in place:
+    BCC compiles text, and --ebpf shows the whole program."""
+    package = importlib.resources.files("pytools.bpf")
+    text = package.joinpath(f"{tool}.c").read_text()
+    return _LOCAL_INCLUDE.sub(lambda m: package.joinpath(m.group(1)).read_text().rstrip("\n"),
+                              text)
 
 
 @dataclass(frozen=True)
