@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import List
 
 from ..tool import Tool
-from . import execve, readahead, vfs_read
+from . import biolatency, execve, readahead, vfs_read
 
 TOOLS: List[Tool] = [
     execve.TOOL,
     vfs_read.TOOL,
     readahead.TOOL,
+    biolatency.TOOL,
 ]
 
 

@@ -19,11 +19,13 @@ from pytools.cli import bpf_exporter
 from pytools.exporter import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import Log2Hist
+from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector
+from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector,
+                      tool_collector)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 DEPLOY = os.path.join(ROOT, "deploy")
@@ -135,6 +137,8 @@ def emitted_metric_names():
             ExecveCollector(FixedSource(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10,
                             "comm"),
             VfsReadCollector(FixedSource(LatencySnapshot(hist)), stats, "k", 10),
+            tool_collector("biolatency", FixedSource(BioSnapshot({(8 << 20, "read"): hist})),
+                           stats, "k", 10),
             ReadaheadCollector(FixedSource(ReadaheadSnapshot(
                 {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
             SelfCollector(stats)):
@@ -194,5 +198,8 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     assert "histogram_quantile(0.99" in exprs["vfs_read latency p50 / p99 (estimates)"]
     assert "sum by (kind) (rate(readahead_pages_total" in \
         exprs["Readahead pages per second by kind"]
+    assert panels["Block I/O latency heatmap"]["type"] == "heatmap"
+    assert "histogram_quantile(0.99, sum by (device, le) (rate(block_io_latency_seconds_bucket" \
+        in exprs["Block I/O latency p99 by device (estimate)"]
     ids = [p["id"] for p in dashboard()["panels"]]
     assert len(ids) == len(set(ids))

@@ -1,0 +1,181 @@
+// biolatency: log2 histograms of block I/O latency, from a request's issue
+// to the driver (or, with QUEUED, its insertion into the I/O scheduler) to
+// its completion.
+//
+// PROBE_TRACEPOINT (every kernel with CONFIG_BLK_DEV_IO_TRACE's tracepoints;
+// the fields used, dev, sector, nr_sector and rwbs, exist from 2.6 on):
+//   block:block_rq_insert    a request enters the scheduler (QUEUED only)
+//   block:block_rq_issue     it is handed to the driver
+//   block:block_rq_complete  the driver completed it (or part of it)
+// The tracepoints give no request pointer, so a request in flight is keyed
+// by (device, first sector); data-less requests (flushes: nr_sector 0) have
+// no sector of their own and are counted as untimed, and a completion whose
+// start was not seen (in flight when the tool attached, or an LRU eviction)
+// is counted as unmatched: never guessed.
+//
+// Tunables: UNIT_NS with UNIT_BITS (slot unit), BY_DEVICE (-D), BY_OP (-F),
+// QUEUED (-Q), FILTER_DEV (kernel dev_t: major << 20 | minor), MAX_INFLIGHT,
+// MAX_KEYS.
+#include <uapi/linux/ptrace.h>
+
+#ifndef UNIT_NS
+#define UNIT_NS 1000
+#define UNIT_BITS 10
+#endif
+#ifndef MAX_INFLIGHT
+#define MAX_INFLIGHT 10240
+#endif
+#ifndef MAX_KEYS
+#define MAX_KEYS 1024
+#endif
+#include "log2.h"         // HIST_SLOTS, unit_slot()
+
+// Operations, as pytools/tools/biolatency.py names them (OPS).
+enum bio_op { OP_READ = 0, OP_WRITE = 1, OP_FLUSH = 2, OP_DISCARD = 3, OP_OTHER = 4 };
+#define OP_SYNC 8         // or'ed in: REQ_SYNC ('S' in rwbs)
+
+struct bio_start_key {
+    u64 sector;
+    u32 dev;
+    u32 pad;
+};
+// Start time of each request in flight. LRU: a start whose completion is
+// never seen (a request merged away) ages out instead of filling the map.
+BPF_TABLE("lru_hash", struct bio_start_key, u64, biolatency_start, MAX_INFLIGHT);
+
+struct bio_hist_key {
+    u32 dev;              // 0 unless BY_DEVICE
+    u32 op;               // 0 unless BY_OP
+};
+struct bio_hist {
+    u64 slots[HIST_SLOTS];
+    u64 sum_ns;           // exact sum of the latencies counted
+};
+// Per CPU: no atomics; one entry per (device, op) in use, made once.
+BPF_PERCPU_HASH(biolatency_hist, struct bio_hist_key, struct bio_hist, MAX_KEYS);
+// A zeroed bio_hist to create entries from: at 520 bytes it cannot live on
+// the 512-byte BPF stack.
+BPF_PERCPU_ARRAY(biolatency_zero, struct bio_hist, 1);
+// [0] completions whose start was not seen, [1] data-less requests
+// (flushes) not timed, [2] completions not counted: biolatency_hist full.
+BPF_PERCPU_ARRAY(biolatency_untimed, u64, 3);
+
+static __always_inline void count_untimed(int which)
+{
+    u64 *n = biolatency_untimed.lookup(&which);
+    if (n)
+        (*n)++;
+}
+
+// The operation from rwbs (blk_fill_rwbs: an 'F' prefix for a preflush,
+// then the op letter, then flags such as 'S' for sync).
+static __always_inline u32 op_of(const char *rwbs)
+{
+    int i = 0;
+    if (rwbs[0] == 'F' && (rwbs[1] == 'W' || rwbs[1] == 'R' || rwbs[1] == 'D' ||
+                           rwbs[1] == 'N'))
+        i = 1;            // a preflush before the op
+    u32 op = OP_OTHER;
+    char c = rwbs[i];
+    if (c == 'R')
+        op = OP_READ;
+    else if (c == 'W')
+        op = OP_WRITE;
+    else if (c == 'F')
+        op = OP_FLUSH;
+    else if (c == 'D')
+        op = OP_DISCARD;
+#pragma unroll
+    for (int j = 1; j < 8; j++)
+        if (rwbs[j] == 'S')
+            op |= OP_SYNC;
+    return op;
+}
+
+static __always_inline int filtered(u32 dev)
+{
+#ifdef FILTER_DEV
+    return dev != FILTER_DEV;
+#else
+    return 0;
+#endif
+}
+
+static __always_inline int on_start(u32 dev, u64 sector, u32 nr_sector, int keep_older)
+{
+    if (filtered(dev) || nr_sector == 0)
+        return 0;         // a flush: counted as untimed at its completion
+    struct bio_start_key key = {.sector = sector, .dev = dev};
+    u64 now = bpf_ktime_get_ns();
+    if (keep_older)   // -Q: the insert's time stands; issue only fills a gap
+        biolatency_start.insert(&key, &now);
+    else
+        biolatency_start.update(&key, &now);
+    return 0;
+}
+
+static __always_inline int on_complete(u32 dev, u64 sector, u32 nr_sector, const char *rwbs)
+{
+    if (filtered(dev))
+        return 0;
+    if (nr_sector == 0) {
+        count_untimed(1);
+        return 0;
+    }
+    struct bio_start_key key = {.sector = sector, .dev = dev};
+    u64 *start = biolatency_start.lookup(&key);
+    if (!start) {
+        count_untimed(0);
+        return 0;
+    }
+    u64 delta = bpf_ktime_get_ns() - *start;
+    biolatency_start.delete(&key);
+    struct bio_hist_key hkey = {};
+#ifdef BY_DEVICE
+    hkey.dev = dev;
+#endif
+#ifdef BY_OP
+    hkey.op = op_of(rwbs);
+#endif
+    int only = 0;
+    struct bio_hist *zero = biolatency_zero.lookup(&only);
+    if (!zero)
+        return 0;
+    struct bio_hist *hist = biolatency_hist.lookup_or_try_init(&hkey, zero);
+    if (!hist) {
+        count_untimed(2);
+        return 0;
+    }
+    u32 slot = unit_slot(delta);
+    if (slot >= HIST_SLOTS)
+        slot = HIST_SLOTS - 1;
+    // The empty asm hides what the compiler knows, so the mask stays as
+    // the verifier's bound (see vfs_read.c).
+    asm volatile("" : "+r"(slot));
+    hist->slots[slot & (HIST_SLOTS - 1)]++;
+    hist->sum_ns += delta;
+    return 0;
+}
+
+#ifdef PROBE_TRACEPOINT
+#ifdef QUEUED
+TRACEPOINT_PROBE(block, block_rq_insert)
+{
+    return on_start(args->dev, args->sector, args->nr_sector, 0);
+}
+#endif
+
+TRACEPOINT_PROBE(block, block_rq_issue)
+{
+#ifdef QUEUED
+    return on_start(args->dev, args->sector, args->nr_sector, 1);
+#else
+    return on_start(args->dev, args->sector, args->nr_sector, 0);
+#endif
+}
+
+TRACEPOINT_PROBE(block, block_rq_complete)
+{
+    return on_complete(args->dev, args->sector, args->nr_sector, args->rwbs);
+}
+#endif

@@ -1,0 +1,270 @@
+"""biolatency: log2 histograms of block I/O latency, per disk and operation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import click
+
+from .. import render
+from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
+from ..names import DeviceNames, dev_text
+from ..options import device_option, unit_options
+from ..probes import Candidate, Hook
+from ..tool import Tool, View
+from .base import LoadedTool
+
+OPS = ("read", "write", "flush", "discard", "other")   # enum bio_op in bpf/biolatency.c
+OP_SYNC = 8                                            # or'ed into the op: REQ_SYNC
+DEFAULT_MAX_KEYS = 1024
+# The exporter counts in microseconds, buckets up to slot 27 (~134 s), as
+# vfs_read_latency_seconds does.
+EXPORTER_UNIT = "usecs"
+EXPORTER_LAST_SLOT = 27
+
+HistKey = Tuple[Optional[int], Optional[str]]    # (kernel dev or None, op or None)
+
+
+def op_name(op: int) -> str:
+    """The name of an op value from the kernel: 'read', 'sync-write'..."""
+    base = OPS[op & 7] if (op & 7) < len(OPS) else "other"
+    return f"sync-{base}" if op & OP_SYNC else base
+
+
+def plan(queued: bool = False) -> List[Candidate]:
+    hooks = [Hook("tracepoint", "block:block_rq_issue"),
+             Hook("tracepoint", "block:block_rq_complete")]
+    if queued:
+        hooks.insert(0, Hook("tracepoint", "block:block_rq_insert"))
+    return [Candidate("tracepoint", "block I/O via tracepoints", "PROBE_TRACEPOINT",
+                      tuple(hooks), note="requests keyed by device and sector")]
+
+
+def cflags(unit_ns: int = 1000, by_device: bool = False, by_op: bool = False,
+           queued: bool = False, dev: Optional[int] = None,
+           max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
+    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
+             f"-DMAX_KEYS={max_keys}"]
+    if by_device:
+        flags.append("-DBY_DEVICE")
+    if by_op:
+        flags.append("-DBY_OP")
+    if queued:
+        flags.append("-DQUEUED")
+    if dev is not None:
+        flags.append(f"-DFILTER_DEV={dev}")
+    return flags
+
+
+@dataclass(frozen=True)
+class BioSnapshot:
+    hists: Dict[HistKey, Log2Hist]
+    unmatched: int = 0        # completions whose start was not seen
+    untimed: int = 0          # data-less requests (flushes), not timed
+    map_full: int = 0         # completions not counted: the histogram map was full
+    taken_at: float = 0.0
+    elapsed: float = 0.0
+
+    def total(self) -> Optional[Log2Hist]:
+        hists = list(self.hists.values())
+        if not hists:
+            return None
+        total = hists[0]
+        for h in hists[1:]:
+            total = total + h
+        return total
+
+
+def delta(cur: BioSnapshot, prev: BioSnapshot) -> BioSnapshot:
+    hists = {}
+    for key, hist in cur.hists.items():
+        d = hist - prev.hists[key] if key in prev.hists else hist
+        if d.count:
+            hists[key] = d
+    return BioSnapshot(hists, cur.unmatched - prev.unmatched, cur.untimed - prev.untimed,
+                       cur.map_full - prev.map_full, cur.taken_at,
+                       cur.taken_at - prev.taken_at)
+
+
+class BioLatency(LoadedTool):
+    """Loads bpf/biolatency.c and reads its histograms into BioSnapshots."""
+
+    def __init__(self, unit: str = "usecs", by_device: bool = False, by_op: bool = False,
+                 queued: bool = False, dev: Optional[int] = None, mode: str = "auto"):
+        from ..loader import load
+        self.unit_name, self.unit_ns = unit, UNITS[unit]
+        self.by_device, self.by_op = by_device, by_op
+        flags = cflags(self.unit_ns, by_device, by_op, queued, dev)
+        self.program = load(TOOL.name, plan(queued), flags, mode)
+        self.devices = DeviceNames()
+
+    def snapshot(self) -> BioSnapshot:
+        hists = {}
+        for k, per_cpu in self.program.table("biolatency_hist").items():
+            slots = tuple(sum(h.slots[i] for h in per_cpu) for i in range(SLOTS))
+            key = (k.dev if self.by_device else None, op_name(k.op) if self.by_op else None)
+            hists[key] = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu),
+                                  self.unit_name)
+        untimed = self.program.table("biolatency_untimed")
+        counts = [sum(untimed[untimed.Key(i)]) for i in range(3)]
+        return BioSnapshot(hists, counts[0], counts[1], counts[2], time.monotonic())
+
+
+# ----------------------------------------------------------------- rendering
+
+def _ordered(snap: BioSnapshot) -> List[Tuple[HistKey, Log2Hist]]:
+    return sorted(snap.hists.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1] or ""))
+
+
+def key_label(key: HistKey, device_name) -> str:
+    dev, op = key
+    parts = ([f"disk = {device_name(dev)}"] if dev is not None else []) + \
+        ([f"op = {op}"] if op is not None else [])
+    return ", ".join(parts)
+
+
+def counted_line(snap: BioSnapshot) -> Optional[str]:
+    notes = []
+    if snap.unmatched:
+        notes.append(f"{snap.unmatched} completions unmatched (in flight at start)")
+    if snap.untimed:
+        notes.append(f"{snap.untimed} flushes not timed (no sector)")
+    if snap.map_full:
+        notes.append(f"{snap.map_full} not counted (map full)")
+    return f"[{'; '.join(notes)}]" if notes else None
+
+
+def biolatency_text(snap: BioSnapshot, probe_label: str, seconds: float, unit_name: str,
+                    device_name, timestamp: Optional[str] = None) -> str:
+    parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp)]
+    ordered = _ordered(snap)
+    if not ordered:
+        parts.append(render.hist_text(Log2Hist((0,) * SLOTS, UNITS[unit_name], 0, unit_name)))
+    for i, (key, hist) in enumerate(ordered):
+        label = key_label(key, device_name)
+        if label:
+            parts += ([""] if i else []) + [label]
+        parts.append(render.hist_text(hist))
+    line = counted_line(snap)
+    if line:
+        parts.append(line)
+    return "\n".join(parts)
+
+
+def biolatency_json(snap: BioSnapshot, probe: dict, seconds: float, device_name,
+                    when: str) -> dict:
+    return {
+        "time": when, "interval_s": round(seconds, 3), "probe": probe,
+        "histograms": [{"dev": dev_text(dev) if dev is not None else None,
+                        "device": device_name(dev) if dev is not None else None,
+                        "op": op, "hist": render.hist_json(hist)}
+                       for (dev, op), hist in _ordered(snap)],
+        "unmatched": snap.unmatched, "untimed_flushes": snap.untimed,
+        "map_full": snap.map_full,
+    }
+
+
+# ------------------------------------------------------------------ exporter
+
+def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) -> list:
+    """block_io_latency_seconds{device, op}; devices beyond the cap summed
+    into device="other" (per op)."""
+    from prometheus_client.core import CounterMetricFamily
+    from ..exporter import OTHER, labelled_histogram_family
+    cells: Dict[Tuple[str, str], Log2Hist] = {}
+    if snapshot is not None:
+        named = [(name_of(dev), op, hist) for (dev, op), hist in snapshot.hists.items()]
+        totals: Dict[str, int] = {}
+        for name, _, hist in named:
+            totals[name] = totals.get(name, 0) + hist.count
+        kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
+        for name, op, hist in named:
+            key = (name if name in kept else OTHER, op)
+            cells[key] = cells[key] + hist if key in cells else hist
+        if stats is not None:
+            stats.record_folded("block_io_latency_seconds", folded)
+    hist = labelled_histogram_family(
+        "block_io_latency_seconds", "Block I/O latency from issue to completion (from "
+        "insertion with -Q); le bounds are the exact log2 slot edges.", ["device", "op"],
+        sorted(cells.items()), NS_PER_SECOND, EXPORTER_LAST_SLOT)
+    unmatched = CounterMetricFamily(
+        "block_io_unmatched", "Completions whose issue was not seen (in flight at start).")
+    untimed = CounterMetricFamily(
+        "block_io_untimed_flushes", "Data-less requests (flushes) not timed: no sector.")
+    if snapshot is not None:
+        unmatched.add_metric([], snapshot.unmatched + snapshot.map_full)
+        untimed.add_metric([], snapshot.untimed)
+    return [hist, unmatched, untimed]
+
+
+# ---------------------------------------------------------------------- spec
+
+class BioLatencyTool(Tool):
+    name = "biolatency"
+    command = "biolatency"
+    summary = "log2 histograms of block I/O latency, per disk and operation"
+    description = """Histogram of block I/O latency: from a request's issue to the
+    driver (or its queueing, with -Q) to its completion, per disk (-D) and
+    per operation (-F: read, write, flush, discard, sync-...).
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
+    log2 histogram and a summary: count, exact average, p50/p90/p99 estimated
+    from the slots. Completions whose start was not seen and flushes (no
+    sector to match) are counted, not guessed. Block I/O completes outside
+    the task that issued it, so there is no per-process or per-pod
+    attribution here: use vfsread-latency for that.
+    """
+    examples = """\b
+Examples:
+  biolatency                  # histogram in microseconds every 5 s
+  biolatency 1 10             # every second, ten times
+  biolatency -m               # in milliseconds
+  biolatency -D               # one histogram per disk
+  biolatency -F               # one per operation (read, sync-write...)
+  biolatency -Q               # include the time queued in the scheduler
+  biolatency -d nvme0n1       # one disk (name, /dev path or 259:0)
+  biolatency --json 1 3       # one JSON object per interval
+"""
+    options = (
+        unit_options,
+        click.option("-D", "--disks", "by_device", is_flag=True,
+                     help="One histogram per disk."),
+        click.option("-F", "--flags", "by_op", is_flag=True,
+                     help="One histogram per operation (read, write, flush, discard, sync)."),
+        click.option("-Q", "--queued", is_flag=True,
+                     help="Include the time requests wait in the I/O scheduler."),
+        device_option("Only this disk (nvme0n1, /dev/vda or 254:0)."),
+    )
+
+    def plan(self):
+        return plan()
+
+    def cflags(self, opts):
+        return cflags(UNITS[opts["unit"]], opts["by_device"], opts["by_op"], opts["queued"],
+                      opts["device"])
+
+    def open(self, opts, mode="auto"):
+        return BioLatency(opts["unit"], opts["by_device"], opts["by_op"], opts["queued"],
+                          opts["device"], mode)
+
+    def delta(self, cur, prev):
+        return delta(cur, prev)
+
+    def text(self, shown, view: View) -> str:
+        return biolatency_text(shown, view.label, shown.elapsed, view.reader.unit_name,
+                               view.reader.devices, view.clock)
+
+    def json(self, shown, view: View) -> dict:
+        return biolatency_json(shown, view.probe, shown.elapsed, view.reader.devices,
+                               view.when)
+
+    def exporter_open(self, opts, mode="auto"):
+        return BioLatency(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
+
+    def families(self, snapshot, collector):
+        return biolatency_families(snapshot, collector.cap, collector.stats, collector.device)
+
+
+TOOL = BioLatencyTool()
