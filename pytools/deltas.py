@@ -7,11 +7,12 @@ from dataclasses import fields
 from typing import List, Mapping
 
 
-def diff(cur: Mapping, prev: Mapping, zero=0) -> dict:
-    """cur - prev per key; keys whose difference is zero are left out."""
+def diff(cur: Mapping, prev: Mapping) -> dict:
+    """cur - prev per key (a key new in cur is its whole value); keys whose
+    difference is zero (false: 0, an empty Tally or Log2Hist) are left out."""
     out = {}
     for key, value in cur.items():
-        d = value - prev.get(key, zero)
+        d = value - prev[key] if key in prev else value
         if d:
             out[key] = d
     return out

@@ -58,6 +58,10 @@ class Log2Hist:
         return Log2Hist(tuple(x + sign * y for x, y in zip(a, b)), self.unit_ns,
                         self.total + sign * other.total, self.unit_name)
 
+    def __bool__(self) -> bool:
+        """True when it counted anything (as a Tally is when not zero)."""
+        return self.count != 0
+
     def __sub__(self, other: "Log2Hist") -> "Log2Hist":
         return self._combine(other, -1)
 

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 import click
 
 from .. import render
+from ..deltas import diff
 from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
 from ..names import DeviceNames, dev_text
 from ..options import device_option, unit_options
@@ -78,12 +79,7 @@ class BioSnapshot:
 
 
 def delta(cur: BioSnapshot, prev: BioSnapshot) -> BioSnapshot:
-    hists = {}
-    for key, hist in cur.hists.items():
-        d = hist - prev.hists[key] if key in prev.hists else hist
-        if d.count:
-            hists[key] = d
-    return BioSnapshot(hists, cur.unmatched - prev.unmatched, cur.untimed - prev.untimed,
+    return BioSnapshot(diff(cur.hists, prev.hists), cur.unmatched - prev.unmatched, cur.untimed - prev.untimed,
                        cur.map_full - prev.map_full, cur.taken_at,
                        cur.taken_at - prev.taken_at)
 

@@ -209,9 +209,8 @@ class ReadaheadSnapshot:
 
 def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
     usage = (None if cur.usage is None or prev.usage is None
-             else diff(cur.usage, prev.usage, Usage()))
-    return ReadaheadSnapshot(diff(cur.devices, prev.devices, Counts()),
-                             diff(cur.files, prev.files, Counts()),
+             else diff(cur.usage, prev.usage))
+    return ReadaheadSnapshot(diff(cur.devices, prev.devices), diff(cur.files, prev.files),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
                              cur.taken_at, cur.taken_at - prev.taken_at, usage,
                              cur.unused_now)

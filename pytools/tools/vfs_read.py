@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import click
 
 from .. import render
+from ..deltas import diff
 from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
 from ..names import c_string
 from ..options import pid_option, top_option, unit_options, warn
@@ -117,13 +118,7 @@ class LatencySnapshot:
 
 
 def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
-    procs = None
-    if cur.per_process is not None:
-        procs = {}
-        for key, hist in cur.per_process.items():
-            d = hist - prev.per_process[key] if key in (prev.per_process or {}) else hist
-            if d.count:
-                procs[key] = d
+    procs = None if cur.per_process is None else diff(cur.per_process, prev.per_process or {})
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
                            procs, cur.taken_at, cur.taken_at - prev.taken_at)
 
