@@ -92,9 +92,9 @@ class Session:
     def announce(self, program) -> None:
         announce(program, self.verbose)
 
-    def show(self, reader, shown) -> None:
+    def show(self, reader, shown, probe: dict) -> None:
         from .render import clock_time, iso_time
-        view = View(reader.program.probe_info(), reader.program.candidate.label, iso_time(),
+        view = View(probe, reader.program.candidate.label, iso_time(),
                     clock_time() if self.timestamp else None, self.interval, self.opts, reader)
         if self.as_json:
             emit(self.tool.json(shown, view))
@@ -106,12 +106,13 @@ class Session:
         previous snapshot (or from the first, when cumulative), including
         the partial interval that Ctrl-C or SIGTERM cuts."""
         cumulative = self.tool.cumulative(self.opts)
+        probe = reader.program.probe_info()     # fixed once attached
         start = previous = reader.snapshot()
 
         def tick():
             nonlocal previous
             current = reader.snapshot()
-            self.show(reader, self.tool.delta(current, start if cumulative else previous))
+            self.show(reader, self.tool.delta(current, start if cumulative else previous), probe)
             previous = current
 
         run_intervals(self.interval, self.count, tick,
