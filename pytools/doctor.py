@@ -72,7 +72,7 @@ def tool_checks() -> List[Check]:
                 if failed:
                     detail += f" (not: {'; '.join(failed)})"
                 checks.append(Check(tool.command, True, detail))
-                for feature in tool.features(opts):
+                for feature in program.features:
                     problem = program.missing_features.get(feature.name)
                     hooks = ", ".join(h.describe() for h in feature.hooks)
                     checks.append(Check(f"{tool.command} {feature.name}",

@@ -132,6 +132,7 @@ class Program:
 
     def __init__(self, bpf, candidate: Candidate, hooks: Sequence[Hook],
                  attempts: Sequence[Attempt], cflags: Sequence[str] = (), text: str = "",
+                 features: Sequence[Feature] = (),
                  missing_features: Optional[Dict[str, str]] = None):
         self.bpf = bpf
         self.candidate = candidate
@@ -139,7 +140,8 @@ class Program:
         self.attempts = list(attempts)
         self.cflags = list(cflags)      # exactly what was compiled (--ebpf prints them)
         self.text = text
-        # Features asked for that this program runs without, and why.
+        self.features = list(features)  # the optional features it was asked for
+        # Of those, the ones this program runs without, and why.
         self.missing_features: Dict[str, str] = dict(missing_features or {})
         self._tables: dict = {}
 
@@ -274,7 +276,7 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
                 missing.update({f.name: f"its hooks did not load: {feature_error}"
                                 for f in wanted})
             attempts.append(Attempt(candidate.mode, candidate.label, None))
-            program = Program(bpf, candidate, hooks, attempts, flags, text, missing)
+            program = Program(bpf, candidate, hooks, attempts, flags, text, features, missing)
             log_probe(tool, mode, program, os.uname().release)
             return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)

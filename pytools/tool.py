@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
-from .probes import Candidate, Feature, plan_modes
+from .probes import Candidate, plan_modes
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,6 @@ class Tool:
     def cflags(self, opts: dict) -> List[str]:
         """Flags for these options, before the probe candidate's own."""
         raise NotImplementedError
-
-    def features(self, opts: dict) -> List[Feature]:
-        """Optional parts these options ask for (may ask the kernel)."""
-        return []
 
     # ------------------------------------------------------------ reading
     def open(self, opts: dict, mode: str = "auto"):

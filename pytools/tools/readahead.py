@@ -494,9 +494,6 @@ Examples:
     def cflags(self, opts):
         return cflags(os.uname().release, opts["device"], opts["pid"], opts["trace"])
 
-    def features(self, opts):
-        return [kernel_efficiency_feature()] if self._efficiency(opts) else []
-
     @staticmethod
     def _efficiency(opts) -> bool:
         return opts["efficiency"] and not opts["trace"]
