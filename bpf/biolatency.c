@@ -2,6 +2,19 @@
 // to the driver (or, with QUEUED, its insertion into the I/O scheduler) to
 // its completion.
 //
+// PROBE_RAW_TRACEPOINT (4.17+; what libbpf-tools' tp_btf hooks are): the same
+// three tracepoints, raw, whose first argument is the struct request itself
+// (block_rq_issue and block_rq_insert took (q, rq) before 5.11; block_rq_complete
+// has taken (rq, error, nr_bytes) since 4.x). A request is keyed by its
+// address, so flushes are timed too; its disk and op are read from it
+// (rq->q->disk since 5.18, rq->rq_disk before; cmd_flags), which needs this
+// kernel's own headers and probe reads (refused by lockdown=confidentiality).
+// Cheaper than the tracepoints below: no trace record is formatted. No
+// kprobe or fentry candidate: the completion functions were renamed and
+// inlined across 5.16 and 6.4 (blk_account_io_done, __blk_account_io_done)
+// and batched completions bypass blk_update_request, while block_rq_complete
+// fires for every completion on every kernel.
+//
 // PROBE_TRACEPOINT (every kernel with CONFIG_BLK_DEV_IO_TRACE's tracepoints;
 // the fields used, dev, sector, nr_sector and rwbs, exist from 2.6 on):
 //   block:block_rq_insert    a request enters the scheduler (QUEUED only)
@@ -15,8 +28,12 @@
 //
 // Tunables: UNIT_NS with UNIT_BITS (slot unit), BY_DEVICE (-D), BY_OP (-F),
 // QUEUED (-Q), FILTER_DEV (kernel dev_t: major << 20 | minor), MAX_INFLIGHT,
-// MAX_KEYS.
+// MAX_KEYS, KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
+#ifdef PROBE_RAW_TRACEPOINT
+#include <linux/blkdev.h>
+#include <linux/blk-mq.h>
+#endif
 
 #ifndef UNIT_NS
 #define UNIT_NS 1000
@@ -35,7 +52,7 @@ enum bio_op { OP_READ = 0, OP_WRITE = 1, OP_FLUSH = 2, OP_DISCARD = 3, OP_OTHER 
 #define OP_SYNC 8         // or'ed in: REQ_SYNC ('S' in rwbs)
 
 struct bio_start_key {
-    u64 sector;
+    u64 id;               // first sector (tracepoints) or the request's address
     u32 dev;
     u32 pad;
 };
@@ -101,11 +118,12 @@ static __always_inline int filtered(u32 dev)
 #endif
 }
 
-static __always_inline int on_start(u32 dev, u64 sector, u32 nr_sector, int keep_older)
+// A request starts: issued, or (keep_older, -Q) inserted then issued.
+static __always_inline int start_request(u32 dev, u64 id, int keep_older)
 {
-    if (filtered(dev) || nr_sector == 0)
-        return 0;         // a flush: counted as untimed at its completion
-    struct bio_start_key key = {.sector = sector, .dev = dev};
+    if (filtered(dev))
+        return 0;
+    struct bio_start_key key = {.id = id, .dev = dev};
     u64 now = bpf_ktime_get_ns();
     if (keep_older)   // -Q: the insert's time stands; issue only fills a gap
         biolatency_start.insert(&key, &now);
@@ -114,15 +132,13 @@ static __always_inline int on_start(u32 dev, u64 sector, u32 nr_sector, int keep
     return 0;
 }
 
-static __always_inline int on_complete(u32 dev, u64 sector, u32 nr_sector, const char *rwbs)
+// A request completes: its latency into the (dev, op) histogram. `op` is
+// only read with BY_OP (OP_OF computes it where needed).
+static __always_inline int complete_request(u32 dev, u64 id, u32 op)
 {
     if (filtered(dev))
         return 0;
-    if (nr_sector == 0) {
-        count_untimed(1);
-        return 0;
-    }
-    struct bio_start_key key = {.sector = sector, .dev = dev};
+    struct bio_start_key key = {.id = id, .dev = dev};
     u64 *start = biolatency_start.lookup(&key);
     if (!start) {
         count_untimed(0);
@@ -135,7 +151,7 @@ static __always_inline int on_complete(u32 dev, u64 sector, u32 nr_sector, const
     hkey.dev = dev;
 #endif
 #ifdef BY_OP
-    hkey.op = op_of(rwbs);
+    hkey.op = op;
 #endif
     int only = 0;
     struct bio_hist *zero = biolatency_zero.lookup(&only);
@@ -157,25 +173,91 @@ static __always_inline int on_complete(u32 dev, u64 sector, u32 nr_sector, const
     return 0;
 }
 
+#ifdef QUEUED
+#define ISSUE_KEEPS_OLDER 1   // the insert's time stands
+#else
+#define ISSUE_KEEPS_OLDER 0
+#endif
+#ifdef BY_OP
+#define OP_OF(expr) (expr)
+#else
+#define OP_OF(expr) 0
+#endif
+
 #ifdef PROBE_TRACEPOINT
+// A data-less request (a flush: nr_sector 0) has no sector to be matched by:
+// not started, and counted as untimed at its completion.
 #ifdef QUEUED
 TRACEPOINT_PROBE(block, block_rq_insert)
 {
-    return on_start(args->dev, args->sector, args->nr_sector, 0);
+    return args->nr_sector ? start_request(args->dev, args->sector, 0) : 0;
 }
 #endif
 
 TRACEPOINT_PROBE(block, block_rq_issue)
 {
-#ifdef QUEUED
-    return on_start(args->dev, args->sector, args->nr_sector, 1);
-#else
-    return on_start(args->dev, args->sector, args->nr_sector, 0);
-#endif
+    return args->nr_sector ? start_request(args->dev, args->sector, ISSUE_KEEPS_OLDER) : 0;
 }
 
 TRACEPOINT_PROBE(block, block_rq_complete)
 {
-    return on_complete(args->dev, args->sector, args->nr_sector, args->rwbs);
+    if (args->nr_sector == 0) {
+        if (!filtered(args->dev))
+            count_untimed(1);
+        return 0;
+    }
+    return complete_request(args->dev, args->sector, OP_OF(op_of(args->rwbs)));
+}
+#endif
+
+#ifdef PROBE_RAW_TRACEPOINT
+static __always_inline u32 rq_dev(struct request *rq)
+{
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0): rq_disk is gone
+    struct gendisk *disk = rq->q->disk;
+#else
+    struct gendisk *disk = rq->rq_disk;
+#endif
+    if (!disk)
+        return 0;
+    return (u32)disk->major << 20 | disk->first_minor;   // the whole disk, as the
+}                                                        // tracepoints report it
+
+static __always_inline u32 rq_op(struct request *rq)
+{
+    u32 flags = rq->cmd_flags;
+    u32 req_op = flags & REQ_OP_MASK;
+    u32 op = req_op == REQ_OP_READ ? OP_READ : req_op == REQ_OP_WRITE ? OP_WRITE :
+             req_op == REQ_OP_FLUSH ? OP_FLUSH : req_op == REQ_OP_DISCARD ? OP_DISCARD :
+             OP_OTHER;
+    if (flags & REQ_SYNC)
+        op |= OP_SYNC;
+    return op;
+}
+
+#if KERNEL_VERSION_CODE >= 0x050b00   // KERNEL_VERSION(5, 11, 0): (rq)
+#define RQ_ARG(ctx) ((struct request *)(ctx)->args[0])
+#else                                 // before: (q, rq)
+#define RQ_ARG(ctx) ((struct request *)(ctx)->args[1])
+#endif
+
+#ifdef QUEUED
+RAW_TRACEPOINT_PROBE(block_rq_insert)
+{
+    struct request *rq = RQ_ARG(ctx);
+    return start_request(rq_dev(rq), (u64)rq, 0);
+}
+#endif
+
+RAW_TRACEPOINT_PROBE(block_rq_issue)
+{
+    struct request *rq = RQ_ARG(ctx);
+    return start_request(rq_dev(rq), (u64)rq, ISSUE_KEEPS_OLDER);
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_complete)
+{
+    struct request *rq = (struct request *)ctx->args[0];
+    return complete_request(rq_dev(rq), (u64)rq, OP_OF(rq_op(rq)));
 }
 #endif

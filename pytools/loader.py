@@ -74,11 +74,11 @@ def prepare() -> Environment:
     except ImportError:
         raise ToolError("the bcc Python module is not installed", system.BCC_PACKAGE_HINT) from None
     version = getattr(bcc, "__version__", "unknown")
-    _environment = Environment(tracefs, headers, version, gather_facts(tracefs))
+    _environment = Environment(tracefs, headers, version, gather_facts(tracefs, headers))
     return _environment
 
 
-def gather_facts(tracefs: str) -> Facts:
+def gather_facts(tracefs: str, headers: system.Headers) -> Facts:
     def fentry_problem(function: str) -> Optional[str]:
         if not system.btf_available():
             return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
@@ -90,6 +90,7 @@ def gather_facts(tracefs: str) -> Facts:
         kprobes_problem=system.kprobes_supported(tracefs),
         fentry_problem=fentry_problem,
         traceable=lambda fn: _known_function(system.traceable_functions(tracefs), fn),
+        struct_layout_problem=system.struct_layout_problem(headers, system.kernel_release()),
     )
 
 

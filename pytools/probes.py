@@ -34,6 +34,9 @@ class Candidate:
     hooks: Tuple[Hook, ...]
     any_of: bool = False         # True: attach whichever hooks exist (renamed functions)
     note: str = ""               # e.g. what this mode measures differently
+    # True: its code reads kernel structs (struct request...), whose layout
+    # only this kernel's own headers give: not tried with generic headers.
+    reads_structs: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Facts:
     kprobes_problem: Optional[str]
     fentry_problem: Callable[[str], Optional[str]]   # per kernel function
     traceable: Callable[[str], Optional[bool]]   # None: cannot tell
+    # Why the headers BCC compiles with may not describe this kernel's
+    # structs (generic headers of another version), or None.
+    struct_layout_problem: Optional[str] = None
 
 
 def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
@@ -84,6 +90,9 @@ class Selection:
 def usable_hooks(candidate: Candidate, facts: Facts) -> Selection:
     """The hooks of `candidate` worth trying, or why none are."""
     selection = Selection()
+    if candidate.reads_structs and facts.struct_layout_problem:
+        selection.problem = facts.struct_layout_problem
+        return selection
     problems = []
     for hook in candidate.hooks:
         problem = hook_problem(hook, facts)

@@ -209,6 +209,14 @@ def kernel_release() -> str:
     return os.uname().release
 
 
+def kernel_version_code(release: Optional[str] = None) -> int:
+    """0xMMmmpp from a release string like '6.1.0-13-amd64' (default: this kernel's)."""
+    release = release or kernel_release()
+    parts = (release.split("-", 1)[0].split(".") + ["0", "0"])[:3]
+    nums = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts]
+    return nums[0] << 16 | min(nums[1], 255) << 8 | min(nums[2], 255)
+
+
 # -------------------------------------------------------------------- headers
 
 @dataclass(frozen=True)
@@ -235,6 +243,18 @@ def choose_headers(release: str, env_value: Optional[str],
         real = os.path.realpath(PREPARED_HEADERS)
         return Headers(real, f"generic {os.path.basename(real)}, merged by scripts/setup",
                        env=real)
+    return None
+
+
+def struct_layout_problem(headers: Headers, release: str) -> Optional[str]:
+    """Why programs that read kernel structs cannot trust these headers'
+    layouts: the tree scripts/setup merges is another kernel's."""
+    # By path, not by how it was found: the loader exports BCC_KERNEL_SOURCE
+    # for the merged tree, and its children find it there.
+    if os.path.realpath(headers.path).startswith(
+            os.path.realpath(os.path.dirname(PREPARED_HEADERS)) + os.sep):
+        return (f"it reads kernel structs, and the headers are {headers.how}, "
+                f"not kernel {release}'s own")
     return None
 
 

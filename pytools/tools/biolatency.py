@@ -14,6 +14,7 @@ from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
 from ..names import DeviceNames, dev_text
 from ..options import device_option, unit_options
 from ..probes import Candidate, Hook
+from ..system import kernel_version_code
 from ..tool import Tool, View
 from .base import LoadedTool
 
@@ -35,19 +36,28 @@ def op_name(op: int) -> str:
 
 
 def plan(queued: bool = False) -> List[Candidate]:
-    hooks = [Hook("tracepoint", "block:block_rq_issue"),
-             Hook("tracepoint", "block:block_rq_complete")]
-    if queued:
-        hooks.insert(0, Hook("tracepoint", "block:block_rq_insert"))
-    return [Candidate("tracepoint", "block I/O via tracepoints", "PROBE_TRACEPOINT",
-                      tuple(hooks), note="requests keyed by device and sector")]
+    """The raw block tracepoints first: they hand over the request itself
+    (timed by its address, flushes included) and format no trace record;
+    they read struct request, so they need this kernel's own headers and
+    probe reads. Else the block tracepoints, matching a request by device
+    and sector. Why no kprobe or fentry: see bpf/biolatency.c."""
+    events = (["block_rq_insert"] if queued else []) + ["block_rq_issue", "block_rq_complete"]
+    return [
+        Candidate("raw_tracepoint", "block requests via raw tracepoints",
+                  "PROBE_RAW_TRACEPOINT",
+                  tuple(Hook("raw_tracepoint", f"block:{e}") for e in events),
+                  reads_structs=True),
+        Candidate("tracepoint", "block I/O via tracepoints", "PROBE_TRACEPOINT",
+                  tuple(Hook("tracepoint", f"block:{e}") for e in events),
+                  note="requests matched by device and sector; flushes not timed"),
+    ]
 
 
 def cflags(unit_ns: int = 1000, by_device: bool = False, by_op: bool = False,
            queued: bool = False, dev: Optional[int] = None,
            max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
     flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
-             f"-DMAX_KEYS={max_keys}"]
+             f"-DMAX_KEYS={max_keys}", f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
     if by_device:
         flags.append("-DBY_DEVICE")
     if by_op:

@@ -16,6 +16,7 @@ from ..hist import SLOTS, Log2Hist
 from ..names import DeviceNames, FileKey, FileNames, c_string, dev_text
 from ..options import device_option, pid_option, top_option
 from ..probes import Candidate, Facts, Feature, Hook, hook_problem
+from ..system import kernel_version_code
 from ..tool import Tool, View
 from .base import LoadedTool
 
@@ -124,13 +125,6 @@ def plan() -> List[Candidate]:
                   tuple(Hook("kprobe", fn, handler, f"HOOK_{fn}")
                         for fn, handler in KPROBE_FUNCTIONS), any_of=True),
     ]
-
-
-def kernel_version_code(release: str) -> int:
-    """0xMMmmpp from a release string like '6.1.0-13-amd64'."""
-    parts = (release.split("-", 1)[0].split(".") + ["0", "0"])[:3]
-    nums = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in parts]
-    return nums[0] << 16 | min(nums[1], 255) << 8 | min(nums[2], 255)
 
 
 def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from pytools.exporter import SelfStats
 from pytools.hist import Log2Hist
 from pytools.names import kernel_dev
+from pytools.system import kernel_version_code
 from pytools.tools import biolatency as bio
 from pytools.tools.biolatency import BioSnapshot, delta
 
@@ -26,11 +27,16 @@ def names(dev):
 
 def test_cflags_and_plan():
     assert bio.cflags(1_000_000, by_device=True, by_op=True, queued=True, dev=LOOP0) == [
-        "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DMAX_KEYS=1024", "-DBY_DEVICE", "-DBY_OP",
+        "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DMAX_KEYS=1024",
+        f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", "-DBY_DEVICE", "-DBY_OP",
         "-DQUEUED", f"-DFILTER_DEV={7 << 20}"]
-    assert [h.target for h in bio.plan()[0].hooks] == ["block:block_rq_issue",
+    raw, tracepoint = bio.plan()
+    assert (raw.mode, raw.reads_structs, tracepoint.mode) == ("raw_tracepoint", True,
+                                                              "tracepoint")
+    for candidate in (raw, tracepoint):
+        assert [h.target for h in candidate.hooks] == ["block:block_rq_issue",
                                                        "block:block_rq_complete"]
-    assert bio.plan(queued=True)[0].hooks[0].target == "block:block_rq_insert"
+    assert all(c.hooks[0].target == "block:block_rq_insert" for c in bio.plan(queued=True))
 
 
 def test_op_names_follow_the_kernels_enum():

@@ -133,6 +133,17 @@ def test_a_feature_known_to_be_missing_is_not_compiled(kernel):
     assert program.missing_features == {"efficiency": "this kernel lacks tracepoint x"}
 
 
+def test_a_candidate_reading_structs_is_not_tried_with_another_kernels_headers(kernel):
+    reads = Candidate("raw_tracepoint", "f via raw tracepoint", "PROBE_RAW",
+                      (Hook("raw_tracepoint", "syscalls:sys_enter_f"),), reads_structs=True)
+    loader._environment.facts.struct_layout_problem = "headers are 6.1's, not 6.18's"
+    program = loader.load("f", [reads] + PLAN[2:3])
+    assert program.candidate.mode == "tracepoint"
+    assert program.attempts[0].error == "headers are 6.1's, not 6.18's"
+    loader._environment.facts.struct_layout_problem = None
+    assert loader.load("f", [reads]).candidate.mode == "raw_tracepoint"
+
+
 def test_summarize_failure_prefers_the_kernels_words():
     err = Exception("Failed to attach BPF program b'f_entry' to kprobe b'f'")
     assert loader.summarize_failure(err, ["libbpf: loading", "  cannot attach: Invalid argument",

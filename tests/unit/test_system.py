@@ -1,3 +1,4 @@
+import os
 from pytools import system
 
 ROOT_STATUS = "Name:\tbash\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n"
@@ -69,3 +70,26 @@ def test_headers_fall_back_to_kheaders_then_prepared_tree():
 
 def test_no_headers_at_all():
     assert system.choose_headers("x", None, exists_in(set())) is None
+
+
+def test_struct_layouts_are_trusted_only_from_this_kernels_headers():
+    merged = system.Headers(system.PREPARED_HEADERS.replace("current", "linux-headers-6.1"),
+                            "generic linux-headers-6.1, merged by scripts/setup",
+                            env=system.PREPARED_HEADERS)
+    problem = system.struct_layout_problem(merged, "6.18.44")
+    assert problem and "not kernel 6.18.44's own" in problem
+    exact = system.Headers("/lib/modules/6.1.0-13-amd64/build", "headers package for 6.1")
+    assert system.struct_layout_problem(exact, "6.1.0-13-amd64") is None
+
+
+def test_kernel_version_code():
+    assert system.kernel_version_code("6.1.0-13-amd64") == 0x060100
+    assert system.kernel_version_code("5.18.2") == 0x051202
+
+
+def test_the_merged_tree_is_another_kernels_however_it_was_found():
+    """A child of a tool inherits BCC_KERNEL_SOURCE pointing at the merged
+    tree: still not this kernel's own headers."""
+    tree = os.path.join(os.path.dirname(system.PREPARED_HEADERS), "linux-headers-6.1")
+    inherited = system.Headers(tree, "BCC_KERNEL_SOURCE")
+    assert system.struct_layout_problem(inherited, "6.18.44")
