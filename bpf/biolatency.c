@@ -56,9 +56,15 @@ struct bio_start_key {
     u32 dev;
     u32 pad;
 };
-// Start time of each request in flight. LRU: a start whose completion is
-// never seen (a request merged away) ages out instead of filling the map.
+// Start time of each request in flight. Every request issued completes, so
+// a plain hash (cheaper than an LRU's list upkeep) stays bounded by what is
+// in flight. With -Q a request inserted may be merged into another and
+// never issued: there an LRU ages such starts out instead of filling up.
+#ifdef QUEUED
 BPF_TABLE("lru_hash", struct bio_start_key, u64, biolatency_start, MAX_INFLIGHT);
+#else
+BPF_HASH(biolatency_start, struct bio_start_key, u64, MAX_INFLIGHT);
+#endif
 
 struct bio_hist_key {
     u32 dev;              // 0 unless BY_DEVICE
@@ -68,11 +74,19 @@ struct bio_hist {
     u64 slots[HIST_SLOTS];
     u64 sum_ns;           // exact sum of the latencies counted
 };
-// Per CPU: no atomics; one entry per (device, op) in use, made once.
+// Per CPU: no atomics. Keyed (-D, -F): one entry per (device, op) in use,
+// made once; else a single array entry, found without hashing.
+#if defined(BY_DEVICE) || defined(BY_OP)
+#define KEYED 1
 BPF_PERCPU_HASH(biolatency_hist, struct bio_hist_key, struct bio_hist, MAX_KEYS);
+#else
+BPF_PERCPU_ARRAY(biolatency_hist, struct bio_hist, 1);
+#endif
+#ifdef KEYED
 // A zeroed bio_hist to create entries from: at 520 bytes it cannot live on
 // the 512-byte BPF stack.
 BPF_PERCPU_ARRAY(biolatency_zero, struct bio_hist, 1);
+#endif
 // [0] completions whose start was not seen, [1] data-less requests
 // (flushes) not timed, [2] completions not counted: biolatency_hist full.
 BPF_PERCPU_ARRAY(biolatency_untimed, u64, 3);
@@ -146,6 +160,8 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
     }
     u64 delta = bpf_ktime_get_ns() - *start;
     biolatency_start.delete(&key);
+    int only = 0;
+#ifdef KEYED
     struct bio_hist_key hkey = {};
 #ifdef BY_DEVICE
     hkey.dev = dev;
@@ -153,11 +169,13 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
 #ifdef BY_OP
     hkey.op = op;
 #endif
-    int only = 0;
     struct bio_hist *zero = biolatency_zero.lookup(&only);
     if (!zero)
         return 0;
     struct bio_hist *hist = biolatency_hist.lookup_or_try_init(&hkey, zero);
+#else
+    struct bio_hist *hist = biolatency_hist.lookup(&only);
+#endif
     if (!hist) {
         count_untimed(2);
         return 0;

@@ -110,9 +110,14 @@ class BioLatency(LoadedTool):
         hists = {}
         for k, per_cpu in self.program.table("biolatency_hist").items():
             slots = tuple(sum(h.slots[i] for h in per_cpu) for i in range(SLOTS))
-            key = (k.dev if self.by_device else None, op_name(k.op) if self.by_op else None)
-            hists[key] = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu),
-                                  self.unit_name)
+            if self.by_device or self.by_op:        # else a one-entry array
+                key = (k.dev if self.by_device else None,
+                       op_name(k.op) if self.by_op else None)
+            else:
+                key = (None, None)
+            if any(slots):
+                hists[key] = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu),
+                                      self.unit_name)
         untimed = self.program.table("biolatency_untimed")
         counts = [sum(untimed[untimed.Key(i)]) for i in range(3)]
         return BioSnapshot(hists, counts[0], counts[1], counts[2], time.monotonic())
