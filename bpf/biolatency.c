@@ -201,6 +201,12 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
 #else
 #define OP_OF(expr) 0
 #endif
+// The disk is read from the request only where something uses it.
+#if defined(BY_DEVICE) || defined(FILTER_DEV)
+#define DEV_OF(expr) (expr)
+#else
+#define DEV_OF(expr) 0
+#endif
 
 #ifdef PROBE_TRACEPOINT
 // A data-less request (a flush: nr_sector 0) has no sector to be matched by:
@@ -263,19 +269,19 @@ static __always_inline u32 rq_op(struct request *rq)
 RAW_TRACEPOINT_PROBE(block_rq_insert)
 {
     struct request *rq = RQ_ARG(ctx);
-    return start_request(rq_dev(rq), (u64)rq, 0);
+    return start_request(DEV_OF(rq_dev(rq)), (u64)rq, 0);
 }
 #endif
 
 RAW_TRACEPOINT_PROBE(block_rq_issue)
 {
     struct request *rq = RQ_ARG(ctx);
-    return start_request(rq_dev(rq), (u64)rq, ISSUE_KEEPS_OLDER);
+    return start_request(DEV_OF(rq_dev(rq)), (u64)rq, ISSUE_KEEPS_OLDER);
 }
 
 RAW_TRACEPOINT_PROBE(block_rq_complete)
 {
     struct request *rq = (struct request *)ctx->args[0];
-    return complete_request(rq_dev(rq), (u64)rq, OP_OF(rq_op(rq)));
+    return complete_request(DEV_OF(rq_dev(rq)), (u64)rq, OP_OF(rq_op(rq)));
 }
 #endif

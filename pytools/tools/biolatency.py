@@ -201,7 +201,8 @@ def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) ->
         "insertion with -Q); le bounds are the exact log2 slot edges.", ["device", "op"],
         sorted(cells.items()), NS_PER_SECOND, EXPORTER_LAST_SLOT)
     unmatched = CounterMetricFamily(
-        "block_io_unmatched", "Completions whose issue was not seen (in flight at start).")
+        "block_io_unmatched", "Completions not timed: their issue was not seen (in flight "
+        "at start), or the histogram map was full.")
     untimed = CounterMetricFamily(
         "block_io_untimed_flushes", "Data-less requests (flushes) not timed: no sector.")
     if snapshot is not None:
