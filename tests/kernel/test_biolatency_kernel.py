@@ -198,3 +198,42 @@ def test_a_disk_of_known_latency_lands_in_its_slot(mode, null_blk):
     # Emulated timers may fire late; almost all land in the slot of 5 ms.
     assert hist.slots[slot] >= n - 2, hist.slots
     assert hist.total >= n * NULL_BLK_NS
+
+
+def test_direct_reads_of_a_file_reach_its_disk():
+    """O_DIRECT reads of a file on a disk filesystem (the root disk on the
+    host, the scratch disk in the VM): each is a read request to that disk.
+    Other processes share the disk, so its count is at least ours."""
+    n = 37
+    fd, path = tempfile.mkstemp(dir=scratch_dir())
+    try:
+        os.write(fd, os.urandom(2 * n * BLOCK))
+        os.fsync(fd)
+        os.close(fd)
+        st = os.stat(path)
+        disk = whole_disk(kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)))
+        buf = mmap.mmap(-1, BLOCK)
+        with BioLatency(by_device=True, by_op=True) as tool:
+            before = tool.snapshot()
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+            try:
+                for i in range(n):
+                    assert os.preadv(fd, [buf], 2 * i * BLOCK) == BLOCK
+            finally:
+                os.close(fd)
+            got = delta(tool.snapshot(), before)
+    finally:
+        os.unlink(path)
+    reads = sum(h.count for (dev, op), h in got.hists.items()
+                if dev == disk and op in ("read", "sync-read"))
+    assert reads >= n, {k: h.count for k, h in got.hists.items()}
+
+
+def whole_disk(dev: int) -> int:
+    """The disk a partition belongs to (the block tracepoints report disks)."""
+    path = os.path.realpath(f"/sys/dev/block/{dev_text(dev)}")
+    if os.path.exists(os.path.join(path, "partition")):
+        with open(os.path.join(os.path.dirname(path), "dev")) as f:
+            major, minor = f.read().strip().split(":")
+        return kernel_dev(int(major), int(minor))
+    return dev
