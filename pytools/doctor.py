@@ -36,9 +36,15 @@ def environment_checks() -> List[Check]:
                             "apt-get install python3-bpfcc"))
 
     tracefs = system.find_tracefs()
-    checks.append(Check("tracefs", tracefs is not None or problem is None,
-                        f"mounted on {tracefs}" if tracefs else "not mounted (the tools mount it as root)",
-                        "" if tracefs else "mount -t tracefs nodev /sys/kernel/tracing"))
+    unreadable = tracefs and system.tracefs_unreadable(tracefs, system.can_read)
+    if unreadable:
+        checks.append(Check("tracefs", False, unreadable, "add CAP_DAC_READ_SEARCH to "
+                            "CAP_BPF and CAP_PERFMON, or run as root"))
+    else:
+        checks.append(Check("tracefs", tracefs is not None or problem is None,
+                            f"mounted on {tracefs}" if tracefs
+                            else "not mounted (the tools mount it as root)",
+                            "" if tracefs else "mount -t tracefs nodev /sys/kernel/tracing"))
 
     try:
         headers = system.find_headers()

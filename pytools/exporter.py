@@ -32,18 +32,27 @@ from .names import DeviceNames
 
 log = logging.getLogger("bpf-exporter")
 
-OTHER = "other"
+# The label value of the series that sums what --max-series folds. No real
+# value may equal it, whatever the key (a process may well be named
+# "other"): a real value that starts with "~" is exported with one more "~"
+# in front (label_value), so "~other" is only ever the fold.
+OTHER = "~other"
+
+
+def label_value(value: str) -> str:
+    """A real label value as exported: never equal to OTHER."""
+    return "~" + value if value.startswith("~") else value
 
 
 # ------------------------------------------------------------ cardinality cap
 
 class SeriesCap:
     """At most `limit` label values of one metric get their own series; the
-    rest are summed into `other`.
+    rest are summed into OTHER (`~other`).
 
     Membership is sticky: a value admitted stays admitted, and new values
     are admitted largest first while there is room. Since each value's count
-    only grows and the set of values folded only grows, `other` never goes
+    only grows and the set of values folded only grows, `~other` never goes
     down either: every exported counter stays monotonic."""
 
     def __init__(self, limit: int):
@@ -99,7 +108,7 @@ def self_families(stats: Optional[SelfStats]) -> List[Metric]:
                                  "Map reads that failed (that collector's series were left out).",
                                  labels=["collector"])
     folded = GaugeMetricFamily("bpf_exporter_folded_series",
-                               "Label values summed into the 'other' series by --max-series.",
+                               "Label values summed into the '~other' series by --max-series.",
                                labels=["metric"])
     if stats is not None:
         with stats.lock:

@@ -66,6 +66,7 @@ def prepare() -> Environment:
         return _environment
     system.check_privileges()
     tracefs = system.ensure_tracefs()
+    system.check_tracefs_access(tracefs)
     headers = system.find_headers()
     if headers.env:
         os.environ["BCC_KERNEL_SOURCE"] = headers.env

@@ -31,7 +31,11 @@ log = logging.getLogger("bpf-exporter")
 
 def parse_listen(text: str) -> Tuple[str, int]:
     """'ADDR:PORT', ':PORT' (all addresses), '[v6addr]:PORT' or 'PORT'."""
+    if text.startswith("[") and text.endswith("]"):
+        raise ValueError(f"{text!r}: the port is missing, e.g. {text}:{DEFAULT_PORT}")
     host, sep, port_text = text.rpartition(":")
+    if sep and not port_text:
+        raise ValueError(f"{text!r}: the port is missing, e.g. {text}{DEFAULT_PORT}")
     if not sep:
         host, port_text = "", text
     if host.startswith("[") and host.endswith("]"):

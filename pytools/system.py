@@ -90,6 +90,34 @@ def ensure_tracefs() -> str:
     return target
 
 
+def tracefs_unreadable(tracefs: str, can_read: Callable[[str], bool]) -> Optional[str]:
+    """Why this process cannot read tracefs's tracepoint ids (BCC reads
+    events/<category>/<event>/id to attach), or None. tracefs is root's
+    (mode 0700, ids 0440), so a non-root user with only CAP_BPF and
+    CAP_PERFMON is refused; CAP_DAC_READ_SEARCH lets it read."""
+    events = os.path.join(tracefs, "events")
+    sample = os.path.join(events, "syscalls", "sys_enter_execve", "id")
+    if can_read(events) and (not os.path.exists(sample) or can_read(sample)):
+        return None
+    try:
+        mode = f"mode {os.stat(tracefs).st_mode & 0o7777:04o}"
+    except OSError:
+        mode = "no access"
+    return f"cannot read tracepoint ids in {tracefs} ({mode}, root's)"
+
+
+def can_read(path: str) -> bool:
+    """Whether this process may read path, capabilities included."""
+    return os.access(path, os.R_OK, effective_ids=True)
+
+
+def check_tracefs_access(tracefs: str) -> None:
+    problem = tracefs_unreadable(tracefs, can_read)
+    if problem:
+        raise ToolError(problem, "add CAP_DAC_READ_SEARCH to CAP_BPF and CAP_PERFMON, "
+                                 "or run as root")
+
+
 def tracepoint_exists(tracefs: str, name: str) -> bool:
     category, event = name.split(":", 1)
     return os.path.isdir(os.path.join(tracefs, "events", category, event))

@@ -181,9 +181,9 @@ def biolatency_json(snap: BioSnapshot, probe: dict, seconds: float, device_name,
 
 def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) -> list:
     """block_io_latency_seconds{device, op}; devices beyond the cap summed
-    into device="other" (per op)."""
+    into device="~other" (per op)."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, labelled_histogram_family
+    from ..exporter import OTHER, label_value, labelled_histogram_family
     cells: Dict[Tuple[str, str], Log2Hist] = {}
     if snapshot is not None:
         named = [(name_of(dev), op, hist) for (dev, op), hist in snapshot.hists.items()]
@@ -192,7 +192,7 @@ def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) ->
             totals[name] = totals.get(name, 0) + hist.count
         kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
         for name, op, hist in named:
-            key = (name if name in kept else OTHER, op)
+            key = (label_value(name) if name in kept else OTHER, op)
             cells[key] = cells[key] + hist if key in cells else hist
         if stats is not None:
             stats.record_folded("block_io_latency_seconds", folded)

@@ -21,7 +21,6 @@ DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
 EMPTY_FILENAME = "[execveat AT_EMPTY_PATH]"
 KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "CGROUP ID"}
-OTHER = "other"
 
 Key = Union[str, int]
 
@@ -207,14 +206,15 @@ def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, whe
 
 def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str) -> list:
     """execve_total{<by>}: calls to execve/execveat by key. Calls the kernel
-    could not key (its map full) and keys beyond the cap are in `other`."""
+    could not key (its map full) and keys beyond the cap are in `~other`."""
     from prometheus_client.core import CounterMetricFamily
+    from ..exporter import OTHER, label_value
     family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=[by])
     if snapshot is not None:
         counts = {str(k): v for k, v in snapshot.counts.items()}
         kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
         for key, value in sorted(kept.items()):
-            family.add_metric([key], value)
+            family.add_metric([label_value(key)], value)
         other += snapshot.overflow
         if other or folded:
             family.add_metric([OTHER], other)

@@ -413,9 +413,9 @@ WINDOW_LAST_SLOT = 16
 def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
                        name_of: Callable[[int], str]) -> list:
     """readahead_*_total{kind, device}, and the window-size histogram. Devices
-    beyond the cap are summed into device="other" (per kind)."""
+    beyond the cap are summed into device="~other" (per kind)."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, histogram_family
+    from ..exporter import OTHER, histogram_family, label_value
     families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
                 for name, _, doc in READAHEAD_COUNTERS]
     hist = histogram_family("readahead_window_pages", "Readahead window sizes, in pages.",
@@ -431,7 +431,7 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
         kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
         cells: Dict[Tuple[str, str], Counts] = {}
         for kind, name, counts in named:
-            key = (kind, name if name in kept else OTHER)
+            key = (kind, label_value(name) if name in kept else OTHER)
             cells[key] = cells.get(key, Counts()) + counts
         for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
             for (kind, name), counts in sorted(cells.items(), key=lambda kv: (

@@ -20,7 +20,7 @@ from pytools.names import device_name, kernel_dev
 from pytools.tools import TOOLS
 
 from .modes import mode_problem, scratch_dir
-from .workload import (NOBODY, SYSCALL_SLACK_NS, bpf_program_ids, evict_and_read,
+from .workload import (NOBODY, SYSCALL_SLACK_NS, bpf_program_ids, evict_and_read, execs_as_comm,
                        make_executables, programs_gone, run_execs, slow_pipe_reads,
                        tool_command, write_file)
 
@@ -183,6 +183,34 @@ def test_fifty_concurrent_scrapers(exporter):
     assert not errors, errors[:3]
     assert all(n >= 1 for n in scrapes), scrapes
     assert exporter.proc.poll() is None
+
+
+def test_a_real_value_equal_to_the_fold_value_keeps_its_own_series():
+    """Processes named like the fold series ("~other") and like its old name
+    ("other"), with --max-series 2 and other comms to fold: every series is
+    unique, the real "~other" is exported as "~~other" with its exact count."""
+    workdir = tempfile.mkdtemp()
+    exp = Exporter("--collectors", "execve", "--execve-by", "comm", "--max-series", "2")
+    try:
+        exp.assert_serving()
+        (true_copy,) = make_executables(workdir, ["pytools-true"])
+        execs_as_comm("~other", true_copy, 40)
+        execs_as_comm("pyt-first", true_copy, 50)
+        before = exp.scrape()       # admits the two largest: ours
+        assert value(before, "execve_total", comm="~~other") == 40
+        execs_as_comm("other", true_copy, 5)
+        execs_as_comm("~other", true_copy, 3)
+        text = exp.get()
+    finally:
+        exp.stop()
+        shutil.rmtree(workdir)
+    series = [line.rsplit(" ", 1)[0] for line in text.splitlines()
+              if line.startswith("execve_total{")]
+    assert len(series) == len(set(series)), series
+    after = parse(text)
+    assert diff(after, before, "execve_total", comm="~~other") == 3
+    assert diff(after, before, "execve_total", comm="~other") >= 5      # the fold
+    assert ("execve_total", (("comm", "other"),)) not in after            # folded
 
 
 def missing_collector_mode():

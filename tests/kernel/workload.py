@@ -65,6 +65,23 @@ def run_execs(path: str, times: int, as_nobody: bool = True) -> None:
         subprocess.run([path], check=True, preexec_fn=demote if as_nobody else None)
 
 
+EXECS_AS_COMM = """
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(15, sys.argv[1].encode(), 0, 0, 0)  # PR_SET_NAME
+for _ in range(int(sys.argv[3])):
+    pid = os.fork()
+    if pid == 0:
+        os.execv(sys.argv[2], [sys.argv[2]])
+    os.waitpid(pid, 0)
+"""
+
+
+def execs_as_comm(comm: str, path: str, times: int) -> None:
+    """execve(path) `times` times from children of a process named `comm`
+    (the comm an execve is counted under is the caller's, before the exec)."""
+    subprocess.run([sys.executable, "-c", EXECS_AS_COMM, comm, path, str(times)], check=True)
+
+
 def run_execveat(dirfd: int, name: str, times: int) -> None:
     """execveat(dirfd, name) from forked children, as nobody."""
     argv = (ctypes.c_char_p * 2)(name.encode(), None)

@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.exporter import SelfCollector, SelfStats, SeriesCap
+from pytools.exporter import OTHER, SelfCollector, SelfStats, SeriesCap, label_value
 from pytools.hist import SLOTS, Log2Hist
 from pytools.tools.execve import ExecveSnapshot
 from pytools.names import kernel_dev
@@ -91,7 +91,7 @@ def test_execve_counts_by_key_with_kernel_overflow_in_other():
     get = registry.get_sample_value
     assert get("execve_total", {"comm": "sh"}) == 5
     assert get("execve_total", {"comm": "ls"}) == 2
-    assert get("execve_total", {"comm": "other"}) == 3
+    assert get("execve_total", {"comm": "~other"}) == 3
 
 
 def test_cap_folds_the_smallest_new_keys_into_other_and_counts_them():
@@ -102,8 +102,20 @@ def test_cap_folds_the_smallest_new_keys_into_other_and_counts_them():
     get = registry.get_sample_value
     assert get("execve_total", {"comm": "a"}) == 9 and get("execve_total", {"comm": "b"}) == 5
     assert get("execve_total", {"comm": "c"}) is None
-    assert get("execve_total", {"comm": "other"}) == 2
+    assert get("execve_total", {"comm": "~other"}) == 2
     assert get("bpf_exporter_folded_series", {"metric": "execve_total"}) == 2
+
+
+@pytest.mark.parametrize("real", ["other", "~other", "~", "~~other"])
+def test_a_real_value_never_collides_with_the_fold(real):
+    collector = ExecveCollector(FixedSource(execve({real: 9, "a": 2, "b": 3}, 1)),
+                                SelfStats(), KERNEL, 1, "comm")
+    text = generate_latest(registry_with(collector)).decode()
+    samples = [(s.labels["comm"], s.value) for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == "execve_total"]
+    assert len({label for label, _ in samples}) == len(samples)     # no duplicate series
+    assert dict(samples) == {label_value(real): 9, OTHER: 6}
+    assert label_value(real) != OTHER and label_value(real).lstrip("~") == real.lstrip("~")
 
 
 def test_cap_membership_is_sticky_so_other_never_decreases():
@@ -114,7 +126,7 @@ def test_cap_membership_is_sticky_so_other_never_decreases():
     registry = registry_with(collector)
     others = []
     for _ in snaps:
-        others.append(registry.get_sample_value("execve_total", {"comm": "other"}) or 0)
+        others.append(registry.get_sample_value("execve_total", {"comm": "~other"}) or 0)
     assert others == [0, 50, 81]
     assert registry.get_sample_value("execve_total", {"comm": "b"}) == 6
 
@@ -173,7 +185,7 @@ def test_readahead_devices_beyond_the_cap_go_to_other():
     stats = SelfStats()
     families = readahead_families(readahead_snapshot(), SeriesCap(1), stats, names)
     pages = {tuple(s.labels.values()): s.value for s in families[3].samples}
-    assert pages == {("sync", "sda"): 64, ("async", "sda"): 64, ("sync", "other"): 3}
+    assert pages == {("sync", "sda"): 64, ("async", "sda"): 64, ("sync", "~other"): 3}
     assert stats.folded == {"readahead": 1}
 
 

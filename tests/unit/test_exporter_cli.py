@@ -28,6 +28,16 @@ def test_bad_listen_is_a_usage_error(text):
     assert result.exit_code == 2 and "--listen" in result.output
 
 
+@pytest.mark.parametrize("text, says", [
+    ("[::1]", "the port is missing, e.g. [::1]:19435"),
+    ("[::1]:", "the port is missing, e.g. [::1]:19435"),
+    ("::1", "write an IPv6 address in brackets"),
+])
+def test_listen_says_what_is_wrong(text, says):
+    result = run("--listen", text)
+    assert result.exit_code == 2 and says in result.output
+
+
 def test_collectors_are_checked_and_deduplicated():
     assert parse_collectors("vfs_read, execve,vfs_read") == ["vfs_read", "execve"]
     result = run("--collectors", "execve,nosuch")
