@@ -237,7 +237,7 @@ def exporter_command() -> click.Command:
         *[option for tool in TOOLS for option in tool.exporter_options],
         click.option("--max-series", type=click.IntRange(min=1), default=DEFAULT_MAX_SERIES,
                      show_default=True,
-                     help="Label values per metric; the rest are summed into 'other'."),
+                     help="Label values per metric; the rest are summed into '~other'."),
         click.option("--probe", "probes", multiple=True,
                      callback=_parsed_by("parse_probe_modes"), metavar="COLLECTOR=MODE",
                      help="Force a collector's probe mode (auto or one its tool offers); "
