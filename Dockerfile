@@ -3,7 +3,7 @@
 # python3-venv, sudo, the generic kernel headers merged for BCC, the venv).
 # Build: docker build -t bpf-pytools:0.1.0 .
 # Run:   see deploy/kubernetes/bpf-exporter.yaml (privileged, host tracefs,
-#        /lib/modules and /usr/src mounted read-only).
+#        /lib/modules and /usr/src mounted read-only under /host).
 FROM debian:12-slim
 COPY . /src/bpf-pytools
 RUN /src/bpf-pytools/scripts/setup --image \

@@ -71,6 +71,9 @@ def announce(program, verbose: bool) -> None:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
             click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
         click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
+        from .loader import prepare
+        headers = prepare().headers
+        click.echo(f"headers: {headers.path} ({headers.how})", err=True)
         if program.candidate.note:
             click.echo(f"note: {program.candidate.note}", err=True)
         for feature, problem in program.missing_features.items():

@@ -61,6 +61,11 @@ def environment_checks() -> List[Check]:
     return checks
 
 
+def headers_how() -> str:
+    from .loader import prepare
+    return prepare().headers.how
+
+
 def tool_checks() -> List[Check]:
     """Each tool with its default options, really attached and detached; a
     row per optional feature it asked for (readahead efficiency)."""
@@ -74,7 +79,7 @@ def tool_checks() -> List[Check]:
             with tool.open(opts) as reader:
                 program = reader.program
                 failed = [f"{a.mode}: {a.error}" for a in program.attempts if a.error]
-                detail = program.candidate.label
+                detail = f"{program.candidate.label}, compiled against {headers_how()}"
                 if failed:
                     detail += f" (not: {'; '.join(failed)})"
                 checks.append(Check(tool.command, True, detail))

@@ -67,7 +67,13 @@ def test_daemonset_runs_the_exporter_with_what_bcc_needs():
     assert pod["hostPID"] is True
     assert container["securityContext"]["privileged"] is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/sys/kernel/tracing", "/sys/kernel/debug", "/lib/modules", "/usr/src"} <= mounts
+    assert {"/sys/kernel/tracing", "/sys/kernel/debug"} <= mounts
+    # The node's header trees go under /host, never over the image's own
+    # fallback (tests/kernel/test_headers_kernel.py runs that pod shape).
+    assert {"/host/lib/modules", "/host/usr/src"} <= mounts
+    assert not {"/lib/modules", "/usr/src", "/var/lib/bpf-pytools"} & mounts
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PYTOOLS_HOST_ROOT"] == "/host"
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
     assert port == DEFAULT_PORT and f":{port}" in container["args"]
     cli_accepts(container["args"])

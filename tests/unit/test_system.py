@@ -51,8 +51,14 @@ def exists_in(paths):
 
 def test_headers_prefer_exact_package():
     rel = "6.1.0-1-amd64"
-    h = system.choose_headers(rel, None, exists_in({f"/lib/modules/{rel}/build/include"}))
-    assert h.path == f"/lib/modules/{rel}/build" and h.env is None
+    build = f"/lib/modules/{rel}/build"
+    h = system.choose_headers(rel, None, exists_in({f"{build}/include",
+                                                   f"{build}/include/linux/kconfig.h"}))
+    assert h.path == build and h.env is None
+    # Debian's split package: the shared half is reached through source/.
+    h = system.choose_headers(rel, None, exists_in({
+        f"{build}/include", f"/lib/modules/{rel}/source/include/linux/kconfig.h"}))
+    assert h.path == build
 
 
 def test_headers_env_wins_but_must_hold_include():
@@ -63,9 +69,68 @@ def test_headers_env_wins_but_must_hold_include():
 def test_headers_fall_back_to_kheaders_then_prepared_tree():
     kh = "/sys/kernel/kheaders.tar.xz"
     assert system.choose_headers("x", None, exists_in({kh})).path == kh
-    prepared = system.PREPARED_HEADERS + "/include"
+    prepared = system.PREPARED_HEADERS + "/include/linux/kconfig.h"
     h = system.choose_headers("x", None, exists_in({prepared}))
     assert h.env is not None and "scripts/setup" in h.how
+
+
+def test_a_tree_of_dangling_links_is_no_tree():
+    """The build dir's include/ is there but the shared half is hidden (a
+    pod's empty /usr/src): not chosen; nor a prepared tree without files."""
+    rel = "6.1.0-1-amd64"
+    assert system.choose_headers(rel, None, exists_in({
+        f"/lib/modules/{rel}/build/include", system.PREPARED_HEADERS + "/include"})) is None
+
+
+def links(table):
+    return lambda path: table.get(path)
+
+
+def test_resolve_under_keeps_absolute_links_inside_the_root():
+    table = {"/host/lib": "usr/lib",
+             "/host/usr/lib/modules/6.1/build": "/usr/src/linux-headers-6.1-amd64",
+             "/host/usr/lib/modules/6.1/source": "../../../src/linux-headers-6.1-common"}
+    assert system.resolve_under("/host", "/lib/modules/6.1/build", links(table)) == \
+        "/host/usr/src/linux-headers-6.1-amd64"
+    assert system.resolve_under("/host", "/lib/modules/6.1/source", links(table)) == \
+        "/host/usr/src/linux-headers-6.1-common"
+    loop = {"/host/a": "/a"}
+    assert system.resolve_under("/host", "/a/b", links(loop)).startswith("/host")
+
+
+def test_node_headers_under_host_root_come_before_kheaders_and_the_generic_tree():
+    rel = "6.1.0-1-amd64"
+    table = {f"/host/lib/modules/{rel}/build": f"/usr/src/linux-headers-{rel}",
+             f"/host/lib/modules/{rel}/source": "/usr/src/linux-headers-common"}
+    split = {f"/host/usr/src/linux-headers-{rel}/include",
+             "/host/usr/src/linux-headers-common/include/linux/kconfig.h",
+             "/sys/kernel/kheaders.tar.xz", system.PREPARED_HEADERS + "/include/linux/kconfig.h"}
+    h = system.choose_headers(rel, None, exists_in(split), "/host", links(table))
+    assert h.parts == ("/host/usr/src/linux-headers-common", f"/host/usr/src/linux-headers-{rel}")
+    assert "/host" in h.how and h.env is None
+    whole = {f"/host/usr/src/linux-headers-{rel}/include/linux/kconfig.h"}
+    h = system.choose_headers(rel, None, exists_in(whole), "/host", links(table))
+    assert h.env == h.path == f"/host/usr/src/linux-headers-{rel}" and not h.parts
+    # Nothing under /host: the next in line.
+    h = system.choose_headers(rel, None, exists_in(split - {
+        "/host/usr/src/linux-headers-common/include/linux/kconfig.h"}), "/host", links(table))
+    assert h.path == "/sys/kernel/kheaders.tar.xz"
+
+
+def test_merge_trees_merges_shared_directories_and_links_the_rest(tmp_path):
+    common, flavour, out = tmp_path / "common", tmp_path / "flavour", tmp_path / "out"
+    for d in (common / "include/linux", common / "arch/x86/include/asm",
+              flavour / "include/generated", flavour / "arch/x86/include/generated", out):
+        d.mkdir(parents=True)
+    (common / "include/linux/kconfig.h").write_text("c")
+    (common / "Makefile").write_text("common")
+    (flavour / "Makefile").write_text("flavour")
+    system.merge_trees(str(out), [str(common), str(flavour)])
+    assert (out / "include/linux/kconfig.h").read_text() == "c"
+    assert (out / "include/generated").is_dir() and (out / "arch/x86/include/asm").is_dir()
+    assert (out / "arch/x86/include/generated").is_dir()
+    assert (out / "Makefile").read_text() == "flavour"
+    assert (out / "include/linux").is_symlink()
 
 
 def test_no_headers_at_all():
