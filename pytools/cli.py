@@ -217,16 +217,19 @@ def collector_options(params: dict) -> Dict[str, dict]:
 
 
 def exporter_command() -> click.Command:
-    def callback(listen, collectors, max_series, probes, strict, verbose, **params):
+    def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
+                 max_connections, **params):
         import logging
 
+        from .httpd import Limits
         from .server import serve
 
         logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                             format="bpf-exporter: %(levelname)s: %(message)s")
         serve(listen, collectors, max_series, strict,
               announce=lambda line: click.echo(line, err=True), modes=probes,
-              options=collector_options(params))
+              options=collector_options(params),
+              limits=Limits(read_timeout=read_timeout, max_connections=max_connections))
 
     func = fails_cleanly(callback)
     for option in reversed([
@@ -246,6 +249,14 @@ def exporter_command() -> click.Command:
                      help="Force a collector's probe mode (auto or one its tool offers); "
                           "repeatable."),
         click.option("--strict", is_flag=True, help="Exit if any collector cannot attach."),
+        click.option("--read-timeout", type=click.FloatRange(0.1, 60), default=5.0,
+                     show_default=True, metavar="SECONDS",
+                     help="Close a connection whose request has not fully arrived, or "
+                          "that sat idle, this long."),
+        click.option("--max-connections", type=click.IntRange(1, 65536), default=512,
+                     show_default=True,
+                     help="Open connections at most; a new one closes the oldest "
+                          "that is still waiting for its request."),
         click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice."),
     ]):
         func = option(func)

@@ -2,9 +2,9 @@
 
 The socket is bound before any BPF is compiled, so a port in use fails at
 once; programs are loaded next (each collector that cannot attach is
-reported and left out, unless strict); then the HTTP server runs in a
-thread while the main thread waits for SIGTERM or SIGINT, which stop the
-server, detach every program and exit 0.
+reported and left out, unless strict); then the HTTP server (pytools.httpd)
+runs in a thread while the main thread waits for SIGTERM or SIGINT, which
+stop the server, detach every program and exit 0.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import errno
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry
@@ -25,6 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from .errors import ToolError
 from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
+from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .tools import TOOLS, by_name
 
 log = logging.getLogger("bpf-exporter")
@@ -75,68 +76,54 @@ Health: <a href="/healthz">/healthz</a>.</p>
 """
 
 
-def make_handler(registry: CollectorRegistry, describe: Callable[[], str]):
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "bpf-exporter"
-
-        def do_GET(self):
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                encoder, content_type = choose_encoder(self.headers.get("Accept"))
-                body = encoder(registry)
-                self.reply(200, content_type, body)
-            elif path == "/":
-                self.reply(200, "text/html; charset=utf-8",
-                           INDEX_PAGE.format(collectors=describe()).encode())
-            elif path in ("/healthz", "/-/healthy"):
-                self.reply(200, "text/plain; charset=utf-8", b"ok\n")
-            else:
-                self.reply(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
-
-        def reply(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format, *args):   # no line per scrape
-            pass
-
-    return Handler
+def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Route:
+    async def route(request: Request, renders: FreshRenders) -> Response:
+        if request.path == "/metrics":
+            encoder, content_type = choose_encoder(request.headers.get("Accept"))
+            body = await renders.get(content_type, lambda: encoder(registry))
+            return Response(200, body, content_type)
+        if request.path == "/":
+            return Response(200, INDEX_PAGE.format(collectors=describe()).encode(),
+                            "text/html; charset=utf-8")
+        if request.path in ("/healthz", "/-/healthy"):
+            return plain(200, "ok")
+        return plain(404, "not found: try /metrics")
+    return route
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog is 5: a burst of scrapers (many
-    # Prometheus replicas, or a slow scrape) would see refused or retried
-    # connections.
-    request_queue_size = 128
-
-
-class Server6(Server):
-    address_family = socket.AF_INET6
-
-
-def bind(host: str, port: int, handler) -> Server:
+def bind(host: str, port: int) -> socket.socket:
     """Bind now (before any BPF is compiled), so a bad address or a port in
     use is a one-line error at once."""
-    server_class = Server
+    family = socket.AF_INET
     try:
         if host and ipaddress.ip_address(host).version == 6:
-            server_class = Server6
+            family = socket.AF_INET6
     except ValueError:
         pass   # a host name: resolved by bind below
     try:
-        return server_class((host, port), handler)
+        # A deep backlog: a burst of scrapers (many Prometheus replicas)
+        # waits in the kernel instead of being refused.
+        return socket.create_server((host, port), family=family, backlog=1024)
     except socket.gaierror as e:
         raise ToolError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     except OSError as e:
         hint = None
         if e.errno == errno.EADDRINUSE:
             hint = f"another process has port {port}; pick another with --listen"
-        raise ToolError(f"cannot listen on {host or '*'}:{port}: {e.strerror}", hint) from None
+        raise ToolError(f"cannot listen on {host or '*'}:{port}: {os.strerror(e.errno)}", hint) from None
+
+
+def raise_file_limit() -> int:
+    """Lift the soft open-file limit to the hard one (as Go programs do at
+    start): each open connection is a file. Returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def parse_probe_modes(values: Sequence[str]) -> Dict[str, str]:
@@ -188,8 +175,14 @@ def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, str
 
 def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
           announce: Callable[[str], None], modes: Optional[Dict[str, str]] = None,
-          options: Optional[Dict[str, dict]] = None) -> None:
+          options: Optional[Dict[str, dict]] = None, limits: Optional[Limits] = None) -> None:
     host, port = parse_listen(listen)
+    limits = limits or Limits()
+    files = raise_file_limit()
+    if limits.max_connections > files - 64:
+        log.warning("--max-connections %d is over what the open-file limit %d allows; "
+                    "using %d", limits.max_connections, files, max(1, files - 64))
+        limits = Limits(limits.read_timeout, max(1, files - 64))
     stats = SelfStats()
     registry = CollectorRegistry(auto_describe=False)
 
@@ -197,7 +190,8 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         return ", ".join(f"{c.name} ({c.probe['label']})" for c in collectors) or "none"
 
     collectors: list = []
-    server = bind(host, port, make_handler(registry, describe))
+    sock = bind(host, port)
+    http = HttpServer([sock], make_route(registry, describe), limits)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     tools: list = []
@@ -212,19 +206,14 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         for c in collectors:
             registry.register(c)
         registry.register(SelfCollector(stats))
-        # A short poll interval: shutdown() waits for the loop to notice.
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="http",
-                                  daemon=True)
-        thread.start()
+        http.start()
         shown = host if ":" not in host else f"[{host}]"
-        announce(f"Serving http://{shown or '0.0.0.0'}:{server.server_address[1]}/metrics "
+        announce(f"Serving http://{shown or '0.0.0.0'}:{sock.getsockname()[1]}/metrics "
                  f"with {describe()}. Hit Ctrl-C to end.")
         while not stop.wait(0.5):
             pass
-        server.shutdown()
-        thread.join(timeout=5)
     finally:
-        server.server_close()
+        http.stop()
         # Detach the tools at once: each waits on the kernel, not the CPU.
         closers = [threading.Thread(target=tool.close) for tool in tools]
         for t in closers:

@@ -1,0 +1,298 @@
+"""The exporter's HTTP/1.1 server, on the standard library's asyncio streams.
+
+Why not http.server's ThreadingHTTPServer (what this replaced, and what
+prometheus_client's start_http_server uses): it gives each connection a
+thread and never times out a request that is only half sent, so ~1,000 idle
+connections took the exporter to its file limit, and every scrape after that
+timed out. Here an idle connection costs one file descriptor and a
+coroutine, never a thread, and:
+
+- each request must arrive whole within `read_timeout` (a deadline for the
+  whole head, not per byte, so a slow drip does not keep it open); a
+  keep-alive connection idle that long is closed too;
+- at most `max_connections` are open: a new one beyond that closes the
+  oldest connection still waiting for its request (never one being served),
+  or is refused at once if all are busy, so a flood cannot starve scrapers;
+- a request head over 16 KiB gets 431; a malformed one 400;
+- GET and HEAD; any other method gets 405 with `Allow: GET, HEAD`;
+- /metrics is rendered in a worker thread, one render at a time, and
+  concurrent scrapes share a render that started after they arrived, so
+  every answer is fresh and 50 scrapers cost about one.
+
+Routing and bodies are the caller's: `route(method, path, headers)` returns
+a Response or a coroutine function's result. Pure parsing is unit-tested;
+the server itself is tested over loopback (tests/kernel/test_exporter_*).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.client
+import io
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
+
+log = logging.getLogger("bpf-exporter")
+
+MAX_HEAD = 16 * 1024
+ALLOWED = ("GET", "HEAD")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable", 505: "HTTP Version Not Supported"}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str           # without the query string
+    version: str        # "HTTP/1.1"
+    headers: http.client.HTTPMessage
+
+    @property
+    def keep_alive(self) -> bool:
+        tokens = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in tokens
+        return "close" not in tokens
+
+    @property
+    def has_body(self) -> bool:
+        return bool(self.headers.get("Transfer-Encoding")) or \
+            self.headers.get("Content-Length", "0").strip() not in ("", "0")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def parse_head(head: bytes) -> Request:
+    """A request head (request line and headers, up to the blank line)."""
+    line, _, rest = head.partition(b"\r\n")
+    try:
+        method, target, version = line.decode("ascii").split(" ")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("malformed request line") from None
+    if not version.startswith("HTTP/1.") or not method.isalpha() or not target:
+        raise BadRequest("not an HTTP/1.x request")
+    try:
+        headers = http.client.parse_headers(io.BytesIO(rest))
+    except (http.client.HTTPException, UnicodeDecodeError):
+        raise BadRequest("malformed headers") from None
+    if version == "HTTP/1.1" and "Host" not in headers:
+        raise BadRequest("HTTP/1.1 without Host")
+    return Request(method.upper(), target.split("?", 1)[0], version, headers)
+
+
+def render_response(response: Response, head_only: bool, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
+             f"Content-Type: {response.content_type}",
+             f"Content-Length: {len(response.body)}",
+             "Connection: " + ("keep-alive" if keep_alive else "close")]
+    lines += [f"{k}: {v}" for k, v in response.headers.items()]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + response.body
+
+
+def plain(status: int, text: str, **headers: str) -> Response:
+    return Response(status, (text + "\n").encode(), headers=dict(headers))
+
+
+# ------------------------------------------------------------ fresh renders
+
+class FreshRenders:
+    """Run a blocking render in one worker thread; callers that arrive while
+    one is running share the next one, which starts after they arrived."""
+
+    def __init__(self, pool: concurrent.futures.Executor):
+        self.pool = pool
+        self.started: Dict[str, int] = {}
+        self.tasks: Dict[str, asyncio.Future] = {}
+
+    async def get(self, key: str, render: Callable[[], bytes]) -> bytes:
+        ticket = self.started.get(key, 0) + 1
+        loop = asyncio.get_running_loop()
+        while True:
+            task = self.tasks.get(key)
+            if task is not None and self.started[key] >= ticket:
+                return await asyncio.shield(task)     # began after this request
+            if task is None or task.done():
+                self.started[key] = self.started.get(key, 0) + 1
+                self.tasks[key] = loop.run_in_executor(self.pool, render)
+                continue
+            await asyncio.wait([task])    # began before this request: wait it out
+
+
+# ------------------------------------------------------------------ server
+
+Route = Callable[[Request, FreshRenders], Awaitable[Response]]
+
+
+@dataclass
+class Limits:
+    read_timeout: float = 5.0       # a request head must arrive whole within this
+    max_connections: int = 512
+
+
+class Connection:
+    __slots__ = ("writer", "since", "busy")
+
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.since = time.monotonic()
+        self.busy = False
+
+
+class HttpServer:
+    """Serves `route` on already-bound listening sockets from a thread of
+    its own: start(), then stop() from any thread."""
+
+    def __init__(self, sockets: List[socket.socket], route: Route, limits: Limits,
+                 ssl_context=None):
+        self.sockets = sockets
+        self.route = route
+        self.limits = limits
+        self.ssl_context = ssl_context
+        self.open: Dict[int, Connection] = {}
+        self.refused = 0
+        self.evicted = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="render")
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.thread: Optional[threading.Thread] = None
+        self._ready = threading.Event()
+        self._stopped: Optional[asyncio.Event] = None
+
+    @property
+    def address(self) -> Tuple:
+        return self.sockets[0].getsockname()
+
+    # -- life cycle
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self.thread.start()
+        self._ready.wait()
+
+    def stop(self, timeout: float = 5) -> None:
+        if self.loop is not None and self._stopped is not None:
+            self.loop.call_soon_threadsafe(self._stopped.set)
+        if self.thread is not None:
+            self.thread.join(timeout)
+        self.pool.shutdown(wait=False)
+        for sock in self.sockets:
+            sock.close()
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_log_one_line)
+        try:
+            self.loop.run_until_complete(self._serve())
+        finally:
+            self.loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        self.renders = FreshRenders(self.pool)
+        servers = []
+        try:
+            for sock in self.sockets:
+                servers.append(await asyncio.start_server(
+                    self._connection, sock=sock, limit=MAX_HEAD, ssl=self.ssl_context,
+                    ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None,
+                    backlog=1024))
+        finally:
+            self._ready.set()
+        await self._stopped.wait()
+        for server in servers:
+            server.close()
+        for conn in list(self.open.values()):
+            conn.writer.transport.abort()
+
+    # -- connections
+    def _admit(self, conn: Connection) -> bool:
+        """Make room for conn: close the oldest connection waiting for a
+        request, or refuse conn if every open one is being served."""
+        if len(self.open) < self.limits.max_connections:
+            return True
+        idle = [c for c in self.open.values() if not c.busy]
+        if not idle:
+            self.refused += 1
+            return False
+        oldest = min(idle, key=lambda c: c.since)
+        oldest.writer.transport.abort()
+        self.open.pop(id(oldest), None)
+        self.evicted += 1
+        return True
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        conn = Connection(writer)
+        if not self._admit(conn):
+            writer.transport.abort()
+            return
+        self.open[id(conn)] = conn
+        try:
+            await self._requests(reader, writer, conn)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+            pass
+        finally:
+            self.open.pop(id(conn), None)
+            if not writer.transport.is_closing():
+                writer.close()
+
+    async def _requests(self, reader, writer, conn: Connection) -> None:
+        timeout = self.limits.read_timeout
+        while True:
+            conn.busy, conn.since = False, time.monotonic()
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+            except asyncio.LimitOverrunError:
+                await self._send(writer, plain(431, "request head over 16 KiB"), False, False)
+                return
+            except asyncio.IncompleteReadError as e:
+                if e.partial.strip():
+                    await self._send(writer, plain(400, "incomplete request"), False, False)
+                return
+            conn.busy = True
+            try:
+                request = parse_head(head)
+            except BadRequest as e:
+                await self._send(writer, plain(400, str(e)), False, False)
+                return
+            keep_alive = request.keep_alive and not request.has_body
+            if request.method not in ALLOWED:
+                response = plain(405, f"{request.method} not allowed: use GET",
+                                 Allow=", ".join(ALLOWED))
+                keep_alive = False
+            else:
+                try:
+                    response = await self.route(request, self.renders)
+                except Exception as e:   # a bug in a collector: one line, a 500
+                    log.error("%s %s failed: %s: %s", request.method, request.path,
+                              type(e).__name__, e)
+                    response = plain(500, "internal error; see the exporter's log")
+            await self._send(writer, response, request.method == "HEAD", keep_alive)
+            if not keep_alive:
+                return
+
+    async def _send(self, writer, response: Response, head_only: bool, keep_alive: bool) -> None:
+        writer.write(render_response(response, head_only, keep_alive))
+        await asyncio.wait_for(writer.drain(), self.limits.read_timeout * 2)
+
+
+def _log_one_line(loop, context) -> None:
+    exc = context.get("exception")
+    log.warning("http: %s%s", context.get("message", ""),
+                f": {type(exc).__name__}: {exc}" if exc else "")

@@ -1,0 +1,117 @@
+"""pytools.httpd: request parsing, responses, fresh shared renders, and the
+connection bound, on loopback with a stand-in route (no BPF)."""
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+import time
+
+import pytest
+
+from pytools.httpd import (BadRequest, FreshRenders, HttpServer, Limits, Response,
+                           parse_head, render_response)
+
+
+def test_parse_head_takes_method_path_version_and_headers():
+    r = parse_head(b"GET /metrics?x=1 HTTP/1.1\r\nHost: n\r\nAccept: text/plain\r\n\r\n")
+    assert (r.method, r.path, r.version) == ("GET", "/metrics", "HTTP/1.1")
+    assert r.headers["Accept"] == "text/plain" and r.keep_alive and not r.has_body
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /metrics\r\n\r\n", b"GET  /metrics HTTP/1.1\r\nHost: n\r\n\r\n",
+    b"G3T / HTTP/1.1\r\nHost: n\r\n\r\n", b"GET / SPDY/3\r\nHost: n\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n", b"\xff\xfe / HTTP/1.1\r\n\r\n", b"\r\n\r\n",
+])
+def test_malformed_heads_are_bad_requests(head):
+    with pytest.raises(BadRequest):
+        parse_head(head)
+
+
+@pytest.mark.parametrize("version, connection, keep", [
+    ("HTTP/1.1", "", True), ("HTTP/1.1", "close", False), ("HTTP/1.1", "Keep-Alive, Close", False),
+    ("HTTP/1.0", "", False), ("HTTP/1.0", "keep-alive", True),
+])
+def test_keep_alive_follows_the_version_and_connection_header(version, connection, keep):
+    head = f"GET / {version}\r\nHost: n\r\n" + (f"Connection: {connection}\r\n" if connection
+                                                 else "") + "\r\n"
+    assert parse_head(head.encode()).keep_alive is keep
+
+
+def test_a_request_with_a_body_is_seen():
+    assert parse_head(b"POST / HTTP/1.1\r\nHost: n\r\nContent-Length: 3\r\n\r\n").has_body
+    assert parse_head(b"POST / HTTP/1.1\r\nHost: n\r\nTransfer-Encoding: chunked\r\n\r\n").has_body
+
+
+def test_head_responses_carry_the_length_but_no_body():
+    response = Response(200, b"abc", headers={"Allow": "GET"})
+    full = render_response(response, head_only=False, keep_alive=True)
+    head = render_response(response, head_only=True, keep_alive=False)
+    assert full.endswith(b"\r\n\r\nabc") and head.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 3\r\n" in head and b"Connection: close" in head
+    assert b"Allow: GET\r\n" in head
+
+
+def test_fresh_renders_share_one_started_after_each_caller_arrived():
+    """A caller never gets a render that began before it arrived; callers
+    that arrive together share one."""
+    gate = threading.Event()
+    starts = []
+
+    def render():
+        starts.append(time.monotonic())
+        gate.wait(5)
+        return len(starts)
+
+    async def main():
+        renders = FreshRenders(concurrent.futures.ThreadPoolExecutor(1))
+        first = asyncio.ensure_future(renders.get("k", render))
+        await asyncio.sleep(0.05)               # render 1 is running
+        late = [asyncio.ensure_future(renders.get("k", render)) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await first, await asyncio.gather(*late)
+
+    first, late = asyncio.run(main())
+    assert first == 1 and late == [2] * 5 and len(starts) == 2
+
+
+@pytest.fixture
+def server():
+    def stand_in(request, renders):
+        async def answer():
+            return Response(200, b"ok\n")
+        return answer()
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    http = HttpServer([sock], stand_in, Limits(read_timeout=0.5, max_connections=8))
+    http.start()
+    yield http
+    http.stop()
+
+
+def get(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n")
+        return s.recv(4096)
+
+
+def test_over_the_bound_the_oldest_waiting_connection_makes_room(server):
+    port = server.address[1]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        time.sleep(0.1)
+        assert get(port).startswith(b"HTTP/1.1 200 OK")
+        assert server.evicted >= 12 and len(server.open) <= 8
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_half_sent_request_is_closed_after_the_read_timeout(server):
+    with socket.create_connection(("127.0.0.1", server.address[1]), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: n\r\n")
+        start = time.monotonic()
+        assert s.recv(1) == b""
+        assert 0.4 < time.monotonic() - start < 3
