@@ -218,7 +218,7 @@ def collector_options(params: dict) -> Dict[str, dict]:
 
 def exporter_command() -> click.Command:
     def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
-                 max_connections, **params):
+                 max_connections, web_config, **params):
         import logging
 
         from .httpd import Limits
@@ -229,7 +229,8 @@ def exporter_command() -> click.Command:
         serve(listen, collectors, max_series, strict,
               announce=lambda line: click.echo(line, err=True), modes=probes,
               options=collector_options(params),
-              limits=Limits(read_timeout=read_timeout, max_connections=max_connections))
+              limits=Limits(read_timeout=read_timeout, max_connections=max_connections),
+              web_config=web_config)
 
     func = fails_cleanly(callback)
     for option in reversed([
@@ -237,6 +238,9 @@ def exporter_command() -> click.Command:
                      callback=_parsed_by("parse_listen", keep_text=True), metavar="ADDR:PORT",
                      help="ADDR:PORT to serve on (:PORT for all addresses, [::1]:PORT "
                           "for IPv6)."),
+        click.option("--web.config.file", "web_config", metavar="FILE",
+                     help="TLS and basic auth, in Prometheus exporter-toolkit's format "
+                          "(as node_exporter); reread on SIGHUP."),
         click.option("--collectors", default=",".join(t.name for t in TOOLS),
                      show_default=True, callback=_parsed_by("parse_collectors"),
                      help="Comma-separated collectors to load."),

@@ -174,6 +174,7 @@ class HttpServer:
         self.thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
         self._stopped: Optional[asyncio.Event] = None
+        self.servers: list = []
 
     @property
     def address(self) -> Tuple:
@@ -205,20 +206,37 @@ class HttpServer:
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
         self.renders = FreshRenders(self.pool)
-        servers = []
         try:
-            for sock in self.sockets:
-                servers.append(await asyncio.start_server(
-                    self._connection, sock=sock, limit=MAX_HEAD, ssl=self.ssl_context,
-                    ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None,
-                    backlog=1024))
+            self.servers = await self._listen(self.ssl_context)
         finally:
             self._ready.set()
         await self._stopped.wait()
-        for server in servers:
+        for server in self.servers:
             server.close()
         for conn in list(self.open.values()):
             conn.writer.transport.abort()
+
+    async def _listen(self, ssl_context) -> list:
+        """asyncio servers on duplicates of the listening sockets (closing
+        one closes its duplicate only), with this TLS context or none."""
+        servers = []
+        for sock in self.sockets:
+            servers.append(await asyncio.start_server(
+                self._connection, sock=sock.dup(), limit=MAX_HEAD, ssl=ssl_context,
+                ssl_handshake_timeout=self.limits.read_timeout if ssl_context else None,
+                backlog=1024))
+        return servers
+
+    def set_tls(self, ssl_context) -> None:
+        """Serve new connections with this TLS context (None: plain HTTP);
+        open connections are kept. From any thread."""
+        async def swap():
+            old, self.servers = self.servers, await self._listen(ssl_context)
+            self.ssl_context = ssl_context
+            for server in old:
+                server.close()
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(swap(), self.loop).result(10)
 
     # -- connections
     def _admit(self, conn: Connection) -> bool:

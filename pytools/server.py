@@ -9,6 +9,8 @@ stop the server, detach every program and exit 0.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import errno
 import ipaddress
 import logging
@@ -27,6 +29,8 @@ from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .tools import TOOLS, by_name
+from .webconfig import (PasswordCheck, WebConfig, WebConfigError, load_web_config, parse_basic,
+                        ssl_context)
 
 log = logging.getLogger("bpf-exporter")
 
@@ -89,6 +93,62 @@ def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Rout
             return plain(200, "ok")
         return plain(404, "not found: try /metrics")
     return route
+
+
+# kubelet probes carry no password: health stays open (it says "ok" only).
+OPEN_PATHS = ("/healthz", "/-/healthy")
+
+
+class WebState:
+    """The web config in force (swapped whole on SIGHUP) and its password
+    checks, which run in a pool of their own: bcrypt is slow by design, and
+    a flood of wrong passwords must not hold up scrapes."""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
+        self.config = load_web_config(path) if path else WebConfig()
+        self.passwords = PasswordCheck()
+        self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="auth")
+
+    async def allowed(self, request: Request) -> bool:
+        config = self.config
+        if not config.users or request.path in OPEN_PATHS:
+            return True
+        credentials = parse_basic(request.headers.get("Authorization"))
+        if credentials is None:
+            return False
+        if self.passwords.cached(config.users, *credentials):
+            return True
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, self.passwords.check, config.users, *credentials)
+
+
+def guarded(route: Route, web: WebState) -> Route:
+    async def guarded_route(request: Request, renders: FreshRenders) -> Response:
+        if not await web.allowed(request):
+            return plain(401, "unauthorized", **{"WWW-Authenticate":
+                                                 'Basic realm="bpf-exporter", charset="UTF-8"'})
+        response = await route(request, renders)
+        response.headers.update(web.config.headers)
+        return response
+    return guarded_route
+
+
+def reload_web_config(web: WebState, http: HttpServer) -> None:
+    """SIGHUP: read the web config again; a bad one is logged and the one
+    in force kept. The maps are untouched; open connections are kept."""
+    if not web.path:
+        log.warning("SIGHUP: no --web.config.file to reload")
+        return
+    try:
+        new = load_web_config(web.path)
+    except WebConfigError as e:
+        log.error("web config %s not reloaded, the previous one stays: %s", web.path, e)
+        return
+    if new.tls != web.config.tls:
+        http.set_tls(ssl_context(new.tls) if new.tls else None)
+    web.config = new
+    log.warning("web config %s reloaded: %s", web.path, new.describe)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -175,8 +235,13 @@ def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, str
 
 def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
           announce: Callable[[str], None], modes: Optional[Dict[str, str]] = None,
-          options: Optional[Dict[str, dict]] = None, limits: Optional[Limits] = None) -> None:
+          options: Optional[Dict[str, dict]] = None, limits: Optional[Limits] = None,
+          web_config: Optional[str] = None) -> None:
     host, port = parse_listen(listen)
+    try:
+        web = WebState(web_config)
+    except WebConfigError as e:
+        raise ToolError(f"--web.config.file {web_config}: {e}") from None
     limits = limits or Limits()
     files = raise_file_limit()
     if limits.max_connections > files - 64:
@@ -191,9 +256,11 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
 
     collectors: list = []
     sock = bind(host, port)
-    http = HttpServer([sock], make_route(registry, describe), limits)
-    stop = threading.Event()
+    tls = ssl_context(web.config.tls) if web.config.tls else None
+    http = HttpServer([sock], guarded(make_route(registry, describe), web), limits, tls)
+    stop, reload = threading.Event(), threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
     tools: list = []
     try:
         # What every collector needs (privileges, tracefs, headers, bcc):
@@ -208,10 +275,14 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         registry.register(SelfCollector(stats))
         http.start()
         shown = host if ":" not in host else f"[{host}]"
-        announce(f"Serving http://{shown or '0.0.0.0'}:{sock.getsockname()[1]}/metrics "
-                 f"with {describe()}. Hit Ctrl-C to end.")
+        scheme = "https" if tls else "http"
+        announce(f"Serving {scheme}://{shown or '0.0.0.0'}:{sock.getsockname()[1]}/metrics "
+                 f"with {describe()}" + (f" ({web.config.describe})" if web_config else "")
+                 + ". Hit Ctrl-C to end.")
         while not stop.wait(0.5):
-            pass
+            if reload.is_set():
+                reload.clear()
+                reload_web_config(web, http)
     finally:
         http.stop()
         # Detach the tools at once: each waits on the kernel, not the CPU.
