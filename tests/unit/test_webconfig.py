@@ -12,26 +12,14 @@ import pytest
 
 from pytools.webconfig import (PasswordCheck, WebConfigError, load_web_config, parse_basic)
 
+from ..certs import make_certs
+
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    """A CA, a server certificate for 127.0.0.1 and a client certificate."""
-    d = tmp_path_factory.mktemp("certs")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-            "ca.crt", "-days", "2", "-subj", "/CN=test-ca", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, cn, ext in (("srv", "127.0.0.1", ["-extfile", "san.ext"]), ("cli", "scraper", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-                f"{name}.csr", "-subj", f"/CN={cn}", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", *ext, cwd=d)
-    return d
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 TLS = "tls_server_config:\n  cert_file: srv.crt\n  key_file: srv.key\n"

@@ -1,0 +1,223 @@
+"""bpf-exporter over mutual TLS with basic auth, for real: certificates made
+here with openssl, the real exporter with real BPF, scraped by urllib and by
+a real Prometheus server; every refusal; SIGHUP with a new password."""
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from ..certs import make_certs
+from .test_exporter_kernel import Exporter, diff, free_port, parse
+from .workload import make_executables, run_execs
+
+WEB = """tls_server_config:
+  cert_file: srv.crt
+  key_file: srv.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: ca.crt
+basic_auth_users:
+  prom: '{hash}'
+"""
+
+
+def web_config(d: Path, password: bytes) -> Path:
+    path = d / "web.yml"
+    path.write_text(WEB.format(hash=bcrypt.hashpw(password, bcrypt.gensalt(10)).decode()))
+    return path
+
+
+class TlsExporter(Exporter):
+    def __init__(self, certs: Path, *args):
+        super().__init__(*args)
+        self.certs = certs
+        self.url = self.url.replace("http://", "https://")
+
+    def context(self, cert="cli"):
+        ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
+        if cert:
+            ctx.load_cert_chain(str(self.certs / f"{cert}.crt"), str(self.certs / f"{cert}.key"))
+        return ctx
+
+    def fetch(self, path="/metrics", user="prom", password="s3cret", cert="cli"):
+        """(status, body)."""
+        request = urllib.request.Request(self.url + path)
+        if user is not None:
+            token = b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self.context(cert)) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def get(self, path="/metrics", timeout=10):
+        status, body = self.fetch(path)
+        assert status == 200, (status, body)
+        return body
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = Path(tempfile.mkdtemp(prefix="pytools-tls-"))
+    make_certs(d)
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.fixture(scope="module")
+def exporter(certs):
+    exp = TlsExporter(certs, "--collectors", "execve", "--execve-by", "filename",
+                      "--web.config.file", str(web_config(certs, b"s3cret")))
+    exp.assert_serving()
+    assert exp.early[-1].startswith("Serving https://")
+    yield exp
+    code, err = exp.stop()
+    # Refused handshakes and passwords leave no traceback in the log.
+    assert code == 0 and "Traceback" not in err, err
+
+
+def refused_at_handshake(exp, cert) -> bool:
+    try:
+        exp.fetch(cert=cert)
+    except (ssl.SSLError, ConnectionError, urllib.error.URLError):
+        return True
+    return False
+
+
+def test_the_right_certificate_and_password_scrape_exact_counts(exporter):
+    workdir = tempfile.mkdtemp()
+    try:
+        (true_copy,) = make_executables(workdir, ["pytools-tls-true"])
+        before = exporter.scrape()
+        run_execs(true_copy, 11)
+        after = exporter.scrape()
+    finally:
+        shutil.rmtree(workdir)
+    assert diff(after, before, "execve_total", filename=true_copy) == 11
+
+
+@pytest.mark.parametrize("user, password, why", [
+    ("prom", "wrong", "wrong password"), (None, None, "no password"),
+    ("nobody", "s3cret", "unknown user"), ("", "", "empty user"),
+])
+def test_a_bad_password_is_401(exporter, user, password, why):
+    status, body = exporter.fetch(user=user, password=password)
+    assert status == 401, why
+    assert "execve_total" not in body
+
+
+def test_no_or_a_foreign_client_certificate_is_refused_at_the_handshake(exporter):
+    assert refused_at_handshake(exporter, None)
+    assert refused_at_handshake(exporter, "rogue")
+
+
+def test_plain_http_gets_nothing(exporter):
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(exporter.url.replace("https://", "http://") + "/metrics",
+                               timeout=10).read()
+
+
+def test_health_stays_open_to_a_certified_client_without_password(exporter):
+    assert exporter.fetch("/healthz", user=None) == (200, "ok\n")
+    assert exporter.fetch("/", user=None)[0] == 401
+
+
+def prometheus_query(port: int, query: str) -> list:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.load(r)["data"]["result"]
+
+
+def wait_for_query(port, query, check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        try:
+            result = prometheus_query(port, query)
+            if check(result):
+                return result
+        except (urllib.error.URLError, ConnectionError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{query}: still {result} after {timeout} s")
+
+
+def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(exporter, certs):
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
+    d = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
+    for name in ("ca.crt", "cli.crt", "cli.key"):
+        shutil.copy(certs / name, d / name)
+    (d / "prometheus.yml").write_text(f"""global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: bpf
+    scheme: https
+    tls_config: {{ca_file: ca.crt, cert_file: cli.crt, key_file: cli.key}}
+    basic_auth: {{username: prom, password: s3cret}}
+    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
+""")
+    port = free_port()
+    proc = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
+                             f"--storage.tsdb.path={d}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+        assert wait_for_query(port, 'execve_probe_info{job="bpf"}', bool)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(d)
+
+
+def test_sighup_takes_a_new_password_without_dropping_the_maps(certs):
+    d = Path(tempfile.mkdtemp(prefix="pytools-hup-"))
+    for name in ("ca.crt", "srv.crt", "srv.key", "cli.crt", "cli.key"):
+        shutil.copy(certs / name, d / name)
+    config = web_config(d, b"s3cret")
+    exp = TlsExporter(d, "--collectors", "execve", "--execve-by", "filename",
+                      "--web.config.file", str(config))
+    workdir = tempfile.mkdtemp()
+    try:
+        exp.assert_serving()
+        (true_copy,) = make_executables(workdir, ["pytools-hup-true"])
+        run_execs(true_copy, 3)
+        first = parse(exp.get())
+
+        config.write_text("tls_server_config: [broken\n")            # a bad reload
+        exp.proc.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert exp.fetch()[0] == 200                                   # the old one stays
+
+        web_config(d, b"n3w-pass")
+        exp.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while exp.fetch()[0] != 401 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert exp.fetch()[0] == 401
+        run_execs(true_copy, 4)
+        status, body = exp.fetch(password="n3w-pass")
+        assert status == 200
+        assert diff(parse(body), first, "execve_total", filename=true_copy) == 4
+        assert exp.proc.poll() is None
+    finally:
+        shutil.rmtree(workdir)
+        code, err = exp.stop()
+        shutil.rmtree(d)
+    assert code == 0
+    assert "not reloaded, the previous one stays" in err and "reloaded: TLS" in err
+    assert "Traceback" not in err
