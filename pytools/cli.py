@@ -270,8 +270,9 @@ def exporter_command() -> click.Command:
 
     Programs are loaded once; maps are read at each scrape and never
     cleared, so counters only grow (a restart shows as a reset). Also
-    serves / (a page linking to /metrics) and /healthz. SIGTERM or Ctrl-C
-    detaches every program and exits 0.
+    serves / (a page linking to /metrics) and /healthz, which stays open
+    when --web.config.file asks for passwords. SIGHUP rereads the web
+    config; SIGTERM or Ctrl-C detaches every program and exits 0.
     """)(func)
 
 

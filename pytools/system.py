@@ -16,9 +16,16 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .errors import ToolError
 
+CAP_DAC_READ_SEARCH = 2
 CAP_SYS_ADMIN = 21
 CAP_PERFMON = 38
 CAP_BPF = 39
+
+# The fewest capabilities every tool and the exporter run with on 5.8+
+# (tested with setpriv as a non-root user; used by the systemd unit and the
+# DaemonSet): BPF and PERFMON to load and attach, DAC_READ_SEARCH to read
+# tracefs (root's, mode 0700) and open closed files by handle.
+LEAST_CAPABILITIES = ("bpf", "perfmon", "dac_read_search")
 
 TRACEFS_MOUNTPOINTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 # Where scripts/setup prepares a merged header tree when the distribution has
@@ -45,7 +52,8 @@ def missing_privilege(euid: int, capeff: int) -> Optional[str]:
     if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
         return None
     who = "root without CAP_SYS_ADMIN" if euid == 0 else f"uid {euid}"
-    return f"running as {who}: tracing needs root, or CAP_BPF and CAP_PERFMON"
+    return (f"running as {who}: tracing needs root, or CAP_BPF, CAP_PERFMON and "
+            "CAP_DAC_READ_SEARCH")
 
 
 def check_privileges() -> None:

@@ -1,17 +1,33 @@
-"""Partial privileges, for real: a non-root user holding CAP_BPF and
-CAP_PERFMON (what the not-root message offers) but not the right to read
-tracefs, which is root's and mode 0700. Each tool and the exporter must name
-that cause in one line with the fix, not claim a tracepoint is missing."""
+"""Privileges, for real.
 
+- Partial: a non-root user holding CAP_BPF and CAP_PERFMON (what the
+  not-root message offers) but not the right to read tracefs, which is
+  root's and mode 0700. Each tool and the exporter must name that cause in
+  one line with the fix, not claim a tracepoint is missing.
+- Least: the same user holding exactly LEAST_CAPABILITIES (what the systemd
+  unit and the DaemonSet grant) runs every tool and the exporter, and they
+  count exactly; doctor finds nothing missing."""
+
+import json
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import urllib.request
 
 import pytest
 
+from pytools.system import LEAST_CAPABILITIES
 from pytools.tools import TOOLS
 
+from .modes import scratch_dir
+from .test_biolatency_kernel import loop  # noqa: F401 (a fixture)
 from .test_exporter_kernel import free_port
-from .workload import NOBODY, tool_command
+from .test_vfs_read_kernel import NAMED_CHILD
+from .workload import (NOBODY, evict_and_read, make_executables, run_execs, start_tool,
+                       tool_command, write_file)
 
 
 def as_nobody_with(caps, command):
@@ -47,3 +63,100 @@ def test_cap_bpf_and_perfmon_without_tracefs_access_is_one_line_naming_it(comman
     assert lines == [f"{command[0]}: error: cannot read tracepoint ids in /sys/kernel/tracing "
                      "(mode 0700, root's) (add CAP_DAC_READ_SEARCH to CAP_BPF and CAP_PERFMON, "
                      "or run as root)"], result.stderr
+
+
+# ------------------------------------------------ the documented capability set
+
+def least(command):
+    """command as a non-root user holding exactly LEAST_CAPABILITIES."""
+    flags = ",".join(f"+{c}" for c in LEAST_CAPABILITIES)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            f"--inh-caps={flags}", f"--ambient-caps={flags}"] + command
+
+
+def finish(proc):
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_doctor_with_the_least_capabilities_finds_nothing_missing():
+    result = subprocess.run(least(tool_command("pytools") + ["doctor"]), cwd="/",
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " FAIL " not in result.stdout
+
+
+def test_execve_counter_with_the_least_capabilities_counts_exactly():
+    workdir = tempfile.mkdtemp()
+    try:
+        (true_copy,) = make_executables(workdir, ["pytools-caps-true"])
+        proc = start_tool(least(tool_command("execve-counter") + ["--json", "3600"]))
+        run_execs(true_copy, 13)
+        (obj,) = finish(proc)
+    finally:
+        shutil.rmtree(workdir)
+    assert sum(e["count"] for e in obj["entries"] if e["key"] == true_copy) == 13
+
+
+def test_vfsread_latency_with_the_least_capabilities_counts_exactly():
+    n, comm = 101, "pytools-caps"
+    child = subprocess.Popen([sys.executable, "-c", NAMED_CHILD, comm, str(n)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        proc = start_tool(least(tool_command("vfsread-latency") + ["-c", comm, "--json",
+                                                                   "3600"]))
+        child.stdin.write("g")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        (obj,) = finish(proc)
+    finally:
+        child.kill()
+        child.wait()
+    assert obj["hist"]["count"] == n
+
+
+def test_readahead_stats_with_the_least_capabilities_sees_a_cold_read():
+    path = write_file(scratch_dir(), 8 << 20)
+    try:
+        st = os.stat(path)
+        proc = start_tool(least(tool_command("readahead-stats") + [
+            "--json", "-d", f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}", "3600"]))
+        evict_and_read(path)
+        (obj,) = finish(proc)
+    finally:
+        os.unlink(path)
+    pages = sum(f["pages"] for f in obj["files"] if f["ino"] == st.st_ino)
+    assert pages >= (8 << 20) // os.sysconf("SC_PAGE_SIZE") * 0.8
+
+
+def test_biolatency_with_the_least_capabilities_counts_exactly(loop):
+    proc = start_tool(least(tool_command("biolatency") + ["-d", loop.device, "-D", "--json",
+                                                          "3600"]))
+    loop.direct_reads(37)
+    (obj,) = finish(proc)
+    (hist,) = obj["histograms"]
+    assert hist["hist"]["count"] == 37
+
+
+def test_the_exporter_with_the_least_capabilities_counts_exactly():
+    port = free_port()
+    proc = subprocess.Popen(least(tool_command("bpf-exporter") + [
+        "--listen", f"127.0.0.1:{port}", "--collectors", "execve", "--execve-by", "filename"]),
+        cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workdir = tempfile.mkdtemp()
+    try:
+        banner = proc.stderr.readline()
+        assert banner.startswith("Serving"), banner + proc.stderr.read()
+        (true_copy,) = make_executables(workdir, ["pytools-caps-exp"])
+        run_execs(true_copy, 9)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    finally:
+        shutil.rmtree(workdir)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert f'execve_total{{filename="{true_copy}"}} 9.0' in text
+    assert proc.returncode == 0 and "Traceback" not in err

@@ -19,6 +19,7 @@ from pytools.cli import bpf_exporter
 from pytools.exporter import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import Log2Hist
+from pytools.system import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
@@ -65,9 +66,13 @@ def test_daemonset_runs_the_exporter_with_what_bcc_needs():
     pod = docs["DaemonSet"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert pod["hostPID"] is True
-    assert container["securityContext"]["privileged"] is True
+    security = container["securityContext"]
+    assert security["privileged"] is False and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["capabilities"]["add"] == [c.upper() for c in LEAST_CAPABILITIES]
+    assert security["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert {"/sys/kernel/tracing", "/sys/kernel/debug"} <= mounts
+    assert "/sys/kernel/tracing" in mounts and "/sys/kernel/debug" not in mounts
     # The node's header trees go under /host, never over the image's own
     # fallback (tests/kernel/test_headers_kernel.py runs that pod shape).
     assert {"/host/lib/modules", "/host/usr/src"} <= mounts
@@ -79,6 +84,18 @@ def test_daemonset_runs_the_exporter_with_what_bcc_needs():
     cli_accepts(container["args"])
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+
+
+def test_network_policy_lets_only_the_monitoring_namespace_reach_the_port():
+    docs = by_kind(load_yaml("bpf-exporter.yaml"))
+    policy, pod = docs["NetworkPolicy"], docs["DaemonSet"]["spec"]["template"]
+    assert policy["metadata"]["namespace"] == docs["DaemonSet"]["metadata"]["namespace"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": DEFAULT_PORT}]
 
 
 def test_service_and_podmonitor_select_the_daemonset_pods():
@@ -121,6 +138,27 @@ def test_systemd_unit_passes_systemd_analyze():
     result = subprocess.run(["systemd-analyze", "verify", UNIT], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def unit_settings():
+    with open(UNIT) as f:
+        return dict(line.strip().split("=", 1) for line in f
+                    if "=" in line and not line.startswith("#"))
+
+
+def test_systemd_unit_runs_with_the_least_capabilities_sandboxed():
+    unit = unit_settings()
+    caps = sorted(f"CAP_{c.upper()}" for c in LEAST_CAPABILITIES)
+    assert sorted(unit["AmbientCapabilities"].split()) == caps
+    assert sorted(unit["CapabilityBoundingSet"].split()) == caps
+    assert unit["DynamicUser"] == "yes" and unit["NoNewPrivileges"] == "yes"
+    assert unit["ProtectSystem"] == "strict" and unit["LimitNOFILE"] == "8192"
+    assert unit["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # systemd's own score of the sandbox: 0 (locked down) to 10 (exposed).
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", UNIT],
+                            capture_output=True, text=True, timeout=60)
+    level = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
+    assert level and float(level.group(1)) <= 3.0, result.stdout[-500:]
 
 
 def test_systemd_unit_command_line_is_accepted_by_the_cli():
