@@ -28,8 +28,13 @@
 //
 // Tunables: UNIT_NS with UNIT_BITS (slot unit), BY_DEVICE (-D), BY_OP (-F),
 // QUEUED (-Q), FILTER_DEV (kernel dev_t: major << 20 | minor), MAX_INFLIGHT,
-// MAX_KEYS, KERNEL_VERSION_CODE.
+// MAX_KEYS, KERNEL_VERSION_CODE, FILTER_CGROUP_ID/LEVEL (cgroup.h: the
+// task that inserts, or issues, the request must be in that subtree; with
+// it, completions whose start was filtered out cannot be told from ones
+// whose start was missed, so neither is counted as unmatched, and flushes
+// are not counted).
 #include <uapi/linux/ptrace.h>
+#include "cgroup.h"
 #ifdef PROBE_RAW_TRACEPOINT
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
@@ -135,7 +140,7 @@ static __always_inline int filtered(u32 dev)
 // A request starts: issued, or (keep_older, -Q) inserted then issued.
 static __always_inline int start_request(u32 dev, u64 id, int keep_older)
 {
-    if (filtered(dev))
+    if (filtered(dev) || !CGROUP_ALLOWED())
         return 0;
     struct bio_start_key key = {.id = id, .dev = dev};
     u64 now = bpf_ktime_get_ns();
@@ -155,7 +160,9 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
     struct bio_start_key key = {.id = id, .dev = dev};
     u64 *start = biolatency_start.lookup(&key);
     if (!start) {
+#ifndef FILTER_CGROUP_ID
         count_untimed(0);
+#endif
         return 0;
     }
     u64 delta = bpf_ktime_get_ns() - *start;
@@ -226,8 +233,10 @@ TRACEPOINT_PROBE(block, block_rq_issue)
 TRACEPOINT_PROBE(block, block_rq_complete)
 {
     if (args->nr_sector == 0) {
+#ifndef FILTER_CGROUP_ID
         if (!filtered(args->dev))
             count_untimed(1);
+#endif
         return 0;
     }
     return complete_request(args->dev, args->sector, OP_OF(op_of(args->rwbs)));

@@ -7,8 +7,10 @@
 //                                                  execveat since 3.19)
 //   COUNT_FAILED adds syscalls:sys_exit_execve{,at} to count failures.
 //
-// Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID.
+// Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID,
+// FILTER_CGROUP_ID/LEVEL (cgroup.h).
 #include <uapi/linux/ptrace.h>
+#include "cgroup.h"
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
 // start-up); define the two things needed instead of including them.
@@ -66,6 +68,8 @@ static __always_inline int on_exec_enter(const char *filename)
     if ((u32)bpf_get_current_uid_gid() != FILTER_UID)
         return 0;
 #endif
+    if (!CGROUP_ALLOWED())
+        return 0;
     struct execve_key key;
     __builtin_memset(&key, 0, sizeof(key));
 #if defined(BY_FILENAME)

@@ -53,10 +53,11 @@
 // the read range of mm_filemap_get_pages has no such gap.
 //
 // Tunables: FILTER_DEV (kernel dev_t: major << 20 | minor), FILTER_PID,
-// MAX_FILES, MAX_PENDING_CHUNKS, NO_FILES (per-device counts only: the exporter, whose maps live
+// FILTER_CGROUP_ID/LEVEL (cgroup.h), MAX_FILES, MAX_PENDING_CHUNKS, NO_FILES (per-device counts only: the exporter, whose maps live
 // for days, has no use for per-inode counts), TRACE (send each event to user
 // space too), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
+#include "cgroup.h"
 
 #if defined(PROBE_KPROBE) || defined(PROBE_FENTRY) || defined(USE_FEXIT)
 #include <linux/fs.h>
@@ -180,7 +181,7 @@ static __always_inline int filtered(u32 dev)
     if ((bpf_get_current_pid_tgid() >> 32) != FILTER_PID)
         return 1;
 #endif
-    return 0;
+    return !CGROUP_ALLOWED();
 }
 
 static __always_inline void overflowed(void)

@@ -44,6 +44,7 @@ typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 #define MAX_PROCS 1024
 #endif
 #include "log2.h"         // HIST_SLOTS, unit_slot()
+#include "cgroup.h"       // CGROUP_ALLOWED() (--cgroup)
 
 // Start time of the read in flight, per thread. An array indexed by thread
 // id instead of a hash: no insert/delete on the hot path. START_SLOTS is
@@ -116,6 +117,8 @@ static __always_inline int on_read_enter(void)
         if (comm[i] != want[i])
             return 0;
 #endif
+    if (!CGROUP_ALLOWED())
+        return 0;
     u32 tid = (u32)pid_tgid;
     u32 index = tid & (START_SLOTS - 1);
     struct read_start *start = vfs_read_start.lookup(&index);

@@ -14,13 +14,13 @@ import click
 
 from .errors import ToolError
 from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
-from .options import interval_arguments
+from .options import cgroup_option, interval_arguments
 from .runloop import run_intervals, sigterm_as_interrupt
 from .tool import Tool, View
 from .tools import TOOLS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
-COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf")
+COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf", "cgroup")
 
 
 def fails_cleanly(func: Callable) -> Callable:
@@ -153,15 +153,19 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
 
 
 def make_command(tool: Tool) -> click.Command:
-    def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, **opts):
-        if ebpf:
-            print_ebpf(tool, opts, probe)
-            return
-        with sigterm_as_interrupt(), tool.open(opts, probe) as reader:
-            tool.run(reader, Session(tool, opts, interval, count, as_json, timestamp, verbose))
+    def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
+        from .loader import shared_cflags
+        with shared_cflags(cgroup.cflags() if cgroup else ()):
+            if ebpf:
+                print_ebpf(tool, opts, probe)
+                return
+            with sigterm_as_interrupt(), tool.open(opts, probe) as reader:
+                tool.run(reader, Session(tool, opts, interval, count, as_json, timestamp,
+                                         verbose))
 
     func = fails_cleanly(callback)
     func = common_output_options(func)
+    func = cgroup_option()(func)
     func = click.option("--probe", type=click.Choice(["auto"] + tool.modes()), default="auto",
                         show_default=True, help="Force a probe mode.")(func)
     for option in reversed(tool.options):

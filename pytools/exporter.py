@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, InfoMetricFamily, Metric)
@@ -60,7 +60,17 @@ class SeriesCap:
             raise ValueError("the series limit must be at least 1")
         self.limit = limit
         self.kept: set = set()
+        self.retired = None         # values of gone series that had been folded
         self._lock = threading.Lock()
+
+    def retire(self, key: Hashable, value) -> None:
+        """A series is gone (pod churn): free its place; if it had been
+        folded, keep its value in the fold so the fold never goes down."""
+        with self._lock:
+            if key in self.kept:
+                self.kept.discard(key)
+            else:
+                self.retired = value if self.retired is None else self.retired + value
 
     def fold(self, counts: Dict[Hashable, int]) -> Tuple[Dict[Hashable, int], int, int]:
         """(counts of admitted values, sum of the others, how many were folded)."""
@@ -72,6 +82,73 @@ class SeriesCap:
             kept = {k: v for k, v in counts.items() if k in self.kept}
         other = sum(v for k, v in counts.items() if k not in kept)
         return kept, other, len(counts) - len(kept)
+
+
+# ------------------------------------------------------------- pod churn
+
+class CgroupSeries:
+    """Series labelled by workload (pod, container, service) from values
+    keyed by cgroup id, and the cleanup pod churn needs.
+
+    A series is gone once every cgroup id in it has no cgroup any more (its
+    directory was removed) and its value has not changed for `grace`
+    seconds: its kernel map entries are then deleted (`forget`) and it is no
+    longer exported, so neither the maps nor the exposition grow with pod
+    churn. Until the whole series is gone, none of its ids is deleted, so a
+    series never goes down (a restarted container's old id stays while its
+    pod lives). A gone series that had been folded into ~other leaves its
+    value in the cap's retired sum, so ~other never goes down either."""
+
+    def __init__(self, workloads, by: str, grace: float, forget: Callable[[List[int]], None],
+                 clock: Callable[[], float] = time.monotonic):
+        from .workloads import labels
+        self.workloads = workloads
+        self.by = by
+        self.grace = grace
+        self.forget = forget
+        self.clock = clock
+        self._labels = labels
+        self.changed: Dict[Tuple, Tuple[object, float]] = {}   # label -> (total, since)
+        self.forgotten = 0
+
+    def label_of(self, cgroup_id: int) -> Tuple[str, ...]:
+        return tuple(label_value(v) for v in self._labels(self.workloads.of(cgroup_id), self.by))
+
+    def group(self, values: Dict[int, object]) -> Dict[Tuple, Tuple[object, List[int]]]:
+        """label -> (summed value, cgroup ids)."""
+        out: Dict[Tuple, Tuple[object, List[int]]] = {}
+        for cgroup_id, value in values.items():
+            label = self.label_of(cgroup_id)
+            if label in out:
+                total, ids = out[label]
+                out[label] = (total + value, ids + [cgroup_id])
+            else:
+                out[label] = (value, [cgroup_id])
+        return out
+
+    def sweep(self, grouped: Dict[Tuple, Tuple[object, List[int]]], cap: "SeriesCap",
+              weight: Callable[[object], int] = int) -> Dict[Tuple, Tuple[object, List[int]]]:
+        """Forget the series that are gone; return the rest."""
+        now = self.clock()
+        live = {}
+        for label, (total, ids) in grouped.items():
+            mark = weight(total)
+            seen = self.changed.get(label)
+            if seen is None or seen[0] != mark:
+                self.changed[label] = (mark, now)
+                live[label] = (total, ids)
+                continue
+            if now - seen[1] < self.grace or any(self.workloads.cgroups.alive(i) for i in ids):
+                live[label] = (total, ids)
+                continue
+            self.forget(ids)
+            self.forgotten += len(ids)
+            del self.changed[label]
+            cap.retire(label, total)
+        for label in list(self.changed):
+            if label not in grouped:
+                del self.changed[label]
+        return live
 
 
 # ------------------------------------------------------------- self metrics
@@ -182,7 +259,19 @@ class ToolCollector:
         self.device = DeviceNames()          # sysfs is read once per device
         self.probe = source.program.probe_info()
         self._lock = threading.Lock()
+        self._cgroup_series: Optional[CgroupSeries] = None
         stats.up[self.name] = True
+
+    def cgroup_series(self, by: str) -> CgroupSeries:
+        """The workload grouping of this collector's cgroup-keyed values,
+        made on first use. The source deletes gone ids (forget_cgroups)."""
+        if self._cgroup_series is None:
+            from .workloads import Workloads
+            self._cgroup_series = CgroupSeries(
+                Workloads(log_root=self.opts.get("pod_logs") or "/var/log"), by,
+                self.opts.get("gone_grace", 90.0),
+                getattr(self.source, "forget_cgroups", lambda ids: None))
+        return self._cgroup_series
 
     def describe(self) -> List[Metric]:
         return self.tool.families(None, self) + [info_family(self.name, None, self.kernel)]

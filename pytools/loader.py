@@ -11,6 +11,7 @@ This module and pytools/tools/*.py are the only ones that touch bcc. It:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.resources
 import json
 import os
@@ -237,6 +238,21 @@ def _feature_flags(features: Sequence[Feature]) -> Tuple[List[str], List[Hook]]:
     return ([d for f in features for d in f.defines], [h for f in features for h in f.hooks])
 
 
+# Flags every tool's program gets on top of its own, for the filters all
+# tools share (--cgroup): set around tool.open() by the CLI, so each tool
+# gets them the same way without knowing of them.
+_shared_cflags: contextvars.ContextVar = contextvars.ContextVar("shared_cflags", default=())
+
+
+@contextlib.contextmanager
+def shared_cflags(flags: Sequence[str]):
+    token = _shared_cflags.set(tuple(flags))
+    try:
+        yield
+    finally:
+        _shared_cflags.reset(token)
+
+
 def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
          mode: str = "auto", features: Sequence[Feature] = ()) -> Program:
     """Attach bpf/<tool>.c through the first candidate of `plan` (or the
@@ -244,6 +260,7 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
     candidate attaches only without them, it is taken without them and
     Program.missing_features says why."""
     env = prepare()
+    cflags = list(cflags) + list(_shared_cflags.get())
     try:
         candidates = order_for(plan, mode)
     except ValueError as e:
@@ -296,4 +313,5 @@ def unchecked_cflags(plan: Sequence[Candidate], cflags: Sequence[str] = (),
         candidate = order_for(plan, mode)[0]
     except ValueError as e:
         raise ToolError(str(e)) from None
-    return candidate, list(cflags) + cflags_for(candidate, candidate.hooks)
+    return candidate, (list(cflags) + list(_shared_cflags.get())
+                       + cflags_for(candidate, candidate.hooks))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import click
@@ -77,6 +78,55 @@ def device_option(help: str) -> Callable:
     """-d/--device, given as vda, /dev/vda or major:minor; the value reaching
     the tool is the kernel's dev_t."""
     return click.option("-d", "--device", callback=_device, metavar="DISK", help=help)
+
+
+@dataclass(frozen=True)
+class CgroupFilter:
+    """--cgroup: a cgroup v2 directory; its subtree is counted."""
+    path: str          # relative to the cgroup2 mount, "/..."
+    cgroup_id: int     # its directory's inode number: the kernel's cgroup id
+    level: int         # its depth below the root (the root is 0)
+
+    def cflags(self) -> list:
+        return [f"-DFILTER_CGROUP_ID={self.cgroup_id}ULL", f"-DFILTER_CGROUP_LEVEL={self.level}"]
+
+
+def resolve_cgroup(text: str, mount: Optional[str]) -> CgroupFilter:
+    """A cgroup given as a path in the cgroup2 mount or relative to its
+    root (/system.slice/cron.service); ValueError says what is wrong."""
+    if mount is None:
+        raise ValueError("needs cgroup v2, and this machine has no cgroup2 mount")
+    if os.path.isabs(text) and text != "/" and os.path.isdir(text) and not \
+            os.path.realpath(text).startswith(os.path.realpath(mount).rstrip("/") + "/"):
+        raise ValueError(f"{text!r} is not a cgroup v2 directory (the cgroup2 mount is {mount})")
+    full = os.path.realpath(text if text.startswith(mount.rstrip("/") + "/") or text == mount
+                            else os.path.join(mount, text.lstrip("/")))
+    root = os.path.realpath(mount)
+    if not (full == root or full.startswith(root + "/")):
+        raise ValueError(f"{text!r} is outside the cgroup2 mount {mount}")
+    if not os.path.isdir(full):
+        raise ValueError(f"{text!r}: no such cgroup (looked for {full})")
+    if not os.path.exists(os.path.join(full, "cgroup.controllers")):
+        raise ValueError(f"{text!r}: {full} is not a cgroup v2 directory")
+    relative = full[len(root):] or "/"
+    level = len([p for p in relative.split("/") if p])
+    return CgroupFilter(relative, os.stat(full).st_ino, level)
+
+
+def _cgroup(ctx, param, text: Optional[str]) -> Optional[CgroupFilter]:
+    if text is None:
+        return None
+    from .workloads import find_cgroup2
+    try:
+        return resolve_cgroup(text, find_cgroup2())
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def cgroup_option() -> Callable:
+    return click.option("--cgroup", callback=_cgroup, metavar="PATH",
+                        help="Only this cgroup v2 subtree (a path in the cgroup2 mount or "
+                             "from its root), filtered in the kernel.")
 
 
 def top_option(help: str, default: int = 10) -> Callable:

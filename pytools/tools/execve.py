@@ -16,11 +16,16 @@ from ..probes import Candidate, Hook
 from ..tool import Tool, View
 from .base import LoadedTool
 
-KEY_KINDS = ("filename", "comm", "uid", "cgroup")
+KEY_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
+# Keyed by cgroup id in the kernel, named in user space (pytools.workloads).
+WORKLOAD_KINDS = ("pod", "container", "service")
+EXPORTER_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "service")
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
 EMPTY_FILENAME = "[execveat AT_EMPTY_PATH]"
-KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "CGROUP ID"}
+KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "CGROUP ID",
+               "pod": "NAMESPACE/POD", "container": "NAMESPACE/POD/CONTAINER",
+               "service": "SERVICE"}
 
 Key = Union[str, int]
 
@@ -41,7 +46,8 @@ def cflags(by: str, pid: Optional[int] = None, uid: Optional[int] = None,
         raise ValueError(f"unknown key {by!r}; choose from {', '.join(KEY_KINDS)}")
     if max_keys < 1:
         raise ValueError("max_keys must be at least 1")
-    flags = [f"-DBY_{by.upper()}", f"-DMAX_KEYS={max_keys}"]
+    kernel_key = "cgroup" if by in WORKLOAD_KINDS else by
+    flags = [f"-DBY_{kernel_key.upper()}", f"-DMAX_KEYS={max_keys}"]
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if uid is not None:
@@ -59,7 +65,7 @@ def decode_key(by: str, raw) -> Key:
         return c_string(raw.comm)
     if by == "uid":
         return int(raw.uid)
-    if by == "cgroup":
+    if by == "cgroup" or by in WORKLOAD_KINDS:
         return int(raw.cgroup_id)
     raise ValueError(f"unknown key {by!r}")
 
@@ -118,6 +124,22 @@ class ExecveCounter(LoadedTool):
         self.count_failed = count_failed
         flags = cflags(by, pid, uid, max_keys, count_failed)
         self.program = load(TOOL.name, plan(count_failed), flags, mode)
+        self.workloads = None
+        if by in WORKLOAD_KINDS:
+            from ..workloads import Workloads, pod_log_root
+            self.workloads = Workloads(log_root=pod_log_root())
+
+    def forget_cgroups(self, ids) -> None:
+        """Delete the counts of these cgroup ids (gone pods) from the kernel."""
+        for name in ("execve_total", "execve_failed") if self.count_failed else ("execve_total",):
+            table = self.program.table(name)
+            for cgroup_id in ids:
+                key = table.Key()
+                key.cgroup_id = cgroup_id
+                try:
+                    del table[key]
+                except KeyError:
+                    pass
 
     def snapshot(self) -> ExecveSnapshot:
         overflow = self.program.table("execve_overflow")
@@ -133,6 +155,28 @@ class ExecveCounter(LoadedTool):
 
 
 # ----------------------------------------------------------------- rendering
+
+def by_workload(snap: ExecveSnapshot, workloads) -> "tuple[ExecveSnapshot, Dict[str, dict]]":
+    """The snapshot's cgroup ids grouped by pod, container or service: a
+    snapshot keyed by display string, and each key's JSON fields."""
+    from ..workloads import GROUPINGS, describe, labels
+    names = GROUPINGS[snap.by]
+    fields: Dict[str, dict] = {}
+
+    def group(counts: Dict[Key, int]) -> Dict[Key, int]:
+        out: Dict[Key, int] = {}
+        for cgroup_id, count in counts.items():
+            values = labels(workloads.of(int(cgroup_id)), snap.by)
+            key = describe(values, snap.by)
+            fields[key] = dict(zip(names, values))
+            out[key] = out.get(key, 0) + count
+        return out
+
+    grouped = ExecveSnapshot(snap.by, group(snap.counts), snap.overflow,
+                             None if snap.failed is None else group(snap.failed),
+                             snap.failed_overflow, snap.taken_at, snap.elapsed)
+    return grouped, fields
+
 
 def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
                  timestamp: Optional[str] = None, rated: bool = True) -> str:
@@ -175,7 +219,7 @@ def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
 
 
 def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, when: str,
-                rated: bool = True) -> dict:
+                rated: bool = True, fields: Optional[Dict[str, dict]] = None) -> dict:
     def rate(count: int) -> Optional[float]:
         return round(render.rate(count, seconds), 3) if rated else None
 
@@ -183,6 +227,7 @@ def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, whe
     entries = []
     for key, count in shown:
         entry = {"key": key, "count": count, "rate": rate(count)}
+        entry.update((fields or {}).get(key, {}))
         if snap.failed is not None:
             entry["failed"] = snap.failed.get(key, 0)
         entries.append(entry)
@@ -204,20 +249,29 @@ def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, whe
 
 # ------------------------------------------------------------------ exporter
 
-def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str) -> list:
-    """execve_total{<by>}: calls to execve/execveat by key. Calls the kernel
-    could not key (its map full) and keys beyond the cap are in `~other`."""
+def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str,
+                    series=None) -> list:
+    """execve_total{<by>}: calls to execve/execveat by key; by pod, the
+    labels are namespace, pod and container, by service the service.
+    Calls the kernel could not key (its map full) and keys beyond the cap
+    are in `~other`."""
     from prometheus_client.core import CounterMetricFamily
     from ..exporter import OTHER, label_value
-    family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=[by])
+    from ..workloads import GROUPINGS
+    names = list(GROUPINGS["container" if by == "pod" else by]) if series else [by]
+    family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=names)
     if snapshot is not None:
-        counts = {str(k): v for k, v in snapshot.counts.items()}
+        if series:
+            grouped = series.sweep(series.group(snapshot.counts), cap)
+            counts = {label: total for label, (total, _) in grouped.items()}
+        else:
+            counts = {(label_value(str(k)),): v for k, v in snapshot.counts.items()}
         kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
         for key, value in sorted(kept.items()):
-            family.add_metric([label_value(key)], value)
-        other += snapshot.overflow
+            family.add_metric(list(key), value)
+        other += snapshot.overflow + ((cap.retired or 0) if cap else 0)
         if other or folded:
-            family.add_metric([OTHER], other)
+            family.add_metric([OTHER] * len(names), other)
         if stats is not None:
             stats.record_folded("execve_total", folded)
     return [family]
@@ -260,8 +314,9 @@ Examples:
                      help="Bound of the kernel map; calls beyond it are counted as not keyed."),
     )
     exporter_options = (
-        click.option("--execve-by", "execve_by", type=click.Choice(KEY_KINDS), default="comm",
-                     show_default=True, help="Label of execve_total."),
+        click.option("--execve-by", "execve_by", type=click.Choice(EXPORTER_KINDS),
+                     default="comm", show_default=True,
+                     help="Labels of execve_total (pod: namespace, pod, container)."),
     )
 
     def plan(self):
@@ -281,18 +336,26 @@ Examples:
         return opts["cumulative"]
 
     def text(self, shown, view: View) -> str:
+        if shown.by in WORKLOAD_KINDS:
+            shown, _ = by_workload(shown, view.reader.workloads)
         return execve_table(shown, view.opts["top"], shown.elapsed, view.clock,
                             view.rated(shown.elapsed))
 
     def json(self, shown, view: View) -> dict:
+        fields = None
+        if shown.by in WORKLOAD_KINDS:
+            shown, fields = by_workload(shown, view.reader.workloads)
         return execve_json(shown, view.opts["top"], shown.elapsed, view.probe, view.when,
-                           view.rated(shown.elapsed))
+                           view.rated(shown.elapsed), fields)
 
     def exporter_open(self, opts, mode="auto"):
         return ExecveCounter(by=opts["by"], mode=mode)
 
     def families(self, snapshot, collector):
-        return execve_families(snapshot, collector.cap, collector.stats, collector.opts["by"])
+        by = collector.opts["by"]
+        series = collector.cgroup_series("container" if by == "pod" else by) \
+            if by in WORKLOAD_KINDS else None
+        return execve_families(snapshot, collector.cap, collector.stats, by, series)
 
 
 TOOL = Execve()

@@ -1,0 +1,377 @@
+"""Who did it: cgroup ids as pods, containers and services.
+
+The kernel side only ever records `bpf_get_current_cgroup_id()` (a cgroup
+v2 id: the inode number of the cgroup's directory in the cgroup2 mount).
+Everything else happens here, off the hot path, cached:
+
+    cgroup id --(CgroupPaths: a walk of the cgroup2 mount)--> cgroup path
+    cgroup path --(identify: pure parsing)--> Workload (pod uid, container id, service)
+    pod uid, container id --(KubeletNames: /var/log/pods, /var/log/containers)--> names
+
+No API server, no credentials: the kubelet's log directories name every pod
+(`<namespace>_<pod>_<uid>/`) and container (`<pod>_<namespace>_<container>-<id>.log`)
+on the node. Where a name cannot be found the UID or container id is shown,
+never nothing. Caches refresh on a miss, at most once per `refresh` seconds,
+and remember a bounded number of misses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+log = logging.getLogger("pytools")
+
+# ------------------------------------------------------------- cgroup mount
+
+def cgroup2_mount(mounts_text: str) -> Optional[str]:
+    """The cgroup2 mount point in /proc/mounts text: /sys/fs/cgroup on a
+    pure v2 host, /sys/fs/cgroup/unified on a hybrid one; None on v1 only."""
+    found = [fields[1] for fields in (line.split() for line in mounts_text.splitlines())
+             if len(fields) >= 3 and fields[2] == "cgroup2"]
+    for preferred in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if preferred in found:
+            return preferred
+    return found[0] if found else None
+
+
+def find_cgroup2() -> Optional[str]:
+    try:
+        with open("/proc/mounts") as f:
+            return cgroup2_mount(f.read())
+    except OSError:
+        return None
+
+
+V1_ONLY_NOTE = ("pod, container and service attribution needs cgroup v2 (no cgroup2 "
+                "mount here): showing cgroup ids")
+
+
+# --------------------------------------------------------- path -> identity
+
+@dataclass(frozen=True)
+class Workload:
+    """What a cgroup path says about the processes in it."""
+    path: str                           # relative to the cgroup2 root, "/..."
+    pod_uid: Optional[str] = None       # Kubernetes pod UID (dashes, not underscores)
+    qos: Optional[str] = None           # guaranteed, burstable, besteffort
+    container_id: Optional[str] = None  # runtime container id (hex)
+    runtime: Optional[str] = None       # containerd, crio, docker, podman
+    service: Optional[str] = None       # systemd unit (service, scope) outside pods
+    namespace: Optional[str] = None     # filled from the kubelet's log directories
+    pod: Optional[str] = None
+    container: Optional[str] = None
+
+    @property
+    def in_pod(self) -> bool:
+        return self.pod_uid is not None
+
+    def pod_label(self) -> Tuple[str, str]:
+        """(namespace, pod) as labels: the pod UID where its name is unknown."""
+        if not self.in_pod:
+            return ("", "")
+        return (self.namespace or "", self.pod or self.pod_uid)
+
+    def container_label(self) -> str:
+        if self.container:
+            return self.container
+        if self.container_id:
+            return self.container_id[:12]
+        return ""
+
+    def service_label(self) -> str:
+        """The systemd unit or runtime container outside Kubernetes; the
+        cgroup path where neither applies; "/" for the root cgroup."""
+        if self.in_pod:
+            return ""
+        if self.service:
+            return self.service
+        if self.container_id:
+            return f"{self.runtime or 'container'}-{self.container_id[:12]}"
+        return self.path or "/"
+
+
+HEX_ID = r"[0-9a-f]{64}"
+UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}"
+QOS = ("burstable", "besteffort", "guaranteed")
+# systemd driver: kubepods[-<qos>]-pod<uid with _>.slice; cgroupfs: pod<uid>
+# (kind and others prefix the kubelet's cgroup root: kubelet-kubepods.slice)
+KUBEPODS = re.compile(r"^(?:[\w.-]*-)?kubepods(?:\.slice)?$")
+POD_SLICE = re.compile(rf"^(?:[\w.-]*-)?kubepods(?:-(burstable|besteffort))?-pod({UID})\.slice$")
+POD_DIR = re.compile(rf"^pod({UID})$")
+# A container: "<runtime>-<id>.scope" (systemd driver) or "<id>" (cgroupfs);
+# crio's and podman's conmon monitors have their own scopes.
+CONTAINER_SCOPE = re.compile(rf"^(cri-containerd|crio|docker|libpod)-({HEX_ID})\.scope$")
+CONMON_SCOPE = re.compile(rf"^(crio|libpod)-conmon-({HEX_ID})\.scope$")
+CONTAINER_DIR = re.compile(rf"^({HEX_ID})$")
+RUNTIMES = {"cri-containerd": "containerd", "crio": "crio", "docker": "docker",
+            "libpod": "podman"}
+UNIT = re.compile(r"^[^/]+\.(service|scope)$")
+
+
+def identify(path: str) -> Workload:
+    """Parse a cgroup path (relative to the cgroup2 root) into a Workload.
+    Kubernetes under both cgroup drivers and any prefix (kind, k3s), with
+    containerd, CRI-O or docker; systemd units; docker and podman."""
+    parts = [p for p in path.split("/") if p]
+    norm = "/" + "/".join(parts)
+    for i, part in enumerate(parts):
+        if not KUBEPODS.match(part):
+            continue
+        rest = parts[i + 1:]
+        qos, uid, after = None, None, []
+        for j, item in enumerate(rest):
+            slice_match = POD_SLICE.match(item)
+            dir_match = POD_DIR.match(item)
+            if slice_match or dir_match:
+                uid = (slice_match.group(2) if slice_match else dir_match.group(1))
+                qos = (slice_match.group(1) if slice_match else None) or \
+                    next((q for q in rest[:j] if q in QOS), None)
+                if qos is None:
+                    qos = next((q for q in QOS for r in rest[:j] if r.endswith(f"-{q}.slice")),
+                               None)
+                after = rest[j + 1:]
+                break
+        if uid is None:
+            return Workload(norm, qos=next((q for q in QOS if q in "".join(rest)), None))
+        workload = Workload(norm, pod_uid=uid.replace("_", "-"), qos=qos or "guaranteed")
+        if after:
+            scope = CONTAINER_SCOPE.match(after[0])
+            conmon = CONMON_SCOPE.match(after[0])
+            plain = CONTAINER_DIR.match(after[0])
+            if scope:
+                workload = replace(workload, container_id=scope.group(2),
+                                   runtime=RUNTIMES[scope.group(1)])
+            elif conmon:
+                workload = replace(workload, container_id=conmon.group(2),
+                                   runtime=RUNTIMES[conmon.group(1)], container="conmon")
+            elif plain:
+                workload = replace(workload, container_id=plain.group(1))
+        return workload
+    # Outside Kubernetes: a runtime's container, else the deepest systemd unit.
+    for part in reversed(parts):
+        scope = CONTAINER_SCOPE.match(part)
+        if scope:
+            return Workload(norm, container_id=scope.group(2), runtime=RUNTIMES[scope.group(1)])
+    if len(parts) >= 2 and parts[-2] == "docker" and CONTAINER_DIR.match(parts[-1]):
+        return Workload(norm, container_id=parts[-1], runtime="docker")
+    for part in reversed(parts):
+        if UNIT.match(part):
+            return Workload(norm, service=part)
+    return Workload(norm)
+
+
+# ------------------------------------------------------- kubelet log names
+
+@dataclass(frozen=True)
+class PodName:
+    namespace: str
+    pod: str
+
+
+def parse_pod_dir(name: str) -> Optional[Tuple[str, PodName]]:
+    """(uid, PodName) from a /var/log/pods entry "<namespace>_<pod>_<uid>".
+    A namespace is a DNS label (no "_") and a UID has none: the pod name is
+    what lies between, whatever it holds."""
+    namespace, sep, rest = name.partition("_")
+    pod, sep2, uid = rest.rpartition("_")
+    if not (sep and sep2 and namespace and pod and re.fullmatch(UID, uid)):
+        return None
+    return uid.replace("_", "-"), PodName(namespace, pod)
+
+
+def parse_container_log(name: str) -> Optional[Tuple[str, str, PodName]]:
+    """(container id, container name, PodName) from a /var/log/containers
+    entry "<pod>_<namespace>_<container>-<64 hex id>.log"."""
+    if not name.endswith(".log"):
+        return None
+    stem = name[:-len(".log")]
+    head, sep, cid = stem.rpartition("-")
+    if not sep or not re.fullmatch(HEX_ID, cid):
+        return None
+    pod_ns, sep, container = head.rpartition("_")
+    pod, sep2, namespace = pod_ns.rpartition("_")
+    if not (sep and sep2 and pod and namespace and container):
+        return None
+    return cid, container, PodName(namespace, pod)
+
+
+class KubeletNames:
+    """Pod and container names from the kubelet's log directories, reread
+    on a miss at most every `refresh` seconds. An unreadable or missing
+    directory is one warning, then UIDs and ids are shown."""
+
+    def __init__(self, root: str = "/var/log", refresh: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 warn: Callable[[str], None] = log.warning):
+        self.pods_dir = os.path.join(root, "pods")
+        self.containers_dir = os.path.join(root, "containers")
+        self.refresh = refresh
+        self.clock = clock
+        self.warn = warn
+        self.pods: Dict[str, PodName] = {}
+        self.containers: Dict[str, str] = {}
+        self._read_at: Optional[float] = None
+        self._warned = False
+
+    def _listdir(self, path: str) -> Iterable[str]:
+        try:
+            return os.listdir(path)
+        except OSError as e:
+            if not self._warned:
+                self._warned = True
+                self.warn(f"cannot read {path} ({e.strerror}): pods and containers are "
+                          "shown by UID and id")
+            return ()
+
+    def reread(self) -> None:
+        self._read_at = self.clock()
+        pods = {}
+        for entry in self._listdir(self.pods_dir):
+            parsed = parse_pod_dir(entry)
+            if parsed:
+                pods[parsed[0]] = parsed[1]
+        containers = {}
+        for entry in self._listdir(self.containers_dir):
+            parsed = parse_container_log(entry)
+            if parsed:
+                containers[parsed[0]] = parsed[1]
+        self.pods, self.containers = pods, containers
+
+    def _due(self) -> bool:
+        return self._read_at is None or self.clock() - self._read_at >= self.refresh
+
+    def pod(self, uid: str) -> Optional[PodName]:
+        if uid not in self.pods and self._due():
+            self.reread()
+        return self.pods.get(uid)
+
+    def container(self, cid: str) -> Optional[str]:
+        if cid not in self.containers and self._due():
+            self.reread()
+        return self.containers.get(cid)
+
+
+# ---------------------------------------------------------- id -> path
+
+class CgroupPaths:
+    """cgroup v2 id -> path relative to the mount, by walking the mount on a
+    miss (at most every `refresh` seconds). Ids not found are remembered
+    (bounded) until the next walk."""
+
+    def __init__(self, mount: Optional[str], refresh: float = 1.0, max_missing: int = 4096,
+                 clock: Callable[[], float] = time.monotonic):
+        self.mount = mount
+        self.refresh = refresh
+        self.clock = clock
+        self.paths: Dict[int, str] = {}
+        self.missing: "OrderedDict[int, None]" = OrderedDict()
+        self.max_missing = max_missing
+        self._walked_at: Optional[float] = None
+        self.walks = 0
+
+    def walk(self) -> None:
+        self._walked_at = self.clock()
+        self.walks += 1
+        paths: Dict[int, str] = {}
+        if self.mount:
+            root_len = len(self.mount.rstrip("/"))
+            stack = [self.mount]
+            while stack:
+                top = stack.pop()
+                try:
+                    with os.scandir(top) as entries:
+                        for entry in entries:
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append(entry.path)
+                    paths[os.stat(top).st_ino] = top[root_len:] or "/"
+                except OSError:
+                    continue      # removed while walking
+        self.paths = paths
+        self.missing.clear()
+
+    def path(self, cgroup_id: int) -> Optional[str]:
+        if cgroup_id in self.paths:
+            return self.paths[cgroup_id]
+        if cgroup_id in self.missing:
+            return None
+        if self._walked_at is None or self.clock() - self._walked_at >= self.refresh:
+            self.walk()
+            if cgroup_id in self.paths:
+                return self.paths[cgroup_id]
+        self.missing[cgroup_id] = None
+        while len(self.missing) > self.max_missing:
+            self.missing.popitem(last=False)
+        return None
+
+    def alive(self, cgroup_id: int) -> bool:
+        """Whether the cgroup still exists (its directory is there)."""
+        path = self.paths.get(cgroup_id)
+        if path is None or not self.mount:
+            return self.path(cgroup_id) is not None
+        return os.path.isdir(os.path.join(self.mount, path.lstrip("/")))
+
+
+def pod_log_root() -> str:
+    """Where the kubelet's pods/ and containers/ log directories are:
+    $PYTOOLS_POD_LOGS, else /var/log (bpf-exporter: --pod-logs)."""
+    return os.environ.get("PYTOOLS_POD_LOGS") or "/var/log"
+
+
+class Workloads:
+    """The decoders together: cgroup id -> Workload with names."""
+
+    def __init__(self, mount: Optional[str] = None, log_root: str = "/var/log",
+                 refresh: float = 1.0):
+        self.mount = find_cgroup2() if mount is None else mount
+        self.cgroups = CgroupPaths(self.mount, refresh)
+        self.names = KubeletNames(log_root, max(refresh, 2.0))
+
+    def of(self, cgroup_id: int) -> Workload:
+        path = self.cgroups.path(cgroup_id)
+        if path is None:
+            # Gone between the event and the read (or never seen): by id.
+            return Workload(f"cgroup {cgroup_id}")
+        workload = identify(path)
+        if workload.in_pod:
+            named = self.names.pod(workload.pod_uid)
+            if named:
+                workload = replace(workload, namespace=named.namespace, pod=named.pod)
+        if workload.container_id and not workload.container:
+            name = self.names.container(workload.container_id)
+            if name:
+                workload = replace(workload, container=name)
+        return workload
+
+
+# What a tool can group by, and the labels each gives.
+GROUPINGS = {
+    "pod": ("namespace", "pod", "container"),
+    "container": ("namespace", "pod", "container"),
+    "service": ("service",),
+}
+
+
+def labels(workload: Workload, by: str) -> Tuple[str, ...]:
+    """The label values of a workload grouped `by` pod, container or
+    service. by="pod": the pod (container left empty); "container": each
+    container of each pod; "service": outside pods, the systemd unit or
+    runtime container (pods' processes are grouped under "kubepods")."""
+    if by == "service":
+        return ("kubepods",) if workload.in_pod else (workload.service_label(),)
+    namespace, pod = workload.pod_label()
+    if not workload.in_pod:
+        return ("", "", "")
+    return (namespace, pod, workload.container_label() if by == "container" else "")
+
+
+def describe(values: Tuple[str, ...], by: str) -> str:
+    """One display string: "namespace/pod/container", or the service."""
+    if by == "service":
+        return values[0]
+    return "/".join(v for v in values if v) or "[not in a pod]"
