@@ -53,7 +53,7 @@
 // the read range of mm_filemap_get_pages has no such gap.
 //
 // Tunables: FILTER_DEV (kernel dev_t: major << 20 | minor), FILTER_PID,
-// FILTER_CGROUP_ID/LEVEL (cgroup.h), MAX_FILES, MAX_PENDING_CHUNKS, NO_FILES (per-device counts only: the exporter, whose maps live
+// FILTER_CGROUP_ID/LEVEL (cgroup.h), BY_CGROUP (counts per cgroup id), MAX_FILES, MAX_PENDING_CHUNKS, NO_FILES (per-device counts only: the exporter, whose maps live
 // for days, has no use for per-inode counts), TRACE (send each event to user
 // space too), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
@@ -93,6 +93,16 @@ struct ra_file_key {
     u32 pad;
 };
 BPF_HASH(readahead_files, struct ra_file_key, struct ra_counts, MAX_FILES);
+#ifdef BY_CGROUP
+// Per cgroup id and kind (--by pod|container): who the readahead was for.
+// Requests and windows run in the reading task, whose cgroup this is.
+struct ra_cgroup_key {
+    u64 cgroup_id;
+    u32 kind;
+    u32 pad;
+};
+BPF_HASH(readahead_cgroups, struct ra_cgroup_key, struct ra_counts, 4096);
+#endif
 // [0] events whose device or file found its map full.
 BPF_ARRAY(readahead_overflow, u64, 1);
 // log2 of window size in pages, and the exact sum of the pages counted.
@@ -212,6 +222,14 @@ static __always_inline void add(struct ra_dev_key *dkey, struct ra_file_key *fke
         overflowed();
 #ifndef NO_FILES
     c = readahead_files.lookup_or_try_init(fkey, &zero);
+    if (c)
+        bump(c, requests, req_pages, windows, pages);
+    else
+        overflowed();
+#endif
+#ifdef BY_CGROUP
+    struct ra_cgroup_key ckey = {.cgroup_id = bpf_get_current_cgroup_id(), .kind = dkey->kind};
+    c = readahead_cgroups.lookup_or_try_init(&ckey, &zero);
     if (c)
         bump(c, requests, req_pages, windows, pages);
     else

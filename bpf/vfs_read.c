@@ -22,8 +22,9 @@
 // Tunables: UNIT_NS (slot unit: 1, 1000, 1000000) with UNIT_BITS (its bit
 // length), FILTER_PID (tgid),
 // FILTER_COMM (a string literal, bytes as octal escapes), MIN_LATENCY_NS,
-// PER_PROCESS (1 by pid, 2 by comm), MAX_PROCS, START_SLOTS (power of two
-// >= pid_max).
+// PER_PROCESS (1 by pid, 2 by comm), PER_CGROUP (by cgroup id: pods,
+// containers, services, named in user space), MAX_PROCS, START_SLOTS (power
+// of two >= pid_max).
 #include <uapi/linux/ptrace.h>
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
@@ -79,6 +80,16 @@ struct proc_key {
 // about 16 log2 slots in practice (1 us to 32 ms), hence MAX_PROCS * 16.
 BPF_HASH(vfs_read_latency_proc_hist, struct proc_slot, u64, MAX_PROCS * 16);
 BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
+#endif
+
+#ifdef PER_CGROUP
+struct cgroup_slot {
+    u64 cgroup_id;
+    u32 slot;
+    u32 pad;
+};
+BPF_HASH(vfs_read_latency_cgroup_hist, struct cgroup_slot, u64, MAX_PROCS * 16);
+BPF_HASH(vfs_read_latency_cgroup_sum, u64, u64, MAX_PROCS);
 #endif
 
 #ifdef FLOOR_CLOCK
@@ -178,6 +189,17 @@ static __always_inline int on_read_exit(void)
     }
     // Processes beyond MAX_PROCS are left out of the per-process maps only;
     // every read is counted in the global histogram below.
+#endif
+#ifdef PER_CGROUP
+    struct cgroup_slot ckey = {.cgroup_id = bpf_get_current_cgroup_id(), .slot = slot};
+    u64 czero = 0;
+    u64 *csum = vfs_read_latency_cgroup_sum.lookup_or_try_init(&ckey.cgroup_id, &czero);
+    if (csum) {
+        __sync_fetch_and_add(csum, delta);
+        u64 *ccount = vfs_read_latency_cgroup_hist.lookup_or_try_init(&ckey, &czero);
+        if (ccount)
+            __sync_fetch_and_add(ccount, 1);
+    }
 #endif
     int only = 0;
     struct latency_hist *hist = vfs_read_latency_hist.lookup(&only);

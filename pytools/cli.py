@@ -98,7 +98,8 @@ class Session:
     def show(self, reader, shown, probe: dict) -> None:
         from .render import clock_time, iso_time
         view = View(probe, reader.program.candidate.label, iso_time(),
-                    clock_time() if self.timestamp else None, self.interval, self.opts, reader)
+                    clock_time() if self.timestamp else None, self.interval, self.opts, reader,
+                    self.verbose)
         if self.as_json:
             emit(self.tool.json(shown, view))
         else:
@@ -214,15 +215,17 @@ def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
     return callback
 
 
-def collector_options(params: dict) -> Dict[str, dict]:
-    """Each tool's exporter options ("<name>_<option>") as {name: {option: value}}."""
-    return {tool.name: {key[len(tool.name) + 1:]: value for key, value in params.items()
-                        if key.startswith(tool.name + "_")} for tool in TOOLS}
+def collector_options(params: dict, shared: Optional[dict] = None) -> Dict[str, dict]:
+    """Each tool's exporter options ("<name>_<option>") as {name: {option: value}},
+    with the options every collector shares (pod_logs, gone_after)."""
+    return {tool.name: {**(shared or {}),
+                        **{key[len(tool.name) + 1:]: value for key, value in params.items()
+                           if key.startswith(tool.name + "_")}} for tool in TOOLS}
 
 
 def exporter_command() -> click.Command:
     def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
-                 max_connections, web_config, **params):
+                 max_connections, web_config, pod_logs, gone_after, **params):
         import logging
 
         from .httpd import Limits
@@ -232,7 +235,8 @@ def exporter_command() -> click.Command:
                             format="bpf-exporter: %(levelname)s: %(message)s")
         serve(listen, collectors, max_series, strict,
               announce=lambda line: click.echo(line, err=True), modes=probes,
-              options=collector_options(params),
+              options=collector_options(params, {"pod_logs": pod_logs,
+                                                 "gone_grace": gone_after}),
               limits=Limits(read_timeout=read_timeout, max_connections=max_connections),
               web_config=web_config)
 
@@ -249,6 +253,13 @@ def exporter_command() -> click.Command:
                      show_default=True, callback=_parsed_by("parse_collectors"),
                      help="Comma-separated collectors to load."),
         *[option for tool in TOOLS for option in tool.exporter_options],
+        click.option("--pod-logs", default="/var/log", show_default=True, metavar="DIR",
+                     help="Where the kubelet's pods/ and containers/ log directories are "
+                          "(pod and container names)."),
+        click.option("--gone-after", type=click.FloatRange(1, 86400), default=90.0,
+                     show_default=True, metavar="SECONDS",
+                     help="Drop a gone pod's series (and its map entries) once unchanged "
+                          "this long."),
         click.option("--max-series", type=click.IntRange(min=1), default=DEFAULT_MAX_SERIES,
                      show_default=True,
                      help="Label values per metric; the rest are summed into '~other'."),

@@ -256,6 +256,7 @@ class ToolCollector:
         self.kernel = kernel
         self.opts = dict(opts or {})
         self.cap = SeriesCap(max_series)
+        self.pod_cap = SeriesCap(max_series)     # a second keyed family (readahead by pod)
         self.device = DeviceNames()          # sysfs is read once per device
         self.probe = source.program.probe_info()
         self._lock = threading.Lock()

@@ -7,6 +7,7 @@ Pure parsers are unit-tested; the readers touch /sys and /proc only.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
 from typing import Callable, Dict, Optional, Tuple
@@ -116,15 +117,86 @@ def find_open_path(dev: int, ino: int, proc: str = "/proc") -> Optional[str]:
     return None
 
 
-class FileNames:
-    """Cached names for (dev, ino): a path where one was found, else dev:inode."""
+def mount_of(dev: int, mountinfo_text: str) -> Optional[str]:
+    """A mount point of the filesystem on dev (kernel dev_t), from
+    /proc/self/mountinfo text: one that mounts the filesystem's root if
+    there is one (a bind mount of a subfolder cannot name what is outside)."""
+    major, minor = split_kernel_dev(dev)
+    found = []
+    for line in mountinfo_text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[2] == f"{major}:{minor}":
+            found.append((fields[3] != "/", fields[4].replace("\\040", " ")))
+    return min(found)[1] if found else None
 
-    def __init__(self, finder: Callable[[int, int], Optional[str]] = find_open_path):
+
+FILEID_INO32_GEN = 1      # include/linux/exportfs.h: 32-bit inode, generation
+
+
+class _FileHandle(ctypes.Structure):
+    _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int),
+                ("ino", ctypes.c_uint32), ("generation", ctypes.c_uint32)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
+                  ) -> Tuple[Optional[str], str]:
+    """(path, "") of the file (dev, ino) opened by a file handle of type
+    FILEID_INO32_GEN (inode, generation 0: not checked) on its mount, or
+    (None, why). Works where the filesystem decodes such handles (ext4 and
+    others) and this process has CAP_DAC_READ_SEARCH; the file need not be
+    open anywhere."""
+    if ino >= 1 << 32:
+        return None, "inode number over 32 bits"
+    try:
+        with open(mountinfo) as f:
+            mount = mount_of(dev, f.read())
+    except OSError as e:
+        return None, f"cannot read {mountinfo}: {e.strerror}"
+    if mount is None:
+        return None, f"no mount of {dev_text(dev)} in this mount namespace"
+    try:
+        mount_fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        return None, f"cannot open {mount}: {e.strerror}"
+    try:
+        handle = _FileHandle(8, FILEID_INO32_GEN, ino, 0)
+        fd = _libc.open_by_handle_at(mount_fd, ctypes.byref(handle), os.O_PATH)
+        if fd < 0:
+            err = ctypes.get_errno()
+            return None, f"open_by_handle_at on {mount}: {os.strerror(err)}"
+        try:
+            st = os.fstat(fd)
+            if st.st_ino != ino or os.stat(mount).st_dev != st.st_dev:
+                return None, "the handle opened another file"
+            return os.readlink(f"/proc/self/fd/{fd}"), ""
+        finally:
+            os.close(fd)
+    finally:
+        os.close(mount_fd)
+
+
+class FileNames:
+    """Cached names for (dev, ino): the path of a process's open file, else
+    the path from a file handle (a file read and closed), else dev:inode,
+    with why in `unresolved` (shown with -v)."""
+
+    def __init__(self, finder: Callable[[int, int], Optional[str]] = find_open_path,
+                 by_handle: Callable[[int, int], Tuple[Optional[str], str]] = open_by_inode):
         self.finder = finder
+        self.by_handle = by_handle
         self.cache: Dict[FileKey, str] = {}
+        self.unresolved: Dict[FileKey, str] = {}
 
     def __call__(self, key: FileKey) -> str:
         if key not in self.cache:
             dev, ino = key
-            self.cache[key] = self.finder(dev, ino) or f"{dev_text(dev)}:{ino}"
+            path = self.finder(dev, ino)
+            if path is None:
+                path, why = self.by_handle(dev, ino)
+                if path is None:
+                    self.unresolved[key] = f"not open in any process; {why}"
+            self.cache[key] = path or f"{dev_text(dev)}:{ino}"
         return self.cache[key]

@@ -26,6 +26,7 @@ class View:
     interval: float = 1.0        # the interval asked for
     opts: dict = field(default_factory=dict)   # the tool's own options
     reader: object = None        # the loaded tool, for names it caches
+    verbose: bool = False        # -v: say why a name could not be found
 
     def rated(self, seconds: float) -> bool:
         """Whether a rate over `seconds` means anything: not for a last

@@ -370,6 +370,16 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     return (namespace, pod, workload.container_label() if by == "container" else "")
 
 
+def group_by_workload(values: Dict[int, object], workloads: "Workloads",
+                      by: str) -> Dict[Tuple[str, ...], object]:
+    """Values keyed by cgroup id summed per workload label (see labels)."""
+    out: Dict[Tuple[str, ...], object] = {}
+    for cgroup_id, value in values.items():
+        key = labels(workloads.of(cgroup_id), by)
+        out[key] = out[key] + value if key in out else value
+    return out
+
+
 def describe(values: Tuple[str, ...], by: str) -> str:
     """One display string: "namespace/pod/container", or the service."""
     if by == "service":

@@ -128,9 +128,12 @@ def plan() -> List[Candidate]:
 
 
 def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
-           trace: bool = False, max_files: int = 10240, files: bool = True) -> List[str]:
+           trace: bool = False, max_files: int = 10240, files: bool = True,
+           by_cgroup: bool = False) -> List[str]:
     flags = [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
              f"-DMAX_FILES={max_files}"]
+    if by_cgroup:
+        flags.append("-DBY_CGROUP")
     if not files:
         flags.append("-DNO_FILES")
     if dev is not None:
@@ -179,6 +182,13 @@ class ReadaheadSnapshot:
     # counts; unused_now holds each device's pages pending at its end.
     usage: Optional[Dict[int, Usage]] = None
     unused_now: Dict[int, int] = field(default_factory=dict)
+    cgroups: Optional[Dict[Tuple[int, str], Counts]] = None   # (cgroup id, kind), --by pod
+
+    def by_cgroup(self) -> Dict[int, Counts]:
+        out: Dict[int, Counts] = {}
+        for (cgroup_id, _), c in (self.cgroups or {}).items():
+            out[cgroup_id] = out.get(cgroup_id, Counts()) + c
+        return out
 
     def total_usage(self) -> Optional[Usage]:
         if self.usage is None:
@@ -204,10 +214,11 @@ class ReadaheadSnapshot:
 def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
     usage = (None if cur.usage is None or prev.usage is None
              else diff(cur.usage, prev.usage))
+    cgroups = None if cur.cgroups is None else diff(cur.cgroups, prev.cgroups or {})
     return ReadaheadSnapshot(diff(cur.devices, prev.devices), diff(cur.files, prev.files),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
                              cur.taken_at, cur.taken_at - prev.taken_at, usage,
-                             cur.unused_now)
+                             cur.unused_now, cgroups)
 
 
 # ---------------------------------------------------------------- the reader
@@ -217,13 +228,19 @@ class Readahead(LoadedTool):
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
                  trace: bool = False, mode: str = "auto", files: bool = True,
-                 efficiency: bool = False):
+                 efficiency: bool = False, by: Optional[str] = None):
         from ..loader import load
-        flags = cflags(os.uname().release, dev, pid, trace, files=files)
+        self.by = by
+        flags = cflags(os.uname().release, dev, pid, trace, files=files,
+                       by_cgroup=by is not None)
         features = [kernel_efficiency_feature()] if efficiency else []
         self.program = load(TOOL.name, plan(), flags, mode, features)
         self.devices = DeviceNames()     # names for what the snapshots hold
         self.files = FileNames()
+        self.workloads = None
+        if by is not None:
+            from ..workloads import Workloads, pod_log_root
+            self.workloads = Workloads(log_root=pod_log_root())
         if efficiency:
             problem = self.program.missing_features.get(EFFICIENCY)
             if problem and not problem.startswith("readahead efficiency"):
@@ -247,9 +264,21 @@ class Readahead(LoadedTool):
         if self.efficiency_problem is None:
             usage = {k.value: Usage(v.added, v.used, v.dropped, v.untracked)
                      for k, v in self.program.table("readahead_usage").items()}
+        cgroups = None
+        if self.by is not None:
+            cgroups = {(k.cgroup_id, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows,
+                                                            v.pages)
+                       for k, v in self.program.table("readahead_cgroups").items()}
         return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, pages, "pages"),
                                  int(overflow[0].value), time.monotonic(), 0.0, usage,
-                                 {d: u.unused_now for d, u in (usage or {}).items()})
+                                 {d: u.unused_now for d, u in (usage or {}).items()}, cgroups)
+
+    def forget_cgroups(self, ids) -> None:
+        """Delete these cgroup ids' counts (gone pods) from the kernel."""
+        gone = set(ids)
+        table = self.program.table("readahead_cgroups")
+        for key in [k for k in table.keys() if k.cgroup_id in gone]:
+            table.pop(key, None)
 
     def open_trace(self, callback: Callable[[dict], None], lost: Callable[[int], None]):
         """Call callback(event dict) per event; lost(n) when the buffer dropped n."""
@@ -308,6 +337,12 @@ def _counts_row(name: str, c: Counts) -> list:
     return [name, c.requests, c.req_pages, c.windows, c.pages]
 
 
+def _busiest_workloads(snap: ReadaheadSnapshot, workloads, by: str):
+    from ..workloads import group_by_workload
+    grouped = group_by_workload(snap.by_cgroup(), workloads, by)
+    return sorted(grouped.items(), key=lambda kv: (-kv[1].pages, kv[0]))
+
+
 def _busiest_files(snap: ReadaheadSnapshot) -> List[Tuple[FileKey, Counts]]:
     return sorted(snap.files.items(), key=lambda kv: (-kv[1].pages, kv[0]))
 
@@ -315,7 +350,9 @@ def _busiest_files(snap: ReadaheadSnapshot) -> List[Tuple[FileKey, Counts]]:
 def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, top: int,
                    device_name: Callable[[int], str], file_name: Callable[[FileKey], str],
                    timestamp: Optional[str] = None,
-                   efficiency_problem: Optional[str] = None) -> str:
+                   efficiency_problem: Optional[str] = None, workloads=None,
+                   by: Optional[str] = None,
+                   unresolved: Optional[Dict[FileKey, str]] = None) -> str:
     kinds = [_counts_row(k, c) for k, c in snap.by_kind().items()]
     devices = [_counts_row(device_name(d), c)
                for d, c in sorted(snap.by_device().items(), key=lambda kv: -kv[1].pages)]
@@ -325,10 +362,19 @@ def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, to
              render.table(kinds, ["KIND"] + COUNT_HEADERS)]
     if devices:
         parts += ["", render.table(devices, ["DEVICE"] + COUNT_HEADERS)]
+    if snap.cgroups is not None:
+        from ..workloads import describe
+        rows = [_counts_row(describe(key, by), c) for key, c in _busiest_workloads(
+            snap, workloads, by)[:top]]
+        if rows:
+            parts += ["", render.fitted_table(rows, [by.upper()] + COUNT_HEADERS)]
     if file_rows:
         parts += ["", render.fitted_table(file_rows, ["FILE"] + COUNT_HEADERS)]
         if len(files) > top:
             parts.append(f"[{len(files) - top} more files]")
+        for key, _ in files[:top]:
+            if unresolved and key in unresolved:
+                parts.append(f"{dev_text(key[0])}:{key[1]}: no path: {unresolved[key]}")
     if snap.overflow:
         parts.append(f"[{snap.overflow} events not keyed: map full]")
     parts += ["", efficiency_line(snap, efficiency_problem)]
@@ -338,18 +384,21 @@ def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, to
 
 def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: int,
                    device_name: Callable[[int], str], file_name: Callable[[FileKey], str],
-                   when: str, efficiency_problem: Optional[str] = None) -> dict:
+                   when: str, efficiency_problem: Optional[str] = None, workloads=None,
+                   by: Optional[str] = None) -> dict:
     def counts(c: Counts) -> dict:
         return {"requests": c.requests, "req_pages": c.req_pages,
                 "windows": c.windows, "pages": c.pages}
 
     files = _busiest_files(snap)
-    return {
+    out = {
         "time": when, "interval_s": round(seconds, 3), "probe": probe,
         "kinds": {k: counts(c) for k, c in snap.by_kind().items()},
         "devices": [{"dev": dev_text(d), "name": device_name(d), **counts(c)}
                     for d, c in sorted(snap.by_device().items())],
-        "files": [{"dev": dev_text(k[0]), "ino": k[1], "name": file_name(k), **counts(c)}
+        "files": [{"dev": dev_text(k[0]), "ino": k[1], "name": file_name(k),
+                   **({"no_path": file_name.unresolved[k]}
+                      if k in getattr(file_name, "unresolved", {}) else {}), **counts(c)}
                   for k, c in files[:top]],
         "other_files": max(0, len(files) - top),
         "overflow": snap.overflow,
@@ -358,6 +407,13 @@ def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: in
         "efficiency_note": (EFFICIENCY_MEANING if snap.usage is not None
                             else efficiency_problem),
     }
+    if snap.cgroups is not None:
+        from ..workloads import GROUPINGS
+        ordered = _busiest_workloads(snap, workloads, by)
+        out["workloads"] = [{**dict(zip(GROUPINGS[by], key)), **counts(c)}
+                            for key, c in ordered[:top]]
+        out["other_workloads"] = max(0, len(ordered) - top)
+    return out
 
 
 def readahead_event_line(e: dict, device_name: Callable[[int], str]) -> str:
@@ -443,6 +499,40 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
     return families + [hist, full]
 
 
+def readahead_pod_families(snapshot: Optional[ReadaheadSnapshot], series, cap) -> list:
+    """readahead_pod_pages_total{kind, namespace, pod} (--readahead-by pod):
+    pages read ahead for each pod's reads; pods beyond the cap in ~other."""
+    from prometheus_client.core import CounterMetricFamily
+    from ..exporter import OTHER
+    family = CounterMetricFamily("readahead_pod_pages", "Pages read ahead by kind, for "
+                                 "the reads of each pod.", labels=["kind", "namespace", "pod"])
+    if snapshot is not None:
+        per_kind: Dict[str, Dict[int, int]] = {}
+        for (cgroup_id, kind), c in (snapshot.cgroups or {}).items():
+            per_kind.setdefault(kind, {})[cgroup_id] = c.pages
+        totals: Dict[int, int] = {}
+        for values in per_kind.values():
+            for cgroup_id, pages in values.items():
+                totals[cgroup_id] = totals.get(cgroup_id, 0) + pages
+        live = series.sweep(series.group(totals), cap)
+        alive_ids = {i for _, ids in live.values() for i in ids}
+        kept, _, _ = cap.fold({label[:2]: total for label, (total, _) in live.items()})
+        cells: Dict[Tuple[str, str, str], int] = {}
+        for kind, values in per_kind.items():
+            for cgroup_id, pages in values.items():
+                if cgroup_id not in alive_ids:
+                    continue
+                label = series.label_of(cgroup_id)[:2]
+                key = (kind,) + (label if label in kept else (OTHER, OTHER))
+                cells[key] = cells.get(key, 0) + pages
+        if cap.retired:
+            key = (KINDS[0], OTHER, OTHER)
+            cells[key] = cells.get(key, 0) + cap.retired
+        for key, pages in sorted(cells.items()):
+            family.add_metric(list(key), pages)
+    return [family]
+
+
 # ---------------------------------------------------------------------- spec
 
 class ReadaheadTool(Tool):
@@ -450,14 +540,16 @@ class ReadaheadTool(Tool):
     command = "readahead-stats"
     summary = "page cache readahead: requests, windows, pages per device and file"
     description = """Show page cache readahead: sync and async requests, the windows the
-    kernel submitted and their pages, per device and per file, with a log2
-    histogram of window sizes, and its efficiency: of the pages read ahead,
-    how many were used, how many left the cache unused.
+    kernel submitted and their pages, per device, per file and (--by) per
+    pod or container, with a log2 histogram of window sizes, and its
+    efficiency: of the pages read ahead, how many were used, how many left
+    the cache unused.
 
     Uses the readahead tracepoints (Linux 6.18+) where they exist, else
     fentry, else kprobes on the readahead functions of this kernel. Files are
-    named by a path where some process has them open, else as
-    major:minor:inode. Efficiency needs the filemap tracepoints
+    named by a path: of a process's open file, else found from the inode by
+    a file handle (needs CAP_DAC_READ_SEARCH); else major:minor:inode, and
+    -v says why. Efficiency needs the filemap tracepoints
     (mm_filemap_get_pages and others), else fexit on filemap_read,
     filemap_fault and filemap_map_pages; where the kernel has neither, the
     output says what is missing.
@@ -471,11 +563,14 @@ Examples:
   readahead-stats --trace     # one line per readahead event
   readahead-stats --json 1 5  # one JSON object per interval
   readahead-stats --no-efficiency  # skip the per-page hooks
+  readahead-stats --by pod    # also pages per Kubernetes pod
 """
     options = (
         device_option("Only this block device (vda, /dev/vda or 254:0)."),
         pid_option("Only readahead by this process."),
-        top_option("Files shown, most pages first."),
+        top_option("Files (and pods or containers) shown, most pages first."),
+        click.option("-b", "--by", type=click.Choice(["pod", "container"]),
+                     help="Also show readahead per Kubernetes pod or container."),
         click.option("--trace", is_flag=True, help="Print each readahead event instead of totals."),
         click.option("--efficiency/--no-efficiency", default=True, show_default=True,
                      help="Follow each page read ahead to its first use or its eviction "
@@ -486,7 +581,8 @@ Examples:
         return plan()
 
     def cflags(self, opts):
-        return cflags(os.uname().release, opts["device"], opts["pid"], opts["trace"])
+        return cflags(os.uname().release, opts["device"], opts["pid"], opts["trace"],
+                      by_cgroup=opts["by"] is not None)
 
     @staticmethod
     def _efficiency(opts) -> bool:
@@ -494,7 +590,7 @@ Examples:
 
     def open(self, opts, mode="auto"):
         return Readahead(opts["device"], opts["pid"], opts["trace"], mode,
-                         efficiency=self._efficiency(opts))
+                         efficiency=self._efficiency(opts), by=opts["by"])
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -508,18 +604,33 @@ Examples:
     def text(self, shown, view: View) -> str:
         r = view.reader
         return readahead_text(shown, view.label, shown.elapsed, view.opts["top"], r.devices,
-                              r.files, view.clock, r.efficiency_problem)
+                              r.files, view.clock, r.efficiency_problem, r.workloads,
+                              view.opts["by"], r.files.unresolved if view.verbose else None)
 
     def json(self, shown, view: View) -> dict:
         r = view.reader
         return readahead_json(shown, view.probe, shown.elapsed, view.opts["top"], r.devices,
-                              r.files, view.when, r.efficiency_problem)
+                              r.files, view.when, r.efficiency_problem, r.workloads,
+                              view.opts["by"])
+
+    exporter_options = (
+        click.option("--readahead-by", "readahead_by", type=click.Choice(["device", "pod"]),
+                     default="device", show_default=True,
+                     help="device: readahead_*_total by device; pod: also "
+                          "readahead_pod_pages_total by namespace and pod."),
+    )
 
     def exporter_open(self, opts, mode="auto"):
-        return Readahead(files=False, mode=mode)
+        return Readahead(files=False, mode=mode,
+                         by="pod" if opts.get("by") == "pod" else None)
 
     def families(self, snapshot, collector):
-        return readahead_families(snapshot, collector.cap, collector.stats, collector.device)
+        families = readahead_families(snapshot, collector.cap, collector.stats,
+                                      collector.device)
+        if collector.opts.get("by") == "pod":
+            families += readahead_pod_families(snapshot, collector.cgroup_series("pod"),
+                                               collector.pod_cap)
+        return families
 
 
 TOOL = ReadaheadTool()

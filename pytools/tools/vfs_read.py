@@ -25,6 +25,8 @@ SYSCALL_NUMBERS = {
     "aarch64": {"read": 63, "pread64": 67, "readv": 65, "preadv": 69, "preadv2": 286},
 }
 DEFAULT_MAX_PROCS = 1024
+WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
+PER_CHOICES = ("pid", "comm") + WORKLOAD_KINDS
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 TASK_COMM_LEN = 16               # a comm is at most 15 bytes and a NUL
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
@@ -95,9 +97,13 @@ def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] =
     if min_latency_ns:
         flags.append(f"-DMIN_LATENCY_NS={min_latency_ns}ULL")
     if per_process is not None:
-        if per_process not in ("pid", "comm"):
-            raise ValueError("per_process is 'pid' or 'comm'")
-        flags += [f"-DPER_PROCESS={1 if per_process == 'pid' else 2}", f"-DMAX_PROCS={max_procs}"]
+        if per_process not in PER_CHOICES:
+            raise ValueError(f"per_process is one of {', '.join(PER_CHOICES)}")
+        if per_process in WORKLOAD_KINDS:
+            flags += ["-DPER_CGROUP", f"-DMAX_PROCS={max_procs}"]
+        else:
+            flags += [f"-DPER_PROCESS={1 if per_process == 'pid' else 2}",
+                      f"-DMAX_PROCS={max_procs}"]
     if floor:
         if floor not in ("empty", "clock"):
             raise ValueError("floor is 'empty' or 'clock'")
@@ -115,12 +121,14 @@ class LatencySnapshot:
     per_process: Optional[Dict[ProcKey, Log2Hist]] = None
     taken_at: float = 0.0
     elapsed: float = 0.0
+    per_cgroup: Optional[Dict[int, Log2Hist]] = None    # by cgroup id (-P pod|container)
 
 
 def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
     procs = None if cur.per_process is None else diff(cur.per_process, prev.per_process or {})
+    cgroups = None if cur.per_cgroup is None else diff(cur.per_cgroup, prev.per_cgroup or {})
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
-                           procs, cur.taken_at, cur.taken_at - prev.taken_at)
+                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups)
 
 
 def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey, int],
@@ -152,6 +160,20 @@ class VfsReadLatency(LoadedTool):
         flags = cflags(self.unit_ns, pid, comm, min_latency_ns, per_process, max_procs,
                        read_pid_max(), floor)
         self.program = load(TOOL.name, plan(), flags, mode)
+        self.workloads = None
+        if per_process in WORKLOAD_KINDS:
+            from ..workloads import Workloads, pod_log_root
+            self.workloads = Workloads(log_root=pod_log_root())
+
+    def forget_cgroups(self, ids) -> None:
+        """Delete these cgroup ids' histograms (gone pods) from the kernel."""
+        gone = set(ids)
+        hist = self.program.table("vfs_read_latency_cgroup_hist")
+        for key in [k for k in hist.keys() if k.cgroup_id in gone]:
+            hist.pop(key, None)
+        sums = self.program.table("vfs_read_latency_cgroup_sum")
+        for key in [k for k in sums.keys() if k.value in gone]:
+            sums.pop(key, None)
 
     def snapshot(self) -> LatencySnapshot:
         table = self.program.table("vfs_read_latency_hist")
@@ -159,15 +181,22 @@ class VfsReadLatency(LoadedTool):
         slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
         total_ns = sum(h.sum_ns for h in per_cpu)
         clashes = sum(h.clashes for h in per_cpu)
-        procs = None
-        if self.per_process:
+        procs = cgroups = None
+        if self.per_process in WORKLOAD_KINDS:
+            counts = {(k.cgroup_id, "", k.slot): v.value
+                      for k, v in self.program.table("vfs_read_latency_cgroup_hist").items()}
+            sums = {(k.value, ""): v.value
+                    for k, v in self.program.table("vfs_read_latency_cgroup_sum").items()}
+            cgroups = {key[0]: h for key, h in
+                       proc_hists(counts, sums, self.unit_ns, self.unit_name).items()}
+        elif self.per_process:
             counts = {(k.tgid, c_string(k.comm), k.slot): v.value
                       for k, v in self.program.table("vfs_read_latency_proc_hist").items()}
             sums = {(k.tgid, c_string(k.comm)): v.value
                     for k, v in self.program.table("vfs_read_latency_proc_sum").items()}
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
-                               clashes, procs, time.monotonic())
+                               clashes, procs, time.monotonic(), per_cgroup=cgroups)
 
 
 # ----------------------------------------------------------------- rendering
@@ -181,8 +210,14 @@ def _busiest(per_process: Dict[ProcKey, Log2Hist]) -> List[Tuple[ProcKey, Log2Hi
     return sorted(per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
 
 
+def _workload_hists(snap: LatencySnapshot, workloads, by: str):
+    from ..workloads import group_by_workload
+    grouped = group_by_workload(snap.per_cgroup, workloads, by)
+    return sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))
+
+
 def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: int,
-                 timestamp: Optional[str] = None) -> str:
+                 timestamp: Optional[str] = None, workloads=None, by: str = "") -> str:
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
              render.hist_text(snap.hist)]
     if snap.start_clashes:
@@ -193,11 +228,18 @@ def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: i
             parts += ["", proc_label(key), render.hist_text(hist)]
         if len(ordered) > top:
             parts.append(f"[{len(ordered) - top} more processes]")
+    if snap.per_cgroup is not None:
+        from ..workloads import describe
+        ordered = _workload_hists(snap, workloads, by)
+        for key, hist in ordered[:top]:
+            parts += ["", describe(key, by), render.hist_text(hist)]
+        if len(ordered) > top:
+            parts.append(f"[{len(ordered) - top} more {by}s]")
     return "\n".join(parts)
 
 
 def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
-                 when: str) -> dict:
+                 when: str, workloads=None, by: str = "") -> dict:
     out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
            "hist": render.hist_json(snap.hist), "start_clashes": snap.start_clashes}
     if snap.per_process is not None:
@@ -205,24 +247,59 @@ def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
         out["per_process"] = [{"pid": key[0] or None, "comm": key[1],
                                "hist": render.hist_json(h)} for key, h in ordered[:top]]
         out["other_processes"] = max(0, len(ordered) - top)
+    if snap.per_cgroup is not None:
+        from ..workloads import GROUPINGS
+        ordered = _workload_hists(snap, workloads, by)
+        out["per_workload"] = [{**dict(zip(GROUPINGS[by], key)), "hist": render.hist_json(h)}
+                               for key, h in ordered[:top]]
+        out["other_workloads"] = max(0, len(ordered) - top)
     return out
 
 
 # ------------------------------------------------------------------ exporter
 
-def vfs_read_families(snapshot: Optional[LatencySnapshot]) -> list:
+def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None) -> list:
+    """vfs_read_latency_seconds, unlabelled, or by (namespace, pod) with
+    series (--vfs-read-by pod): pods beyond the cap in ~other, and reads of
+    cgroups the kernel's per-cgroup map had no room for counted apart."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import histogram_family
-    hist = histogram_family(
-        "vfs_read_latency_seconds", "Time from vfs_read entry to return (or read syscall "
-        "entry to exit, in tracepoint mode); le bounds are the exact log2 slot edges.",
-        snapshot.hist if snapshot is not None else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)
+    from ..exporter import OTHER, histogram_family, labelled_histogram_family
+    name = "vfs_read_latency_seconds"
+    doc = ("Time from vfs_read entry to return (or read syscall entry to exit, in "
+           "tracepoint mode); le bounds are the exact log2 slot edges.")
+    families = []
+    if series is None:
+        families.append(histogram_family(name, doc, snapshot.hist if snapshot is not None
+                                          else None, NS_PER_SECOND, EXPORTER_LAST_SLOT))
+    else:
+        items = []
+        unlabelled = CounterMetricFamily(
+            "vfs_read_latency_unlabelled", "Reads timed but not in a pod's series: their "
+            "cgroup found the per-cgroup map full (--vfs-read-by pod).")
+        if snapshot is not None:
+            grouped = series.sweep(series.group(snapshot.per_cgroup or {}), cap,
+                                   weight=lambda h: h.count)
+            hists = {label[:2]: hist for label, (hist, _) in grouped.items()}
+            kept, _, _ = cap.fold({k: h.count for k, h in hists.items()})
+            other = cap.retired
+            for key, hist in hists.items():
+                if key in kept:
+                    items.append((key, hist))
+                else:
+                    other = hist if other is None else other + hist
+            items.sort()
+            if other is not None and other.count:
+                items.append(((OTHER, OTHER), other))
+            labelled = sum(h.count for h in (snapshot.per_cgroup or {}).values())
+            unlabelled.add_metric([], max(0, snapshot.hist.count - labelled))
+        families += [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
+                                               NS_PER_SECOND, EXPORTER_LAST_SLOT), unlabelled]
     clashes = CounterMetricFamily(
         "vfs_read_latency_lost", "Reads not timed because another thread shared their "
         "start slot (bounded start array).")
     if snapshot is not None:
         clashes.add_metric([], snapshot.start_clashes)
-    return [hist, clashes]
+    return families + [clashes]
 
 
 # ---------------------------------------------------------------------- spec
@@ -267,6 +344,7 @@ Examples:
   vfsread-latency -p 1234     # reads by process 1234 only
   vfsread-latency -c postgres # reads by processes named postgres
   vfsread-latency -P --top 5  # one histogram per process, 5 busiest
+  vfsread-latency -P pod      # one histogram per Kubernetes pod
   vfsread-latency --min-latency 1000   # ignore reads under 1000 us
   vfsread-latency --json 1 3  # one JSON object per interval
   vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
@@ -276,13 +354,22 @@ Examples:
         pid_option("Only reads by this process."),
         click.option("-c", "--comm", callback=_comm,
                      help="Only reads by processes with this name (filtered in kernel)."),
-        click.option("-P", "--per-pid", "per_process", flag_value="pid",
-                     help="One histogram per process (pid)."),
+        click.option("-P", "--per", "per_process", type=click.Choice(PER_CHOICES),
+                     is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
+                     help="One histogram per process (pid, the default), process name, "
+                          "pod or container."),
+        click.option("--per-pid", "per_process", flag_value="pid", hidden=True),
         click.option("--per-comm", "per_process", flag_value="comm",
                      help="One histogram per process name."),
-        top_option("Processes shown with -P/--per-comm, busiest first."),
+        top_option("Histograms shown with -P/--per-comm, busiest first."),
         click.option("--min-latency", type=click.IntRange(0, 10**12), default=0,
                      help="Ignore reads faster than this, in the display unit."),
+    )
+
+    exporter_options = (
+        click.option("--vfs-read-by", "vfs_read_by", type=click.Choice(["none", "pod"]),
+                     default="none", show_default=True,
+                     help="Labels of vfs_read_latency_seconds (pod: namespace, pod)."),
     )
 
     def plan(self):
@@ -304,16 +391,20 @@ Examples:
         return delta(cur, prev)
 
     def text(self, shown, view: View) -> str:
-        return latency_text(shown, view.label, shown.elapsed, view.opts["top"], view.clock)
+        return latency_text(shown, view.label, shown.elapsed, view.opts["top"], view.clock,
+                            getattr(view.reader, "workloads", None), view.opts["per_process"])
 
     def json(self, shown, view: View) -> dict:
-        return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when)
+        return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
+                            getattr(view.reader, "workloads", None), view.opts["per_process"])
 
     def exporter_open(self, opts, mode="auto"):
-        return VfsReadLatency(unit=EXPORTER_UNIT, mode=mode)
+        per = "pod" if opts.get("by") == "pod" else None
+        return VfsReadLatency(unit=EXPORTER_UNIT, per_process=per, mode=mode)
 
     def families(self, snapshot, collector):
-        return vfs_read_families(snapshot)
+        series = collector.cgroup_series("pod") if collector.opts.get("by") == "pod" else None
+        return vfs_read_families(snapshot, series, collector.cap)
 
 
 TOOL = VfsRead()
