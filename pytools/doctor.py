@@ -28,6 +28,14 @@ def environment_checks() -> List[Check]:
     checks.append(Check("privileges", problem is None, problem or "can load tracing programs",
                         "run with sudo" if problem else ""))
 
+    capeff = system.parse_capeff(Path("/proc/self/status").read_text())
+    if problem is None and not capeff >> system.CAP_SYS_ADMIN & 1:
+        refused = system.perf_event_refused()
+        checks.append(Check("perf events", refused is None,
+                            refused or f"allowed (kernel.perf_event_paranoid "
+                                       f"{system.read_perf_paranoid()})",
+                            system.PERF_PARANOID_FIX if refused else ""))
+
     try:
         import bcc
         checks.append(Check("bcc", True, f"python module bcc {getattr(bcc, '__version__', '?')}"))

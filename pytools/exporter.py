@@ -160,6 +160,7 @@ class SelfStats:
     read_errors: Dict[str, int] = field(default_factory=dict)
     folded: Dict[str, int] = field(default_factory=dict)           # metric -> values folded
     up: Dict[str, bool] = field(default_factory=dict)              # collector -> attached
+    gone: Dict[str, int] = field(default_factory=dict)             # collector -> ids forgotten
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_read(self, collector: str, seconds: float, ok: bool) -> None:
@@ -187,13 +188,17 @@ def self_families(stats: Optional[SelfStats]) -> List[Metric]:
     folded = GaugeMetricFamily("bpf_exporter_folded_series",
                                "Label values summed into the '~other' series by --max-series.",
                                labels=["metric"])
+    gone = CounterMetricFamily("bpf_exporter_gone_cgroups",
+                               "Cgroup ids of gone pods whose series and kernel map entries "
+                               "were dropped (--gone-after).", labels=["collector"])
     if stats is not None:
         with stats.lock:
             for family, values in ((up, stats.up), (seconds, stats.read_seconds),
-                                   (errors, stats.read_errors), (folded, stats.folded)):
+                                   (errors, stats.read_errors), (folded, stats.folded),
+                                   (gone, stats.gone)):
                 for name, value in sorted(values.items()):
                     family.add_metric([name], float(value))
-    return [up, seconds, errors, folded]
+    return [up, seconds, errors, folded, gone]
 
 
 class SelfCollector:
@@ -288,4 +293,7 @@ class ToolCollector:
                 return []
             self.stats.record_read(self.name, time.perf_counter() - start, ok=True)
             families = self.tool.families(snapshot, self)
+            if self._cgroup_series is not None:
+                with self.stats.lock:
+                    self.stats.gone[self.name] = self._cgroup_series.forgotten
         return families + [info_family(self.name, self.probe, self.kernel)]

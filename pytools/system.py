@@ -6,6 +6,7 @@ the thin readers around them touch /proc and /sys only.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -61,6 +62,47 @@ def check_privileges() -> None:
     problem = missing_privilege(os.geteuid(), capeff)
     if problem:
         raise ToolError(problem, "run it with sudo")
+    if not capeff >> CAP_SYS_ADMIN & 1:
+        refused = perf_event_refused()
+        if refused:
+            raise ToolError(refused, PERF_PARANOID_FIX)
+
+
+# perf_event_open(2), per machine.
+SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}.get(os.uname().machine, 298)
+PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY = 1, 9
+PERF_PARANOID_FIX = ("sysctl -w kernel.perf_event_paranoid=2 (the documented capabilities "
+                     "then suffice), or run as root")
+
+
+def read_perf_paranoid() -> Optional[int]:
+    try:
+        return int(Path("/proc/sys/kernel/perf_event_paranoid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def perf_event_refused() -> Optional[str]:
+    """Why this process may open no perf event at all, or None. Debian's and
+    Ubuntu's kernels add kernel.perf_event_paranoid=3 (their default), which
+    refuses every perf_event_open without CAP_SYS_ADMIN, CAP_PERFMON or
+    not; BCC attaches every probe through perf_event_open. Found by opening
+    a dummy software event on this process, which any other level allows."""
+    import ctypes
+    attr = (ctypes.c_uint32 * 32)()            # struct perf_event_attr, zeroed
+    attr[0], attr[1] = PERF_TYPE_SOFTWARE, ctypes.sizeof(attr)
+    attr[2] = PERF_COUNT_SW_DUMMY               # config (low half)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), 0, -1, -1, 0)
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    if err not in (errno.EACCES, errno.EPERM):
+        return None          # something else (no perf events at all): the attach says
+    level = read_perf_paranoid()
+    return (f"perf_event_open is refused to this process (kernel.perf_event_paranoid is "
+            f"{level}: this kernel lets only CAP_SYS_ADMIN open perf events at that level)")
 
 
 # -------------------------------------------------------------------- tracefs

@@ -66,6 +66,7 @@ class Workload:
     namespace: Optional[str] = None     # filled from the kubelet's log directories
     pod: Optional[str] = None
     container: Optional[str] = None
+    resolved: bool = True               # False: the cgroup id named no cgroup
 
     @property
     def in_pod(self) -> bool:
@@ -336,7 +337,7 @@ class Workloads:
         path = self.cgroups.path(cgroup_id)
         if path is None:
             # Gone between the event and the read (or never seen): by id.
-            return Workload(f"cgroup {cgroup_id}")
+            return Workload(f"cgroup {cgroup_id}", resolved=False)
         workload = identify(path)
         if workload.in_pod:
             named = self.names.pod(workload.pod_uid)
@@ -364,6 +365,8 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     runtime container (pods' processes are grouped under "kubepods")."""
     if by == "service":
         return ("kubepods",) if workload.in_pod else (workload.service_label(),)
+    if not workload.resolved:     # gone before it was read: by id, in the pod's place
+        return ("", workload.path, "")
     namespace, pod = workload.pod_label()
     if not workload.in_pod:
         return ("", "", "")

@@ -34,6 +34,61 @@ def bpf_program_ids() -> Set[int]:
         ids.add(start)
 
 
+BPF_MAP_LOOKUP_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 4
+BPF_MAP_GET_NEXT_ID, BPF_MAP_GET_FD_BY_ID, BPF_OBJ_GET_INFO_BY_FD = 12, 14, 15
+
+
+def _bpf(cmd: int, attr) -> int:
+    return _libc.syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+
+
+def bpf_map_ids() -> Set[int]:
+    ids, attr, start = set(), (ctypes.c_uint32 * 32)(), 0
+    while True:
+        attr[0] = start
+        if _bpf(BPF_MAP_GET_NEXT_ID, attr) != 0:
+            return ids
+        start = attr[1]
+        ids.add(start)
+
+
+class _MapInfo(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32),
+                ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+                ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
+                ("name", ctypes.c_char * 16), ("rest", ctypes.c_uint8 * 64)]
+
+
+def bpf_map_keys(map_id: int) -> "tuple[str, List[bytes]]":
+    """(name, keys) of a BPF map, read through bpf(2) as bpftool would."""
+    attr = (ctypes.c_uint32 * 32)()
+    attr[0] = map_id
+    fd = _bpf(BPF_MAP_GET_FD_BY_ID, attr)
+    if fd < 0:
+        return "", []
+    try:
+        info = _MapInfo()
+        attr = (ctypes.c_uint64 * 16)()
+        attr[0] = fd | ctypes.sizeof(info) << 32
+        attr[1] = ctypes.addressof(info)
+        if _bpf(BPF_OBJ_GET_INFO_BY_FD, attr) != 0:
+            return "", []
+        keys: List[bytes] = []
+        key = ctypes.create_string_buffer(info.key_size)
+        next_key = ctypes.create_string_buffer(info.key_size)
+        attr = (ctypes.c_uint64 * 16)()
+        attr[0] = fd
+        attr[1] = 0                         # NULL: the first key
+        attr[2] = ctypes.addressof(next_key)
+        while _bpf(BPF_MAP_GET_NEXT_KEY, attr) == 0:
+            keys.append(next_key.raw)
+            ctypes.memmove(key, next_key, info.key_size)
+            attr[1] = ctypes.addressof(key)
+        return info.name.decode(), keys
+    finally:
+        os.close(fd)
+
+
 def programs_gone(ids: Set[int], timeout: float = 5.0) -> bool:
     """True once none of `ids` is loaded. The kernel frees a detached
     program after an RCU grace period (raw tracepoints: after the exit that

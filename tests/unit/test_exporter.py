@@ -241,3 +241,75 @@ def test_exposition_parses_back():
     assert families["execve"].samples[0].labels == {"comm": 'we"ird\\name\n'}
     assert families["vfs_read_latency_seconds"].type == "histogram"
     assert families["bpf_exporter_collector_up"].type == "gauge"
+
+
+# ------------------------------------------------------------------ pod churn
+
+class FakeWorkloads:
+    """cgroup id -> (namespace, pod, container), and which ids still exist."""
+
+    def __init__(self, pods):
+        from pytools.workloads import Workload
+        self.pods = pods
+        self.alive_ids = set(pods)
+        self.cgroups = self
+        self.Workload = Workload
+
+    def of(self, cgroup_id):
+        ns, pod, container = self.pods[cgroup_id]
+        return self.Workload(f"/kubepods/pod{cgroup_id}", pod_uid=f"uid-{pod}",
+                             namespace=ns, pod=pod, container=container)
+
+    def alive(self, cgroup_id):
+        return cgroup_id in self.alive_ids
+
+
+def churn(pods, grace=10):
+    from pytools.exporter import CgroupSeries
+    workloads, forgotten, clock = FakeWorkloads(pods), [], [0.0]
+    series = CgroupSeries(workloads, "container", grace, forgotten.extend, lambda: clock[0])
+    return series, workloads, forgotten, clock
+
+
+def test_a_gone_pod_is_forgotten_after_the_grace_and_frees_its_place():
+    series, workloads, forgotten, clock = churn({1: ("ns", "a", "app"), 2: ("ns", "b", "app")})
+    cap = SeriesCap(2)
+    values = {1: 5, 2: 7}
+    live = series.sweep(series.group(values), cap)
+    cap.fold({k: v for k, (v, _) in live.items()})
+    assert set(live) == {("ns", "a", "app"), ("ns", "b", "app")}
+    workloads.alive_ids.discard(2)                  # pod b deleted
+    clock[0] = 5
+    assert len(series.sweep(series.group(values), cap)) == 2 and not forgotten   # in grace
+    clock[0] = 11
+    live = series.sweep(series.group(values), cap)
+    assert set(live) == {("ns", "a", "app")} and forgotten == [2]
+    assert ("ns", "b", "app") not in cap.kept and cap.retired is None
+
+
+def test_a_restarted_container_keeps_its_old_id_while_the_series_lives():
+    """Old and new ids share a series: the old one is not deleted (the
+    series would go down) until every id of the series is gone."""
+    series, workloads, forgotten, clock = churn({1: ("ns", "a", "app"), 3: ("ns", "a", "app")})
+    cap = SeriesCap(5)
+    workloads.alive_ids.discard(1)                  # the first container exited
+    for t in (0, 50, 100):
+        clock[0] = t
+        live = series.sweep(series.group({1: 5, 3: 2 + t}), cap)
+        assert live[("ns", "a", "app")][0] == 7 + t
+    assert not forgotten
+
+
+def test_a_gone_folded_pod_leaves_its_value_in_the_fold():
+    series, workloads, forgotten, clock = churn({1: ("ns", "a", "x"), 2: ("ns", "b", "x")})
+    cap = SeriesCap(1)
+    live = series.sweep(series.group({1: 9, 2: 4}), cap)
+    kept, other, _ = cap.fold({k: v for k, (v, _) in live.items()})
+    assert list(kept) == [("ns", "a", "x")] and other == 4
+    workloads.alive_ids.discard(2)
+    clock[0] = 100
+    series.sweep(series.group({1: 9, 2: 4}), cap)    # forgotten: the kernel drops id 2
+    clock[0] = 200
+    live = series.sweep(series.group({1: 9}), cap)
+    kept, other, _ = cap.fold({k: v for k, (v, _) in live.items()})
+    assert forgotten == [2] and other + cap.retired == 4       # ~other did not go down

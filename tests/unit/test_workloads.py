@@ -183,3 +183,5 @@ def test_workloads_name_a_pod_from_cgroup_id_to_names(tmp_path):
     assert labels(w, "container") == ("shop", "cart", "app")
     gone = Workloads(str(mount), str(logs), refresh=0).of(12345678)
     assert gone.path == "cgroup 12345678" and labels(gone, "service") == ("cgroup 12345678",)
+    assert labels(gone, "container") == ("", "cgroup 12345678", "")
+    assert describe(labels(gone, "pod"), "pod") == "cgroup 12345678"
