@@ -1,0 +1,394 @@
+"""Pods, containers and services, for real: cgroup v2 hierarchies made in
+this machine's cgroup2 mount that mimic both kubelet cgroup drivers and a
+systemd service, a fake /var/log/pods + /var/log/containers tree, and work
+done in each fake container (its pid written to cgroup.procs). Every tool
+and the exporter must attribute it exactly; gone pods must leave neither
+series nor map entries; --cgroup must count only its subtree."""
+
+import json
+import os
+import signal
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List
+
+import pytest
+
+from pytools.workloads import find_cgroup2
+
+from .modes import scratch_dir
+from .test_biolatency_kernel import Loop
+from .test_exporter_kernel import Exporter, diff, parse, value
+from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
+                       tool_command, write_file)
+
+MOUNT = find_cgroup2()
+pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
+                                "host has no cgroup v2 hierarchy")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Container:
+    namespace: str
+    pod: str
+    name: str
+    cgroup: str                     # its directory in the cgroup2 mount
+
+    @property
+    def labels(self):
+        return {"namespace": self.namespace, "pod": self.pod, "container": self.name}
+
+
+def uid(n: int) -> str:
+    return f"{n:08x}-1b2c-4d5e-8f90-{n:012x}"
+
+
+def cid(n: int) -> str:
+    return f"{n:02x}" * 32
+
+
+class FakeNode:
+    """Under <cgroup2>/pytools-node-<pid>/: a systemd-driver burstable pod
+    of two containers (containerd) plus its pause container, a
+    cgroupfs-driver besteffort pod (CRI-O ids), a cgroupfs guaranteed pod,
+    and a systemd service; their kubelet log directories in a temp dir."""
+
+    def __init__(self):
+        self.root = os.path.join(MOUNT, f"pytools-node-{os.getpid()}")
+        self.logs = tempfile.mkdtemp(prefix="pytools-logs-")
+        os.makedirs(os.path.join(self.logs, "pods"))
+        os.makedirs(os.path.join(self.logs, "containers"))
+        u1, u2, u3 = uid(1), uid(2), uid(3)
+        burst = (f"kubepods.slice/kubepods-burstable.slice/"
+                 f"kubepods-burstable-pod{u1.replace('-', '_')}.slice")
+        self.containers = {
+            "web": self.add("shop-prod", "cart-7d9f-x2", u1, "web",
+                            f"{burst}/cri-containerd-{cid(0x11)}.scope", cid(0x11)),
+            "sidecar": self.add("shop-prod", "cart-7d9f-x2", u1, "log-shipper",
+                                f"{burst}/cri-containerd-{cid(0x12)}.scope", cid(0x12)),
+            "batch": self.add("batch", "nightly-job-1", u2, "worker",
+                              f"kubepods/besteffort/pod{u2}/{cid(0x21)}", cid(0x21)),
+            "db": self.add("data", "db-0", u3, "postgres", f"kubepods/pod{u3}/{cid(0x31)}",
+                           cid(0x31)),
+        }
+        self.pause = os.path.join(self.root, burst, f"cri-containerd-{cid(0x10)}.scope")
+        os.makedirs(self.pause)                        # no log: the sandbox
+        self.service = os.path.join(self.root, "system.slice", "pytools-fake.service")
+        os.makedirs(self.service)
+
+    def add(self, namespace, pod, pod_uid, name, path, container_id) -> Container:
+        cgroup = os.path.join(self.root, path)
+        os.makedirs(cgroup)
+        pod_dir = os.path.join(self.logs, "pods", f"{namespace}_{pod}_{pod_uid}")
+        os.makedirs(os.path.join(pod_dir, name), exist_ok=True)
+        os.symlink(os.path.join(pod_dir, name, "0.log"), os.path.join(
+            self.logs, "containers", f"{pod}_{namespace}_{name}-{container_id}.log"))
+        return Container(namespace, pod, name, cgroup)
+
+    def remove_pod(self, container: Container) -> None:
+        """As the kubelet does: the pod's cgroups and log directory go."""
+        pod_cgroup = os.path.dirname(container.cgroup)
+        remove_cgroups(pod_cgroup)
+        for entry in os.listdir(os.path.join(self.logs, "pods")):
+            if f"_{container.pod}_" in entry:
+                shutil.rmtree(os.path.join(self.logs, "pods", entry))
+        for entry in os.listdir(os.path.join(self.logs, "containers")):
+            if entry.startswith(f"{container.pod}_"):
+                os.unlink(os.path.join(self.logs, "containers", entry))
+
+    def close(self) -> None:
+        remove_cgroups(self.root)
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def remove_cgroups(top: str) -> None:
+    """Move any process left to the root cgroup, then remove bottom-up."""
+    if not os.path.isdir(top):
+        return
+    for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                pids = f.read().split()
+            for pid in pids:
+                with open(os.path.join(MOUNT, "cgroup.procs"), "w") as f:
+                    f.write(pid)
+        except OSError:
+            pass
+        for _ in range(50):
+            try:
+                os.rmdir(dirpath)
+                break
+            except OSError:
+                time.sleep(0.1)          # a process just exiting
+
+
+@pytest.fixture
+def node():
+    fake = FakeNode()
+    yield fake
+    fake.close()
+
+
+def run_in(cgroup: str, fn: Callable, *args) -> None:
+    """fn(*args) in a forked child placed in `cgroup` first."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            fn(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def execs(path: str, n: int) -> None:
+    for _ in range(n):
+        subprocess.run([path], check=True)
+
+
+def zero_reads(n: int) -> None:
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        for _ in range(n):
+            os.read(fd, 64)
+    finally:
+        os.close(fd)
+
+
+def cold_read(path: str) -> None:
+    evict(path)
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
+EXECS = {"web": 7, "sidecar": 11, "batch": 13, "db": 5}     # primes
+SERVICE_EXECS = 3
+
+
+@pytest.fixture
+def true_copy():
+    d = tempfile.mkdtemp()
+    (path,) = make_executables(d, ["pytools-pod-true"])
+    yield path
+    shutil.rmtree(d)
+
+
+def workload_execs(node: FakeNode, path: str) -> None:
+    for key, n in EXECS.items():
+        run_in(node.containers[key].cgroup, execs, path, n)
+    run_in(node.service, execs, path, SERVICE_EXECS)
+
+
+def cli(node: FakeNode, args: List[str], work: Callable[[], None]) -> dict:
+    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
+    proc = subprocess.Popen(args + ["--cgroup", node.root, "--json", "3600"], cwd="/",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    banner = proc.stderr.readline()
+    assert banner.startswith("Tracing"), banner + proc.stderr.read()
+    work()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    obj["stderr"] = err
+    return obj
+
+
+def test_execve_counter_by_container_pod_and_service(node, true_copy):
+    got = cli(node, tool_command("execve-counter") + ["--by", "container"],
+              lambda: workload_execs(node, true_copy))
+    counts = {(e["namespace"], e["pod"], e["container"]): e["count"] for e in got["entries"]}
+    expected = {(c.namespace, c.pod, c.name): EXECS[k] for k, c in node.containers.items()}
+    expected[("", "", "")] = SERVICE_EXECS
+    assert counts == expected
+    assert got["total"] == sum(EXECS.values()) + SERVICE_EXECS
+
+    got = cli(node, tool_command("execve-counter") + ["--by", "pod"],
+              lambda: workload_execs(node, true_copy))
+    pods = {(e["namespace"], e["pod"]): e["count"] for e in got["entries"]}
+    assert pods[("shop-prod", "cart-7d9f-x2")] == EXECS["web"] + EXECS["sidecar"]
+    assert pods[("data", "db-0")] == EXECS["db"]
+    assert {e["key"] for e in got["entries"]} >= {"shop-prod/cart-7d9f-x2", "data/db-0"}
+
+    got = cli(node, tool_command("execve-counter") + ["--by", "service"],
+              lambda: workload_execs(node, true_copy))
+    services = {e["service"]: e["count"] for e in got["entries"]}
+    assert services == {"pytools-fake.service": SERVICE_EXECS, "kubepods": sum(EXECS.values())}
+
+
+def test_vfsread_latency_per_container_and_pod(node):
+    reads = {"web": 101, "sidecar": 53, "batch": 37, "db": 71}
+
+    def work():
+        for key, n in reads.items():
+            run_in(node.containers[key].cgroup, zero_reads, n)
+
+    got = cli(node, tool_command("vfsread-latency") + ["-P", "container", "--top", "20"], work)
+    per = {(w["namespace"], w["pod"], w["container"]): w["hist"]["count"]
+           for w in got["per_workload"]}
+    # The forked child's own reads (none but ours after the fork) are the workload.
+    for key, c in node.containers.items():
+        assert per[(c.namespace, c.pod, c.name)] == reads[key], per
+    got = cli(node, tool_command("vfsread-latency") + ["-P", "pod"], work)
+    per = {(w["namespace"], w["pod"]): w["hist"]["count"] for w in got["per_workload"]}
+    assert per[("shop-prod", "cart-7d9f-x2")] == reads["web"] + reads["sidecar"]
+
+
+def test_readahead_by_pod_and_a_closed_files_path(node):
+    path = write_file(scratch_dir(), 8 << 20)
+    try:
+        got = cli(node, tool_command("readahead-stats") + ["--by", "pod"],
+                  lambda: run_in(node.containers["batch"].cgroup, cold_read, path))
+    finally:
+        st = os.stat(path)
+        os.unlink(path)
+    pods = {(w["namespace"], w["pod"]): w["pages"] for w in got["workloads"]}
+    assert pods[("batch", "nightly-job-1")] >= (8 << 20) // PAGE * 0.8, pods
+    # Read and closed: no process has it open, its path comes from a handle.
+    (mine,) = [f for f in got["files"] if f["ino"] == st.st_ino]
+    assert mine["name"] == path and "no_path" not in mine
+
+
+def test_biolatency_counts_only_the_cgroup_subtree(node):
+    loop = Loop()
+    try:
+        proc = start_tool(tool_command("biolatency") + [
+            "-d", loop.device, "-Q", "--cgroup", node.containers["db"].cgroup, "--json",
+            "3600"])
+        run_in(node.containers["db"].cgroup, loop.direct_reads, 29)
+        loop.direct_reads(17, first_block=200)          # outside: not counted
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        loop.close()
+    assert proc.returncode == 0, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    (hist,) = obj["histograms"]
+    assert hist["hist"]["count"] == 29
+
+
+def test_cgroup_filter_counts_only_its_subtree(node, true_copy):
+    def work():
+        workload_execs(node, true_copy)
+        execs(true_copy, 19)                         # this test's cgroup: outside
+    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
+    pod_cgroup = os.path.dirname(node.containers["web"].cgroup)
+    proc = subprocess.Popen(tool_command("execve-counter") + [
+        "--by", "container", "--cgroup", pod_cgroup, "--json", "3600"], cwd="/",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr.readline().startswith("Tracing")
+    work()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    counts = {e["container"]: e["count"] for e in obj["entries"]}
+    assert counts == {"web": EXECS["web"], "log-shipper": EXECS["sidecar"]}
+
+
+@pytest.mark.parametrize("bad", ["/pytools-no-such-cgroup", "/etc", "/sys/fs/cgroup/../.."])
+def test_a_bad_cgroup_is_a_usage_error(bad):
+    result = subprocess.run(tool_command("execve-counter") + ["--cgroup", bad, "1", "1"],
+                            cwd="/", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "Error: Invalid value for '--cgroup'" in result.stderr
+
+
+def test_unreadable_log_directories_give_one_warning_and_uids(node, true_copy):
+    env = dict(os.environ, PYTOOLS_POD_LOGS="/nonexistent-pytools")
+    proc = subprocess.Popen(tool_command("execve-counter") + [
+        "--by", "container", "--cgroup", node.root, "--json", "3600"], cwd="/",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr.readline().startswith("Tracing")
+    run_in(node.containers["batch"].cgroup, execs, true_copy, 3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    (entry,) = obj["entries"]
+    assert (entry["namespace"], entry["pod"], entry["container"]) == ("", uid(2), cid(0x21)[:12])
+    warnings = [line for line in err.splitlines() if "cannot read" in line]
+    assert len(warnings) == 1 and "shown by UID" in warnings[0], err
+
+
+def test_a_cgroup_gone_before_the_read_is_shown_by_id(node, true_copy):
+    gone = os.path.join(node.root, "short-lived")
+    os.makedirs(gone)
+    gone_id = os.stat(gone).st_ino
+    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
+    proc = subprocess.Popen(tool_command("execve-counter") + [
+        "--by", "container", "--cgroup", node.root, "--json", "3600"], cwd="/",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr.readline().startswith("Tracing")
+    run_in(gone, execs, true_copy, 2)
+    remove_cgroups(gone)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    assert [(e["pod"], e["count"]) for e in obj["entries"]] == [(f"cgroup {gone_id}", 2)]
+
+
+def cgroup_keys(map_ids) -> Dict[str, List[int]]:
+    """The cgroup ids in the exporter's per-cgroup maps, read from the kernel
+    (names are cut to 15 bytes; the per-cgroup maps are the ones whose keys
+    start with a u64 cgroup id)."""
+    found: Dict[str, List[int]] = {}
+    for map_id in map_ids:
+        name, keys = bpf_map_keys(map_id)
+        if name in ("execve_total", "vfs_read_latenc", "readahead_cgrou"):
+            found.setdefault(name, []).extend(struct.unpack_from("<Q", k)[0] for k in keys
+                                              if len(k) >= 8)
+    return found
+
+
+def test_the_exporter_labels_pods_and_forgets_gone_ones(node, true_copy):
+    before_maps = bpf_map_ids()
+    exp = Exporter("--collectors", "execve,vfs_read,readahead", "--execve-by", "pod",
+                   "--vfs-read-by", "pod", "--readahead-by", "pod", "--pod-logs", node.logs,
+                   "--gone-after", "2")
+    path = write_file(scratch_dir(), 8 << 20)
+    try:
+        exp.assert_serving()
+        ours = bpf_map_ids() - before_maps
+        first = exp.scrape()
+        workload_execs(node, true_copy)
+        run_in(node.containers["web"].cgroup, zero_reads, 101)
+        run_in(node.containers["batch"].cgroup, cold_read, path)
+        second = exp.scrape()
+        for key, c in node.containers.items():
+            assert diff(second, first, "execve_total", **c.labels) == EXECS[key], key
+        web = node.containers["web"]
+        assert diff(second, first, "vfs_read_latency_seconds_count", namespace=web.namespace,
+                    pod=web.pod) >= 101     # the forked child's own reads add a few
+        batch = node.containers["batch"]
+        pages = sum(value(second, "readahead_pod_pages_total", kind=k,
+                          namespace=batch.namespace, pod=batch.pod)
+                    for k in ("sync", "async", "forced"))
+        assert pages >= (8 << 20) // PAGE * 0.8
+
+        batch_ids = {os.stat(batch.cgroup).st_ino}
+        assert batch_ids <= set(cgroup_keys(ours).get("execve_total", []))
+        node.remove_pod(batch)
+        time.sleep(2.5)
+        exp.scrape()                            # unchanged for 2 s, cgroup gone: dropped
+        third = exp.scrape()
+        assert not [k for k in third if dict(k[1]).get("pod") == batch.pod], \
+            "a gone pod's series are still exported"
+        assert value(third, "execve_total", **web.labels) == value(second, "execve_total",
+                                                                    **web.labels)
+        keys = cgroup_keys(ours)
+        for name, ids in keys.items():
+            assert not batch_ids & set(ids), f"{name} still holds the gone pod's entries"
+        assert value(third, "bpf_exporter_gone_cgroups_total", collector="execve") >= 1
+    finally:
+        os.unlink(path)
+        exp.stop()
