@@ -79,6 +79,14 @@ def test_daemonset_runs_the_exporter_with_what_bcc_needs():
     assert not {"/lib/modules", "/usr/src", "/var/lib/bpf-pytools"} & mounts
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["PYTOOLS_HOST_ROOT"] == "/host"
+    # Pods by name: the kubelet's log directories, read-only, and by pod by default.
+    logs = {m["mountPath"]: m for m in container["volumeMounts"]
+            if m["mountPath"].startswith("/var/log/")}
+    assert set(logs) == {"/var/log/pods", "/var/log/containers"}
+    assert all(m["readOnly"] for m in logs.values())
+    args = container["args"]
+    for option in ("--execve-by", "--vfs-read-by", "--readahead-by"):
+        assert args[args.index(option) + 1] == "pod"
     port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
     assert port == DEFAULT_PORT and f":{port}" in container["args"]
     cli_accepts(container["args"])
@@ -172,23 +180,35 @@ def test_systemd_unit_command_line_is_accepted_by_the_cli():
 # ------------------------------------------------------------------- Grafana
 
 def emitted_metric_names():
-    """Every sample name the exporter's collectors produce."""
+    """Every sample name the exporter's collectors produce, with their
+    default labels and by pod (--execve-by/--vfs-read-by/--readahead-by pod)."""
     stats = SelfStats()
     hist = Log2Hist.from_values([1000, 5000], 1000, "usecs")
     pages = Log2Hist.from_values([32], 1, "pages")
-    registry = CollectorRegistry(auto_describe=False)
-    for collector in (
-            ExecveCollector(FixedSource(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10,
-                            "comm"),
-            VfsReadCollector(FixedSource(LatencySnapshot(hist)), stats, "k", 10),
-            tool_collector("biolatency", FixedSource(BioSnapshot({(8 << 20, "read"): hist})),
-                           stats, "k", 10),
-            ReadaheadCollector(FixedSource(ReadaheadSnapshot(
-                {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
-            SelfCollector(stats)):
-        registry.register(collector)
-    text = generate_latest(registry).decode()
-    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    default = [
+        ExecveCollector(FixedSource(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10,
+                        "comm"),
+        VfsReadCollector(FixedSource(LatencySnapshot(hist)), stats, "k", 10),
+        tool_collector("biolatency", FixedSource(BioSnapshot({(8 << 20, "read"): hist})),
+                       stats, "k", 10),
+        ReadaheadCollector(FixedSource(ReadaheadSnapshot(
+            {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
+        SelfCollector(stats)]
+    by_pod = [   # cgroup ids, named (or not) from this machine's cgroup2 mount
+        ExecveCollector(FixedSource(ExecveSnapshot("pod", {1: 1}, 1)), stats, "k", 10, "pod"),
+        tool_collector("vfs_read", FixedSource(LatencySnapshot(hist, per_cgroup={1: hist})),
+                       stats, "k", 10, by="pod"),
+        tool_collector("readahead", FixedSource(ReadaheadSnapshot(
+            {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,
+            cgroups={(1, "sync"): Counts(1, 1, 1, 32)})), stats, "k", 10, by="pod")]
+    names = set()
+    for collectors in (default, by_pod):
+        registry = CollectorRegistry(auto_describe=False)
+        for collector in collectors:
+            registry.register(collector)
+        text = generate_latest(registry).decode()
+        names |= {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    return names
 
 
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
@@ -245,5 +265,11 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     assert panels["Block I/O latency heatmap"]["type"] == "heatmap"
     assert "histogram_quantile(0.99, sum by (device, le) (rate(block_io_latency_seconds_bucket" \
         in exprs["Block I/O latency p99 by device (estimate)"]
+    assert 'sum by (namespace, pod) (rate(execve_total{' in exprs["Execs per second by pod"]
+    assert "histogram_quantile(0.99, sum by (namespace, pod, le) (rate(" \
+        "vfs_read_latency_seconds_bucket{" in exprs["vfs_read latency p99 by pod (estimate)"]
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert "label_values(execve_total" in variables["namespace"]["definition"]
+    assert "label_values(execve_total" in variables["pod"]["definition"]
     ids = [p["id"] for p in dashboard()["panels"]]
     assert len(ids) == len(set(ids))
