@@ -23,7 +23,8 @@ from pytools.workloads import find_cgroup2
 
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
-from .test_exporter_kernel import Exporter, diff, parse, value
+from .test_exporter_kernel import Exporter, diff, free_port, parse, value
+from .test_exporter_tls_kernel import prometheus_query, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
                        tool_command, write_file)
 
@@ -392,3 +393,53 @@ def test_the_exporter_labels_pods_and_forgets_gone_ones(node, true_copy):
     finally:
         os.unlink(path)
         exp.stop()
+
+
+def dashboard_exprs() -> List[str]:
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "grafana")
+    with open(os.path.join(root, "bpf-pytools-dashboard.json")) as f:
+        board = json.load(f)
+    return [t["expr"] for p in board["panels"] for t in p["targets"]]
+
+
+def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node, true_copy):
+    """The DaemonSet's options, a real Prometheus scraping every second, and
+    each dashboard expression ($variables as All) evaluated by it: none
+    fails, and the by-pod panels show our fake pods."""
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
+    exp = Exporter("--execve-by", "pod", "--vfs-read-by", "pod", "--readahead-by", "pod",
+                   "--pod-logs", node.logs)
+    d = tempfile.mkdtemp(prefix="pytools-prom-")
+    port = free_port()
+    with open(os.path.join(d, "prometheus.yml"), "w") as f:
+        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                "scrape_configs:\n  - job_name: bpf\n"
+                f"    static_configs: [{{targets: ['127.0.0.1:{exp.port}']}}]\n")
+    prom = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
+                             f"--storage.tsdb.path={d}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        exp.assert_serving()
+        wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+        start = time.monotonic()
+        while time.monotonic() - start < 30:        # load over several scrapes
+            workload_execs(node, true_copy)
+            run_in(node.containers["web"].cgroup, zero_reads, 500)
+            if time.monotonic() - start > 5 and prometheus_query(
+                    port, 'rate(execve_total{pod="cart-7d9f-x2"}[10s]) > 0'):
+                break
+            time.sleep(0.5)
+        for expr in dashboard_exprs():
+            query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
+                     .replace("$namespace", ".*").replace("$pod", ".*"))
+            result = prometheus_query(port, query)          # raises on a PromQL error
+            if "by (namespace, pod" in expr:
+                pods = {r["metric"].get("pod") for r in result}
+                assert "cart-7d9f-x2" in pods, (expr, result)
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
+        exp.stop()
+        shutil.rmtree(d)
