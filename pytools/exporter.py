@@ -214,17 +214,68 @@ class SelfCollector:
 
 # --------------------------------------------------------------- converters
 
+class Log2HistogramFamily(HistogramMetricFamily):
+    """A histogram family of Log2Hist series that writes its own text lines
+    (pytools.exposition), each series' lines made once per change: with
+    hundreds of pods' histograms, most do not change between scrapes.
+    `samples` is built on demand, for client_python's encoders and tests."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], base: int, last_slot: int,
+                 cache: Optional[Dict] = None):
+        super().__init__(name, doc, labels=list(labels))
+        self.label_names = list(labels)
+        self.base, self.last_slot = base, last_slot
+        self.series: List[Tuple[Tuple[str, ...], Log2Hist]] = []
+        self.cache = cache
+
+    samples = property(lambda self: self._samples(), lambda self, value: None)
+
+    def add(self, values: Sequence[str], hist: Log2Hist) -> None:
+        self.series.append((tuple(values), hist))
+
+    def _samples(self):
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
+        for values, hist in self.series:
+            buckets = [(floatToGoString(le), count)
+                       for le, count in hist.prometheus_buckets(self.base, self.last_slot)]
+            family.add_metric(list(values), buckets, hist.total / self.base)
+        return family.samples
+
+    def text_lines(self, escape: Callable[[str], str]) -> str:
+        fresh: Dict = {}
+        out = []
+        for values, hist in self.series:
+            key = (values, hist.slots, hist.total)
+            text = self.cache.get(key) if self.cache is not None else None
+            if text is None:
+                labels = ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
+                sep = "," if labels else ""
+                lines = [f'{self.name}_bucket{{{labels}{sep}le="{floatToGoString(le)}"}} '
+                         f'{float(count)!r}\n'
+                         for le, count in hist.prometheus_buckets(self.base, self.last_slot)]
+                brace = f"{{{labels}}}" if labels else ""
+                lines.append(f"{self.name}_count{brace} {float(hist.count)!r}\n")
+                lines.append(f"{self.name}_sum{brace} {hist.total / self.base!r}\n")
+                text = "".join(lines)
+            fresh[key] = text
+            out.append(text)
+        if self.cache is not None:          # keep what this scrape used, no more
+            self.cache.clear()
+            self.cache.update(fresh)
+        return "".join(out)
+
+
 def labelled_histogram_family(name: str, doc: str, labels: Sequence[str],
                               items: Iterable[Tuple[Sequence[str], Log2Hist]], base: int,
-                              last_slot: int) -> HistogramMetricFamily:
+                              last_slot: int, cache: Optional[Dict] = None
+                              ) -> HistogramMetricFamily:
     """A histogram family with one series per (label values, Log2Hist):
     cumulative buckets with the exact log2 bounds up to `last_slot`, +Inf,
-    and the exact sum in base units."""
-    family = HistogramMetricFamily(name, doc, labels=list(labels))
+    and the exact sum in base units. `cache`: a dict kept across scrapes
+    for the series' rendered lines."""
+    family = Log2HistogramFamily(name, doc, labels, base, last_slot, cache)
     for values, hist in items:
-        buckets = [(floatToGoString(le), count)
-                   for le, count in hist.prometheus_buckets(base, last_slot)]
-        family.add_metric(list(values), buckets, hist.total / base)
+        family.add(values, hist)
     return family
 
 
@@ -266,7 +317,12 @@ class ToolCollector:
         self.probe = source.program.probe_info()
         self._lock = threading.Lock()
         self._cgroup_series: Optional[CgroupSeries] = None
+        self._render_caches: Dict[str, Dict] = {}
         stats.up[self.name] = True
+
+    def render_cache(self, family: str) -> Dict:
+        """A dict kept across scrapes for one family's rendered series."""
+        return self._render_caches.setdefault(family, {})
 
     def cgroup_series(self, by: str) -> CgroupSeries:
         """The workload grouping of this collector's cgroup-keyed values,

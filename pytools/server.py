@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import gc
 import ipaddress
 import logging
 import os
@@ -22,11 +23,11 @@ import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from .errors import ToolError
 from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
+from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .tools import TOOLS, by_name
 from .webconfig import (PasswordCheck, WebConfig, WebConfigError, load_web_config, parse_basic,
@@ -83,9 +84,8 @@ Health: <a href="/healthz">/healthz</a>.</p>
 def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Route:
     async def route(request: Request, renders: FreshRenders) -> Response:
         if request.path == "/metrics":
-            encoder, content_type = choose_encoder(request.headers.get("Accept"))
-            body = await renders.get(content_type, lambda: encoder(registry))
-            return Response(200, body, content_type)
+            body = await renders.get("text", lambda: text_format(registry.collect()))
+            return Response(200, body, TEXT_CONTENT_TYPE)
         if request.path == "/":
             return Response(200, INDEX_PAGE.format(collectors=describe()).encode(),
                             "text/html; charset=utf-8")
@@ -273,6 +273,11 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         for c in collectors:
             registry.register(c)
         registry.register(SelfCollector(stats))
+        # What start-up made (bcc's tables, the compiled programs' objects)
+        # lives as long as the process: out of the cyclic collector's sight,
+        # so that its passes during scrapes stay short.
+        gc.collect()
+        gc.freeze()
         http.start()
         shown = host if ":" not in host else f"[{host}]"
         scheme = "https" if tls else "http"

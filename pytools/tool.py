@@ -90,5 +90,7 @@ class Tool:
 
     def families(self, snapshot, collector) -> list:
         """Metric families from a snapshot (None: empty ones, for describe()).
-        `collector` offers cap (the series cap), stats, opts and device()."""
+        `collector` offers cap and pod_cap (series caps), stats, opts,
+        device(), cgroup_series(by) (values keyed by cgroup id as pod series,
+        with churn cleanup) and render_cache(family)."""
         raise NotImplementedError

@@ -325,15 +325,33 @@ def pod_log_root() -> str:
 
 
 class Workloads:
-    """The decoders together: cgroup id -> Workload with names."""
+    """The decoders together: cgroup id -> Workload with names. A workload
+    whose every name is known is remembered (bounded, least recently used
+    first out); one still missing a name is looked up again next time."""
 
     def __init__(self, mount: Optional[str] = None, log_root: str = "/var/log",
-                 refresh: float = 1.0):
+                 refresh: float = 1.0, max_cached: int = 16384):
         self.mount = find_cgroup2() if mount is None else mount
         self.cgroups = CgroupPaths(self.mount, refresh)
         self.names = KubeletNames(log_root, max(refresh, 2.0))
+        self._known: "OrderedDict[int, Workload]" = OrderedDict()
+        self._max_cached = max_cached
 
     def of(self, cgroup_id: int) -> Workload:
+        known = self._known.get(cgroup_id)
+        if known is not None:
+            self._known.move_to_end(cgroup_id)
+            return known
+        workload = self._resolve(cgroup_id)
+        complete = workload.resolved and (not workload.in_pod or (
+            workload.pod and (workload.container or not workload.container_id)))
+        if complete:
+            self._known[cgroup_id] = workload
+            while len(self._known) > self._max_cached:
+                self._known.popitem(last=False)
+        return workload
+
+    def _resolve(self, cgroup_id: int) -> Workload:
         path = self.cgroups.path(cgroup_id)
         if path is None:
             # Gone between the event and the read (or never seen): by id.

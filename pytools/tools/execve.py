@@ -107,9 +107,10 @@ def delta(cur: ExecveSnapshot, prev: ExecveSnapshot) -> ExecveSnapshot:
 
 def _read_counts(table, by: str) -> Dict[Key, int]:
     counts: Dict[Key, int] = {}
-    for raw_key, value in table.items():
+    from ..maps import items
+    for raw_key, value in items(table):
         key = decode_key(by, raw_key)
-        counts[key] = counts.get(key, 0) + int(value.value)
+        counts[key] = counts.get(key, 0) + int(value)
     return counts
 
 

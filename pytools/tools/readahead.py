@@ -250,10 +250,11 @@ class Readahead(LoadedTool):
         self.efficiency_problem: Optional[str] = problem
 
     def snapshot(self) -> ReadaheadSnapshot:
+        from ..maps import items
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)
-                   for k, v in self.program.table("readahead_devices").items()}
+                   for k, v in items(self.program.table("readahead_devices"))}
         files = {(k.dev, k.ino): Counts(v.requests, v.req_pages, v.windows, v.pages)
-                 for k, v in self.program.table("readahead_files").items()}
+                 for k, v in items(self.program.table("readahead_files"))}
         slots = [0] * SLOTS
         for k, per_cpu in self.program.table("readahead_window_pages_hist").items():
             slots[k.value] = sum(per_cpu)
@@ -268,7 +269,7 @@ class Readahead(LoadedTool):
         if self.by is not None:
             cgroups = {(k.cgroup_id, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows,
                                                             v.pages)
-                       for k, v in self.program.table("readahead_cgroups").items()}
+                       for k, v in items(self.program.table("readahead_cgroups"))}
         return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, pages, "pages"),
                                  int(overflow[0].value), time.monotonic(), 0.0, usage,
                                  {d: u.unused_now for d, u in (usage or {}).items()}, cgroups)

@@ -176,6 +176,7 @@ class VfsReadLatency(LoadedTool):
             sums.pop(key, None)
 
     def snapshot(self) -> LatencySnapshot:
+        from ..maps import items, scalar
         table = self.program.table("vfs_read_latency_hist")
         per_cpu = table[table.Key(0)]
         slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
@@ -183,17 +184,17 @@ class VfsReadLatency(LoadedTool):
         clashes = sum(h.clashes for h in per_cpu)
         procs = cgroups = None
         if self.per_process in WORKLOAD_KINDS:
-            counts = {(k.cgroup_id, "", k.slot): v.value
-                      for k, v in self.program.table("vfs_read_latency_cgroup_hist").items()}
-            sums = {(k.value, ""): v.value
-                    for k, v in self.program.table("vfs_read_latency_cgroup_sum").items()}
+            counts = {(k.cgroup_id, "", k.slot): v for k, v in
+                      items(self.program.table("vfs_read_latency_cgroup_hist"))}
+            sums = {(scalar(k), ""): v
+                    for k, v in items(self.program.table("vfs_read_latency_cgroup_sum"))}
             cgroups = {key[0]: h for key, h in
                        proc_hists(counts, sums, self.unit_ns, self.unit_name).items()}
         elif self.per_process:
-            counts = {(k.tgid, c_string(k.comm), k.slot): v.value
-                      for k, v in self.program.table("vfs_read_latency_proc_hist").items()}
-            sums = {(k.tgid, c_string(k.comm)): v.value
-                    for k, v in self.program.table("vfs_read_latency_proc_sum").items()}
+            counts = {(k.tgid, c_string(k.comm), k.slot): v
+                      for k, v in items(self.program.table("vfs_read_latency_proc_hist"))}
+            sums = {(k.tgid, c_string(k.comm)): v
+                    for k, v in items(self.program.table("vfs_read_latency_proc_sum"))}
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
                                clashes, procs, time.monotonic(), per_cgroup=cgroups)
@@ -258,7 +259,8 @@ def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
 
 # ------------------------------------------------------------------ exporter
 
-def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None) -> list:
+def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None,
+                      cache=None) -> list:
     """vfs_read_latency_seconds, unlabelled, or by (namespace, pod) with
     series (--vfs-read-by pod): pods beyond the cap in ~other, and reads of
     cgroups the kernel's per-cgroup map had no room for counted apart."""
@@ -293,7 +295,8 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None
             labelled = sum(h.count for h in (snapshot.per_cgroup or {}).values())
             unlabelled.add_metric([], max(0, snapshot.hist.count - labelled))
         families += [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
-                                               NS_PER_SECOND, EXPORTER_LAST_SLOT), unlabelled]
+                                               NS_PER_SECOND, EXPORTER_LAST_SLOT, cache),
+                     unlabelled]
     clashes = CounterMetricFamily(
         "vfs_read_latency_lost", "Reads not timed because another thread shared their "
         "start slot (bounded start array).")
@@ -404,7 +407,8 @@ Examples:
 
     def families(self, snapshot, collector):
         series = collector.cgroup_series("pod") if collector.opts.get("by") == "pod" else None
-        return vfs_read_families(snapshot, series, collector.cap)
+        return vfs_read_families(snapshot, series, collector.cap,
+                                 collector.render_cache("vfs_read_latency_seconds"))
 
 
 TOOL = VfsRead()

@@ -76,7 +76,8 @@ def test_collector_is_on_by_default_and_describes_its_families(tool):
     for option in tool.exporter_options:
         dest = option(lambda: None).__click_params__[0].name
         assert dest.startswith(tool.name + "_")
-    stub = SimpleNamespace(cap=None, stats=None, opts=opts, device=str)
+    stub = SimpleNamespace(cap=None, pod_cap=None, stats=None, opts=opts, device=str,
+                           render_cache=lambda family: {}, cgroup_series=None)
     families = tool.families(None, stub)
     assert families and all(not f.samples for f in families)
 
