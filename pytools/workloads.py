@@ -330,8 +330,11 @@ class Workloads:
     first out); one still missing a name is looked up again next time."""
 
     def __init__(self, mount: Optional[str] = None, log_root: str = "/var/log",
-                 refresh: float = 1.0, max_cached: int = 16384):
+                 refresh: float = 1.0, max_cached: int = 16384,
+                 warn: Callable[[str], None] = log.warning):
         self.mount = find_cgroup2() if mount is None else mount
+        if not self.mount:
+            warn(V1_ONLY_NOTE)          # the tool still runs, by cgroup id
         self.cgroups = CgroupPaths(self.mount, refresh)
         self.names = KubeletNames(log_root, max(refresh, 2.0))
         self._known: "OrderedDict[int, Workload]" = OrderedDict()

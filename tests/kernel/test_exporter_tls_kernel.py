@@ -221,3 +221,33 @@ def test_sighup_takes_a_new_password_without_dropping_the_maps(certs):
     assert code == 0
     assert "not reloaded, the previous one stays" in err and "reloaded: TLS" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.wall_clock
+def test_a_flood_of_wrong_passwords_does_not_slow_a_right_one(exporter):
+    """Wrong passwords cost a bcrypt check each (~60 ms at cost 10) in a
+    pool of their own; a scraper with the right one is answered from the
+    cache of good answers, in well under a second, throughout."""
+    import threading
+    exporter.fetch()                                   # the right answer, cached
+    stop, refused, latencies = threading.Event(), [], []
+
+    def attacker():
+        while not stop.is_set():
+            refused.append(exporter.fetch(password="guess")[0])
+
+    attackers = [threading.Thread(target=attacker) for _ in range(16)]
+    for t in attackers:
+        t.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            assert exporter.fetch()[0] == 200
+            latencies.append(time.monotonic() - start)
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(timeout=30)
+    assert refused and set(refused) == {401}
+    assert max(latencies) < 1.0, sorted(latencies)[-3:]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pytools.workloads import (CgroupPaths, KubeletNames, PodName, Workload, Workloads,
+from pytools.workloads import (V1_ONLY_NOTE, CgroupPaths, KubeletNames, PodName, Workload, Workloads,
                                cgroup2_mount, describe, identify, labels, parse_container_log,
                                parse_pod_dir)
 
@@ -185,3 +185,10 @@ def test_workloads_name_a_pod_from_cgroup_id_to_names(tmp_path):
     assert gone.path == "cgroup 12345678" and labels(gone, "service") == ("cgroup 12345678",)
     assert labels(gone, "container") == ("", "cgroup 12345678", "")
     assert describe(labels(gone, "pod"), "pod") == "cgroup 12345678"
+
+
+def test_a_cgroup_v1_only_host_gets_one_note_and_ids():
+    notes = []
+    workloads = Workloads("", "/nonexistent", warn=notes.append)
+    assert notes == [V1_ONLY_NOTE] and "needs cgroup v2" in notes[0]
+    assert labels(workloads.of(42), "pod") == ("", "cgroup 42", "")
