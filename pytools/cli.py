@@ -95,32 +95,60 @@ class Session:
     def announce(self, program) -> None:
         announce(program, self.verbose)
 
-    def show(self, reader, shown, probe: dict) -> None:
+    def show(self, reader, shown, probe: dict, cost=None, cost_problem=None,
+             seconds: float = 0.0) -> None:
+        """One interval's output; with --json the tool's own BPF cost in
+        it, with -v that cost on stderr (pytools.runstats)."""
+        from . import runstats
         from .render import clock_time, iso_time
         view = View(probe, reader.program.candidate.label, iso_time(),
                     clock_time() if self.timestamp else None, self.interval, self.opts, reader,
                     self.verbose)
         if self.as_json:
-            emit(self.tool.json(shown, view))
+            obj = self.tool.json(shown, view)
+            obj["bpf_cost"] = runstats.as_json(cost, cost_problem)
+            emit(obj)
         else:
             emit(self.tool.text(shown, view) + "\n")
+            if self.verbose:
+                click.echo(runstats.describe(cost, seconds) if cost is not None
+                           else f"bpf cost: not measured: {cost_problem}", err=True)
 
     def intervals(self, reader) -> None:
         """Snapshot now, then at each interval show the difference from the
         previous snapshot (or from the first, when cumulative), including
         the partial interval that Ctrl-C or SIGTERM cuts."""
+        import time
+
+        from . import runstats
         cumulative = self.tool.cumulative(self.opts)
         probe = reader.program.probe_info()     # fixed once attached
+        stats = runstats.RunStats() if (self.verbose or self.as_json) else None
+
+        def cost_now():
+            costs = stats.cost(reader.program) if stats else None
+            return None if costs is None else runstats.total(costs)
+
         start = previous = reader.snapshot()
+        first_cost = last_cost = cost_now()
+        last_time = first_time = time.monotonic()
 
         def tick():
-            nonlocal previous
-            current = reader.snapshot()
-            self.show(reader, self.tool.delta(current, start if cumulative else previous), probe)
-            previous = current
+            nonlocal previous, last_cost, last_time
+            current, cost, now = reader.snapshot(), cost_now(), time.monotonic()
+            base_cost, base_time = (first_cost, first_time) if cumulative else (last_cost,
+                                                                                last_time)
+            shown_cost = None if cost is None or base_cost is None else cost - base_cost
+            self.show(reader, self.tool.delta(current, start if cumulative else previous), probe,
+                      shown_cost, stats.problem if stats else None, now - base_time)
+            previous, last_cost, last_time = current, cost, now
 
-        run_intervals(self.interval, self.count, tick,
-                      on_start=lambda: self.announce(reader.program))
+        try:
+            run_intervals(self.interval, self.count, tick,
+                          on_start=lambda: self.announce(reader.program))
+        finally:
+            if stats:
+                stats.close()
 
 
 def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:

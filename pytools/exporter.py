@@ -201,15 +201,42 @@ def self_families(stats: Optional[SelfStats]) -> List[Metric]:
     return [up, seconds, errors, folded, gone]
 
 
+def cost_families(costs: Optional[Dict[str, Dict[str, object]]]) -> List[Metric]:
+    """bpf_exporter_program_run_seconds_total and _runs_total per collector
+    and program, from the kernel's BPF run-time statistics (runstats.Cost);
+    no series at all where they are off (never zeros)."""
+    seconds = CounterMetricFamily(
+        "bpf_exporter_program_run_seconds", "CPU time the collector's BPF programs ran "
+        "(kernel BPF run-time statistics).", labels=["collector", "program"])
+    runs = CounterMetricFamily("bpf_exporter_program_runs", "Runs of the collector's BPF "
+                               "programs.", labels=["collector", "program"])
+    for collector, by_program in sorted((costs or {}).items()):
+        for program, cost in sorted(by_program.items()):
+            seconds.add_metric([collector, program], cost.run_ns / 1e9)
+            runs.add_metric([collector, program], cost.runs)
+    return [seconds, runs]
+
+
 class SelfCollector:
-    def __init__(self, stats: SelfStats):
+    """The exporter's own metrics; with `run_stats` (runstats.RunStats) and
+    the tool collectors, what their BPF programs cost."""
+
+    def __init__(self, stats: SelfStats, collectors: Sequence = (), run_stats=None):
         self.stats = stats
+        self.collectors = list(collectors)
+        self.run_stats = run_stats
 
     def describe(self) -> List[Metric]:
-        return self_families(None)
+        return self_families(None) + cost_families(None)
 
     def collect(self) -> List[Metric]:
-        return self_families(self.stats)
+        costs = {}
+        if self.run_stats is not None:
+            for c in self.collectors:
+                cost = self.run_stats.cost(getattr(c.source, "program", None))
+                if cost is not None:
+                    costs[c.name] = cost
+        return self_families(self.stats) + cost_families(costs)
 
 
 # --------------------------------------------------------------- converters

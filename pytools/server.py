@@ -173,6 +173,16 @@ def bind(host: str, port: int) -> socket.socket:
         raise ToolError(f"cannot listen on {host or '*'}:{port}: {os.strerror(e.errno)}", hint) from None
 
 
+def release_compile_memory() -> None:
+    """Give back to the kernel what BCC's compiles (LLVM) freed: glibc keeps
+    freed heap for reuse, and nothing after start-up compiles again."""
+    import ctypes
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass     # not glibc
+
+
 def raise_file_limit() -> int:
     """Lift the soft open-file limit to the hard one (as Go programs do at
     start): each open connection is a file. Returns the soft limit."""
@@ -262,6 +272,7 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
     tools: list = []
+    run_stats = None
     try:
         # What every collector needs (privileges, tracefs, headers, bcc):
         # checked once, so its failure is one line, not one per collector.
@@ -272,12 +283,17 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:
             registry.register(c)
-        registry.register(SelfCollector(stats))
+        from .runstats import RunStats
+        run_stats = RunStats()
+        if run_stats.problem:
+            log.warning("program cost not exported: %s", run_stats.problem)
+        registry.register(SelfCollector(stats, collectors, run_stats))
         # What start-up made (bcc's tables, the compiled programs' objects)
         # lives as long as the process: out of the cyclic collector's sight,
         # so that its passes during scrapes stay short.
         gc.collect()
         gc.freeze()
+        release_compile_memory()
         http.start()
         shown = host if ":" not in host else f"[{host}]"
         scheme = "https" if tls else "http"
@@ -290,6 +306,8 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
                 reload_web_config(web, http)
     finally:
         http.stop()
+        if run_stats is not None:
+            run_stats.close()
         # Detach the tools at once: each waits on the kernel, not the CPU.
         closers = [threading.Thread(target=tool.close) for tool in tools]
         for t in closers:
