@@ -64,13 +64,15 @@ def emit(text_or_obj) -> None:
     sys.stdout.flush()
 
 
-def announce(program, verbose: bool) -> None:
+def announce(program, verbose: bool, order: str = "") -> None:
     """The bcc-style banner on stderr, and with -v the probe choice."""
     if verbose:
         for attempt in program.attempts:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
             click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
         click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
+        if order:
+            click.echo(f"order: {order}", err=True)
         from .loader import prepare
         headers = prepare().headers
         click.echo(f"headers: {headers.path} ({headers.how})", err=True)
@@ -93,7 +95,7 @@ class Session:
     emit = staticmethod(emit)
 
     def announce(self, program) -> None:
-        announce(program, self.verbose)
+        announce(program, self.verbose, self.tool.order_reason)
 
     def show(self, reader, shown, probe: dict, cost=None, cost_problem=None,
              seconds: float = 0.0) -> None:

@@ -91,6 +91,8 @@ def tool_checks() -> List[Check]:
                 if failed:
                     detail += f" (not: {'; '.join(failed)})"
                 checks.append(Check(tool.command, True, detail))
+                if tool.order_reason:
+                    checks.append(Check(f"{tool.command} order", None, tool.order_reason))
                 for feature in program.features:
                     problem = program.missing_features.get(feature.name)
                     hooks = ", ".join(h.describe() for h in feature.hooks)

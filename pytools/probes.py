@@ -37,6 +37,9 @@ class Candidate:
     # True: its code reads kernel structs (struct request...), whose layout
     # only this kernel's own headers give: not tried with generic headers.
     reads_structs: bool = False
+    # False: tried only when forced with --probe (a mode that taxes the whole
+    # machine more than the others, worth it only on some machines).
+    auto: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,10 @@ def plan_modes(plan: Sequence[Candidate]) -> List[str]:
 
 
 def order_for(plan: Sequence[Candidate], mode: str) -> List[Candidate]:
-    """Candidates to try: all in plan order for "auto", else the forced mode's."""
+    """Candidates to try: in plan order for "auto" (those meant for auto),
+    else the forced mode's."""
     if mode == "auto":
-        return list(plan)
+        return [c for c in plan if c.auto]
     chosen = [c for c in plan if c.mode == mode]
     if not chosen:
         offered = ", ".join(sorted({c.mode for c in plan}))

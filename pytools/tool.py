@@ -49,6 +49,9 @@ class Tool:
     # collector gets them as {"<option>": value}).
     options: Sequence[Callable] = ()
     exporter_options: Sequence[Callable] = ()
+    # Why the plan's candidates are in their order, where more than one mode
+    # can work (shown by -v and pytools doctor).
+    order_reason = ""
 
     # ------------------------------------------------------------ probes
     def plan(self) -> List[Candidate]:

@@ -35,6 +35,12 @@ def op_name(op: int) -> str:
     return f"sync-{base}" if op & OP_SYNC else base
 
 
+ORDER_REASON = (
+    "the raw block tracepoints first: no perf event in between, and the request "
+    "itself to match issue and completion by; the ordinary block tracepoints "
+    "otherwise. Both run only on block I/O.")
+
+
 def plan(queued: bool = False) -> List[Candidate]:
     """The raw block tracepoints first: they hand over the request itself
     (timed by its address, flushes included) and format no trace record;
@@ -249,6 +255,8 @@ Examples:
                      help="Include the time requests wait in the I/O scheduler."),
         device_option("Only this disk (nvme0n1, /dev/vda or 254:0)."),
     )
+
+    order_reason = ORDER_REASON
 
     def plan(self):
         return plan()

@@ -111,16 +111,23 @@ FENTRY_FUNCTIONS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_
                     "page_cache_ra_order")
 
 
+ORDER_REASON = (
+    "cheapest for the whole machine first: fentry on the readahead functions (a "
+    "direct call), then the readahead tracepoints (6.18+: static, a perf event "
+    "each), then kprobes (a trap each). All of them run only on readahead, never "
+    "on other work.")
+
+
 def plan() -> List[Candidate]:
-    """The 6.18 tracepoints first (stable, static), else fentry, else kprobes,
-    each on whichever readahead functions this kernel has (they were renamed
+    """By cost (ORDER_REASON): fentry, the 6.18 tracepoints, kprobes, each
+    on whichever readahead functions this kernel has (they were renamed
     across 5.10-5.18)."""
     return [
-        Candidate("tracepoint", "readahead via tracepoints", "PROBE_TRACEPOINT",
-                  tuple(Hook("tracepoint", f"readahead:{n}") for n in TRACEPOINTS)),
         Candidate("fentry", "readahead via fentry", "PROBE_FENTRY",
                   tuple(Hook("fentry", fn, define=f"HOOK_{fn}") for fn in FENTRY_FUNCTIONS),
                   any_of=True),
+        Candidate("tracepoint", "readahead via tracepoints", "PROBE_TRACEPOINT",
+                  tuple(Hook("tracepoint", f"readahead:{n}") for n in TRACEPOINTS)),
         Candidate("kprobe", "readahead via kprobes", "PROBE_KPROBE",
                   tuple(Hook("kprobe", fn, handler, f"HOOK_{fn}")
                         for fn, handler in KPROBE_FUNCTIONS), any_of=True),
@@ -577,6 +584,8 @@ Examples:
                      help="Follow each page read ahead to its first use or its eviction "
                           "(costs a map lookup per buffered read and page fault)."),
     )
+
+    order_reason = ORDER_REASON
 
     def plan(self):
         return plan()

@@ -51,6 +51,13 @@ def test_unknown_hook_kind_is_a_bug():
         usable_hooks(bad, facts())
 
 
+def test_a_candidate_not_meant_for_auto_is_tried_only_when_forced():
+    forced_only = Candidate("raw_tracepoint", "raw", "PROBE_RAW", (), auto=False)
+    plan = [TRACEPOINTS, forced_only]
+    assert order_for(plan, "auto") == [TRACEPOINTS]
+    assert order_for(plan, "raw_tracepoint") == [forced_only]
+
+
 def test_order_for_auto_keeps_plan_order_and_forced_filters():
     plan = [KPROBE, TRACEPOINTS]
     assert order_for(plan, "auto") == plan

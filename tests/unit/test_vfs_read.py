@@ -35,7 +35,18 @@ def test_comm_literal_carries_any_byte():
 
 def test_raw_tracepoints_are_planned_only_where_syscall_numbers_are_known():
     assert "raw_tracepoint" in [c.mode for c in vfs_read.plan("x86_64")]
-    assert [c.mode for c in vfs_read.plan("riscv64")] == ["kprobe", "fentry", "tracepoint"]
+    assert [c.mode for c in vfs_read.plan("riscv64")] == ["fentry", "kprobe", "tracepoint"]
+
+
+def test_the_plan_is_ordered_by_cost_to_the_whole_machine():
+    """fentry, kprobe, the per-syscall tracepoints; the raw syscall
+    tracepoints (a program on every syscall) only when forced."""
+    from pytools.probes import order_for
+    plan = vfs_read.plan("x86_64")
+    assert [c.mode for c in order_for(plan, "auto")] == ["fentry", "kprobe", "tracepoint"]
+    assert [c.mode for c in order_for(plan, "raw_tracepoint")] == ["raw_tracepoint"]
+    assert "raw_tracepoint" in vfs_read.TOOL.modes()
+    assert "every syscall" in vfs_read.TOOL.order_reason
 
 
 @pytest.mark.parametrize("pid_max, slots", [(1, 1), (32768, 32768), (32769, 65536),
