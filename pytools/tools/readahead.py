@@ -507,6 +507,31 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
     return families + [hist, full]
 
 
+USAGE_COUNTERS = (
+    ("readahead_tracked_pages", "added", "Pages read ahead and followed to their first use "
+     "or eviction (--readahead-efficiency)."),
+    ("readahead_used_pages", "used", "Of the pages followed, those reached by a read or "
+     "mapped by a page fault."),
+    ("readahead_dropped_pages", "dropped", "Of the pages followed, those that left the page "
+     "cache unused."),
+    ("readahead_untracked_pages", "untracked", "Pages read ahead but not followed: the "
+     "pending-page map was full."),
+)
+
+
+def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], name_of) -> list:
+    """readahead_{tracked,used,dropped,untracked}_pages_total{device}, where
+    the kernel lets them be measured (absent otherwise, never zeros)."""
+    from prometheus_client.core import CounterMetricFamily
+    families = [CounterMetricFamily(name, doc, labels=["device"])
+                for name, _, doc in USAGE_COUNTERS]
+    if snapshot is not None and snapshot.usage is not None:
+        for family, (_, attr, _) in zip(families, USAGE_COUNTERS):
+            for dev, usage in sorted(snapshot.usage.items()):
+                family.add_metric([name_of(dev)], getattr(usage, attr))
+    return families
+
+
 def readahead_pod_families(snapshot: Optional[ReadaheadSnapshot], series, cap) -> list:
     """readahead_pod_pages_total{kind, namespace, pod} (--readahead-by pod):
     pages read ahead for each pod's reads; pods beyond the cap in ~other."""
@@ -628,15 +653,22 @@ Examples:
                      default="device", show_default=True,
                      help="device: readahead_*_total by device; pod: also "
                           "readahead_pod_pages_total by namespace and pod."),
+        click.option("--readahead-efficiency", "readahead_efficiency", is_flag=True,
+                     help="Also follow each page read ahead to its first use or eviction "
+                          "(readahead_{tracked,used,dropped,untracked}_pages_total); costs a "
+                          "map lookup per buffered read and page fault."),
     )
 
     def exporter_open(self, opts, mode="auto"):
         return Readahead(files=False, mode=mode,
-                         by="pod" if opts.get("by") == "pod" else None)
+                         by="pod" if opts.get("by") == "pod" else None,
+                         efficiency=bool(opts.get("efficiency")))
 
     def families(self, snapshot, collector):
         families = readahead_families(snapshot, collector.cap, collector.stats,
                                       collector.device)
+        if collector.opts.get("efficiency"):
+            families += readahead_efficiency_families(snapshot, collector.device)
         if collector.opts.get("by") == "pod":
             families += readahead_pod_families(snapshot, collector.cgroup_series("pod"),
                                                collector.pod_cap)
