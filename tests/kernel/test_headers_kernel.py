@@ -57,8 +57,11 @@ def exporter_scrape(hide, binds=(), host_root="/nonexistent"):
     """(exit code, stderr, /metrics text or None) of an exporter started in
     the namespace, scraped once, then stopped with SIGTERM."""
     port = free_port()
+    # One collector: each tool's own compile is tested above; this is the
+    # exporter's start through the same lookup (a compile less in the VM).
     proc = subprocess.Popen(
-        namespaced(tool_command("bpf-exporter") + ["--listen", f"127.0.0.1:{port}"], hide,
+        namespaced(tool_command("bpf-exporter") + ["--listen", f"127.0.0.1:{port}",
+                                                   "--collectors", "execve"], hide,
                    binds), cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=child_env(host_root))
     lines, body = [], None
@@ -90,8 +93,7 @@ def test_each_tool_compiles_through_the_fallback_on_a_headerless_node(tool):
 def test_the_exporter_serves_through_the_fallback_on_a_headerless_node():
     code, err, body = exporter_scrape(HIDE_NODE)
     assert code == 0 and "Traceback" not in err, err
-    for tool in TOOLS:
-        assert f'bpf_exporter_collector_up{{collector="{tool.name}"}} 1.0' in body
+    assert 'bpf_exporter_collector_up{collector="execve"} 1.0' in body
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.command)

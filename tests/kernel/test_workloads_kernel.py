@@ -408,8 +408,8 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
     fails, and the by-pod panels show our fake pods."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
-    exp = Exporter("--execve-by", "pod", "--vfs-read-by", "pod", "--readahead-by", "pod",
-                   "--pod-logs", node.logs)
+    exp = Exporter("--collectors", "execve,vfs_read,readahead", "--execve-by", "pod",
+                   "--vfs-read-by", "pod", "--readahead-by", "pod", "--pod-logs", node.logs)
     d = tempfile.mkdtemp(prefix="pytools-prom-")
     port = free_port()
     with open(os.path.join(d, "prometheus.yml"), "w") as f:
