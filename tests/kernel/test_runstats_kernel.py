@@ -8,13 +8,15 @@ import subprocess
 import sys
 
 from .test_exporter_kernel import Exporter, diff
-from .test_privileges_kernel import least, perf_allowed  # noqa: F401 (a fixture)
+from .test_privileges_kernel import least, paranoid, perf_allowed  # noqa: F401 (fixtures)
 from .test_vfs_read_kernel import NAMED_CHILD
 from .workload import tool_command
 
 
-def named_reads(comm: str, n: int, run_tool):
-    """Start a child named comm, run_tool() once it is ready, then its n reads."""
+def named_reads(comm: str, n: int, run_tool, stop_tool=lambda handle: handle):
+    """Start a child named comm, run_tool() once it is ready, then its n
+    reads, then stop_tool(what run_tool returned) before the child is
+    killed (its last, blocked read would end then)."""
     child = subprocess.Popen([sys.executable, "-c", NAMED_CHILD, comm, str(n)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -23,7 +25,7 @@ def named_reads(comm: str, n: int, run_tool):
         child.stdin.write("g")
         child.stdin.flush()
         assert child.stdout.readline() == "done\n"
-        return handle
+        return stop_tool(handle)
     finally:
         child.kill()
         child.wait()
@@ -32,8 +34,10 @@ def named_reads(comm: str, n: int, run_tool):
 def json_interval(command):
     proc = subprocess.Popen(command, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    assert proc.stderr.readline().startswith("Tracing")
-    return proc
+    for line in proc.stderr:            # -v says which probes first
+        if line.startswith("Tracing"):
+            return proc
+    raise AssertionError(f"no banner: {proc.communicate()}")
 
 
 def finish(proc):
@@ -46,9 +50,9 @@ def finish(proc):
 
 def test_cli_json_and_verbose_carry_the_programs_cost():
     n = 301
-    proc = named_reads("pytools-cost", n, lambda: json_interval(
-        tool_command("vfsread-latency") + ["-c", "pytools-cost", "-v", "--json", "3600"]))
-    obj, err = finish(proc)
+    obj, err = named_reads("pytools-cost", n, lambda: json_interval(
+        tool_command("vfsread-latency") + ["-c", "pytools-cost", "-v", "--json", "3600"]),
+        finish)
     assert obj["hist"]["count"] == n
     cost = obj["bpf_cost"]
     assert cost["runs"] >= n and cost["run_ns"] > 0 and cost["ns_per_run"] > 0
