@@ -258,6 +258,13 @@ class KubeletNames:
         return self.containers.get(cid)
 
 
+def remember(cache: "OrderedDict", key, value, limit: int) -> None:
+    """Put key in a bounded cache, the oldest out first past `limit`."""
+    cache[key] = value
+    while len(cache) > limit:
+        cache.popitem(last=False)
+
+
 # ---------------------------------------------------------- id -> path
 
 class CgroupPaths:
@@ -305,9 +312,7 @@ class CgroupPaths:
             self.walk()
             if cgroup_id in self.paths:
                 return self.paths[cgroup_id]
-        self.missing[cgroup_id] = None
-        while len(self.missing) > self.max_missing:
-            self.missing.popitem(last=False)
+        remember(self.missing, cgroup_id, None, self.max_missing)
         return None
 
     def alive(self, cgroup_id: int) -> bool:
@@ -349,9 +354,7 @@ class Workloads:
         complete = workload.resolved and (not workload.in_pod or (
             workload.pod and (workload.container or not workload.container_id)))
         if complete:
-            self._known[cgroup_id] = workload
-            while len(self._known) > self._max_cached:
-                self._known.popitem(last=False)
+            remember(self._known, cgroup_id, workload, self._max_cached)
         return workload
 
     def _resolve(self, cgroup_id: int) -> Workload:

@@ -16,7 +16,7 @@ from pytools.tools.vfs_read import VfsReadLatency, delta
 
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,
-                       slow_pipe_reads, start_tool, tool_command)
+                       slow_pipe_reads, start_tool, tool_command, zero_reads)
 
 MODES = ["kprobe", "fentry", "raw_tracepoint", "tracepoint"]
 SLOW_SLOT = slot_of(int(DELAY * 1e6))   # 22 000 us lands in [16384, 32767]
@@ -38,15 +38,6 @@ def assert_matches(slots: List[int], total_ns: int, durations: List[int], other_
 
 def slots_of(hist, from_slot: int) -> List[int]:
     return [k for k in range(from_slot, len(hist.slots)) for _ in range(hist.slots[k])]
-
-
-def zero_reads(n: int) -> None:
-    fd = os.open("/dev/zero", os.O_RDONLY)
-    try:
-        for _ in range(n):
-            os.read(fd, 64)
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture(scope="module", params=MODES)

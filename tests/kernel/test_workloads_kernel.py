@@ -26,7 +26,7 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter, diff, free_port, parse, value
 from .test_exporter_tls_kernel import prometheus_query, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
-                       tool_command, write_file)
+                       tool_command, write_file, zero_reads)
 
 MOUNT = find_cgroup2()
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
@@ -155,15 +155,6 @@ def run_in(cgroup: str, fn: Callable, *args) -> None:
 def execs(path: str, n: int) -> None:
     for _ in range(n):
         subprocess.run([path], check=True)
-
-
-def zero_reads(n: int) -> None:
-    fd = os.open("/dev/zero", os.O_RDONLY)
-    try:
-        for _ in range(n):
-            os.read(fd, 64)
-    finally:
-        os.close(fd)
 
 
 def cold_read(path: str) -> None:

@@ -137,6 +137,16 @@ def execs_as_comm(comm: str, path: str, times: int) -> None:
     subprocess.run([sys.executable, "-c", EXECS_AS_COMM, comm, path, str(times)], check=True)
 
 
+def zero_reads(n: int) -> None:
+    """n reads of 64 bytes from /dev/zero, from this process."""
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    try:
+        for _ in range(n):
+            os.read(fd, 64)
+    finally:
+        os.close(fd)
+
+
 def run_execveat(dirfd: int, name: str, times: int) -> None:
     """execveat(dirfd, name) from forked children, as nobody."""
     argv = (ctypes.c_char_p * 2)(name.encode(), None)
