@@ -19,7 +19,7 @@ from pytools.tools.biolatency import BioLatency, delta
 
 from .modes import need_feature, need_mode, scratch_dir
 from .test_exporter_kernel import Exporter, diff
-from .workload import start_tool, tool_command
+from .workload import Bpftrace, start_tool, tool_command
 
 BLOCK = 4096
 
@@ -112,37 +112,40 @@ def test_device_filter_keeps_only_that_disk(mode, loop, other_loop):
 
 
 # The first "tick" is printed from bpftrace's event loop, which it enters
-# only once every probe is attached ("Attaching..." comes before).
+# only once every probe is attached ("Attaching..." comes before). A read of
+# the marker block, made after the counted reads, has bpftrace print its
+# count and exit by itself.
+MARK_BLOCK = 4000
 BPFTRACE = """
-tracepoint:block:block_rq_complete /args->dev == %d && args->nr_sector > 0/ { @n = count(); }
+tracepoint:block:block_rq_complete /args->dev == %(dev)d && args->nr_sector > 0/ {
+  if (args->sector == %(mark)d) { print(@n); exit(); } else { @n = count(); }
+}
 interval:ms:100 { if (@ticked == 0) { printf("tick\\n"); @ticked = 1; } }
 """
 
 
 def test_cli_json_and_bpftrace_agree_on_the_same_reads(loop):
     n = 61
-    trace = subprocess.Popen(["bpftrace", "-e", BPFTRACE % loop.dev], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    proc = start_tool(tool_command("biolatency") + ["-d", loop.device, "-D", "--json",
-                                                    "3600"])
+    trace = Bpftrace(BPFTRACE % {"dev": loop.dev, "mark": MARK_BLOCK * BLOCK // 512})
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = trace.stdout.readline()
-            if line.startswith("tick") or not line:
-                break
-        loop.direct_reads(n)
+        trace.wait_for("tick", timeout=180)
+        proc = start_tool(tool_command("biolatency") + ["-d", loop.device, "-D", "--json",
+                                                        "3600"])
+        try:
+            loop.direct_reads(n)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        loop.direct_reads(1, first_block=MARK_BLOCK)
+        traced = trace.wait_for("@n:", timeout=60)
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        trace.send_signal(signal.SIGINT)
-        traced = trace.communicate(timeout=60)[0]
+        trace.stop()
     assert proc.returncode == 0, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     (hist,) = obj["histograms"]
     assert hist["dev"] == dev_text(loop.dev) and hist["device"] == loop.name
     assert hist["hist"]["count"] == n
-    assert f"@n: {n}" in traced.splitlines(), traced
+    assert traced == f"@n: {n}", trace.lines
 
 
 def test_exporter_counts_the_same_reads(loop):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -277,3 +279,58 @@ def evict_and_read(path: str) -> None:
             pass
     finally:
         os.close(fd)
+
+
+class Bpftrace:
+    """bpftrace as the independent tracer a test compares with.
+
+    Its stdout is read with deadlines (select), never a bare readline, and
+    the script says when it is done (it prints and calls exit() on a marker
+    event the test makes), so a slow attach or a slow exit under emulation
+    fails with what bpftrace printed instead of hanging the suite."""
+
+    def __init__(self, script: str):
+        self.proc = subprocess.Popen(["bpftrace", "-e", script], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.lines: List[str] = []
+        self._partial = b""
+
+    def _read(self, deadline: float) -> bool:
+        """Read what is there before the deadline; False at EOF or timeout."""
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+            return False
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return False
+        *done, self._partial = (self._partial + chunk).split(b"\n")
+        self.lines += [line.decode(errors="replace") for line in done]
+        return True
+
+    def wait_for(self, prefix: str, timeout: float) -> str:
+        """The first line starting with prefix, read within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if line.startswith(prefix):
+                    return line
+            seen = len(self.lines)
+            if not self._read(deadline):
+                self.stop()
+                raise AssertionError(f"bpftrace printed no {prefix!r} in {timeout:.0f} s: "
+                                     f"{self.lines}")
+
+    def stop(self, timeout: float = 60) -> List[str]:
+        """Wait for bpftrace to exit (SIGINT first, SIGKILL if it still
+        hangs) and return every line it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while self._read(deadline):
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        return self.lines
