@@ -14,7 +14,6 @@ import shlex
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.request
 
 import pytest

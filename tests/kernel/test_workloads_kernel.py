@@ -11,7 +11,6 @@ import signal
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pytools.workloads import find_cgroup2
 
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
-from .test_exporter_kernel import Exporter, diff, free_port, parse, value
+from .test_exporter_kernel import Exporter, diff, free_port, value
 from .test_exporter_tls_kernel import prometheus_query, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
                        tool_command, write_file, zero_reads)
