@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from prometheus_client import CollectorRegistry
 
 from .errors import ToolError
+from .memory import release_compile_memory
 from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
@@ -171,16 +172,6 @@ def bind(host: str, port: int) -> socket.socket:
         if e.errno == errno.EADDRINUSE:
             hint = f"another process has port {port}; pick another with --listen"
         raise ToolError(f"cannot listen on {host or '*'}:{port}: {os.strerror(e.errno)}", hint) from None
-
-
-def release_compile_memory() -> None:
-    """Give back to the kernel what BCC's compiles (LLVM) freed: glibc keeps
-    freed heap for reuse, and nothing after start-up compiles again."""
-    import ctypes
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass     # not glibc
 
 
 def raise_file_limit() -> int:

@@ -160,14 +160,15 @@ class ExecveCounter(LoadedTool):
 def by_workload(snap: ExecveSnapshot, workloads) -> "tuple[ExecveSnapshot, Dict[str, dict]]":
     """The snapshot's cgroup ids grouped by pod, container or service: a
     snapshot keyed by display string, and each key's JSON fields."""
-    from ..workloads import GROUPINGS, describe, labels
+    from ..workloads import GROUPINGS, describe, group_by_workload
     names = GROUPINGS[snap.by]
     fields: Dict[str, dict] = {}
 
     def group(counts: Dict[Key, int]) -> Dict[Key, int]:
         out: Dict[Key, int] = {}
-        for cgroup_id, count in counts.items():
-            values = labels(workloads.of(int(cgroup_id)), snap.by)
+        per_workload = group_by_workload({int(k): v for k, v in counts.items()}, workloads,
+                                         snap.by)
+        for values, count in per_workload.items():
             key = describe(values, snap.by)
             fields[key] = dict(zip(names, values))
             out[key] = out.get(key, 0) + count

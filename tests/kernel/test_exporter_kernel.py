@@ -159,6 +159,35 @@ def test_index_and_health_pages(exporter):
     assert exporter.get("/healthz") == "ok\n"
 
 
+def compiler_resident_kib(pid: int) -> Tuple[int, int]:
+    """(file-backed, anonymous) KiB resident in the process's mappings of
+    the compiler's libraries (libLLVM, libclang-cpp)."""
+    from pytools.memory import COMPILER_LIBRARY
+    file_kib = anon_kib = 0
+    ours = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:   # a mapping's head
+                ours = len(fields) == 6 and bool(COMPILER_LIBRARY.search(fields[5]))
+            elif ours and fields[0] == "Rss:":
+                file_kib += int(fields[1])
+            elif ours and fields[0] == "Anonymous:":
+                anon_kib += int(fields[1])
+                file_kib -= int(fields[1])
+    return file_kib, anon_kib
+
+
+def test_the_compilers_pages_are_given_back_once_serving(exporter):
+    """BCC compiled in the process with libLLVM and libclang-cpp (~75 MiB
+    of their pages resident after the compiles); the exporter never
+    compiles again and pages them out once every program is loaded."""
+    assert exporter.get().startswith("# HELP")
+    file_kib, anon_kib = compiler_resident_kib(exporter.proc.pid)
+    assert file_kib + anon_kib > 0, "no compiler library mapped: is BCC linked another way?"
+    assert file_kib < 8 << 10, (file_kib, anon_kib)
+
+
 def test_fifty_concurrent_scrapers(exporter):
     errors, scrapes = [], [0] * 50
     deadline = time.monotonic() + 5
