@@ -428,6 +428,9 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
             if "by (namespace, pod" in expr:
                 pods = {r["metric"].get("pod") for r in result}
                 assert "cart-7d9f-x2" in pods, (expr, result)
+            if "program_run_seconds" in expr:       # the programs' CPU, per collector
+                busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
+                assert {"execve", "vfs_read"} <= busy, (expr, result)
     finally:
         prom.terminate()
         prom.wait(timeout=30)

@@ -19,6 +19,7 @@ from pytools.cli import bpf_exporter
 from pytools.exporter import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import Log2Hist
+from pytools.runstats import Cost
 from pytools.system import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
@@ -179,6 +180,13 @@ def test_systemd_unit_command_line_is_accepted_by_the_cli():
 
 # ------------------------------------------------------------------- Grafana
 
+class FixedCosts:
+    """RunStats' interface, a fixed cost for every collector's programs."""
+
+    def cost(self, program):
+        return {"prog": Cost(10, 1000)}
+
+
 def emitted_metric_names():
     """Every sample name the exporter's collectors produce, with their
     default labels and by pod (--execve-by/--vfs-read-by/--readahead-by pod)."""
@@ -193,7 +201,8 @@ def emitted_metric_names():
                        stats, "k", 10),
         ReadaheadCollector(FixedSource(ReadaheadSnapshot(
             {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
-        SelfCollector(stats)]
+    ]
+    default.append(SelfCollector(stats, default, FixedCosts()))
     by_pod = [   # cgroup ids, named (or not) from this machine's cgroup2 mount
         ExecveCollector(FixedSource(ExecveSnapshot("pod", {1: 1}, 1)), stats, "k", 10, "pod"),
         tool_collector("vfs_read", FixedSource(LatencySnapshot(hist, per_cgroup={1: hist})),
@@ -268,6 +277,8 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     assert 'sum by (namespace, pod) (rate(execve_total{' in exprs["Execs per second by pod"]
     assert "histogram_quantile(0.99, sum by (namespace, pod, le) (rate(" \
         "vfs_read_latency_seconds_bucket{" in exprs["vfs_read latency p99 by pod (estimate)"]
+    assert "sum by (instance, collector) (rate(bpf_exporter_program_run_seconds_total{" in \
+        exprs["CPU of the BPF programs per node"]
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
     assert "label_values(execve_total" in variables["namespace"]["definition"]
     assert "label_values(execve_total" in variables["pod"]["definition"]
