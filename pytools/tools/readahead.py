@@ -656,7 +656,8 @@ Examples:
         click.option("--readahead-efficiency", "readahead_efficiency", is_flag=True,
                      help="Also follow each page read ahead to its first use or eviction "
                           "(readahead_{tracked,used,dropped,untracked}_pages_total); costs a "
-                          "map lookup per buffered read and page fault."),
+                          "map lookup per buffered read and page fault: ~110 ns per "
+                          "buffered read on a 6.18 VM (scripts/bench-vfsread)."),
     )
 
     def exporter_open(self, opts, mode="auto"):

@@ -44,7 +44,7 @@ ORDER_REASON = (
     "read syscalls' own tracepoints (only reads run a program; the syscall "
     "tracepoint flag sends every syscall down the slower path, as it does for any "
     "syscall tracer). The raw syscall tracepoints run a program on every syscall of "
-    "the machine (+139 ns on each non-read, measured): never automatic, "
+    "the machine (+138 ns on each non-read, measured): never automatic, "
     "--probe raw_tracepoint for read-heavy machines.")
 
 
