@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
-from tabulate import tabulate
 
 WIDTH = 80
 
@@ -50,6 +49,7 @@ def iso_time(when: Optional[_dt.datetime] = None) -> str:
 
 def table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
     """A plain table: first column left, the numbers right, as printed."""
+    from tabulate import tabulate     # here: the exporter never prints tables (~5 MiB)
     return tabulate(rows, headers=list(headers), tablefmt="plain", disable_numparse=True,
                     colalign=("left",) + ("right",) * (len(headers) - 1))
 

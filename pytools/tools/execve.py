@@ -252,16 +252,16 @@ def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, whe
 # ------------------------------------------------------------------ exporter
 
 def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str,
-                    series=None) -> list:
+                    series=None, cache=None) -> list:
     """execve_total{<by>}: calls to execve/execveat by key; by pod, the
     labels are namespace, pod and container, by service the service.
     Calls the kernel could not key (its map full) and keys beyond the cap
-    are in `~other`."""
-    from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, label_value
+    are in `~other`. `cache`: kept across scrapes for the series' lines."""
+    from ..exporter import OTHER, LabelledCounterFamily, label_value
     from ..workloads import GROUPINGS
     names = list(GROUPINGS["container" if by == "pod" else by]) if series else [by]
-    family = CounterMetricFamily("execve", f"execve and execveat calls by {by}.", labels=names)
+    family = LabelledCounterFamily("execve", f"execve and execveat calls by {by}.", names,
+                                   cache)
     if snapshot is not None:
         if series:
             grouped = series.sweep(series.group(snapshot.counts), cap)
@@ -270,10 +270,10 @@ def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str,
             counts = {(label_value(str(k)),): v for k, v in snapshot.counts.items()}
         kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
         for key, value in sorted(kept.items()):
-            family.add_metric(list(key), value)
+            family.add(key, value)
         other += snapshot.overflow + ((cap.retired or 0) if cap else 0)
         if other or folded:
-            family.add_metric([OTHER] * len(names), other)
+            family.add([OTHER] * len(names), other)
         if stats is not None:
             stats.record_folded("execve_total", folded)
     return [family]
@@ -357,7 +357,8 @@ Examples:
         by = collector.opts["by"]
         series = collector.cgroup_series("container" if by == "pod" else by) \
             if by in WORKLOAD_KINDS else None
-        return execve_families(snapshot, collector.cap, collector.stats, by, series)
+        return execve_families(snapshot, collector.cap, collector.stats, by, series,
+                               collector.render_cache("execve_total"))
 
 
 TOOL = Execve()
