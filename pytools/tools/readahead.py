@@ -607,7 +607,8 @@ Examples:
         click.option("--trace", is_flag=True, help="Print each readahead event instead of totals."),
         click.option("--efficiency/--no-efficiency", default=True, show_default=True,
                      help="Follow each page read ahead to its first use or its eviction "
-                          "(costs a map lookup per buffered read and page fault)."),
+                          "(costs a map lookup per buffered read and page fault: ~110 ns "
+                          "per buffered read on a 6.18 VM, scripts/bench-vfsread)."),
     )
 
     order_reason = ORDER_REASON
