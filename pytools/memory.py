@@ -1,34 +1,68 @@
 """Giving back what BCC's compiles leave behind once every program is loaded.
 
 BCC compiles with clang and LLVM inside the process. After the last compile
-glibc keeps the freed heap for reuse, and the libraries' code and data that
-the compile touched stay resident (about 75 MiB of libLLVM and libclang-cpp
+glibc keeps the freed heap for reuse, and the libraries' pages that the
+compile touched stay mapped (about 75 MiB of libLLVM and libclang-cpp
 here), although an exporter never compiles again. Both are given back:
-malloc_trim(0) returns the free heap, madvise(MADV_PAGEOUT) on the compiler
-libraries' mappings (5.4+) reclaims their pages. Neither changes what the
-memory holds: a page needed again is read back in from the file (or swap).
+malloc_trim(0) returns the free heap; of the compiler libraries' mappings,
+those never written to (code, constants: no anonymous pages) are dropped
+with MADV_DONTNEED, which unmaps them even where another process (another
+BCC tool) maps the same pages, and the others (relocated data, written at
+load) are paged out with MADV_PAGEOUT (5.4+), which keeps what they hold.
+Neither changes what the memory holds: a page needed again is read back
+from the file (or swap).
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
-from typing import List, Tuple
+from dataclasses import dataclass
+from typing import List
 
+MADV_DONTNEED = 4
 MADV_PAGEOUT = 21
 # the compiler's libraries: libLLVM-14.so.1, libclang-cpp.so.14 (Debian's bcc)
 COMPILER_LIBRARY = re.compile(r"/lib(LLVM|clang)[-.][^/]*$")
+_HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ")
 
 
-def compiler_mappings(maps_text: str) -> List[Tuple[int, int]]:
-    """(start, end) of each mapping of a compiler library in a
-    /proc/PID/maps text."""
-    out = []
-    for line in maps_text.splitlines():
-        fields = line.split(None, 5)
-        if len(fields) == 6 and COMPILER_LIBRARY.search(fields[5].strip()):
-            start, _, end = fields[0].partition("-")
-            out.append((int(start, 16), int(end, 16)))
+@dataclass(frozen=True)
+class Mapping:
+    start: int
+    end: int
+    writable: bool
+    anonymous_kib: int        # pages written since mapped (copy-on-write)
+
+    @property
+    def advice(self) -> int:
+        """DONTNEED only where it cannot lose a write: a mapping that is
+        not writable and holds no page written since it was mapped."""
+        if not self.writable and self.anonymous_kib == 0:
+            return MADV_DONTNEED
+        return MADV_PAGEOUT
+
+
+def compiler_mappings(smaps_text: str) -> List[Mapping]:
+    """Each mapping of a compiler library in a /proc/PID/smaps text."""
+    out: List[Mapping] = []
+    current = None
+    for line in smaps_text.splitlines():
+        head = _HEAD.match(line)
+        if head:
+            if current is not None:
+                out.append(Mapping(**current))
+            fields = line.split(None, 5)
+            path = fields[5].strip() if len(fields) == 6 else ""
+            current = None
+            if COMPILER_LIBRARY.search(path):
+                # unknown until the Anonymous line: assume written (PAGEOUT)
+                current = dict(start=int(head.group(1), 16), end=int(head.group(2), 16),
+                               writable="w" in head.group(3), anonymous_kib=-1)
+        elif current is not None and line.startswith("Anonymous:"):
+            current["anonymous_kib"] = int(line.split()[1])
+    if current is not None:
+        out.append(Mapping(**current))
     return out
 
 
@@ -43,10 +77,10 @@ def release_compile_memory() -> None:
     if trim is not None:
         trim(0)
     try:
-        with open("/proc/self/maps") as f:
-            ranges = compiler_mappings(f.read())
+        with open("/proc/self/smaps") as f:
+            mappings = compiler_mappings(f.read())
     except OSError:
         return
     libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    for start, end in ranges:
-        libc.madvise(start, end - start, MADV_PAGEOUT)   # EINVAL before 5.4: kept
+    for m in mappings:
+        libc.madvise(m.start, m.end - m.start, m.advice)   # EINVAL before 5.4: kept
