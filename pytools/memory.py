@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import re
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 MADV_DONTNEED = 4
 MADV_PAGEOUT = 21
@@ -32,12 +32,15 @@ class Mapping:
     start: int
     end: int
     writable: bool
-    anonymous_kib: int        # pages written since mapped (copy-on-write)
+    # pages written since mapped (copy-on-write); None: smaps did not say
+    anonymous_kib: Optional[int] = None
+    rss_kib: int = 0          # resident, written or not
 
     @property
     def advice(self) -> int:
         """DONTNEED only where it cannot lose a write: a mapping that is
-        not writable and holds no page written since it was mapped."""
+        not writable and holds no page written since it was mapped (a
+        mapping whose smaps did not say is taken as written)."""
         if not self.writable and self.anonymous_kib == 0:
             return MADV_DONTNEED
         return MADV_PAGEOUT
@@ -56,11 +59,12 @@ def compiler_mappings(smaps_text: str) -> List[Mapping]:
             path = fields[5].strip() if len(fields) == 6 else ""
             current = None
             if COMPILER_LIBRARY.search(path):
-                # unknown until the Anonymous line: assume written (PAGEOUT)
                 current = dict(start=int(head.group(1), 16), end=int(head.group(2), 16),
-                               writable="w" in head.group(3), anonymous_kib=-1)
+                               writable="w" in head.group(3))
         elif current is not None and line.startswith("Anonymous:"):
             current["anonymous_kib"] = int(line.split()[1])
+        elif current is not None and line.startswith("Rss:"):
+            current["rss_kib"] = int(line.split()[1])
     if current is not None:
         out.append(Mapping(**current))
     return out

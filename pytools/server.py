@@ -25,11 +25,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from prometheus_client import CollectorRegistry
 
 from .errors import ToolError
-from .memory import release_compile_memory
 from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
+from .memory import release_compile_memory
 from .tools import TOOLS, by_name
 from .webconfig import (PasswordCheck, WebConfig, WebConfigError, load_web_config, parse_basic,
                         ssl_context)

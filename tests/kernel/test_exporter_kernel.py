@@ -162,20 +162,11 @@ def test_index_and_health_pages(exporter):
 def compiler_resident_kib(pid: int) -> Tuple[int, int]:
     """(file-backed, anonymous) KiB resident in the process's mappings of
     the compiler's libraries (libLLVM, libclang-cpp)."""
-    from pytools.memory import COMPILER_LIBRARY
-    file_kib = anon_kib = 0
-    ours = False
+    from pytools.memory import compiler_mappings
     with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            fields = line.split()
-            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:   # a mapping's head
-                ours = len(fields) == 6 and bool(COMPILER_LIBRARY.search(fields[5]))
-            elif ours and fields[0] == "Rss:":
-                file_kib += int(fields[1])
-            elif ours and fields[0] == "Anonymous:":
-                anon_kib += int(fields[1])
-                file_kib -= int(fields[1])
-    return file_kib, anon_kib
+        mappings = compiler_mappings(f.read())
+    anon_kib = sum(m.anonymous_kib or 0 for m in mappings)
+    return sum(m.rss_kib for m in mappings) - anon_kib, anon_kib
 
 
 def test_the_compilers_pages_are_given_back_once_serving(exporter):

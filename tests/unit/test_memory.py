@@ -29,11 +29,11 @@ SMAPS = "".join([
 
 def test_compiler_mappings_are_llvm_and_clang_only_with_what_they_hold():
     assert compiler_mappings(SMAPS) == [
-        Mapping(0x7f0000000000, 0x7f0000100000, False, 0),
-        Mapping(0x7f0000100000, 0x7f0002000000, False, 0),
-        Mapping(0x7f0002000000, 0x7f0002100000, False, 4),
-        Mapping(0x7f0002100000, 0x7f0002200000, True, 12),
-        Mapping(0x7f0003000000, 0x7f0003800000, False, 0)]
+        Mapping(0x7f0000000000, 0x7f0000100000, False, 0, 8),
+        Mapping(0x7f0000100000, 0x7f0002000000, False, 0, 8),
+        Mapping(0x7f0002000000, 0x7f0002100000, False, 4, 8),
+        Mapping(0x7f0002100000, 0x7f0002200000, True, 12, 8),
+        Mapping(0x7f0003000000, 0x7f0003800000, False, 0, 8)]
 
 
 def test_only_mappings_never_written_are_dropped_the_rest_paged_out():
