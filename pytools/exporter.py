@@ -241,24 +241,55 @@ class SelfCollector:
 
 # --------------------------------------------------------------- converters
 
-class Log2HistogramFamily(HistogramMetricFamily):
-    """A histogram family of Log2Hist series that writes its own text lines
-    (pytools.exposition), each series' lines made once per change: with
-    hundreds of pods' histograms, most do not change between scrapes.
-    `samples` is built on demand, for client_python's encoders and tests."""
+class SelfRenderingFamily:
+    """What the families that write their own text lines (pytools.exposition)
+    share: series kept as (label values, item), `samples` built on demand
+    (for client_python's encoders and tests) by the family's _samples(),
+    and each series' text kept across scrapes in `cache` (a dict the
+    collector keeps, collector.render_cache) so it is made only when it
+    changes: with hundreds of pods, most series do not change between
+    scrapes."""
 
-    def __init__(self, name: str, doc: str, labels: Sequence[str], base: int, last_slot: int,
-                 cache: Optional[Dict] = None):
-        super().__init__(name, doc, labels=list(labels))
+    def _init_series(self, labels: Sequence[str], cache: Optional[Dict]) -> None:
         self.label_names = list(labels)
-        self.base, self.last_slot = base, last_slot
-        self.series: List[Tuple[Tuple[str, ...], Log2Hist]] = []
+        self.series: List[Tuple[Tuple[str, ...], object]] = []
         self.cache = cache
 
     samples = property(lambda self: self._samples(), lambda self, value: None)
 
-    def add(self, values: Sequence[str], hist: Log2Hist) -> None:
-        self.series.append((tuple(values), hist))
+    def add(self, values: Sequence[str], item) -> None:
+        self.series.append((tuple(values), item))
+
+    def _labels(self, values: Sequence[str], escape: Callable[[str], str]) -> str:
+        return ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
+
+    def _cached(self, keyed: Iterable[Tuple[Hashable, Callable[[], str]]]) -> List[str]:
+        """The text of each (key, make), in order: the cache's if the key
+        was made at the last scrape, else make(). The cache then keeps what
+        this scrape used, no more."""
+        fresh: Dict = {}
+        out = []
+        for key, make in keyed:
+            text = self.cache.get(key) if self.cache is not None else None
+            if text is None:
+                text = make()
+            fresh[key] = text
+            out.append(text)
+        if self.cache is not None:
+            self.cache.clear()
+            self.cache.update(fresh)
+        return out
+
+
+class Log2HistogramFamily(SelfRenderingFamily, HistogramMetricFamily):
+    """A histogram family of Log2Hist series; each series' lines are made
+    once per change of its counts."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], base: int, last_slot: int,
+                 cache: Optional[Dict] = None):
+        super().__init__(name, doc, labels=list(labels))
+        self._init_series(labels, cache)
+        self.base, self.last_slot = base, last_slot
 
     def _samples(self):
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.label_names)
@@ -268,48 +299,34 @@ class Log2HistogramFamily(HistogramMetricFamily):
             family.add_metric(list(values), buckets, hist.total / self.base)
         return family.samples
 
+    def _lines(self, values: Tuple[str, ...], hist: Log2Hist,
+               escape: Callable[[str], str]) -> str:
+        labels = self._labels(values, escape)
+        sep = "," if labels else ""
+        lines = [f'{self.name}_bucket{{{labels}{sep}le="{floatToGoString(le)}"}} '
+                 f'{float(count)!r}\n'
+                 for le, count in hist.prometheus_buckets(self.base, self.last_slot)]
+        brace = f"{{{labels}}}" if labels else ""
+        lines.append(f"{self.name}_count{brace} {float(hist.count)!r}\n")
+        lines.append(f"{self.name}_sum{brace} {hist.total / self.base!r}\n")
+        return "".join(lines)
+
     def text_lines(self, escape: Callable[[str], str]) -> str:
-        fresh: Dict = {}
-        out = []
-        for values, hist in self.series:
-            key = (values, hist.slots, hist.total)
-            text = self.cache.get(key) if self.cache is not None else None
-            if text is None:
-                labels = ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
-                sep = "," if labels else ""
-                lines = [f'{self.name}_bucket{{{labels}{sep}le="{floatToGoString(le)}"}} '
-                         f'{float(count)!r}\n'
-                         for le, count in hist.prometheus_buckets(self.base, self.last_slot)]
-                brace = f"{{{labels}}}" if labels else ""
-                lines.append(f"{self.name}_count{brace} {float(hist.count)!r}\n")
-                lines.append(f"{self.name}_sum{brace} {hist.total / self.base!r}\n")
-                text = "".join(lines)
-            fresh[key] = text
-            out.append(text)
-        if self.cache is not None:          # keep what this scrape used, no more
-            self.cache.clear()
-            self.cache.update(fresh)
-        return "".join(out)
+        return "".join(self._cached(
+            ((values, hist.slots, hist.total),
+             lambda values=values, hist=hist: self._lines(values, hist, escape))
+            for values, hist in self.series))
 
 
-class LabelledCounterFamily(CounterMetricFamily):
-    """A counter family that writes its own text lines (pytools.exposition):
-    each series' name and labels are escaped once and kept across scrapes
-    in `cache` (label values -> line head), only the value is written anew.
-    With ~1,000 series this halves a scrape's rendering. `samples` is built
-    on demand, for client_python's encoders and tests."""
+class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
+    """A counter family whose series' names and labels are escaped once
+    and kept across scrapes (label values -> line head); only the value is
+    written anew. With ~1,000 series this halves a scrape's rendering."""
 
     def __init__(self, name: str, doc: str, labels: Sequence[str],
                  cache: Optional[Dict] = None):
         super().__init__(name, doc, labels=list(labels))
-        self.label_names = list(labels)
-        self.series: List[Tuple[Tuple[str, ...], float]] = []
-        self.cache = cache
-
-    samples = property(lambda self: self._samples(), lambda self, value: None)
-
-    def add(self, values: Sequence[str], value: float) -> None:
-        self.series.append((tuple(values), value))
+        self._init_series(labels, cache)
 
     def _samples(self):
         family = CounterMetricFamily(self.name, self.documentation, labels=self.label_names)
@@ -317,20 +334,15 @@ class LabelledCounterFamily(CounterMetricFamily):
             family.add_metric(list(values), value)
         return family.samples
 
+    def _head(self, values: Tuple[str, ...], escape: Callable[[str], str]) -> str:
+        labels = self._labels(values, escape)
+        return f"{self.name}_total{{{labels}}} " if labels else f"{self.name}_total "
+
     def text_lines(self, escape: Callable[[str], str]) -> str:
-        fresh: Dict = {}
-        out = []
-        for values, value in self.series:
-            head = self.cache.get(values) if self.cache is not None else None
-            if head is None:
-                labels = ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
-                head = f"{self.name}_total{{{labels}}} " if labels else f"{self.name}_total "
-            fresh[values] = head
-            out.append(f"{head}{float(value)!r}\n")
-        if self.cache is not None:          # keep what this scrape used, no more
-            self.cache.clear()
-            self.cache.update(fresh)
-        return "".join(out)
+        heads = self._cached((values, lambda values=values: self._head(values, escape))
+                             for values, _ in self.series)
+        return "".join(f"{head}{float(value)!r}\n"
+                       for head, (_, value) in zip(heads, self.series))
 
 
 def labelled_histogram_family(name: str, doc: str, labels: Sequence[str],

@@ -15,7 +15,7 @@ from pytools.hist import Log2Hist
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import ExecveCollector, FixedSource, VfsReadCollector
+from .sources import ExecveCollector, FixedSource, VfsReadCollector, tool_collector
 
 
 class Fixed:
@@ -75,3 +75,28 @@ def test_hostile_values_and_every_type():
 def test_numbers():
     assert [number(v) for v in (1.0, 0.5, 1e20, math.inf, -math.inf, math.nan, 3)] == \
         ["1.0", "0.5", "1e+20", "+Inf", "-Inf", "NaN", "3.0"]
+
+
+def test_lines_kept_across_scrapes_follow_the_counts():
+    """The execve and latency lines a collector keeps between scrapes
+    (its render cache) are rewritten when a count changes, reused when
+    none does, and always render as the client does."""
+    stats = SelfStats()
+    first = Log2Hist.from_values([1000, 5000], 1000, "usecs")
+    later = Log2Hist.from_values([1000, 5000, 9000], 1000, "usecs")
+    execs = [ExecveSnapshot("comm", {"sh": 3, "ls": 1}, 0)] * 2 + \
+        [ExecveSnapshot("comm", {"sh": 4, "ls": 1, "new": 2}, 0)] * 3
+    latency = [LatencySnapshot(first, per_cgroup={1: first})] * 2 + \
+        [LatencySnapshot(later, per_cgroup={1: later})] * 3
+    execve = ExecveCollector(FixedSource(*execs), stats, "6.1", 10, "comm")
+    # by pod: one series per workload (cgroup id 1, named or not on this
+    # machine), the histograms whose lines are kept
+    vfs_read = tool_collector("vfs_read", FixedSource(*latency), stats, "6.1", 10, by="pod")
+    texts = [same_as_client(execve, vfs_read) for _ in range(3)]
+    assert 'execve_total{comm="sh"} 3.0' in texts[0]
+    assert 'execve_total{comm="sh"} 4.0' in texts[1] and 'comm="new"' in texts[1]
+    assert 'vfs_read_latency_seconds_count{namespace="",pod=""} 2.0' in texts[0]
+    assert 'vfs_read_latency_seconds_count{namespace="",pod=""} 3.0' in texts[1]
+    assert texts[2] == texts[1]
+    assert execve.render_cache("execve_total") and \
+        vfs_read.render_cache("vfs_read_latency_seconds")
