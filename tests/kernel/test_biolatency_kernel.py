@@ -110,24 +110,20 @@ def test_device_filter_keeps_only_that_disk(mode, loop, other_loop):
     assert got.hists[(loop.dev, None)].count == 13
 
 
-# The first "tick" is printed from bpftrace's event loop, which it enters
-# only once every probe is attached ("Attaching..." comes before). A read of
-# the marker block, made after the counted reads, has bpftrace print its
-# count and exit by itself.
+# A read of the marker block, made after the counted reads, has bpftrace
+# print its count and exit by itself.
 MARK_BLOCK = 4000
 BPFTRACE = """
 tracepoint:block:block_rq_complete /args->dev == %(dev)d && args->nr_sector > 0/ {
   if (args->sector == %(mark)d) { print(@n); exit(); } else { @n = count(); }
 }
-interval:ms:100 { if (@ticked == 0) { printf("tick\\n"); @ticked = 1; } }
 """
 
 
 def test_cli_json_and_bpftrace_agree_on_the_same_reads(loop):
     n = 61
-    trace = Bpftrace(BPFTRACE % {"dev": loop.dev, "mark": MARK_BLOCK * BLOCK // 512})
+    trace = Bpftrace.attached(BPFTRACE % {"dev": loop.dev, "mark": MARK_BLOCK * BLOCK // 512})
     try:
-        trace.wait_for("tick", timeout=180)
         proc = start_tool(tool_command("biolatency") + ["-d", loop.device, "-D", "--json",
                                                         "3600"])
         try:
@@ -138,7 +134,7 @@ def test_cli_json_and_bpftrace_agree_on_the_same_reads(loop):
         loop.direct_reads(1, first_block=MARK_BLOCK)
         traced = trace.wait_for("@n:", timeout=60)
     finally:
-        trace.stop()
+        trace.close()
     assert proc.returncode == 0, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     (hist,) = obj["histograms"]

@@ -281,8 +281,13 @@ def evict_and_read(path: str) -> None:
         os.close(fd)
 
 
+# Printed from bpftrace's event loop, which it enters only once every probe
+# is attached ("Attaching N probes..." comes before they are).
+TICK = 'interval:ms:100 { if (@ticked == 0) { printf("tick\\n"); @ticked = 1; } }\n'
+
+
 class Bpftrace:
-    """bpftrace as the independent tracer a test compares with.
+    """bpftrace as the independent tracer a test or benchmark compares with.
 
     Its stdout is read with deadlines (select), never a bare readline, and
     the script says when it is done (it prints and calls exit() on a marker
@@ -294,6 +299,13 @@ class Bpftrace:
                                      stderr=subprocess.STDOUT)
         self.lines: List[str] = []
         self._partial = b""
+
+    @classmethod
+    def attached(cls, script: str, timeout: float = 180) -> "Bpftrace":
+        """bpftrace running `script`, returned once every probe is attached."""
+        trace = cls(script + TICK)
+        trace.wait_for("tick", timeout)
+        return trace
 
     def _read(self, deadline: float) -> bool:
         """Read what is there before the deadline; False at EOF or timeout."""
@@ -317,11 +329,11 @@ class Bpftrace:
                     return line
             seen = len(self.lines)
             if not self._read(deadline):
-                self.stop()
+                self.close()
                 raise AssertionError(f"bpftrace printed no {prefix!r} in {timeout:.0f} s: "
                                      f"{self.lines}")
 
-    def stop(self, timeout: float = 60) -> List[str]:
+    def close(self, timeout: float = 60) -> List[str]:
         """Wait for bpftrace to exit (SIGINT first, SIGKILL if it still
         hangs) and return every line it printed."""
         if self.proc.poll() is None:
