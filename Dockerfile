@@ -1,9 +1,12 @@
 # bpf-exporter image: Debian 12 with BCC from Debian. It runs scripts/setup
-# --image, so it installs exactly what a host install does (python3-bpfcc,
-# python3-venv, sudo, the generic kernel headers merged for BCC, the venv).
+# --image, so it installs what a host install does (python3-bpfcc,
+# python3-venv, the venv), with one copy of the generic kernel headers
+# unpacked, not installed (no compiler toolchain), as BCC's fallback.
 # Build: docker build -t bpf-pytools:0.1.0 .
-# Run:   see deploy/kubernetes/bpf-exporter.yaml (privileged, host tracefs,
-#        /lib/modules and /usr/src mounted read-only under /host).
+#        (or scripts/build-image, with podman, where no registry is reachable)
+# Run:   as deploy/kubernetes/bpf-exporter.yaml says (CAP_BPF, CAP_PERFMON,
+#        CAP_DAC_READ_SEARCH; the host's tracefs, cgroup2 tree, /lib/modules
+#        and /usr/src mounted, the last three read-only under /host).
 FROM debian:12-slim
 COPY . /src/bpf-pytools
 RUN /src/bpf-pytools/scripts/setup --image \
