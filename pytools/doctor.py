@@ -23,13 +23,19 @@ def environment_checks() -> List[Check]:
     checks: List[Check] = []
     checks.append(Check("kernel", None, system.kernel_release()))
 
-    problem = system.missing_privilege(
-        os.geteuid(), system.parse_capeff(Path("/proc/self/status").read_text()))
+    status = Path("/proc/self/status").read_text()
+    capeff = system.parse_capeff(status)
+    problem = system.missing_privilege(os.geteuid(), capeff)
     checks.append(Check("privileges", problem is None, problem or "can load tracing programs",
                         "run with sudo" if problem else ""))
 
-    capeff = system.parse_capeff(Path("/proc/self/status").read_text())
-    if problem is None and not capeff >> system.CAP_SYS_ADMIN & 1:
+    # Whether a filter refuses bpf() is only told apart with the
+    # capabilities to call it (an unprivileged caller gets EPERM anyway).
+    ok, detail = system.seccomp_summary(status) if problem is None else \
+        (None, system.SECCOMP_MODES.get(system.parse_seccomp(status), "unknown"))
+    checks.append(Check("seccomp", ok, detail, system.SECCOMP_FIX if ok is False else ""))
+
+    if problem is None and ok is not False and not capeff >> system.CAP_SYS_ADMIN & 1:
         refused = system.perf_event_refused()
         checks.append(Check("perf events", refused is None,
                             refused or f"allowed (kernel.perf_event_paranoid "

@@ -58,14 +58,88 @@ def missing_privilege(euid: int, capeff: int) -> Optional[str]:
 
 
 def check_privileges() -> None:
-    capeff = parse_capeff(Path("/proc/self/status").read_text())
+    status = Path("/proc/self/status").read_text()
+    capeff = parse_capeff(status)
     problem = missing_privilege(os.geteuid(), capeff)
     if problem:
         raise ToolError(problem, "run it with sudo")
+    filtered = seccomp_refused(status)
+    if filtered:
+        raise ToolError(filtered, SECCOMP_FIX)
     if not capeff >> CAP_SYS_ADMIN & 1:
         refused = perf_event_refused()
         if refused:
             raise ToolError(refused, PERF_PARANOID_FIX)
+
+
+# ------------------------------------------------------------------- seccomp
+
+SECCOMP_MODES = {0: "disabled", 1: "strict", 2: "filter"}
+SECCOMP_FIX = ("run it with seccomp profile Unconfined, or the project's "
+               "deploy/seccomp/bpf-pytools.json (Kubernetes: securityContext.seccompProfile, as "
+               "deploy/kubernetes/bpf-exporter.yaml does; docker, podman: --security-opt "
+               "seccomp=...)")
+
+
+def parse_seccomp(status_text: str) -> Optional[int]:
+    """The Seccomp: mode from /proc/<pid>/status text (0 none, 1 strict,
+    2 filter), or None where the kernel does not say."""
+    for line in status_text.splitlines():
+        if line.startswith("Seccomp:"):
+            return int(line.split()[1])
+    return None
+
+
+def _errno_of(number: int, *args) -> int:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    ctypes.set_errno(0)
+    result = libc.syscall(number, *args)
+    if result >= 0:
+        os.close(result)
+        return 0
+    return ctypes.get_errno()
+
+
+def seccomp_blocked_syscalls(errno_of: Callable[..., int] = _errno_of) -> List[str]:
+    """Which of bpf(2) and perf_event_open(2) a seccomp filter refuses this
+    process. Each is called with arguments the kernel itself rejects before
+    any permission check (bpf: no such command, EINVAL; perf_event_open: a
+    NULL attribute, EFAULT), so EPERM can only come from the filter: a
+    container runtime's default profile allows both only with CAP_SYS_ADMIN."""
+    blocked = []
+    if errno_of(SYS_BPF, 0x7FFFFFFF, 0, 0) == errno.EPERM:
+        blocked.append("bpf")
+    if errno_of(SYS_PERF_EVENT_OPEN, 0, 0, -1, -1, 0) == errno.EPERM:
+        blocked.append("perf_event_open")
+    return blocked
+
+
+def seccomp_refused(status_text: str,
+                    blocked: Callable[[], List[str]] = seccomp_blocked_syscalls) -> Optional[str]:
+    """Why seccomp keeps this process from tracing, or None."""
+    if parse_seccomp(status_text) != 2:
+        return None
+    calls = blocked()
+    if not calls:
+        return None
+    return (f"seccomp refuses {' and '.join(c + '()' for c in calls)} to this process (a "
+            "container runtime's default profile allows them only with CAP_SYS_ADMIN)")
+
+
+def seccomp_summary(status_text: str,
+                    blocked: Callable[[], List[str]] = seccomp_blocked_syscalls
+                    ) -> Tuple[Optional[bool], str]:
+    """(ok, detail) for doctor: None where seccomp is off."""
+    mode = parse_seccomp(status_text)
+    if mode is None:
+        return None, "unknown (no Seccomp: line in /proc/self/status)"
+    if mode != 2:
+        return None, SECCOMP_MODES.get(mode, str(mode))
+    calls = blocked()
+    if calls:
+        return False, seccomp_refused(status_text, lambda: calls) or ""
+    return True, "filter: allows bpf() and perf_event_open()"
 
 
 # perf_event_open(2), per machine.
@@ -264,23 +338,39 @@ def parse_cmdline_lockdown(cmdline: str) -> Optional[str]:
 
 def lockdown_mode() -> Tuple[Optional[str], str]:
     """(mode, where it was read). securityfs is mounted first where it is
-    not (as root); else the kernel command line's lockdown= is the hint."""
+    not (as root with CAP_SYS_ADMIN); a container reads the host's where it
+    is mounted under the host root; else the kernel command line's
+    lockdown= is the hint, and failing that the reason it cannot be read."""
     path = os.path.join(SECURITYFS, "lockdown")
-    if not os.path.exists(path) and os.geteuid() == 0 \
+    capeff = parse_capeff(Path("/proc/self/status").read_text())
+    if not os.path.exists(path) and capeff >> CAP_SYS_ADMIN & 1 \
             and not os.path.ismount(SECURITYFS) and os.path.isdir(SECURITYFS):
-        subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS],
-                       capture_output=True)
-    try:
-        return parse_lockdown(Path(path).read_text()), path
-    except OSError:
-        pass
+        try:
+            subprocess.run(["mount", "-t", "securityfs", "securityfs", SECURITYFS],
+                           capture_output=True)
+        except OSError:
+            pass
+    root = host_root()
+    candidates = [path] + ([root + path] if root else [])
+    for candidate in candidates:
+        try:
+            return parse_lockdown(Path(candidate).read_text()), candidate
+        except OSError:
+            pass
     try:
         mode = parse_cmdline_lockdown(Path("/proc/cmdline").read_text())
     except OSError:
         mode = None
     if mode:
         return mode, "lockdown= on the kernel command line"
-    return None, "securityfs has no lockdown file (no lockdown LSM) or cannot be mounted"
+    if os.path.ismount(SECURITYFS):
+        return None, "securityfs has no lockdown file (no lockdown LSM)"
+    if not capeff >> CAP_SYS_ADMIN & 1:
+        return None, (f"securityfs is not mounted on {SECURITYFS} and mounting it needs "
+                      "CAP_SYS_ADMIN (a container: mount the host's read-only under "
+                      f"{root or HOST_ROOT}{SECURITYFS} to read it); the kernel command line "
+                      "has no lockdown=")
+    return None, f"securityfs cannot be mounted on {SECURITYFS}; no lockdown= on the command line"
 
 
 def kernel_release() -> str:

@@ -23,20 +23,39 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 log = logging.getLogger("pytools")
 
 # ------------------------------------------------------------- cgroup mount
 
-def cgroup2_mount(mounts_text: str) -> Optional[str]:
-    """The cgroup2 mount point in /proc/mounts text: /sys/fs/cgroup on a
-    pure v2 host, /sys/fs/cgroup/unified on a hybrid one; None on v1 only."""
-    found = [fields[1] for fields in (line.split() for line in mounts_text.splitlines())
-             if len(fields) >= 3 and fields[2] == "cgroup2"]
+def cgroup2_mounts(mounts_text: str) -> List[str]:
+    """Every cgroup2 mount point in /proc/mounts text, in mount order."""
+    return [fields[1].replace("\\040", " ") for fields in
+            (line.split() for line in mounts_text.splitlines())
+            if len(fields) >= 3 and fields[2] == "cgroup2"]
+
+
+def is_hierarchy_root(mount: str) -> bool:
+    """Whether a cgroup2 mount shows the whole hierarchy. Only the root
+    cgroup lacks cgroup.events; a container's own /sys/fs/cgroup, mounted
+    in its cgroup namespace, shows just its own cgroup and has one."""
+    return not os.path.exists(os.path.join(mount, "cgroup.events"))
+
+
+def cgroup2_mount(mounts_text: str, is_root: Callable[[str], bool] = is_hierarchy_root
+                  ) -> Optional[str]:
+    """The cgroup2 mount to name cgroup ids with: one that shows the whole
+    hierarchy (a container: the host's tree mounted under /host), preferring
+    /sys/fs/cgroup (pure v2) and /sys/fs/cgroup/unified (hybrid); else the
+    first cgroup2 mount (only part of the hierarchy); None on v1 only."""
+    found = cgroup2_mounts(mounts_text)
+    whole = [m for m in found if is_root(m)]
     for preferred in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        if preferred in found:
+        if preferred in whole:
             return preferred
+    if whole:
+        return whole[0]
     return found[0] if found else None
 
 
@@ -50,6 +69,9 @@ def find_cgroup2() -> Optional[str]:
 
 V1_ONLY_NOTE = ("pod, container and service attribution needs cgroup v2 (no cgroup2 "
                 "mount here): showing cgroup ids")
+NAMESPACED_NOTE = ("{mount} shows only this container's own cgroups (a cgroup namespace): "
+                   "other pods are shown by cgroup id; mount the host's /sys/fs/cgroup "
+                   "read-only (the DaemonSet mounts it at /host/sys/fs/cgroup)")
 
 
 # --------------------------------------------------------- path -> identity
@@ -340,6 +362,8 @@ class Workloads:
         self.mount = find_cgroup2() if mount is None else mount
         if not self.mount:
             warn(V1_ONLY_NOTE)          # the tool still runs, by cgroup id
+        elif not is_hierarchy_root(self.mount):
+            warn(NAMESPACED_NOTE.format(mount=self.mount))
         self.cgroups = CgroupPaths(self.mount, refresh)
         self.names = KubeletNames(log_root, max(refresh, 2.0))
         self._known: "OrderedDict[int, Workload]" = OrderedDict()

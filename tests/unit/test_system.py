@@ -158,3 +158,41 @@ def test_the_merged_tree_is_another_kernels_however_it_was_found():
     tree = os.path.join(os.path.dirname(system.PREPARED_HEADERS), "linux-headers-6.1")
     inherited = system.Headers(tree, "BCC_KERNEL_SOURCE")
     assert system.struct_layout_problem(inherited, "6.18.44")
+
+
+STATUS = "Name:\tpython3\nCapEff:\t000000c000000004\nSeccomp:\t{mode}\nSeccomp_filters:\t1\n"
+
+
+def test_parse_seccomp_reads_the_mode_line():
+    assert system.parse_seccomp(STATUS.format(mode=2)) == 2
+    assert system.parse_seccomp(STATUS.format(mode=0)) == 0
+    assert system.parse_seccomp("Name:\tx\n") is None
+
+
+def test_a_seccomp_filter_refusing_bpf_is_named_not_perf_event_paranoid():
+    refused = system.seccomp_refused(STATUS.format(mode=2), lambda: ["bpf", "perf_event_open"])
+    assert refused.startswith("seccomp refuses bpf() and perf_event_open()")
+    assert "paranoid" not in refused
+    assert "Unconfined" in system.SECCOMP_FIX and "deploy/seccomp/" in system.SECCOMP_FIX
+    # No filter, or a filter that lets both through: nothing to say.
+    assert system.seccomp_refused(STATUS.format(mode=0), lambda: ["bpf"]) is None
+    assert system.seccomp_refused(STATUS.format(mode=2), lambda: []) is None
+
+
+def test_seccomp_summary_for_doctor():
+    assert system.seccomp_summary(STATUS.format(mode=0), lambda: []) == (None, "disabled")
+    assert system.seccomp_summary(STATUS.format(mode=2), lambda: []) == \
+        (True, "filter: allows bpf() and perf_event_open()")
+    ok, detail = system.seccomp_summary(STATUS.format(mode=2), lambda: ["perf_event_open"])
+    assert ok is False and "perf_event_open()" in detail
+
+
+def test_the_probe_calls_tell_a_filter_by_eperm_alone():
+    calls = []
+
+    def errno_of(number, *args):
+        calls.append(number)
+        return {system.SYS_BPF: 1, system.SYS_PERF_EVENT_OPEN: 14}[number]   # EPERM, EFAULT
+    assert system.seccomp_blocked_syscalls(errno_of) == ["bpf"]
+    assert calls == [system.SYS_BPF, system.SYS_PERF_EVENT_OPEN]
+

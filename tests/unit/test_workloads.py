@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pytools.workloads import (V1_ONLY_NOTE, CgroupPaths, KubeletNames, PodName, Workload, Workloads,
-                               cgroup2_mount, describe, identify, labels, parse_container_log,
-                               parse_pod_dir)
+from pytools.workloads import (V1_ONLY_NOTE, CgroupPaths, KubeletNames, PodName, Workload,
+                               Workloads, cgroup2_mount, describe, identify, is_hierarchy_root,
+                               labels, parse_container_log, parse_pod_dir)
 
 UID = "8a3e4c2b-9f1d-4e6a-b7c8-1234567890ab"
 U_ = UID.replace("-", "_")
@@ -116,11 +116,37 @@ def test_container_log_links(entry, expected):
 
 
 def test_cgroup2_mount_on_hybrid_pure_and_v1_hosts():
+    def whole(_):
+        return True
     hybrid = ("tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n"
               "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n")
-    assert cgroup2_mount(hybrid) == "/sys/fs/cgroup/unified"
-    assert cgroup2_mount("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n") == "/sys/fs/cgroup"
-    assert cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n") is None
+    assert cgroup2_mount(hybrid, whole) == "/sys/fs/cgroup/unified"
+    assert cgroup2_mount("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", whole) == "/sys/fs/cgroup"
+    assert cgroup2_mount("cgroup /sys/fs/cgroup/cpu cgroup rw 0 0\n", whole) is None
+
+
+def test_in_a_container_the_hosts_whole_tree_wins_over_its_own_cgroup_namespace():
+    # A pod: its own /sys/fs/cgroup (a cgroup namespace: one cgroup) and the
+    # host's tree mounted read-only under /host.
+    mounts = ("cgroup2 /sys/fs/cgroup cgroup2 ro,nosuid 0 0\n"
+              "cgroup2 /host/sys/fs/cgroup cgroup2 ro,nosuid 0 0\n")
+    assert cgroup2_mount(mounts, lambda m: m == "/host/sys/fs/cgroup") == "/host/sys/fs/cgroup"
+    # Without the host's tree: its own, the only one there is (with a warning).
+    only = "cgroup2 /sys/fs/cgroup cgroup2 ro 0 0\n"
+    assert cgroup2_mount(only, lambda m: False) == "/sys/fs/cgroup"
+    # A hybrid host's tree mounted recursively: the cgroup2 under it.
+    hybrid_host = ("cgroup2 /sys/fs/cgroup cgroup2 ro 0 0\n"
+                   "tmpfs /host/sys/fs/cgroup tmpfs ro 0 0\n"
+                   "cgroup2 /host/sys/fs/cgroup/unified cgroup2 ro 0 0\n")
+    assert cgroup2_mount(hybrid_host, lambda m: m.startswith("/host")) == \
+        "/host/sys/fs/cgroup/unified"
+
+
+def test_only_the_root_cgroup_lacks_cgroup_events(tmp_path):
+    (tmp_path / "cgroup.procs").write_text("")
+    assert is_hierarchy_root(str(tmp_path))
+    (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    assert not is_hierarchy_root(str(tmp_path))
 
 
 class Clock:
@@ -192,3 +218,11 @@ def test_a_cgroup_v1_only_host_gets_one_note_and_ids():
     workloads = Workloads("", "/nonexistent", warn=notes.append)
     assert notes == [V1_ONLY_NOTE] and "needs cgroup v2" in notes[0]
     assert labels(workloads.of(42), "pod") == ("", "cgroup 42", "")
+
+
+def test_a_cgroup_namespace_view_gets_one_note_naming_the_mount_to_add(tmp_path):
+    (tmp_path / "cgroup.events").write_text("populated 1\n")    # not the root cgroup
+    notes = []
+    Workloads(str(tmp_path), "/nonexistent", warn=notes.append)
+    assert len(notes) == 1 and "cgroup namespace" in notes[0]
+    assert "/host/sys/fs/cgroup" in notes[0] and str(tmp_path) in notes[0]
