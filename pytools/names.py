@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import stat
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 FileKey = Tuple[int, int]    # (kernel dev, inode)
 
@@ -45,16 +45,38 @@ def parse_uevent_devname(text: str) -> Optional[str]:
 
 
 SYS_DEV_BLOCK = "/sys/dev/block"
+SYS_CLASS_BLOCK = "/sys/class/block"
 
 
-def device_name(dev: int, sys_root: str = SYS_DEV_BLOCK) -> str:
-    """'vda' for a block device, else 'major:minor' (tmpfs, overlay, NFS...)."""
+def device_name(dev: int, sys_root: str = SYS_DEV_BLOCK,
+                class_root: str = SYS_CLASS_BLOCK) -> str:
+    """'vda' for a block device, else 'major:minor' (tmpfs, overlay, NFS...).
+    /sys/class/block is asked where /sys/dev/block is not there (podman
+    masks it in containers)."""
     try:
         with open(f"{sys_root}/{dev_text(dev)}/uevent") as f:
             name = parse_uevent_devname(f.read())
     except OSError:
         name = None
+    if name is None and not os.path.exists(f"{sys_root}/{dev_text(dev)}"):
+        name = class_block_name(dev, class_root)
     return name or dev_text(dev)
+
+
+def class_block_name(dev: int, class_root: str = SYS_CLASS_BLOCK) -> Optional[str]:
+    """The block device whose /sys/class/block/<name>/dev is dev's major:minor."""
+    try:
+        names = os.listdir(class_root)
+    except OSError:
+        return None
+    for name in sorted(names):
+        try:
+            with open(f"{class_root}/{name}/dev") as f:
+                if f.read().strip() == dev_text(dev):
+                    return name
+        except OSError:
+            continue
+    return None
 
 
 def block_device_exists(dev: int, sys_root: str = SYS_DEV_BLOCK) -> bool:
@@ -117,17 +139,18 @@ def find_open_path(dev: int, ino: int, proc: str = "/proc") -> Optional[str]:
     return None
 
 
-def mount_of(dev: int, mountinfo_text: str) -> Optional[str]:
-    """A mount point of the filesystem on dev (kernel dev_t), from
-    /proc/self/mountinfo text: one that mounts the filesystem's root if
-    there is one (a bind mount of a subfolder cannot name what is outside)."""
+def mounts_of(dev: int, mountinfo_text: str) -> List[str]:
+    """Mount points of the filesystem on dev (kernel dev_t), from
+    /proc/self/mountinfo text, best first: those that mount the
+    filesystem's root (a bind mount of a subfolder cannot name what is
+    outside it), then the others in mount order."""
     major, minor = split_kernel_dev(dev)
     found = []
     for line in mountinfo_text.splitlines():
         fields = line.split()
         if len(fields) >= 5 and fields[2] == f"{major}:{minor}":
-            found.append((fields[3] != "/", fields[4].replace("\\040", " ")))
-    return min(found)[1] if found else None
+            found.append((fields[3] != "/", len(found), fields[4].replace("\\040", " ")))
+    return [mount for _, _, mount in sorted(found)]
 
 
 FILEID_INO32_GEN = 1      # include/linux/exportfs.h: 32-bit inode, generation
@@ -152,11 +175,12 @@ def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
         return None, "inode number over 32 bits"
     try:
         with open(mountinfo) as f:
-            mount = mount_of(dev, f.read())
+            mounts = [m for m in mounts_of(dev, f.read()) if os.path.isdir(m)]
     except OSError as e:
         return None, f"cannot read {mountinfo}: {e.strerror}"
-    if mount is None:
+    if not mounts:
         return None, f"no mount of {dev_text(dev)} in this mount namespace"
+    mount = mounts[0]
     try:
         mount_fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
@@ -171,11 +195,25 @@ def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
             st = os.fstat(fd)
             if st.st_ino != ino or os.stat(mount).st_dev != st.st_dev:
                 return None, "the handle opened another file"
-            return os.readlink(f"/proc/self/fd/{fd}"), ""
+            path = os.readlink(f"/proc/self/fd/{fd}")
         finally:
             os.close(fd)
     finally:
         os.close(mount_fd)
+    if not same_file(path, st):
+        # The file lies outside every mount of its filesystem here (a
+        # container mounts a few host folders): the kernel names it "/".
+        return None, (f"outside this mount namespace's mounts of {dev_text(dev)} (a container "
+                      "names closed files only under the host folders it mounts)")
+    return path, ""
+
+
+def same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
 
 
 class FileNames:
@@ -197,6 +235,7 @@ class FileNames:
             if path is None:
                 path, why = self.by_handle(dev, ino)
                 if path is None:
-                    self.unresolved[key] = f"not open in any process; {why}"
+                    self.unresolved[key] = ("not open in any process this one may inspect; "
+                                            f"{why}")
             self.cache[key] = path or f"{dev_text(dev)}:{ino}"
         return self.cache[key]

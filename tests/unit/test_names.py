@@ -21,7 +21,34 @@ def test_device_name_from_sysfs(tmp_path):
     (tmp_path / "254:0").mkdir()
     (tmp_path / "254:0" / "uevent").write_text("MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n")
     assert names.device_name(names.kernel_dev(254, 0), str(tmp_path)) == "vda"
-    assert names.device_name(names.kernel_dev(0, 27), str(tmp_path)) == "0:27"
+    assert names.device_name(names.kernel_dev(0, 27), str(tmp_path),
+                             str(tmp_path / "none")) == "0:27"
+
+
+def test_device_name_where_sys_dev_block_is_masked(tmp_path):
+    # podman masks /sys/dev/block in containers; /sys/class/block is there.
+    masked, klass = tmp_path / "dev-block", tmp_path / "class-block"
+    masked.mkdir()
+    for name, dev in (("loop0", "7:0"), ("vda", "254:0"), ("vda1", "254:1")):
+        (klass / name).mkdir(parents=True)
+        (klass / name / "dev").write_text(dev + "\n")
+    assert names.device_name(names.kernel_dev(254, 1), str(masked), str(klass)) == "vda1"
+    assert names.device_name(names.kernel_dev(0, 40), str(masked), str(klass)) == "0:40"
+
+
+MOUNTINFO = """\
+87 60 0:40 / / ro,relatime - overlay overlay rw
+98 87 254:0 /run/containers/x/hostname /etc/hostname ro - ext4 /dev/vda rw
+100 87 254:0 /usr/src /host/usr/src ro,relatime - ext4 /dev/vda rw
+101 87 254:0 /var/log/pods /var/log/pods ro,relatime - ext4 /dev/vda rw
+29 1 254:0 / /srv/my\\040disk rw - ext4 /dev/vda rw
+"""
+
+
+def test_mounts_of_a_device_root_first_then_in_mount_order():
+    assert names.mounts_of(names.kernel_dev(254, 0), MOUNTINFO) == [
+        "/srv/my disk", "/etc/hostname", "/host/usr/src", "/var/log/pods"]
+    assert names.mounts_of(names.kernel_dev(8, 1), MOUNTINFO) == []
 
 
 def test_file_names_fall_back_to_dev_and_inode_and_cache():
