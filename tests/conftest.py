@@ -1,7 +1,8 @@
 """Suite-wide rules.
 
-- Tests under tests/kernel/ load real BPF programs: they are marked `kernel`
-  and skip only when not root (the one thing a kernel test cannot fix).
+- Tests under tests/kernel/ and tests/container/ load real BPF programs:
+  they are marked `kernel` and skip only when not root (the one thing a
+  kernel test cannot fix).
 - Run as root on Linux, a session that collected kernel tests fails if none
   of them passed: a green run that silently exercised no BPF would be a lie.
 """
@@ -12,6 +13,8 @@ import sys
 import pytest
 
 KERNEL_DIR = os.path.join(os.path.dirname(__file__), "kernel")
+# The image and the DaemonSet, run with podman: real BPF too, as root.
+CONTAINER_DIR = os.path.join(os.path.dirname(__file__), "container")
 
 
 _kernel_collected = set()
@@ -19,7 +22,7 @@ _kernel_collected = set()
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if str(item.fspath).startswith(KERNEL_DIR):
+        if str(item.fspath).startswith((KERNEL_DIR, CONTAINER_DIR)):
             _kernel_collected.add(item.nodeid)
             item.add_marker(pytest.mark.kernel)
             if os.geteuid() != 0:

@@ -7,6 +7,7 @@ series nor map entries; --cgroup must count only its subtree."""
 
 import json
 import os
+import re
 import signal
 import shutil
 import struct
@@ -392,14 +393,38 @@ def dashboard_exprs() -> List[str]:
     return [t["expr"] for p in board["panels"] for t in p["targets"]]
 
 
+def daemonset_args(node: FakeNode) -> List[str]:
+    """The DaemonSet's own arguments, read from its YAML, with the fake
+    node's kubelet logs and without --listen (the Exporter sets its own)."""
+    from ..container.pod import PodSpec
+    args = PodSpec.load().args
+    assert "--pod-logs" in args and "--listen" in args, args
+    args[args.index("--pod-logs") + 1] = node.logs
+    i = args.index("--listen")
+    return args[:i] + args[i + 2:]
+
+
+GROUPING = re.compile(r"\b(by|without) \(([^)]*)\)")
+
+
+def grouping_labels(expr: str) -> List[str]:
+    """The labels a query's `sum by (...)` keeps (le aside): a series of the
+    panel must carry one of them, or it is an unlabelled line."""
+    labels = []
+    for kind, names in GROUPING.findall(expr):
+        if kind == "by":
+            labels += [n.strip() for n in names.split(",") if n.strip() not in ("le", "")]
+    return labels
+
+
 def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node, true_copy):
-    """The DaemonSet's options, a real Prometheus scraping every second, and
-    each dashboard expression ($variables as All) evaluated by it: none
-    fails, and the by-pod panels show our fake pods."""
+    """The DaemonSet's own arguments (from its YAML), a real Prometheus
+    scraping every second, and each dashboard expression ($variables as
+    All) evaluated by it: none fails, every panel answers, each series with
+    the labels its panel draws by, and the by-pod panels show our fake pods."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
-    exp = Exporter("--collectors", "execve,vfs_read,readahead", "--execve-by", "pod",
-                   "--vfs-read-by", "pod", "--readahead-by", "pod", "--pod-logs", node.logs)
+    exp = Exporter(*daemonset_args(node))
     d = tempfile.mkdtemp(prefix="pytools-prom-")
     port = free_port()
     with open(os.path.join(d, "prometheus.yml"), "w") as f:
@@ -410,6 +435,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
                              f"--storage.tsdb.path={d}/data",
                              f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = write_file(scratch_dir(), 8 << 20)
     try:
         exp.assert_serving()
         wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
@@ -417,6 +443,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
         while time.monotonic() - start < 30:        # load over several scrapes
             workload_execs(node, true_copy)
             run_in(node.containers["web"].cgroup, zero_reads, 500)
+            run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
             if time.monotonic() - start > 5 and prometheus_query(
                     port, 'rate(execve_total{pod="cart-7d9f-x2"}[10s]) > 0'):
                 break
@@ -425,13 +452,26 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
             query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
                      .replace("$namespace", ".*").replace("$pod", ".*"))
             result = prometheus_query(port, query)          # raises on a PromQL error
+            assert result, f"no series under the DaemonSet's arguments: {expr}"
+            by = grouping_labels(expr)
+            for series in result:
+                labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
+                if by:
+                    assert any(labels.get(name) for name in by), (expr, series)
             if "by (namespace, pod" in expr:
                 pods = {r["metric"].get("pod") for r in result}
                 assert "cart-7d9f-x2" in pods, (expr, result)
+            if "without (instance, job) (rate(execve_total" in expr:
+                # Keyed as --execve-by says: by pod here (execs outside any
+                # pod are the one series with no label left).
+                pods = {r["metric"].get("pod") for r in result}
+                assert "cart-7d9f-x2" in pods, (expr, result)
+                assert all(r["metric"].get("pod") for r in result if r["metric"]), result
             if "program_run_seconds" in expr:       # the programs' CPU, per collector
                 busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
                 assert {"execve", "vfs_read"} <= busy, (expr, result)
     finally:
+        os.unlink(path)
         prom.terminate()
         prom.wait(timeout=30)
         exp.stop()

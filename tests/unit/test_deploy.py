@@ -265,7 +265,9 @@ def test_dashboard_references_only_metrics_the_exporter_emits():
 def test_dashboard_has_the_panels_an_sre_asks_for():
     panels = {p["title"]: p for p in dashboard()["panels"]}
     exprs = {title: " ".join(t["expr"] for t in p["targets"]) for title, p in panels.items()}
-    assert "sum by (comm) (rate(execve_total" in exprs["Execs per second by command"]
+    # Follows --execve-by: every key label kept (the DaemonSet's is pod).
+    assert "sum without (instance, job) (rate(execve_total" in \
+        exprs["Execs per second by what --execve-by counts"]
     assert panels["vfs_read latency heatmap"]["type"] == "heatmap"
     assert "vfs_read_latency_seconds_bucket" in exprs["vfs_read latency heatmap"]
     assert "histogram_quantile(0.99" in exprs["vfs_read latency p50 / p99 (estimates)"]
