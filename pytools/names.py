@@ -167,10 +167,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
                   ) -> Tuple[Optional[str], str]:
     """(path, "") of the file (dev, ino) opened by a file handle of type
-    FILEID_INO32_GEN (inode, generation 0: not checked) on its mount, or
-    (None, why). Works where the filesystem decodes such handles (ext4 and
-    others) and this process has CAP_DAC_READ_SEARCH; the file need not be
-    open anywhere."""
+    FILEID_INO32_GEN (inode, generation 0: not checked) on a mount of its
+    filesystem, or (None, why). Each directory mount of the filesystem is
+    tried, its root's first, until one reaches the file (a container has
+    only bind mounts of some folders). Works where the filesystem decodes
+    such handles (ext4 and others) and this process has
+    CAP_DAC_READ_SEARCH; the file need not be open anywhere."""
     if ino >= 1 << 32:
         return None, "inode number over 32 bits"
     try:
@@ -180,7 +182,23 @@ def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
         return None, f"cannot read {mountinfo}: {e.strerror}"
     if not mounts:
         return None, f"no mount of {dev_text(dev)} in this mount namespace"
-    mount = mounts[0]
+    why = ""
+    for mount in mounts:
+        path, why = _path_by_handle(mount, ino)
+        if path is not None:
+            return path, ""
+        if why is None:     # opened, but outside this mount: try the next
+            why = (f"outside this mount namespace's mounts of {dev_text(dev)} (a container "
+                   "names closed files only under the host folders it mounts)")
+        elif why.startswith("open_by_handle_at"):
+            break           # the same for every mount of the filesystem
+    return None, why
+
+
+def _path_by_handle(mount: str, ino: int) -> Tuple[Optional[str], Optional[str]]:
+    """(path, "") of inode `ino` opened by handle on `mount`; (None, why) if
+    it cannot be opened; (None, None) if it opens but lies outside this
+    mount (the kernel names such a file "/": it is not reachable here)."""
     try:
         mount_fd = os.open(mount, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
@@ -200,12 +218,7 @@ def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
             os.close(fd)
     finally:
         os.close(mount_fd)
-    if not same_file(path, st):
-        # The file lies outside every mount of its filesystem here (a
-        # container mounts a few host folders): the kernel names it "/".
-        return None, (f"outside this mount namespace's mounts of {dev_text(dev)} (a container "
-                      "names closed files only under the host folders it mounts)")
-    return path, ""
+    return (path, "") if same_file(path, st) else (None, None)
 
 
 def same_file(path: str, st: os.stat_result) -> bool:

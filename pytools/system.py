@@ -182,10 +182,13 @@ def perf_event_refused() -> Optional[str]:
 # -------------------------------------------------------------------- tracefs
 
 def tracefs_from_mounts(mounts_text: str) -> Optional[str]:
-    """The first tracefs mount point in /proc/mounts text, or None."""
+    """The first tracefs mount point in /proc/mounts text where BCC looks
+    (/sys/kernel/tracing, /sys/kernel/debug/tracing), or None: BCC reads
+    tracepoint formats from those paths only, so a tracefs mounted
+    elsewhere (a node's root under /host in a debug pod) does not count."""
     for line in mounts_text.splitlines():
         fields = line.split()
-        if len(fields) >= 3 and fields[2] == "tracefs":
+        if len(fields) >= 3 and fields[2] == "tracefs" and fields[1] in TRACEFS_MOUNTPOINTS:
             return fields[1]
     return None
 

@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import ssl
 import subprocess
 import tempfile
@@ -172,6 +173,7 @@ class Pod:
         view.podman("run", "-d", "--name", self.name, *args)
         self.pid = int(view.podman("inspect", "--format", "{{.State.Pid}}", self.name)
                        .stdout.strip())
+        self.cgroup = self.view_cgroup()
 
     def logs(self) -> str:
         result = self.view.podman("logs", self.name, check=False)
@@ -192,10 +194,22 @@ class Pod:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 stdin=subprocess.DEVNULL)
 
+    def interrupt(self, command: str) -> None:
+        """Ctrl-C to the container's processes running `command` (the
+        image has no pkill; with hostPID their pids are the host's)."""
+        for pid in self.cgroup_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(os.path.basename(a.decode(errors="replace")) == command for a in argv[:2]):
+                os.kill(pid, signal.SIGINT)
+
     def cgroup_pids(self) -> List[int]:
         """Every process of the container (the exporter and anything exec'd)."""
         pids = []
-        for dirpath, _, files in os.walk(self.view_cgroup()):
+        for dirpath, _, files in os.walk(self.cgroup):
             if "cgroup.procs" in files:
                 try:
                     with open(os.path.join(dirpath, "cgroup.procs")) as f:
@@ -352,12 +366,9 @@ def test_every_pods_execs_reads_and_readahead_are_labelled_with_its_pod(pod, nod
         second = parse(fetch(pod.url + "/metrics")[1])
     finally:
         os.unlink(path)
-    by_pod: Dict[tuple, int] = {}
+    # --execve-by pod keys execs by each pod's container.
     for key, c in node.containers.items():
-        by_pod[(c.namespace, c.pod)] = by_pod.get((c.namespace, c.pod), 0) + EXECS[key]
-    for (namespace, name), n in by_pod.items():
-        assert diff(second, first, "execve_total", namespace=namespace, pod=name,
-                    container="") == n, (namespace, name)
+        assert diff(second, first, "execve_total", **c.labels) == EXECS[key], key
     web = node.containers["web"]
     assert diff(second, first, "vfs_read_latency_seconds_count", namespace=web.namespace,
                 pod=web.pod) >= 101
@@ -436,30 +447,34 @@ def test_the_readmes_incident_commands_run_in_the_pod_and_name_pods(pod, node, t
     FIGURES["peak_container_rss_with_a_cli_mib"] = round(pod.watch.peak_total_kib / 1024, 1)
 
 
-def test_a_closed_file_read_in_a_pod_is_named_or_says_why_not(pod, node):
-    path = write_file(scratch_dir(), 8 << 20)
+def test_closed_files_read_in_a_pod_are_named_where_the_pod_mounts_them(pod, node):
+    """A file under a host folder the pod mounts (the kubelet's logs) is
+    named by its path in the pod; one outside every mount says why not."""
+    mounted_dir = os.path.join(node.logs, "pods", os.listdir(os.path.join(node.logs, "pods"))[0])
+    mounted = write_file(mounted_dir, 8 << 20)
+    outside = write_file(scratch_dir(), 8 << 20)
     try:
         proc = pod.exec_popen(["readahead-stats", "--by", "pod", "--json", "3600"])
         assert proc.stderr.readline().startswith("Tracing"), proc.stderr.read()
-        run_in(node.containers["batch"].cgroup, cold_read, path)
+        run_in(node.containers["batch"].cgroup, cold_read, mounted)
+        run_in(node.containers["batch"].cgroup, cold_read, outside)
         time.sleep(0.5)
-        pod.exec(["pkill", "-INT", "-f", "readahead-stats"])
+        pod.interrupt("readahead-stats")
         out, err = proc.communicate(timeout=60)
-        st = os.stat(path)
+        inodes = {os.stat(mounted).st_ino: "mounted", os.stat(outside).st_ino: "outside"}
     finally:
-        os.unlink(path)
+        os.unlink(mounted)
+        os.unlink(outside)
     assert proc.returncode == 0 and "Traceback" not in err, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     batch = node.containers["batch"]
     pods = {(w["namespace"], w["pod"]): w["pages"] for w in obj["workloads"]}
-    assert pods[(batch.namespace, batch.pod)] >= (8 << 20) // PAGE * 0.8, pods
-    (mine,) = [f for f in obj["files"] if f["ino"] == st.st_ino]
-    if "no_path" in mine:
-        # Outside every folder the pod mounts: one line says why.
-        assert "outside this mount namespace's mounts" in mine["no_path"], mine
-        assert "container" in mine["no_path"]
-    else:
-        assert mine["name"] == path, mine
+    assert pods[(batch.namespace, batch.pod)] >= 2 * (8 << 20) // PAGE * 0.8, pods
+    files = {inodes[f["ino"]]: f for f in obj["files"] if f["ino"] in inodes}
+    in_pod = "/var/log/pods" + mounted[len(os.path.join(node.logs, "pods")):]
+    assert files["mounted"]["name"] == in_pod and "no_path" not in files["mounted"], files
+    assert "outside this mount namespace's mounts" in files["outside"]["no_path"], files
+    assert "container" in files["outside"]["no_path"]
 
 
 def test_kubectl_debug_node_runs_the_readmes_command(image, view, node, true_copy):
@@ -469,9 +484,12 @@ def test_kubectl_debug_node_runs_the_readmes_command(image, view, node, true_cop
     assert command[:2] == ["env", "PYTOOLS_POD_LOGS=/host/var/log"], command
     # The fake node's kubelet logs stand in for /var/log: bind them there.
     command[1] = "PYTOOLS_POD_LOGS=/host" + node.logs
+    debug_pod = os.path.join(node.root, "kubepods", "besteffort", f"pod{uid(0x98)}")
+    os.makedirs(debug_pod, exist_ok=True)      # removed with the node, podman's cgroups too
     proc = subprocess.Popen(view.command(PODMAN + [
         "run", "--rm", "--privileged", "--pid=host", "--network=host", "-v", "/:/host",
-        *RLIMITS, "--entrypoint", command[0], image] + command[1:]),
+        f"--cgroup-parent={relative_cgroup(debug_pod)}", *RLIMITS,
+        "--entrypoint", command[0], image] + command[1:]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     stop = threading.Event()
     started = threading.Event()
@@ -500,7 +518,7 @@ def test_kubectl_debug_node_runs_the_readmes_command(image, view, node, true_cop
 WEB_CONFIG = """tls_server_config:
   cert_file: /etc/bpf-exporter/srv.crt
   key_file: /etc/bpf-exporter/srv.key
-  client_auth_type: RequireAndVerifyClientCert
+  client_auth_type: VerifyClientCertIfGiven
   client_ca_file: /etc/bpf-exporter/ca.crt
 basic_auth_users:
   prom: '{hash}'
@@ -510,8 +528,13 @@ basic_auth_users:
 def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
         image, view, node, spec, tmp_path):
     """The YAML's documented additions: a Secret with the web config at
-    /etc/bpf-exporter and --web.config.file; and the Localhost seccomp
-    profile the project ships instead of Unconfined."""
+    /etc/bpf-exporter, --web.config.file and the probes over HTTPS (as the
+    kubelet makes them: no client certificate, no password); and the
+    Localhost seccomp profile the project ships instead of Unconfined."""
+    text = open(os.path.join(REPO, "deploy", "kubernetes", "bpf-exporter.yaml")).read()
+    for documented in ('"--web.config.file", "/etc/bpf-exporter/web.yml"', "scheme: HTTPS",
+                       "VerifyClientCertIfGiven", "localhostProfile: profiles/bpf-pytools.json"):
+        assert documented in text, documented
     secret = tmp_path / "secret"
     secret.mkdir()
     make_certs(secret)
@@ -520,6 +543,8 @@ def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
     variant = PodSpec(spec.pod, json.loads(json.dumps(spec.container)))
     variant.container["securityContext"]["seccompProfile"] = {
         "type": "Localhost", "localhostProfile": "profiles/bpf-pytools.json"}
+    for kind in variant.probe_paths():
+        variant.container[kind]["httpGet"]["scheme"] = "HTTPS"
     port = free_port()
     place = placement(node, view, str(tmp_path), host_port=port)
     place.extra = place.extra + ["-v", f"{secret}:/etc/bpf-exporter:ro"]
@@ -530,15 +555,20 @@ def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
     try:
         context = ssl.create_default_context(cafile=str(secret / "ca.crt"))
         context.load_cert_chain(str(secret / "cli.crt"), str(secret / "cli.key"))
-        bare = ssl.create_default_context(cafile=str(secret / "ca.crt"))
-        assert wait_for(lambda: fetch_ok_tls(tls.url + "/healthz", bare), timeout=180), \
-            tls.logs()
+        kubelet = ssl.create_default_context(cafile=str(secret / "ca.crt"))  # no client cert
+        for path in set(variant.probe_paths().values()):
+            assert wait_for(lambda: fetch_ok_tls(tls.url + path, kubelet), timeout=180), \
+                tls.logs()
         token = b64encode(b"prom:s3cret").decode()
         status, body = fetch(tls.url + "/metrics", context=context,
                              headers={"Authorization": f"Basic {token}"})
         assert status == 200 and 'bpf_exporter_collector_up{collector="execve"} 1.0' in body
         status, _ = fetch(tls.url + "/metrics", context=context)
         assert status == 401
+        rogue = ssl.create_default_context(cafile=str(secret / "ca.crt"))
+        rogue.load_cert_chain(str(secret / "rogue.crt"), str(secret / "rogue.key"))
+        with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+            fetch(tls.url + "/metrics", context=rogue, headers={"Authorization": f"Basic {token}"})
         assert tls.stop() == 0
         assert "Traceback" not in tls.logs()
     finally:

@@ -32,6 +32,8 @@ def test_tracefs_from_mounts_finds_either_location():
               "tracefs /sys/kernel/debug/tracing tracefs rw 0 0\n")
     assert system.tracefs_from_mounts(mounts) == "/sys/kernel/debug/tracing"
     assert system.tracefs_from_mounts("sysfs /sys sysfs rw 0 0\n") is None
+    # kubectl debug node: the node's tracefs under /host is not where BCC reads.
+    assert system.tracefs_from_mounts("nodev /host/sys/kernel/tracing tracefs rw 0 0\n") is None
 
 
 def test_parse_lockdown_picks_bracketed_mode():
