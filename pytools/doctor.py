@@ -128,7 +128,7 @@ def render(checks: List[Check], width: int = 80) -> str:
     with a word too long for its column starts on a line of its own."""
     import textwrap
     name_width = max([len("CHECK")] + [len(c.name) for c in checks])
-    indent = " " * (name_width + 7)
+    indent = " " * (name_width + 8)     # name, space, status (6), space
     lines = [f"{'CHECK':<{name_width}} STATUS DETAIL"]
     for c in checks:
         head = f"{c.name:<{name_width}} {STATUS[c.ok]:<6} "
