@@ -21,7 +21,7 @@
 //
 // Tunables: UNIT_NS (slot unit: 1, 1000, 1000000) with UNIT_BITS (its bit
 // length), FILTER_PID (tgid),
-// FILTER_COMM (a string literal, bytes as octal escapes), MIN_LATENCY_NS,
+// FILTER_COMM_LO/HI (the comm's 16 bytes as two u64s), MIN_LATENCY_NS,
 // PER_PROCESS (1 by pid, 2 by comm), PER_CGROUP (by cgroup id: pods,
 // containers, services, named in user space), MAX_PROCS, START_SLOTS (power
 // of two >= pid_max).
@@ -119,14 +119,13 @@ static __always_inline int on_read_enter(void)
     if ((pid_tgid >> 32) != FILTER_PID)
         return 0;
 #endif
-#ifdef FILTER_COMM
-    char comm[TASK_COMM_LEN] = {};
-    char want[] = FILTER_COMM;
-    bpf_get_current_comm(comm, sizeof(comm));
-#pragma unroll
-    for (int i = 0; i < sizeof(want) && i < TASK_COMM_LEN; i++)
-        if (comm[i] != want[i])
-            return 0;
+#ifdef FILTER_COMM_LO
+    // The comm as the kernel fills it (NUL-padded to 16 bytes), compared
+    // as two words with the wanted name's (vfs_read.py comm_words).
+    union { char c[TASK_COMM_LEN]; u64 w[2]; } comm = {};
+    bpf_get_current_comm(comm.c, sizeof(comm.c));
+    if (comm.w[0] != FILTER_COMM_LO || comm.w[1] != FILTER_COMM_HI)
+        return 0;
 #endif
     if (!CGROUP_ALLOWED())
         return 0;

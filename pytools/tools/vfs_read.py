@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -83,11 +84,14 @@ def start_slots(pid_max: int) -> int:
     return n
 
 
-def c_literal(data: bytes) -> str:
-    """A C string literal of any bytes, each as an octal escape (at most
-    three digits, so no escape can swallow the next byte): quotes and
-    backslashes in a comm reach the kernel's compare as they are."""
-    return '"' + "".join(f"\\{b:03o}" for b in data) + '"'
+def comm_words(data: bytes, byteorder: str = sys.byteorder) -> Tuple[int, int]:
+    """The 16 bytes bpf_get_current_comm() fills for a process named `data`
+    (the name, NUL-padded) as the two u64 words the program compares them
+    with: any byte (quotes, backslashes) reaches the kernel as it is, and the
+    compare is two instructions whatever the name's length (a 16-byte string
+    literal made the program fail to load)."""
+    padded = data.ljust(TASK_COMM_LEN, b"\0")
+    return (int.from_bytes(padded[:8], byteorder), int.from_bytes(padded[8:], byteorder))
 
 
 def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
@@ -105,7 +109,8 @@ def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] =
     if comm is not None:
         if not comm or len(comm.encode()) >= TASK_COMM_LEN:
             raise ValueError(f"a comm is 1 to {TASK_COMM_LEN - 1} bytes")
-        flags.append(f"-DFILTER_COMM={c_literal(comm.encode())}")
+        low, high = comm_words(comm.encode())
+        flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
     if min_latency_ns:
         flags.append(f"-DMIN_LATENCY_NS={min_latency_ns}ULL")
     if per_process is not None:
@@ -368,7 +373,9 @@ Examples:
         unit_options,
         pid_option("Only reads by this process."),
         click.option("-c", "--comm", callback=_comm,
-                     help="Only reads by processes with this name (filtered in kernel)."),
+                     help="Only reads by processes with this name (filtered in kernel; "
+                          "the kernel keeps 15 bytes of a name, and a longer one is cut "
+                          "to those, with a warning)."),
         click.option("-P", "--per", "per_process", type=click.Choice(PER_CHOICES),
                      is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
                      help="One histogram per process (pid, the default), process name, "

@@ -123,6 +123,40 @@ def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
     assert got.hist.count == n
 
 
+@pytest.mark.parametrize("name, option", [
+    ("fifteen-bytes-x", "fifteen-bytes-x"),         # the longest name the kernel keeps
+    ("c" * 15, "c" * 40),                           # cut to what the kernel keeps
+])
+def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
+    """A 15-byte -c (a 16-byte compare, NUL included) once failed to load
+    ("Argument list too long"); a longer one is cut to 15 with a warning
+    and matches the process the kernel names with those 15 bytes."""
+    n = 157
+    child = subprocess.Popen([sys.executable, "-c", NAMED_CHILD, option, str(n)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        with open(f"/proc/{child.pid}/comm") as f:
+            assert f.read().strip() == name
+        proc = start_tool(tool_command("vfsread-latency") + ["-c", option, "--json", "3600"])
+        banner = proc.stderr.readline()
+        if option != name:
+            assert "keeps 15 bytes" in banner and repr(name) in banner, banner
+            banner = proc.stderr.readline()
+        assert banner.startswith("Tracing"), banner + proc.stderr.read()
+        child.stdin.write("g")
+        child.stdin.flush()
+        assert child.stdout.readline() == "done\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert proc.returncode == 0, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    assert obj["hist"]["count"] == n, obj
+
+
 def test_ebpf_prints_what_the_tool_loads():
     with VfsReadLatency() as tool:
         expected = tool.program.cflags

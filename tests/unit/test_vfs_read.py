@@ -16,15 +16,18 @@ def test_cflags_for_every_option():
                             machine="x86_64")
     assert flags == ["-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DSTART_SLOTS=4194304",
                      "-DNR_read=0", "-DNR_pread64=17", "-DNR_readv=19", "-DNR_preadv=295",
-                     "-DNR_preadv2=327", "-DFILTER_PID=42", '-DFILTER_COMM="\\141\\142"',
+                     "-DNR_preadv2=327", "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL", "-DFILTER_COMM_HI=0x0ULL",
                      "-DMIN_LATENCY_NS=5000ULL", "-DPER_PROCESS=2", "-DMAX_PROCS=8"]
     assert "-DNR_read=63" in vfs_read.cflags(machine="aarch64")
     assert not any(f.startswith("-DNR_") for f in vfs_read.cflags(machine="riscv64"))
     assert vfs_read.cflags(floor="clock")[-1] == "-DFLOOR_CLOCK"
 
 
-def test_comm_literal_carries_any_byte():
-    assert vfs_read.c_literal(b'a"\\') == '"\\141\\042\\134"'
+def test_comm_words_carry_any_byte_of_up_to_15_and_the_padding():
+    assert vfs_read.comm_words(b'a"\\', "little") == (0x5C2261, 0)
+    assert vfs_read.comm_words(b"fifteen-bytes-x", "little") == (
+        int.from_bytes(b"fifteen-", "little"), int.from_bytes(b"bytes-x\0", "little"))
+    assert vfs_read.comm_words(b"ab", "big") == (0x6162 << 48, 0)
     with pytest.raises(ValueError):
         vfs_read.cflags(comm="")
     with pytest.raises(ValueError):
