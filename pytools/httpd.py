@@ -10,9 +10,10 @@ coroutine, never a thread, and:
 - each request must arrive whole within `read_timeout` (a deadline for the
   whole head, not per byte, so a slow drip does not keep it open); a
   keep-alive connection idle that long is closed too;
-- at most `max_connections` are open: a new one beyond that closes the
-  oldest connection still waiting for its request (never one being served),
-  or is refused at once if all are busy, so a flood cannot starve scrapers;
+- at most `max_connections` are open, counted from accept (a TLS handshake
+  in progress counts): a new one beyond that closes the oldest connection
+  still waiting for its request (never one being served), or is refused at
+  once if all are busy, so a flood cannot starve scrapers;
 - a request head over 16 KiB gets 431; a malformed one 400;
 - GET and HEAD; any other method gets 405 with `Allow: GET, HEAD`;
 - /metrics is rendered in a worker thread, one render at a time, and
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import http.client
 import io
 import logging
+import os
 import socket
 import threading
 import time
@@ -148,17 +151,38 @@ class Limits:
 
 
 class Connection:
-    __slots__ = ("writer", "since", "busy")
+    """One accepted connection, counted from accept (a TLS handshake in
+    progress counts against max_connections too)."""
+    __slots__ = ("task", "writer", "since", "busy")
 
-    def __init__(self, writer: asyncio.StreamWriter):
-        self.writer = writer
+    def __init__(self):
+        self.task: Optional[asyncio.Task] = None
+        self.writer: Optional[asyncio.StreamWriter] = None
         self.since = time.monotonic()
         self.busy = False
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+        elif self.task is not None:
+            self.task.cancel()          # in its handshake: the transport closes
+
+
+# Accept errors that mean "no descriptor or memory now": make room and retry.
+OUT_OF_FILES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class HttpServer:
     """Serves `route` on already-bound listening sockets from a thread of
-    its own: start(), then stop() from any thread."""
+    its own: start(), then stop() from any thread.
+
+    Connections are accepted one at a time by a loop of its own rather than
+    asyncio's server, whose accept takes up to a backlog's worth of
+    connections at once before any evicted one's descriptor is closed, and
+    on EMFILE stops accepting for a second: a burst of idle connections then
+    kept the next scrape's connection waiting in the kernel for seconds.
+    Here a connection over the limit first closes the oldest idle one, its
+    descriptor freed before the next accept."""
 
     def __init__(self, sockets: List[socket.socket], route: Route, limits: Limits,
                  ssl_context=None):
@@ -174,7 +198,7 @@ class HttpServer:
         self.thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
         self._stopped: Optional[asyncio.Event] = None
-        self.servers: list = []
+        self._out_of_files_logged = 0.0
 
     @property
     def address(self) -> Tuple:
@@ -206,69 +230,111 @@ class HttpServer:
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
         self.renders = FreshRenders(self.pool)
+        loop = asyncio.get_running_loop()
+        listeners, accepting = [], []
         try:
-            self.servers = await self._listen(self.ssl_context)
+            for sock in self.sockets:
+                listener = sock.dup()       # closing it closes the duplicate only
+                listener.setblocking(False)
+                listeners.append(listener)
+                accepting.append(loop.create_task(self._accept(listener)))
         finally:
             self._ready.set()
         await self._stopped.wait()
-        for server in self.servers:
-            server.close()
+        for task in accepting:
+            task.cancel()
+        await asyncio.gather(*accepting, return_exceptions=True)
+        for listener in listeners:
+            listener.close()
         for conn in list(self.open.values()):
-            conn.writer.transport.abort()
-
-    async def _listen(self, ssl_context) -> list:
-        """asyncio servers on duplicates of the listening sockets (closing
-        one closes its duplicate only), with this TLS context or none."""
-        servers = []
-        for sock in self.sockets:
-            servers.append(await asyncio.start_server(
-                self._connection, sock=sock.dup(), limit=MAX_HEAD, ssl=ssl_context,
-                ssl_handshake_timeout=self.limits.read_timeout if ssl_context else None,
-                backlog=1024))
-        return servers
+            conn.abort()
 
     def set_tls(self, ssl_context) -> None:
         """Serve new connections with this TLS context (None: plain HTTP);
         open connections are kept. From any thread."""
-        async def swap():
-            old, self.servers = self.servers, await self._listen(ssl_context)
+        if self.loop is None:
             self.ssl_context = ssl_context
-            for server in old:
-                server.close()
-        if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(swap(), self.loop).result(10)
+            return
+        done = threading.Event()
+
+        def swap():
+            self.ssl_context = ssl_context
+            done.set()
+        self.loop.call_soon_threadsafe(swap)
+        done.wait(10)
 
     # -- connections
-    def _admit(self, conn: Connection) -> bool:
-        """Make room for conn: close the oldest connection waiting for a
-        request, or refuse conn if every open one is being served."""
-        if len(self.open) < self.limits.max_connections:
-            return True
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if len(self.open) >= self.limits.max_connections and not self._make_room():
+                # Every open connection is being served: refuse at once.
+                try:
+                    client, _ = await loop.sock_accept(listener)
+                except OSError:
+                    await asyncio.sleep(0.01)
+                    continue
+                self.refused += 1
+                client.close()
+                continue
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as e:
+                if e.errno not in OUT_OF_FILES:
+                    raise
+                self._log_out_of_files(e)
+                if not self._make_room():
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0)          # let the evicted one close
+                continue
+            conn = Connection()
+            self.open[id(conn)] = conn
+            conn.task = loop.create_task(self._connection(client, conn))
+            await asyncio.sleep(0)      # closes of evicted connections run first
+
+    def _make_room(self) -> bool:
+        """Close the oldest connection waiting for a request; False if
+        every open one is being served."""
         idle = [c for c in self.open.values() if not c.busy]
         if not idle:
-            self.refused += 1
             return False
         oldest = min(idle, key=lambda c: c.since)
-        oldest.writer.transport.abort()
         self.open.pop(id(oldest), None)
+        oldest.abort()
         self.evicted += 1
         return True
 
-    async def _connection(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        conn = Connection(writer)
-        if not self._admit(conn):
-            writer.transport.abort()
-            return
-        self.open[id(conn)] = conn
+    def _log_out_of_files(self, e: OSError) -> None:
+        now = time.monotonic()
+        if now - self._out_of_files_logged >= 60:   # once a minute at most
+            self._out_of_files_logged = now
+            log.warning("accepting connections: %s (%d open); closing the oldest idle "
+                        "ones to make room", os.strerror(e.errno), len(self.open))
+
+    async def _connection(self, client: socket.socket, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            await self._requests(reader, writer, conn)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
-            pass
+            reader = asyncio.StreamReader(limit=MAX_HEAD, loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol, client, ssl=self.ssl_context,
+                    ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None)
+            except Exception:       # a refused handshake, a peer gone: nothing to say
+                client.close()
+                return
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            conn.writer = writer
+            try:
+                await self._requests(reader, writer, conn)
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError,
+                    OSError):
+                pass
+            finally:
+                if not writer.transport.is_closing():
+                    writer.close()
         finally:
             self.open.pop(id(conn), None)
-            if not writer.transport.is_closing():
-                writer.close()
 
     async def _requests(self, reader, writer, conn: Connection) -> None:
         timeout = self.limits.read_timeout

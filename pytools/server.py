@@ -164,7 +164,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         # A deep backlog: a burst of scrapers (many Prometheus replicas)
         # waits in the kernel instead of being refused.
-        return socket.create_server((host, port), family=family, backlog=1024)
+        return socket.create_server((host, port), family=family, backlog=4096)
     except socket.gaierror as e:
         raise ToolError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     except OSError as e:
