@@ -35,6 +35,7 @@ import io
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -106,7 +107,9 @@ def render_response(response: Response, head_only: bool, keep_alive: bool) -> by
              f"Content-Length: {len(response.body)}",
              "Connection: " + ("keep-alive" if keep_alive else "close")]
     lines += [f"{k}: {v}" for k, v in response.headers.items()]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    # UTF-8, as Go writes a header value's bytes: a configured value outside
+    # latin-1 must not make every answer fail.
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
     return head if head_only else head + response.body
 
 
@@ -185,11 +188,13 @@ class HttpServer:
     descriptor freed before the next accept."""
 
     def __init__(self, sockets: List[socket.socket], route: Route, limits: Limits,
-                 ssl_context=None):
+                 tls: Callable[[], Optional[ssl.SSLContext]] = lambda: None,
+                 headers: Callable[[], Dict[str, str]] = dict):
         self.sockets = sockets
         self.route = route
         self.limits = limits
-        self.ssl_context = ssl_context
+        self.tls = tls              # the TLS context for each new connection (None: HTTP)
+        self.headers = headers      # added to every response, refusals included
         self.open: Dict[int, Connection] = {}
         self.refused = 0
         self.evicted = 0
@@ -249,20 +254,6 @@ class HttpServer:
         for conn in list(self.open.values()):
             conn.abort()
 
-    def set_tls(self, ssl_context) -> None:
-        """Serve new connections with this TLS context (None: plain HTTP);
-        open connections are kept. From any thread."""
-        if self.loop is None:
-            self.ssl_context = ssl_context
-            return
-        done = threading.Event()
-
-        def swap():
-            self.ssl_context = ssl_context
-            done.set()
-        self.loop.call_soon_threadsafe(swap)
-        done.wait(10)
-
     # -- connections
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -316,10 +307,11 @@ class HttpServer:
         try:
             reader = asyncio.StreamReader(limit=MAX_HEAD, loop=loop)
             protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            context = self.tls()
             try:
                 transport, _ = await loop.connect_accepted_socket(
-                    lambda: protocol, client, ssl=self.ssl_context,
-                    ssl_handshake_timeout=self.limits.read_timeout if self.ssl_context else None)
+                    lambda: protocol, client, ssl=context,
+                    ssl_handshake_timeout=self.limits.read_timeout if context else None)
             except Exception:       # a refused handshake, a peer gone: nothing to say
                 client.close()
                 return
@@ -372,6 +364,9 @@ class HttpServer:
                 return
 
     async def _send(self, writer, response: Response, head_only: bool, keep_alive: bool) -> None:
+        extra = self.headers()
+        if extra:
+            response.headers = {**extra, **response.headers}
         writer.write(render_response(response, head_only, keep_alive))
         await asyncio.wait_for(writer.drain(), self.limits.read_timeout * 2)
 

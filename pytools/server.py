@@ -20,6 +20,7 @@ import resource
 import signal
 import socket
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry
@@ -31,8 +32,8 @@ from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .memory import release_compile_memory
 from .tools import TOOLS, by_name
-from .webconfig import (PasswordCheck, WebConfig, WebConfigError, load_web_config, parse_basic,
-                        ssl_context)
+from .webconfig import (PasswordCheck, WebConfig, WebConfigError, file_state, load_web_config,
+                        parse_basic, ssl_context)
 
 log = logging.getLogger("bpf-exporter")
 
@@ -101,15 +102,69 @@ OPEN_PATHS = ("/healthz", "/-/healthy")
 
 
 class WebState:
-    """The web config in force (swapped whole on SIGHUP) and its password
-    checks, which run in a pool of their own: bcrypt is slow by design, and
-    a flood of wrong passwords must not hold up scrapes."""
+    """The web config in force and its password checks.
 
-    def __init__(self, path: Optional[str]):
+    As exporter-toolkit rereads its web config for every connection, so that
+    a certificate rotated in place (a Kubernetes Secret, cert-manager) is
+    served and a removed client CA stops being trusted without a restart,
+    this one rereads it when the file or any file it names has changed
+    (device, inode, size or mtime), looked at most once a second as
+    connections arrive; SIGHUP rereads it at once. A file that does not
+    load is logged in one line (once per change) and the config in force
+    stays. Password checks run in a pool of their own: bcrypt is slow by
+    design, and a flood of wrong passwords must not hold up scrapes."""
+
+    def __init__(self, path: Optional[str], clock: Callable[[], float] = time.monotonic):
         self.path = path
+        self.clock = clock
         self.config = load_web_config(path) if path else WebConfig()
+        self.tls = ssl_context(self.config.tls) if self.config.tls else None
+        self._state = self._file_state()
+        self._looked_at = clock()
+        self._lock = threading.Lock()
         self.passwords = PasswordCheck()
         self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="auth")
+
+    def _file_state(self):
+        if not self.path:
+            return None
+        return file_state((self.path,) + (self.config.tls.files if self.config.tls else ()))
+
+    def reload(self, why: str = "SIGHUP") -> bool:
+        """Read the web config and its files again; keep the one in force if
+        they do not load. True if the new one is in force."""
+        if not self.path:
+            log.warning("%s: no --web.config.file to reload", why)
+            return False
+        with self._lock:
+            state = file_state((self.path,) + (self.config.tls.files if self.config.tls
+                                               else ()))
+            try:
+                new = load_web_config(self.path)
+                tls = ssl_context(new.tls) if new.tls else None
+            except WebConfigError as e:
+                self._state = state         # said once per change, not per connection
+                log.error("web config %s not reloaded (%s), the previous one stays: %s",
+                          self.path, why, e)
+                return False
+            self.config, self.tls = new, tls
+            self._state = self._file_state()
+        log.warning("web config %s reloaded (%s): %s", self.path, why, new.describe)
+        return True
+
+    def current_tls(self):
+        """The TLS context for a new connection (None: plain HTTP), reloaded
+        first if a file changed since the last look (at most once a second)."""
+        now = self.clock()
+        if self.path and now - self._looked_at >= 1.0:
+            self._looked_at = now
+            if file_state((self.path,) + (self.config.tls.files if self.config.tls else ())) \
+                    != self._state:
+                self.reload("a file changed")
+        return self.tls
+
+    def headers(self) -> Dict[str, str]:
+        return self.config.headers
 
     async def allowed(self, request: Request) -> bool:
         config = self.config
@@ -129,27 +184,8 @@ def guarded(route: Route, web: WebState) -> Route:
         if not await web.allowed(request):
             return plain(401, "unauthorized", **{"WWW-Authenticate":
                                                  'Basic realm="bpf-exporter", charset="UTF-8"'})
-        response = await route(request, renders)
-        response.headers.update(web.config.headers)
-        return response
+        return await route(request, renders)
     return guarded_route
-
-
-def reload_web_config(web: WebState, http: HttpServer) -> None:
-    """SIGHUP: read the web config again; a bad one is logged and the one
-    in force kept. The maps are untouched; open connections are kept."""
-    if not web.path:
-        log.warning("SIGHUP: no --web.config.file to reload")
-        return
-    try:
-        new = load_web_config(web.path)
-    except WebConfigError as e:
-        log.error("web config %s not reloaded, the previous one stays: %s", web.path, e)
-        return
-    if new.tls != web.config.tls:
-        http.set_tls(ssl_context(new.tls) if new.tls else None)
-    web.config = new
-    log.warning("web config %s reloaded: %s", web.path, new.describe)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -257,8 +293,8 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
 
     collectors: list = []
     sock = bind(host, port)
-    tls = ssl_context(web.config.tls) if web.config.tls else None
-    http = HttpServer([sock], guarded(make_route(registry, describe), web), limits, tls)
+    http = HttpServer([sock], guarded(make_route(registry, describe), web), limits,
+                      tls=web.current_tls, headers=web.headers)
     stop, reload = threading.Event(), threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
@@ -287,14 +323,14 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         release_compile_memory()
         http.start()
         shown = host if ":" not in host else f"[{host}]"
-        scheme = "https" if tls else "http"
+        scheme = "https" if web.tls else "http"
         announce(f"Serving {scheme}://{shown or '0.0.0.0'}:{sock.getsockname()[1]}/metrics "
                  f"with {describe()}" + (f" ({web.config.describe})" if web_config else "")
                  + ". Hit Ctrl-C to end.")
         while not stop.wait(0.5):
             if reload.is_set():
                 reload.clear()
-                reload_web_config(web, http)
+                web.reload()
     finally:
         http.stop()
         if run_stats is not None:

@@ -14,15 +14,29 @@ format, so one file serves node_exporter and bpf-exporter alike, and
     basic_auth_users:
       prometheus: $2y$10$...        # bcrypt hashes (htpasswd -nBC 10 "")
 
-A setting this server cannot honour is refused with one line, never
-ignored: RequestClientCert and RequireAnyClientCert (Python's ssl cannot ask
-for a client certificate without verifying it), cipher_suites,
-curve_preferences, prefer_server_cipher_suites, client_allowed_sans, inline
-cert/key, http2: true (this server speaks HTTP/1.1). Whatever promtool
-refuses is refused here too (tests/unit/test_webconfig.py runs both).
+The verdict on a file is promtool's (tests/unit/test_webconfig.py runs a
+corpus through both): the YAML is read strictly (every value a string as
+written, so a user called `yes` or `0x10` keeps that name; a key set twice,
+an alias, or a value of the wrong kind is refused), headers are exactly
+exporter-toolkit's five with its allowed values, and a bcrypt hash must have
+the form Go's bcrypt accepts. A setting this server cannot honour is refused
+with one line, never ignored: RequestClientCert and RequireAnyClientCert
+(Python's ssl cannot ask for a client certificate without verifying it),
+min_version TLS10 or TLS11 (this OpenSSL's security level never negotiates
+them), curve_preferences,
+prefer_server_cipher_suites, client_allowed_sans, inline cert/key,
+http2: true (this server speaks HTTP/1.1), and bcrypt costs over 16 (each
+check would take over 5 s: cost 31 is about two days, and exporter-toolkit
+would spend that on every request; promtool accepts any cost 4-31).
 
-Parsing is pure but for reading the named files; the SSL context and the
-password check are built from the parsed settings.
+TLS defaults: TLS 1.2 and 1.3, and for TLS 1.2 only suites with forward
+secrecy and an AEAD cipher (ECDHE with AES-GCM or ChaCha20): Go's defaults
+since 1.22, which exporter-toolkit uses, minus their CBC suites.
+`cipher_suites` takes Go's names and is honoured.
+
+Everything that reads a file or parses text raises WebConfigError with one
+line, whatever went wrong (a wrong type, a NUL byte, a file too large):
+a bad file is refused at start and on reload, where the old one stays.
 """
 
 from __future__ import annotations
@@ -31,16 +45,18 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 TOP_LEVEL = ("tls_server_config", "http_server_config", "basic_auth_users")
 TLS_SUPPORTED = ("cert_file", "key_file", "client_auth_type", "client_ca_file",
-                 "min_version", "max_version")
-TLS_UNSUPPORTED = ("cipher_suites", "curve_preferences", "prefer_server_cipher_suites",
+                 "min_version", "max_version", "cipher_suites")
+TLS_UNSUPPORTED = ("curve_preferences", "prefer_server_cipher_suites",
                    "client_allowed_sans", "cert", "key")
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE,
                "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
@@ -48,9 +64,45 @@ CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE,
 CLIENT_AUTH_UNSUPPORTED = ("RequestClientCert", "RequireAnyClientCert")
 VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
             "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-# The headers exporter-toolkit lets a config set (its http_server_config).
+VERSIONS_UNSUPPORTED = ("TLS10", "TLS11")
+# The headers exporter-toolkit lets a config set, by exact name, and the
+# values it allows where it restricts them.
 SETTABLE_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options",
                     "X-Frame-Options", "X-XSS-Protection", "Content-Security-Policy")
+HEADER_VALUES = {"X-Frame-Options": ("deny", "sameorigin"),
+                 "X-Content-Type-Options": ("nosniff",)}
+# Go's TLS 1.2 cipher suite names that promtool (Go's tls.CipherSuites and
+# InsecureCipherSuites, less those Prometheus refuses) accepts -> OpenSSL's.
+CIPHER_SUITES = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+# TLS 1.3's: Go takes the names and ignores them (1.3 suites are not
+# configurable there); so does this server.
+CIPHER_SUITES_TLS13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                       "TLS_CHACHA20_POLY1305_SHA256")
+DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                   "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+# go-yaml v2's booleans (YAML 1.1), for http2.
+YAML_TRUE = ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
+YAML_FALSE = ("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
+MAX_FILE_BYTES = 1 << 20        # a web config is a few hundred bytes
+MAX_BCRYPT_COST = 16            # ~4 s a check here; 31 is about two days
+# Go's bcrypt: "$2" + optional minor + "$" + two-digit cost + "$" + 53 chars.
+BCRYPT_HASH = re.compile(r"^\$2([a-z]?)\$(\d\d)\$(.{53,})$", re.S)
 
 
 class WebConfigError(ValueError):
@@ -65,6 +117,11 @@ class TlsSettings:
     client_ca_file: Optional[str] = None
     min_version: str = "TLS12"
     max_version: Optional[str] = None
+    ciphers: str = DEFAULT_CIPHERS      # OpenSSL's names, for TLS 1.2
+
+    @property
+    def files(self) -> Tuple[str, ...]:
+        return tuple(f for f in (self.cert_file, self.key_file, self.client_ca_file) if f)
 
 
 @dataclass(frozen=True)
@@ -84,8 +141,35 @@ class WebConfig:
         return ", ".join(parts) or "plain HTTP, no auth"
 
 
+def _loader():
+    """A YAML loader as strict as promtool's: every scalar a string as
+    written (no YAML 1.1 booleans or numbers), no aliases (a billion-laughs
+    file cannot grow memory), no key set twice, keys plain scalars."""
+    import yaml
+
+    class StrictLoader(yaml.BaseLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise WebConfigError(f"line {mark.line + 1}: YAML aliases are not allowed here")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise WebConfigError(f"line {line}: a key must be a plain value")
+                if key_node.value in seen:
+                    raise WebConfigError(f"line {line}: {key_node.value!r} is set twice")
+                seen.add(key_node.value)
+            return super().construct_mapping(node, deep=True)
+
+    return StrictLoader
+
+
 def _mapping(value, where: str) -> dict:
-    if value is None:
+    if value is None or value == "":
         return {}
     if not isinstance(value, dict):
         raise WebConfigError(f"{where} must be a mapping")
@@ -95,19 +179,31 @@ def _mapping(value, where: str) -> dict:
 def _text(value, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise WebConfigError(f"{where} must be a non-empty string")
+    if "\0" in value:
+        raise WebConfigError(f"{where} holds a NUL byte")
     return value
+
+
+def _optional_text(tls: dict, key: str) -> Optional[str]:
+    value = tls.get(key)
+    return None if value in (None, "") else _text(value, f"tls_server_config.{key}")
 
 
 def parse_web_config(text: str, base_dir: str) -> WebConfig:
     """Parse and check a web config; relative file names are taken from
-    base_dir (the config file's folder, as exporter-toolkit does)."""
+    base_dir (the config file's folder, as exporter-toolkit does). Any
+    problem is one WebConfigError."""
     import yaml
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_loader())
+    except WebConfigError:
+        raise
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise WebConfigError(f"not valid YAML{where}") from None
+    except RecursionError:
+        raise WebConfigError("nested too deeply") from None
     doc = _mapping(doc, "the file")
     for key in doc:
         if key not in TOP_LEVEL:
@@ -118,7 +214,7 @@ def parse_web_config(text: str, base_dir: str) -> WebConfig:
 
 
 def _parse_tls(value, base_dir: str) -> Optional[TlsSettings]:
-    if value is None:
+    if value is None or value == "":
         return None
     tls = _mapping(value, "tls_server_config")
     for key in tls:
@@ -134,7 +230,7 @@ def _parse_tls(value, base_dir: str) -> Optional[TlsSettings]:
     def path(key: str) -> str:
         return os.path.join(base_dir, _text(tls[key], f"tls_server_config.{key}"))
 
-    auth = tls.get("client_auth_type") or "NoClientCert"
+    auth = _optional_text(tls, "client_auth_type") or "NoClientCert"
     if auth in CLIENT_AUTH_UNSUPPORTED:
         raise WebConfigError(f"client_auth_type {auth} is not supported (Python's ssl cannot "
                              "ask for a client certificate without verifying it); use "
@@ -142,34 +238,56 @@ def _parse_tls(value, base_dir: str) -> Optional[TlsSettings]:
     if auth not in CLIENT_AUTH:
         raise WebConfigError(f"client_auth_type {auth!r} is not one of "
                              f"{', '.join(list(CLIENT_AUTH) + list(CLIENT_AUTH_UNSUPPORTED))}")
-    ca = path("client_ca_file") if tls.get("client_ca_file") else None
+    ca = path("client_ca_file") if _optional_text(tls, "client_ca_file") else None
     if ca and auth == "NoClientCert":
         raise WebConfigError("client_ca_file is set but client_auth_type does not ask for "
                              "client certificates")
     versions = {}
     for key in ("min_version", "max_version"):
-        if tls.get(key) is not None:
-            if tls[key] not in VERSIONS:
-                raise WebConfigError(f"tls_server_config.{key}: unknown TLS version "
-                                     f"{tls[key]!r} (one of {', '.join(VERSIONS)})")
-            versions[key] = tls[key]
+        version = _optional_text(tls, key)
+        if version is None:
+            continue
+        if version not in VERSIONS:
+            raise WebConfigError(f"tls_server_config.{key}: unknown TLS version "
+                                 f"{version!r} (one of {', '.join(VERSIONS)})")
+        if version in VERSIONS_UNSUPPORTED and key == "min_version":
+            raise WebConfigError(f"tls_server_config.min_version {version} is not supported: "
+                                 "this OpenSSL never negotiates TLS 1.0 or 1.1; use TLS12")
+        versions[key] = version
     settings = TlsSettings(path("cert_file"), path("key_file"), auth, ca,
-                           versions.get("min_version", "TLS12"), versions.get("max_version"))
+                           versions.get("min_version", "TLS12"), versions.get("max_version"),
+                           _parse_ciphers(tls.get("cipher_suites")))
     if settings.max_version and VERSIONS[settings.max_version] < VERSIONS[settings.min_version]:
         raise WebConfigError("tls_server_config: max_version is below min_version")
     ssl_context(settings)       # every file readable, the key matching the certificate
     return settings
 
 
+def _parse_ciphers(value) -> str:
+    if value is None or value == "" or value == []:
+        return DEFAULT_CIPHERS
+    if not isinstance(value, list):
+        raise WebConfigError("tls_server_config.cipher_suites must be a list")
+    names = []
+    for name in value:
+        name = _text(name, "tls_server_config.cipher_suites")
+        if name in CIPHER_SUITES:
+            names.append(CIPHER_SUITES[name])
+        elif name not in CIPHER_SUITES_TLS13:
+            raise WebConfigError(f"unknown cipher suite {name}")
+    if not names:
+        return DEFAULT_CIPHERS      # only TLS 1.3 names: Go ignores them too
+    return ":".join(names)
+
+
 def _parse_users(value) -> Dict[str, bytes]:
     users = {}
     for user, hashed in _mapping(value, "basic_auth_users").items():
-        user = str(user)
         if not isinstance(hashed, str):
             raise WebConfigError(f"basic_auth_users.{user}: the password must be a bcrypt hash")
-        if not bcrypt_hash_ok(hashed.encode()):
-            raise WebConfigError(f"basic_auth_users.{user}: not a bcrypt hash (make one with "
-                                 "htpasswd -nBC 10 \"\" | tr -d ':\\n')")
+        problem = bcrypt_hash_problem(hashed.encode())
+        if problem:
+            raise WebConfigError(f"basic_auth_users.{user}: {problem}")
         users[user] = hashed.encode()
     return users
 
@@ -179,28 +297,60 @@ def _parse_http(value) -> Dict[str, str]:
     for key in http:
         if key not in ("http2", "headers"):
             raise WebConfigError(f"unknown field http_server_config.{key}")
-    if http.get("http2") is True:
+    http2 = http.get("http2")
+    if http2 in YAML_TRUE:
         raise WebConfigError("http_server_config.http2: true is not supported (bpf-exporter "
                              "speaks HTTP/1.1); remove it or set it to false")
+    if http2 not in (None, "") and http2 not in YAML_FALSE:
+        raise WebConfigError("http_server_config.http2 must be true or false")
     headers = {}
     for name, text in _mapping(http.get("headers"), "http_server_config.headers").items():
-        canonical = next((h for h in SETTABLE_HEADERS if h.lower() == str(name).lower()), None)
-        if canonical is None:
+        if name not in SETTABLE_HEADERS:
             raise WebConfigError(f"HTTP header {name!r} cannot be configured (only "
                                  f"{', '.join(SETTABLE_HEADERS)})")
-        if "\r" in str(text) or "\n" in str(text):
+        if not isinstance(text, str):
+            raise WebConfigError(f"HTTP header {name}: the value must be a string")
+        if any(c in text for c in "\r\n\0"):
             raise WebConfigError(f"HTTP header {name}: a value cannot span lines")
-        headers[canonical] = str(text)
+        allowed = HEADER_VALUES.get(name)
+        if allowed and text not in allowed:
+            raise WebConfigError(f"HTTP header {name}: {text!r} is not one of "
+                                 f"{', '.join(allowed)}")
+        headers[name] = text
     return headers
 
 
-def bcrypt_hash_ok(hashed: bytes) -> bool:
+def bcrypt_cost(hashed: bytes) -> int:
+    return int(hashed[4:6])
+
+
+def bcrypt_hash_problem(hashed: bytes) -> Optional[str]:
+    """Why `hashed` is not a bcrypt hash this server can check, or None.
+    Checked without running bcrypt at its cost: the form Go's bcrypt takes,
+    the cost, and a check of the same hash at cost 4 (which tells whether
+    Python's bcrypt reads this variant and salt)."""
+    match = BCRYPT_HASH.match(hashed.decode(errors="replace"))
+    if not match or len(hashed) < 59:
+        return "not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"
+    cost = int(match.group(2))
+    if not 4 <= cost <= 31:
+        return f"bcrypt cost {cost} is outside 4-31"
+    if cost > MAX_BCRYPT_COST:
+        return (f"bcrypt cost {cost} is not supported: each check would take about "
+                f"{seconds_text(0.06 * 2 ** (cost - 10))}; use at most {MAX_BCRYPT_COST}")
     import bcrypt
     try:
-        bcrypt.checkpw(b"", hashed)
-        return True
+        bcrypt.checkpw(b"", hashed[:4] + b"04" + hashed[6:])
     except ValueError:
-        return False
+        return f"a bcrypt variant or salt this server cannot check ({hashed[:4].decode()})"
+    return None
+
+
+def seconds_text(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -209,9 +359,26 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     if tls.max_version:
         context.maximum_version = VERSIONS[tls.max_version]
     try:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    except FileNotFoundError as e:
-        raise WebConfigError(f"cannot read {e.filename}: no such file") from None
+        context.set_ciphers(tls.ciphers)
+    except ssl.SSLError:
+        raise WebConfigError(f"no cipher suite of {tls.ciphers} is available") from None
+    for name, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            raise WebConfigError(f"tls_server_config.{name}: cannot read {path}: "
+                                 f"{e.strerror}") from None
+        except ValueError as e:
+            raise WebConfigError(f"tls_server_config.{name}: {e}") from None
+
+    def no_pass_phrase():
+        raise WebConfigError(f"tls_server_config.key_file {tls.key_file} is encrypted: "
+                             "bpf-exporter takes unencrypted keys (as exporter-toolkit does)")
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file, password=no_pass_phrase)
+    except WebConfigError:
+        raise
     except ssl.SSLError as e:
         raise WebConfigError(f"{tls.cert_file} and {tls.key_file}: not a matching certificate "
                              f"and key ({e.reason or e})") from None
@@ -226,6 +393,8 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
                 context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
         except FileNotFoundError:
             raise WebConfigError(f"cannot read {tls.client_ca_file}: no such file") from None
+        except OSError as e:
+            raise WebConfigError(f"cannot read {tls.client_ca_file}: {e.strerror}") from None
         except ssl.SSLError as e:
             raise WebConfigError(f"{tls.client_ca_file}: no CA certificate in it "
                                  f"({e.reason or e})") from None
@@ -233,20 +402,50 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
 
 
 def load_web_config(path: str) -> WebConfig:
+    """Read and parse the web config at `path`: WebConfigError with one
+    line for whatever is wrong with it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise WebConfigError(f"cannot read it: {e.strerror}") from None
+    except ValueError as e:         # a NUL byte in the path
+        raise WebConfigError(str(e)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WebConfigError(f"over {MAX_FILE_BYTES >> 20} MiB: not a web config")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise WebConfigError("not UTF-8 text") from None
-    return parse_web_config(text, os.path.dirname(os.path.abspath(path)))
+    try:
+        return parse_web_config(text, os.path.dirname(os.path.abspath(path)))
+    except WebConfigError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError,
+            MemoryError) as e:   # the last line of defence: one line, never a traceback
+        raise WebConfigError(f"cannot be used: {type(e).__name__}: {e}") from None
+
+
+def file_state(paths: Tuple[str, ...]) -> Tuple:
+    """What changes when a file is replaced or rewritten in place (a
+    Kubernetes Secret swaps a symlink; cert-manager rewrites): for each,
+    (device, inode, size, mtime), None where unreadable."""
+    state = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            state.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        except (OSError, ValueError):
+            state.append(None)
+    return tuple(state)
 
 
 # -------------------------------------------------------------- basic auth
 
 def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
-    """(user, password) from an Authorization header, or None."""
+    """(user, password) from an Authorization header, or None for anything
+    that is not well-formed Basic credentials (non-ASCII, bad base64, not
+    UTF-8, no colon)."""
     if not header:
         return None
     scheme, _, token = header.strip().partition(" ")
@@ -254,33 +453,45 @@ def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
         return None
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):        # ValueError: a non-ASCII token
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
 
 
+BCRYPT_MAX_BYTES = 72
+
+
 class PasswordCheck:
     """bcrypt checks of basic-auth credentials against the users' hashes.
 
-    A user that does not exist is checked against a stand-in hash of the
-    same cost, so the time taken does not say which users exist; bcrypt's
-    own comparison is constant-time. bcrypt is slow by design (~60 ms at
-    cost 10), so good answers are remembered (keyed by a hash of user,
-    password and stored hash, bounded), as exporter-toolkit does: a
-    scraper pays once, not per scrape. Wrong answers are never remembered."""
+    Every check takes as long as the costliest user's: a user that does not
+    exist is checked against a stand-in hash of that cost, and a check of a
+    cheaper user waits out the difference, so neither the time nor a
+    difference of costs says which users exist; bcrypt's own comparison is
+    constant-time. A password is checked on its first 72 bytes, all bcrypt
+    reads (as Go's bcrypt, and so exporter-toolkit, does). bcrypt is slow
+    by design (~60 ms at cost 10), so good answers are remembered (keyed by
+    a hash of user, password and stored hash, bounded), as exporter-toolkit
+    does: a scraper pays once, not per scrape. Wrong answers are never
+    remembered."""
 
-    def __init__(self, size: int = 256):
+    def __init__(self, size: int = 256, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         self._good: "OrderedDict[bytes, None]" = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
         self._stand_in: Dict[int, bytes] = {}
+        self._slowest: Dict[int, float] = {}     # cost -> the longest check seen
+        self._sleep = sleep
+        self._clock = clock
 
     def _stand_in_hash(self, cost: int) -> bytes:
         import bcrypt
-        if cost not in self._stand_in:
-            self._stand_in[cost] = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(cost))
-        return self._stand_in[cost]
+        with self._lock:
+            if cost not in self._stand_in:
+                self._stand_in[cost] = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(cost))
+            return self._stand_in[cost]
 
     def cached(self, users: Dict[str, bytes], user: str, password: str) -> bool:
         key = self._key(users, user, password)
@@ -289,10 +500,29 @@ class PasswordCheck:
 
     def check(self, users: Dict[str, bytes], user: str, password: str) -> bool:
         import bcrypt
+        start = self._clock()
         stored = users.get(user)
-        cost = int(next(iter(users.values()))[4:6]) if users else 10
-        hashed = stored if stored is not None else self._stand_in_hash(cost)
-        ok = bcrypt.checkpw(password.encode(), hashed) and stored is not None
+        top = max((bcrypt_cost(h) for h in users.values()), default=10)
+        hashed = stored if stored is not None else self._stand_in_hash(top)
+        try:
+            ok = bcrypt.checkpw(password.encode()[:BCRYPT_MAX_BYTES], hashed) and \
+                stored is not None
+        except ValueError:      # a password bcrypt will not take (a NUL byte): wrong
+            ok = False
+        elapsed = self._clock() - start
+        cost = bcrypt_cost(hashed)
+        with self._lock:
+            self._slowest[cost] = max(self._slowest.get(cost, 0.0), elapsed)
+            target = self._slowest.get(top)
+        if cost < top:
+            if target is None:      # never timed a check at the top cost: time one now
+                t0 = self._clock()
+                bcrypt.checkpw(b"", self._stand_in_hash(top))
+                target = self._clock() - t0
+                with self._lock:
+                    self._slowest[top] = max(self._slowest.get(top, 0.0), target)
+            if target > elapsed:
+                self._sleep(target - elapsed)
         if ok:
             key = self._key(users, user, password)
             with self._lock:

@@ -219,7 +219,8 @@ def test_sighup_takes_a_new_password_without_dropping_the_maps(certs):
         code, err = exp.stop()
         shutil.rmtree(d)
     assert code == 0
-    assert "not reloaded, the previous one stays" in err and "reloaded: TLS" in err
+    assert "not reloaded" in err and "the previous one stays" in err
+    assert "reloaded (" in err and "): TLS with client certificates" in err
     assert "Traceback" not in err
 
 

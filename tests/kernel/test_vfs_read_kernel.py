@@ -138,7 +138,9 @@ def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
         assert child.stdout.readline() == "ready\n"
         with open(f"/proc/{child.pid}/comm") as f:
             assert f.read().strip() == name
-        proc = start_tool(tool_command("vfsread-latency") + ["-c", option, "--json", "3600"])
+        proc = subprocess.Popen(tool_command("vfsread-latency") + ["-c", option, "--json",
+                                                                   "3600"], cwd="/",
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         banner = proc.stderr.readline()
         if option != name:
             assert "keeps 15 bytes" in banner and repr(name) in banner, banner

@@ -4,6 +4,7 @@ connection bound, on loopback with a stand-in route (no BPF)."""
 import asyncio
 import concurrent.futures
 import socket
+import ssl
 import threading
 import time
 
@@ -115,3 +116,83 @@ def test_a_half_sent_request_is_closed_after_the_read_timeout(server):
         start = time.monotonic()
         assert s.recv(1) == b""
         assert 0.4 < time.monotonic() - start < 3
+
+
+@pytest.fixture(scope="module")
+def server_certs(tmp_path_factory):
+    from ..certs import make_certs
+    return make_certs(tmp_path_factory.mktemp("httpd-certs"))
+
+
+def tls_server(server_certs, **limits):
+    from pytools.webconfig import TlsSettings, ssl_context
+
+    def stand_in(request, renders):
+        async def answer():
+            return Response(200, b"ok\n")
+        return answer()
+    context = ssl_context(TlsSettings(str(server_certs / "srv.crt"), str(server_certs / "srv.key")))
+    sock = socket.create_server(("127.0.0.1", 0))
+    http = HttpServer([sock], stand_in, Limits(**limits), tls=lambda: context)
+    http.start()
+    return http
+
+
+def test_tls_handshakes_in_progress_count_against_the_bound(server_certs):
+    http = tls_server(server_certs, read_timeout=5, max_connections=8)
+    port = http.address[1]
+    # Connections that never send a ClientHello: all in their handshake.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        time.sleep(0.3)
+        assert len(http.open) <= 8 and http.evicted >= 12
+        client = ssl.create_default_context(cafile=str(server_certs / "ca.crt"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with client.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n")
+                assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        for s in idle:
+            s.close()
+        http.stop()
+
+
+@pytest.mark.parametrize("suite, default_ok", [
+    ("AES128-GCM-SHA256", False),             # static RSA key exchange: no forward secrecy
+    ("ECDHE-RSA-AES128-GCM-SHA256", True),
+    ("ECDHE-RSA-AES128-SHA", False),          # CBC: not in the default list
+])
+def test_tls12_suites_by_default_and_as_configured(server_certs, suite, default_ok):
+    from pytools.webconfig import CIPHER_SUITES, TlsSettings, ssl_context
+
+    def handshake(ciphers) -> bool:
+        server = ssl_context(TlsSettings(str(server_certs / "srv.crt"),
+                                         str(server_certs / "srv.key"), ciphers=ciphers))
+        client = ssl.create_default_context(cafile=str(server_certs / "ca.crt"))
+        client.maximum_version = ssl.TLSVersion.TLSv1_2
+        client.set_ciphers(suite)
+        a, b = socket.socketpair()
+        ok = []
+
+        def serve():
+            try:
+                with server.wrap_socket(a, server_side=True):
+                    ok.append(True)
+            except (ssl.SSLError, OSError):
+                ok.append(False)
+        import threading
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            with client.wrap_socket(b, server_hostname="127.0.0.1"):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+        t.join(5)
+        return ok == [True]
+
+    from pytools.webconfig import DEFAULT_CIPHERS
+    assert handshake(DEFAULT_CIPHERS) is default_ok
+    # Asked for by name in cipher_suites, it is honoured, as Go would.
+    (go_name,) = [g for g, o in CIPHER_SUITES.items() if o == suite]
+    assert handshake(CIPHER_SUITES[go_name]) is True

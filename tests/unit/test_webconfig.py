@@ -6,9 +6,11 @@ import base64
 import os
 import shutil
 import subprocess
+import time
 
 import bcrypt
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pytools.webconfig import (PasswordCheck, WebConfigError, load_web_config, parse_basic)
 
@@ -35,6 +37,20 @@ BOTH_ACCEPT = {
     "everything": TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
                         f"basic_auth_users:\n  prom: '{HASH}'\n",
 }
+HASH_USER = f"'{HASH}'"
+BOTH_ACCEPT.update({
+    # Names are strings as written (YAML 1.1 would make these True and 16).
+    "yaml 1.1 names": f"basic_auth_users:\n  yes: {HASH_USER}\n  0x10: {HASH_USER}\n",
+    "csp outside latin-1": "http_server_config:\n  headers:\n"
+                           "    Content-Security-Policy: \"default-src \u20ac\"\n",
+    "free-form headers": "http_server_config:\n  headers:\n    X-XSS-Protection: whatever\n"
+                         "    Strict-Transport-Security: max-age=1\n",
+    "frame sameorigin": "http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n"
+                        "    X-Content-Type-Options: nosniff\n",
+    "http2 no": "http_server_config:\n  http2: no\n",
+    "cipher suites": TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
+    "static rsa asked for": TLS + "  cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256]\n",
+})
 BOTH_REFUSE = {
     "bad hash": ("basic_auth_users:\n  prom: plaintext\n", "not a bcrypt hash"),
     "no key": ("tls_server_config:\n  cert_file: srv.crt\n", "missing key_file"),
@@ -45,20 +61,45 @@ BOTH_REFUSE = {
     "unknown field": ("listen: 1\n", "unknown field 'listen'"),
     "unknown tls field": (TLS + "  certfile: x\n", "unknown field tls_server_config.certfile"),
     "missing file": ("tls_server_config:\n  cert_file: nope.crt\n  key_file: srv.key\n",
-                     "no such file"),
+                     "No such file"),
     "cert as key": ("tls_server_config:\n  cert_file: srv.crt\n  key_file: srv.crt\n",
                     "not a matching certificate and key"),
     "header": ("http_server_config:\n  headers:\n    X-Custom: a\n", "cannot be configured"),
+    "header in lower case": ("http_server_config:\n  headers:\n    x-frame-options: deny\n",
+                             "cannot be configured"),
+    "frame allowall": ("http_server_config:\n  headers:\n    X-Frame-Options: allowall\n",
+                       "is not one of deny, sameorigin"),
+    "frame in mixed case": ("http_server_config:\n  headers:\n    X-Frame-Options: SameOrigin\n",
+                            "is not one of"),
+    "sniff": ("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n",
+              "is not one of nosniff"),
+    "a block set twice": (f"basic_auth_users:\n  a: {HASH_USER}\nbasic_auth_users:\n"
+                          f"  b: {HASH_USER}\n", "'basic_auth_users' is set twice"),
+    "a field set twice": ("tls_server_config:\n  cert_file: srv.crt\n  cert_file: srv.crt\n"
+                          "  key_file: srv.key\n", "'cert_file' is set twice"),
+    "a list for a string": (TLS + "  client_auth_type: [VerifyClientCertIfGiven]\n",
+                            "must be a non-empty string"),
+    "a mapping for a string": (TLS + "  min_version: {a: b}\n", "must be a non-empty string"),
+    "an alias": ("a: &a [x]\nbasic_auth_users: *a\n", "aliases are not allowed"),
+    "a NUL in a path": ('tls_server_config:\n  cert_file: "srv\\0.crt"\n  key_file: srv.key\n',
+                        "NUL byte"),
+    "unknown cipher": (TLS + "  cipher_suites: [TLS_FOO]\n", "unknown cipher suite TLS_FOO"),
+    "an insecure cipher": (TLS + "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+                           "unknown cipher suite"),
+    "hash too short": ("basic_auth_users:\n  a: $2y$10$abc\n", "not a bcrypt hash"),
     # Newer exporter-toolkits have it; Debian's promtool 2.42 does not know it.
     "sans": (TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
                    "  client_allowed_sans: [a]\n", "client_allowed_sans is not supported"),
 }
 WE_REFUSE = {   # promtool accepts; we cannot honour them
-    "cipher suites": (TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
-                      "cipher_suites is not supported"),
+    "tls 1.0": (TLS + "  min_version: TLS10\n", "never negotiates TLS 1.0 or 1.1"),
+    "cost 31": ("basic_auth_users:\n  a: $2y$31$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV"
+                "/LDeSi\n", "bcrypt cost 31 is not supported: each check would take about"),
+    "curves": (TLS + "  curve_preferences: [CurveP256]\n", "curve_preferences is not supported"),
     "request cert": (TLS + "  client_auth_type: RequestClientCert\n", "is not supported"),
     "require any": (TLS + "  client_auth_type: RequireAnyClientCert\n", "is not supported"),
     "http2": ("http_server_config:\n  http2: true\n", "HTTP/1.1"),
+    "http2 yes": ("http_server_config:\n  http2: yes\n", "HTTP/1.1"),
 }
 
 
@@ -129,3 +170,101 @@ def test_password_check_remembers_only_good_answers():
     assert not check.check(users, "nobody", "s3cret") and not check.cached(users, "nobody", "")
     # A changed hash (a reload) forgets the old answer.
     assert not check.cached({"prom": bcrypt.hashpw(b"new", bcrypt.gensalt(4))}, "prom", "s3cret")
+
+
+def test_yaml_1_1_names_stay_as_written(certs):
+    config = load_web_config(str(write(certs, "names", BOTH_ACCEPT["yaml 1.1 names"])))
+    assert set(config.users) == {"yes", "0x10"}
+
+
+def test_an_alias_bomb_is_refused_at_once(certs):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20))
+    start = time.monotonic()
+    with pytest.raises(WebConfigError, match="aliases are not allowed"):
+        load_web_config(str(write(certs, "bomb", bomb)))
+    assert time.monotonic() - start < 1
+
+
+def test_a_file_too_large_is_refused(certs):
+    with pytest.raises(WebConfigError, match="not a web config"):
+        load_web_config(str(write(certs, "huge", "#" * (2 << 20))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_any_text_is_a_config_or_one_line_never_a_traceback(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("fuzz") / "web.yml"
+    path.write_text(text)
+    try:
+        load_web_config(str(path))
+    except WebConfigError as e:
+        assert "\n" not in str(e)
+
+
+@pytest.mark.parametrize("text", [
+    "tls_server_config: [1, 2]\n", "basic_auth_users: [a]\n", "basic_auth_users:\n  a: [b]\n",
+    "basic_auth_users:\n  ? [a]\n  : b\n", "http_server_config:\n  headers: [a]\n",
+    "http_server_config:\n  headers:\n    X-Frame-Options: [deny]\n",
+    "http_server_config:\n  http2: maybe\n", TLS + "  cipher_suites: TLS_FOO\n",
+    "- a\n- b\n", "'just a string'\n", "tls_server_config:\n  cert_file: {a: b}\n  key_file: k\n",
+    "[" * 10000,
+])
+def test_values_of_the_wrong_kind_are_one_line(certs, text):
+    with pytest.raises(WebConfigError) as e:
+        load_web_config(str(write(certs, "kind", text)))
+    assert "\n" not in str(e.value)
+
+
+def test_a_nul_in_the_config_path_is_one_line():
+    with pytest.raises(WebConfigError):
+        load_web_config("/tmp/web\0.yml")
+
+
+def test_an_encrypted_key_is_refused_without_a_prompt(certs):
+    subprocess.run(["openssl", "pkey", "-in", str(certs / "srv.key"), "-aes256", "-passout",
+                    "pass:x", "-out", str(certs / "enc.key")], check=True, capture_output=True)
+    text = "tls_server_config:\n  cert_file: srv.crt\n  key_file: enc.key\n"
+    with pytest.raises(WebConfigError, match="enc.key is encrypted"):
+        load_web_config(str(write(certs, "enc", text)))
+
+
+def test_an_unreadable_key_is_named_as_the_key(certs):
+    (certs / "keydir").mkdir(exist_ok=True)
+    text = "tls_server_config:\n  cert_file: srv.crt\n  key_file: keydir\n"
+    with pytest.raises(WebConfigError, match="tls_server_config.key_file: cannot read"):
+        load_web_config(str(write(certs, "keydir", text)))
+
+
+def test_credentials_a_client_can_send_never_raise():
+    users = {"prom": HASH.encode()}
+    check = PasswordCheck()
+    assert parse_basic("Basic \u00e9\u00e9\u00e9") is None          # non-ASCII header
+    assert parse_basic("Basic " + base64.b64encode(b"prom:\xe9").decode()) is None  # not UTF-8
+    assert not check.check(users, "prom", "x" * 100)                  # over 72 bytes
+    assert not check.check(users, "prom", "s3cret\0")                  # a NUL
+    assert not check.check(users, "\0", "\0")
+
+
+def test_a_password_is_checked_on_its_first_72_bytes_as_go_does():
+    password = b"p" * 72
+    users = {"prom": bcrypt.hashpw(password, bcrypt.gensalt(4))}
+    check = PasswordCheck()
+    assert check.check(users, "prom", password.decode() + "extra")
+    assert not check.check(users, "prom", "p" * 71)
+
+
+def test_unknown_and_cheap_users_take_as_long_as_the_costliest():
+    users = {"cheap": bcrypt.hashpw(b"a", bcrypt.gensalt(4)),
+             "dear": bcrypt.hashpw(b"b", bcrypt.gensalt(11))}
+    check = PasswordCheck()
+
+    def took(user):
+        start = time.monotonic()
+        assert not check.check(users, user, "wrong")
+        return time.monotonic() - start
+    dear = min(took("dear") for _ in range(2))
+    for user in ("cheap", "nobody"):
+        assert took(user) >= 0.8 * dear, (user, dear)
