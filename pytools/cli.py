@@ -279,9 +279,12 @@ def exporter_command() -> click.Command:
         click.option("--web.config.file", "web_config", metavar="FILE",
                      help="TLS and basic auth, in Prometheus exporter-toolkit's format "
                           "(as node_exporter); reread on SIGHUP."),
-        click.option("--collectors", default=",".join(t.name for t in TOOLS),
+        click.option("--collectors",
+                     default=",".join(t.name for t in TOOLS if t.exporter_default),
                      show_default=True, callback=_parsed_by("parse_collectors"),
-                     help="Comma-separated collectors to load."),
+                     help="Comma-separated collectors to load (also: "
+                          + ", ".join(t.name for t in TOOLS if not t.exporter_default)
+                          + ", opt-in for its cost to the node)."),
         *[option for tool in TOOLS for option in tool.exporter_options],
         click.option("--pod-logs", default="/var/log", show_default=True, metavar="DIR",
                      help="Where the kubelet's pods/ and containers/ log directories are "

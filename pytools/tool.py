@@ -49,6 +49,9 @@ class Tool:
     # collector gets them as {"<option>": value}).
     options: Sequence[Callable] = ()
     exporter_options: Sequence[Callable] = ()
+    # Whether bpf-exporter loads it without --collectors naming it (False
+    # for a tool whose cost to the whole node makes it opt-in).
+    exporter_default = True
     # Why the plan's candidates are in their order, where more than one mode
     # can work (shown by -v and pytools doctor).
     order_reason = ""

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import List
 
 from ..tool import Tool
-from . import biolatency, execve, readahead, vfs_read
+from . import biolatency, execve, readahead, runqlat, vfs_read
 
 TOOLS: List[Tool] = [
     execve.TOOL,
     vfs_read.TOOL,
     readahead.TOOL,
     biolatency.TOOL,
+    runqlat.TOOL,
 ]
 
 

@@ -395,13 +395,20 @@ def dashboard_exprs() -> List[str]:
 
 def daemonset_args(node: FakeNode) -> List[str]:
     """The DaemonSet's own arguments, read from its YAML, with the fake
-    node's kubelet logs and without --listen (the Exporter sets its own)."""
+    node's kubelet logs and without --listen (the Exporter sets its own);
+    plus runqlat, the opt-in collector the dashboard's run-queue panels
+    need, by pod (the YAML says how to add it)."""
+    from pytools.tools import TOOLS
+
     from ..container.pod import PodSpec
     args = PodSpec.load().args
-    assert "--pod-logs" in args and "--listen" in args, args
+    assert "--pod-logs" in args and "--listen" in args and "--collectors" not in args, args
     args[args.index("--pod-logs") + 1] = node.logs
     i = args.index("--listen")
-    return args[:i] + args[i + 2:]
+    opt_in = [t.name for t in TOOLS if not t.exporter_default]
+    assert opt_in == ["runqlat"], opt_in
+    return args[:i] + args[i + 2:] + ["--collectors", ",".join(t.name for t in TOOLS),
+                                      "--runqlat-by", "pod"]
 
 
 GROUPING = re.compile(r"\b(by|without) \(([^)]*)\)")

@@ -24,6 +24,7 @@ from pytools.system import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.readahead import Counts, ReadaheadSnapshot
+from pytools.tools.runqlat import RunqSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector,
@@ -201,6 +202,7 @@ def emitted_metric_names():
                        stats, "k", 10),
         ReadaheadCollector(FixedSource(ReadaheadSnapshot(
             {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
+        tool_collector("runqlat", FixedSource(RunqSnapshot(hist)), stats, "k", 10),
     ]
     default.append(SelfCollector(stats, default, FixedCosts()))
     by_pod = [   # cgroup ids, named (or not) from this machine's cgroup2 mount
@@ -209,7 +211,9 @@ def emitted_metric_names():
                        stats, "k", 10, by="pod"),
         tool_collector("readahead", FixedSource(ReadaheadSnapshot(
             {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,
-            cgroups={(1, "sync"): Counts(1, 1, 1, 32)})), stats, "k", 10, by="pod")]
+            cgroups={(1, "sync"): Counts(1, 1, 1, 32)})), stats, "k", 10, by="pod"),
+        tool_collector("runqlat", FixedSource(RunqSnapshot(hist, per_key={1: hist})),
+                       stats, "k", 10, by="pod")]
     names = set()
     for collectors in (default, by_pod):
         registry = CollectorRegistry(auto_describe=False)

@@ -71,7 +71,9 @@ def test_command_is_in_the_group_and_a_console_script(tool):
 @pytest.mark.parametrize("tool", TOOLS, ids=ids)
 def test_collector_is_on_by_default_and_describes_its_families(tool):
     params = bpf_exporter.make_context("bpf-exporter", []).params
-    assert tool.name in params["collectors"]
+    # On by default, unless its cost to the node makes it opt-in.
+    assert (tool.name in params["collectors"]) is tool.exporter_default
+    params = bpf_exporter.make_context("bpf-exporter", ["--collectors", tool.name]).params
     opts = collector_options(params)[tool.name]
     for option in tool.exporter_options:
         dest = option(lambda: None).__click_params__[0].name

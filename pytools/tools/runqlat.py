@@ -1,0 +1,403 @@
+"""runqlat: log2 histograms of run-queue latency (how long runnable tasks
+wait for a CPU), for the machine, per process, per thread, or per pod."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import click
+
+from .. import render
+from ..deltas import diff
+from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
+from ..options import pid_option, top_option, unit_options
+from ..probes import Candidate, Hook
+from ..system import kernel_version_code
+from ..tool import Tool, View
+from .base import LoadedTool
+from .vfs_read import _comm, comm_words, read_pid_max, start_slots
+
+# -P, -L, --by: what a histogram is kept per, and PER_KEY in bpf/runqlat.c.
+PER_KEYS = {"pid": 1, "tid": 2, "pod": 3, "container": 3}
+WORKLOAD_KINDS = ("pod", "container")
+DEFAULT_MAX_KEYS = 10240
+# Threads waiting at once share these slots by tid (a clash is counted):
+# 65,536 slots of 16-24 bytes, 1-1.5 MiB, where pid_max-sized arrays were
+# 64-96 MiB and slower (cache and TLB misses on the hot path, measured).
+MAX_START_SLOTS = 1 << 16
+DEFAULT_STATE_MASK = 0xFF        # TASK_REPORT_MAX - 1 on 4.14+ kernels (0x100 - 1)
+EXPORTER_UNIT = "usecs"
+EXPORTER_LAST_SLOT = 27
+HOOKS = ("sched_wakeup", "sched_wakeup_new", "sched_switch")
+
+ORDER_REASON = (
+    "the raw sched tracepoints first: no trace record is formatted, and the task "
+    "itself gives the wakee's process and cgroup at every wait; the sched "
+    "tracepoints' own fields otherwise, with the process and cgroup remembered when "
+    "a task leaves a CPU. Both run on every wakeup and context switch of the machine.")
+
+COST_NOTE = (
+    "runs on every wakeup and context switch of the machine; measured on a pipe "
+    "ping-pong (scripts/bench-runqlat, docs/benchmarks.md)")
+
+
+def plan() -> List[Candidate]:
+    """Raw tracepoints (they read struct task_struct: exact headers), else
+    the tracepoints' own fields (see bpf/runqlat.c for what each loses)."""
+    return [
+        Candidate("raw_tracepoint", "scheduler via raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                  tuple(Hook("raw_tracepoint", f"sched:{h}") for h in HOOKS),
+                  reads_structs=True),
+        Candidate("tracepoint", "scheduler via tracepoints", "PROBE_TRACEPOINT",
+                  tuple(Hook("tracepoint", f"sched:{h}") for h in HOOKS),
+                  note="a task's process and cgroup as of when it last left a CPU"),
+    ]
+
+
+# ------------------------------------------------------- prev_state's bits
+
+_PRINT_FMT_MASK = re.compile(r"\(REC->prev_state & \(")
+
+
+def state_mask(format_text: str) -> Optional[int]:
+    """The prev_state bits that mean "not runnable", from sched_switch's
+    print format: the mask it tests before printing "R" (TASK_REPORT_MAX - 1:
+    0xff on 4.14+, where a preempted task reports TASK_REPORT_MAX)."""
+    match = _PRINT_FMT_MASK.search(format_text)
+    if not match:
+        return None
+    start = match.end() - 1
+    depth = 0
+    for i in range(start, len(format_text)):
+        depth += {"(": 1, ")": -1}.get(format_text[i], 0)
+        if depth == 0:
+            return _evaluate(format_text[start:i + 1])
+    return None
+
+
+def _evaluate(expression: str) -> Optional[int]:
+    """An integer expression of literals, | + - << (nothing else is run)."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return None
+    ops = {ast.BitOr: lambda a, b: a | b, ast.Add: lambda a, b: a + b,
+           ast.Sub: lambda a, b: a - b, ast.LShift: lambda a, b: a << b}
+
+    def value(node) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(ast.dump(node))
+    try:
+        return value(tree.body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def read_state_mask(tracefs: str = "/sys/kernel/tracing") -> int:
+    try:
+        with open(os.path.join(tracefs, "events", "sched", "sched_switch", "format")) as f:
+            return state_mask(f.read()) or DEFAULT_STATE_MASK
+    except OSError:
+        return DEFAULT_STATE_MASK
+
+
+def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
+           per: Optional[str] = None, pid_max: int = 32768,
+           mask: int = DEFAULT_STATE_MASK, max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
+    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
+             f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}",
+             f"-DSTATE_MASK={mask:#x}",
+             f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
+    if pid is not None:
+        flags.append(f"-DFILTER_PID={pid}")
+    if comm is not None:
+        low, high = comm_words(comm.encode())
+        flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
+    if per is not None:
+        if per not in PER_KEYS:
+            raise ValueError(f"per is one of {', '.join(PER_KEYS)}")
+        flags += [f"-DPER_KEY={PER_KEYS[per]}", f"-DMAX_KEYS={max_keys}"]
+    return flags
+
+
+@dataclass(frozen=True)
+class RunqSnapshot:
+    hist: Log2Hist
+    per_key: Optional[Dict[int, Log2Hist]] = None   # tgid, tid or cgroup id -> waits
+    unattributed: int = 0     # waits of tasks whose process or cgroup was not known
+    map_full: int = 0         # waits not kept per key: the key maps were full
+    lost: int = 0             # waits not timed: another thread took their start slot
+    taken_at: float = 0.0
+    elapsed: float = 0.0
+
+
+def delta(cur: RunqSnapshot, prev: RunqSnapshot) -> RunqSnapshot:
+    keys = None if cur.per_key is None else diff(cur.per_key, prev.per_key or {})
+    return RunqSnapshot(cur.hist - prev.hist, keys, cur.unattributed - prev.unattributed,
+                        cur.map_full - prev.map_full, cur.lost - prev.lost, cur.taken_at,
+                        cur.taken_at - prev.taken_at)
+
+
+def key_hists(slot_counts: Dict[Tuple[int, int], int], sums: Dict[int, int], unit_ns: int,
+              unit_name: str) -> Dict[int, Log2Hist]:
+    slots: Dict[int, List[int]] = {}
+    for (key, slot), count in slot_counts.items():
+        slots.setdefault(key, [0] * SLOTS)[min(slot, SLOTS - 1)] += count
+    return {key: Log2Hist(tuple(s), unit_ns, sums.get(key, 0), unit_name)
+            for key, s in slots.items()}
+
+
+class RunqLat(LoadedTool):
+    """Loads bpf/runqlat.c and reads its histograms into RunqSnapshots."""
+
+    def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
+                 comm: Optional[str] = None, per: Optional[str] = None, mode: str = "auto"):
+        from ..loader import load, prepare
+        self.unit_name, self.unit_ns, self.per = unit, UNITS[unit], per
+        mask = read_state_mask(prepare().tracefs)
+        self.program = load(TOOL.name, plan(),
+                            cflags(self.unit_ns, pid, comm, per, read_pid_max(), mask), mode)
+        self.workloads = None
+        if per in WORKLOAD_KINDS:
+            from ..workloads import Workloads, pod_log_root
+            self.workloads = Workloads(log_root=pod_log_root())
+
+    def forget_cgroups(self, ids) -> None:
+        """Delete these cgroup ids' histograms (gone pods) from the kernel."""
+        gone = set(ids)
+        hist = self.program.table("runqlat_key_hist")
+        for key in [k for k in hist.keys() if k.id in gone]:
+            hist.pop(key, None)
+        sums = self.program.table("runqlat_key_sum")
+        for key in [k for k in sums.keys() if k.value in gone]:
+            sums.pop(key, None)
+
+    def snapshot(self) -> RunqSnapshot:
+        from ..maps import items, scalar
+        table = self.program.table("runqlat_hist")
+        per_cpu = table[table.Key(0)]
+        slots = tuple(sum(h.slots[k] for h in per_cpu) for k in range(SLOTS))
+        hist = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu), self.unit_name)
+        counts = self.program.table("runqlat_unattributed")
+        unattributed, full, lost = (sum(counts[counts.Key(i)]) for i in range(3))
+        keys = None
+        if self.per:
+            slot_counts = {(k.id, k.slot): v
+                           for k, v in items(self.program.table("runqlat_key_hist"))}
+            sums = {scalar(k): v for k, v in items(self.program.table("runqlat_key_sum"))}
+            keys = key_hists(slot_counts, sums, self.unit_ns, self.unit_name)
+        return RunqSnapshot(hist, keys, unattributed, full, lost, time.monotonic())
+
+
+# ----------------------------------------------------------------- rendering
+
+def task_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _groups(snap: RunqSnapshot, per: Optional[str], workloads) -> List[Tuple[tuple, Log2Hist]]:
+    """(key, hist), busiest first: (pid,) or (tid,), or workload labels."""
+    if snap.per_key is None:
+        return []
+    if per in WORKLOAD_KINDS:
+        from ..workloads import group_by_workload
+        grouped = group_by_workload(snap.per_key, workloads, per)
+    else:
+        grouped = {(k,): h for k, h in snap.per_key.items()}
+    return sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))
+
+
+def group_label(key: tuple, per: str) -> str:
+    if per in WORKLOAD_KINDS:
+        from ..workloads import describe
+        return describe(key, per)
+    return f"{'pid' if per == 'pid' else 'tid'} = {key[0]} ({task_name(key[0])})"
+
+
+def notes_lines(snap: RunqSnapshot) -> List[str]:
+    notes = []
+    if snap.unattributed:
+        notes.append(f"[{snap.unattributed} waits of tasks never seen leaving a CPU: "
+                     "no process or cgroup]")
+    if snap.map_full:
+        notes.append(f"[{snap.map_full} waits not kept per key: map full]")
+    if snap.lost:
+        notes.append(f"[{snap.lost} waits not timed: their start slot was taken]")
+    return notes
+
+
+def runqlat_text(snap: RunqSnapshot, probe_label: str, seconds: float, top: int,
+                 per: Optional[str], workloads=None, timestamp: Optional[str] = None) -> str:
+    parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
+             render.hist_text(snap.hist)]
+    groups = _groups(snap, per, workloads)
+    for key, hist in groups[:top]:
+        parts += ["", group_label(key, per), render.hist_text(hist)]
+    if len(groups) > top:
+        parts.append(f"[{len(groups) - top} more]")
+    parts += notes_lines(snap)
+    return "\n".join(parts)
+
+
+def runqlat_json(snap: RunqSnapshot, probe: dict, seconds: float, top: int, when: str,
+                 per: Optional[str], workloads=None) -> dict:
+    out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
+           "hist": render.hist_json(snap.hist), "unattributed": snap.unattributed,
+           "map_full": snap.map_full, "lost": snap.lost}
+    if per is not None:
+        groups = _groups(snap, per, workloads)
+        if per in WORKLOAD_KINDS:
+            from ..workloads import GROUPINGS
+            rows = [{**dict(zip(GROUPINGS[per], key)), "hist": render.hist_json(h)}
+                    for key, h in groups[:top]]
+        else:
+            rows = [{per: key[0], "comm": task_name(key[0]), "hist": render.hist_json(h)}
+                    for key, h in groups[:top]]
+        out["per_" + ("workload" if per in WORKLOAD_KINDS else per)] = rows
+        out["other"] = max(0, len(groups) - top)
+    return out
+
+
+# ------------------------------------------------------------------ exporter
+
+def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
+                     cache=None) -> list:
+    """run_queue_latency_seconds, unlabelled, or by (namespace, pod) with
+    series (--runqlat-by pod): pods beyond the cap in ~other."""
+    from prometheus_client.core import CounterMetricFamily
+    from ..exporter import OTHER, histogram_family, labelled_histogram_family
+    name = "run_queue_latency_seconds"
+    doc = ("Time runnable tasks waited for a CPU, from wakeup or preemption to running; "
+           "le bounds are the exact log2 slot edges.")
+    unattributed = CounterMetricFamily(
+        "run_queue_unattributed", "Waits counted in the total but in no pod's series: the "
+        "task's cgroup was not known yet, or the per-cgroup map was full.")
+    if series is None:
+        families = [histogram_family(name, doc, snapshot.hist if snapshot is not None
+                                     else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
+    else:
+        items = []
+        if snapshot is not None:
+            grouped = series.sweep(series.group(snapshot.per_key or {}), cap,
+                                   weight=lambda h: h.count)
+            hists = {label[:2]: hist for label, (hist, _) in grouped.items()}
+            kept, _, _ = cap.fold({k: h.count for k, h in hists.items()})
+            other = cap.retired
+            for key, hist in hists.items():
+                if key in kept:
+                    items.append((key, hist))
+                else:
+                    other = hist if other is None else other + hist
+            items.sort()
+            if other is not None and other.count:
+                items.append(((OTHER, OTHER), other))
+        families = [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
+                                              NS_PER_SECOND, EXPORTER_LAST_SLOT, cache)]
+    lost = CounterMetricFamily(
+        "run_queue_lost", "Waits not timed: another waiting thread took their start slot "
+        "(threads share a bounded array by thread id).")
+    if snapshot is not None:
+        unattributed.add_metric([], snapshot.unattributed + snapshot.map_full)
+        lost.add_metric([], snapshot.lost)
+    return families + [unattributed, lost]
+
+
+# ---------------------------------------------------------------------- spec
+
+def _per(opts) -> Optional[str]:
+    return opts.get("by") or ("pid" if opts.get("pids") else "tid" if opts.get("tids")
+                              else None)
+
+
+class RunqLatTool(Tool):
+    name = "runqlat"
+    command = "runqlat"
+    summary = "log2 histograms of run-queue latency: how long tasks wait for a CPU"
+    description = f"""Histogram of run-queue latency: how long a runnable task waits for
+    a CPU, from its wakeup (or being preempted) to running, for the machine,
+    per process (-P), per thread (-L), or per Kubernetes pod or container
+    (--by): is the CPU the bottleneck, and for whom.
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
+    log2 histogram and a summary: count, exact average, p50/p90/p99
+    estimated from the slots. Cost: it {COST_NOTE}.
+    """
+    examples = """\b
+Examples:
+  runqlat                     # histogram in microseconds every 5 s
+  runqlat 1 5                 # every second, five times
+  runqlat -m                  # in milliseconds
+  runqlat -P --top 5          # one histogram per process, 5 busiest
+  runqlat -L                  # one per thread
+  runqlat --by pod            # one per Kubernetes pod (noisy neighbours)
+  runqlat -p 1234             # waits of process 1234 only
+  runqlat -c nginx            # waits of processes named nginx
+  runqlat --json 1 3          # one JSON object per interval
+"""
+    options = (
+        unit_options,
+        pid_option("Only waits of this process."),
+        click.option("-c", "--comm", callback=_comm,
+                     help="Only waits of processes with this name (filtered in kernel; "
+                          "the kernel keeps 15 bytes of a name)."),
+        click.option("-P", "--pids", is_flag=True, help="One histogram per process."),
+        click.option("-L", "--tids", is_flag=True, help="One histogram per thread."),
+        click.option("--by", type=click.Choice(WORKLOAD_KINDS),
+                     help="One histogram per pod or container (the waiting task's)."),
+        top_option("Histograms shown with -P, -L or --by, busiest first."),
+    )
+    exporter_options = (
+        click.option("--runqlat-by", "runqlat_by", type=click.Choice(["none", "pod"]),
+                     default="none", show_default=True,
+                     help="Labels of run_queue_latency_seconds (pod: namespace, pod)."),
+    )
+    # Opt-in in the exporter: it runs on every context switch of the node.
+    exporter_default = False
+    order_reason = ORDER_REASON
+
+    def plan(self):
+        return plan()
+
+    def cflags(self, opts):
+        return cflags(UNITS[opts["unit"]], opts["pid"], opts["comm"], _per(opts),
+                      read_pid_max(), read_state_mask())
+
+    def open(self, opts, mode="auto"):
+        if sum(bool(x) for x in (opts.get("pids"), opts.get("tids"), opts.get("by"))) > 1:
+            raise click.UsageError("choose one of -P, -L and --by")
+        return RunqLat(opts["unit"], opts["pid"], opts["comm"], _per(opts), mode)
+
+    def delta(self, cur, prev):
+        return delta(cur, prev)
+
+    def text(self, shown, view: View) -> str:
+        return runqlat_text(shown, view.label, shown.elapsed, view.opts["top"],
+                            _per(view.opts), view.reader.workloads, view.clock)
+
+    def json(self, shown, view: View) -> dict:
+        return runqlat_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
+                            _per(view.opts), view.reader.workloads)
+
+    def exporter_open(self, opts, mode="auto"):
+        per = "pod" if opts.get("by") == "pod" else None
+        return RunqLat(unit=EXPORTER_UNIT, per=per, mode=mode)
+
+    def families(self, snapshot, collector):
+        series = collector.cgroup_series("pod") if collector.opts.get("by") == "pod" else None
+        return runqlat_families(snapshot, series, collector.cap,
+                                collector.render_cache("run_queue_latency_seconds"))
+
+
+TOOL = RunqLatTool()
