@@ -326,8 +326,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     remember_current(prev_tid, &tgid, &cgroup);
     if (preempt || state == TASK_RUNNING)
         enqueue(prev_tid, prev->tgid, task_cgroup(prev), now);
-    u64 cgroup = task_cgroup(next);
-    dequeue(next->pid, cgroup, next->comm, now);
+    dequeue(next->pid, task_cgroup(next), next->comm, now);
     return 0;
 }
 #endif

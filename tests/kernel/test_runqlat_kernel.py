@@ -50,13 +50,17 @@ def release(hogs) -> None:
 
 
 def finish(hogs) -> None:
+    """Wait for released hogs to end their run."""
     for hog in hogs:
-        try:
-            hog.wait(timeout=120)
-        finally:
-            if hog.poll() is None:
-                hog.kill()
-                hog.wait()
+        hog.wait(timeout=120)
+
+
+def kill(hogs) -> None:
+    """Whatever happened: no hog is left (one never released would wait)."""
+    for hog in hogs:
+        if hog.poll() is None:
+            hog.kill()
+        hog.wait()
 
 
 def cli(args, during) -> dict:
@@ -93,7 +97,7 @@ def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
         obj = cli(["-P", "--probe", mode, "--top", "50"],
                   lambda: (release(hogs), finish(hogs)))
     finally:
-        finish(hogs)
+        kill(hogs)
     assert obj["probe"]["mode"] == mode
     per = {row["pid"]: row["hist"] for row in obj["per_pid"]}
     for hog in hogs:
@@ -132,6 +136,7 @@ for _ in range(200):
                                           "cgroup v2 hierarchy")
 def test_the_victims_pod_shows_the_wait_the_noisy_neighbour_causes():
     node = FakeNode()
+    procs = []
     try:
         hog, victim = node.containers["batch"], node.containers["web"]
         procs = start_hogs(2, 1.5, [hog.cgroup, victim.cgroup])
@@ -148,7 +153,7 @@ def test_the_victims_pod_shows_the_wait_the_noisy_neighbour_causes():
             out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     finally:
-        finish(procs)
+        kill(procs)
         node.close()
     (obj,) = [json.loads(line) for line in out.splitlines()]
     pods = {(w["namespace"], w["pod"]): w["hist"] for w in obj["per_workload"]}
@@ -190,7 +195,7 @@ def test_counts_agree_with_bpftrace_on_the_same_tasks():
         finally:
             lines = trace.close()
     finally:
-        finish(hogs)
+        kill(hogs)
     traced = {}
     for line in lines:
         if line.startswith("@n["):
@@ -210,8 +215,11 @@ def test_the_exporter_serves_it_when_asked_for():
         exp.assert_serving()
         first = exp.scrape()
         hogs = start_hogs(2, 0.5)
-        release(hogs)
-        finish(hogs)
+        try:
+            release(hogs)
+            finish(hogs)
+        finally:
+            kill(hogs)
         second = exp.scrape()
     finally:
         exp.stop()
