@@ -254,22 +254,24 @@ static __always_inline void remembered(u32 tid, u32 *tgid, u64 *cgroup)
 #endif
 }
 
-TRACEPOINT_PROBE(sched, sched_wakeup)
+// A task is woken: its wait starts, with what it was when it last ran.
+static __always_inline int woken(u32 tid)
 {
     u32 tgid = 0;
     u64 cgroup = 0;
-    remembered(args->pid, &tgid, &cgroup);
-    enqueue(args->pid, tgid, cgroup, bpf_ktime_get_ns());
+    remembered(tid, &tgid, &cgroup);
+    enqueue(tid, tgid, cgroup, bpf_ktime_get_ns());
     return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_wakeup)
+{
+    return woken(args->pid);
 }
 
 TRACEPOINT_PROBE(sched, sched_wakeup_new)
 {
-    u32 tgid = 0;
-    u64 cgroup = 0;
-    remembered(args->pid, &tgid, &cgroup);
-    enqueue(args->pid, tgid, cgroup, bpf_ktime_get_ns());
-    return 0;
+    return woken(args->pid);
 }
 
 TRACEPOINT_PROBE(sched, sched_switch)
@@ -296,18 +298,20 @@ static __always_inline u64 task_cgroup(struct task_struct *p)
 #endif
 }
 
-RAW_TRACEPOINT_PROBE(sched_wakeup)
+static __always_inline int woken(struct task_struct *p)
 {
-    struct task_struct *p = (struct task_struct *)ctx->args[0];
     enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
     return 0;
 }
 
+RAW_TRACEPOINT_PROBE(sched_wakeup)
+{
+    return woken((struct task_struct *)ctx->args[0]);
+}
+
 RAW_TRACEPOINT_PROBE(sched_wakeup_new)
 {
-    struct task_struct *p = (struct task_struct *)ctx->args[0];
-    enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
-    return 0;
+    return woken((struct task_struct *)ctx->args[0]);
 }
 
 RAW_TRACEPOINT_PROBE(sched_switch)

@@ -359,6 +359,26 @@ def labelled_histogram_family(name: str, doc: str, labels: Sequence[str],
     return family
 
 
+def pod_histograms(per_cgroup: Dict[int, Log2Hist], series, cap
+                   ) -> List[Tuple[Tuple[str, str], Log2Hist]]:
+    """Cgroup-keyed histograms as (namespace, pod) series, sorted: grouped
+    and swept of gone pods by `series` (CgroupSeries), pods beyond the cap
+    summed with the cap's retired ones into (~other, ~other)."""
+    grouped = series.sweep(series.group(per_cgroup), cap, weight=lambda h: h.count)
+    hists = {label[:2]: hist for label, (hist, _) in grouped.items()}
+    kept, _, _ = cap.fold({k: h.count for k, h in hists.items()})
+    items, other = [], cap.retired
+    for key, hist in hists.items():
+        if key in kept:
+            items.append((key, hist))
+        else:
+            other = hist if other is None else other + hist
+    items.sort()
+    if other is not None and other.count:
+        items.append(((OTHER, OTHER), other))
+    return items
+
+
 def histogram_family(name: str, doc: str, hist: Optional[Log2Hist], base: int,
                      last_slot: int) -> HistogramMetricFamily:
     """A histogram family with no labels: one series, or none for describe()."""

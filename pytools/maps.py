@@ -9,7 +9,7 @@ Values come back as they do from items(), but scalar leaves are ints.
 
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, Callable, Iterable, List, Tuple
 
 _no_batch: set = set()
 
@@ -23,6 +23,14 @@ def items(table) -> List[Tuple[Any, Any]]:
         except Exception:      # bcc raises a bare Exception: kernel or map type without batches
             _no_batch.add(ident)
     return [(k, scalar(v)) for k, v in table.items()]
+
+
+def delete_keys(table, ids: Iterable[int], key_id: Callable[[Any], int]) -> None:
+    """Delete every entry of a bcc hash map whose key_id(key) is in ids
+    (gone pods' cgroup ids)."""
+    gone = set(ids)
+    for key in [k for k in table.keys() if key_id(k) in gone]:
+        table.pop(key, None)
 
 
 def scalar(value) -> Any:

@@ -283,10 +283,8 @@ class Readahead(LoadedTool):
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
-        gone = set(ids)
-        table = self.program.table("readahead_cgroups")
-        for key in [k for k in table.keys() if k.cgroup_id in gone]:
-            table.pop(key, None)
+        from ..maps import delete_keys
+        delete_keys(self.program.table("readahead_cgroups"), ids, lambda k: k.cgroup_id)
 
     def open_trace(self, callback: Callable[[dict], None], lost: Callable[[int], None]):
         """Call callback(event dict) per event; lost(n) when the buffer dropped n."""

@@ -172,13 +172,9 @@ class RunqLat(LoadedTool):
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
-        gone = set(ids)
-        hist = self.program.table("runqlat_key_hist")
-        for key in [k for k in hist.keys() if k.id in gone]:
-            hist.pop(key, None)
-        sums = self.program.table("runqlat_key_sum")
-        for key in [k for k in sums.keys() if k.value in gone]:
-            sums.pop(key, None)
+        from ..maps import delete_keys
+        delete_keys(self.program.table("runqlat_key_hist"), ids, lambda k: k.id)
+        delete_keys(self.program.table("runqlat_key_sum"), ids, lambda k: k.value)
 
     def snapshot(self) -> RunqSnapshot:
         from ..maps import items, scalar
@@ -277,7 +273,7 @@ def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
     """run_queue_latency_seconds, unlabelled, or by (namespace, pod) with
     series (--runqlat-by pod): pods beyond the cap in ~other."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, histogram_family, labelled_histogram_family
+    from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
     name = "run_queue_latency_seconds"
     doc = ("Time runnable tasks waited for a CPU, from wakeup or preemption to running; "
            "le bounds are the exact log2 slot edges.")
@@ -288,21 +284,8 @@ def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
         families = [histogram_family(name, doc, snapshot.hist if snapshot is not None
                                      else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
     else:
-        items = []
-        if snapshot is not None:
-            grouped = series.sweep(series.group(snapshot.per_key or {}), cap,
-                                   weight=lambda h: h.count)
-            hists = {label[:2]: hist for label, (hist, _) in grouped.items()}
-            kept, _, _ = cap.fold({k: h.count for k, h in hists.items()})
-            other = cap.retired
-            for key, hist in hists.items():
-                if key in kept:
-                    items.append((key, hist))
-                else:
-                    other = hist if other is None else other + hist
-            items.sort()
-            if other is not None and other.count:
-                items.append(((OTHER, OTHER), other))
+        items = pod_histograms(snapshot.per_key or {}, series, cap) \
+            if snapshot is not None else []
         families = [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
                                               NS_PER_SECOND, EXPORTER_LAST_SLOT, cache)]
     lost = CounterMetricFamily(

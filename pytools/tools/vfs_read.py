@@ -184,13 +184,10 @@ class VfsReadLatency(LoadedTool):
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
-        gone = set(ids)
-        hist = self.program.table("vfs_read_latency_cgroup_hist")
-        for key in [k for k in hist.keys() if k.cgroup_id in gone]:
-            hist.pop(key, None)
-        sums = self.program.table("vfs_read_latency_cgroup_sum")
-        for key in [k for k in sums.keys() if k.value in gone]:
-            sums.pop(key, None)
+        from ..maps import delete_keys
+        delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids,
+                    lambda k: k.cgroup_id)
+        delete_keys(self.program.table("vfs_read_latency_cgroup_sum"), ids, lambda k: k.value)
 
     def snapshot(self) -> LatencySnapshot:
         from ..maps import items, scalar
@@ -282,7 +279,7 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None
     series (--vfs-read-by pod): pods beyond the cap in ~other, and reads of
     cgroups the kernel's per-cgroup map had no room for counted apart."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, histogram_family, labelled_histogram_family
+    from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
     name = "vfs_read_latency_seconds"
     doc = ("Time from vfs_read entry to return (or read syscall entry to exit, in "
            "tracepoint mode); le bounds are the exact log2 slot edges.")
@@ -296,19 +293,7 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None
             "vfs_read_latency_unlabelled", "Reads timed but not in a pod's series: their "
             "cgroup found the per-cgroup map full (--vfs-read-by pod).")
         if snapshot is not None:
-            grouped = series.sweep(series.group(snapshot.per_cgroup or {}), cap,
-                                   weight=lambda h: h.count)
-            hists = {label[:2]: hist for label, (hist, _) in grouped.items()}
-            kept, _, _ = cap.fold({k: h.count for k, h in hists.items()})
-            other = cap.retired
-            for key, hist in hists.items():
-                if key in kept:
-                    items.append((key, hist))
-                else:
-                    other = hist if other is None else other + hist
-            items.sort()
-            if other is not None and other.count:
-                items.append(((OTHER, OTHER), other))
+            items = pod_histograms(snapshot.per_cgroup or {}, series, cap)
             labelled = sum(h.count for h in (snapshot.per_cgroup or {}).values())
             unlabelled.add_metric([], max(0, snapshot.hist.count - labelled))
         families += [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
