@@ -221,9 +221,10 @@ globals().update({tool.command.replace("-", "_"): COMMANDS[tool.name] for tool i
 
 EXPORTER_EXAMPLES = """\b
 Examples:
-  bpf-exporter                              # all collectors on :19435
+  bpf-exporter                              # default collectors on :19435
   bpf-exporter --listen 127.0.0.1:9999      # loopback only, another port
-  bpf-exporter --collectors execve,vfs_read # leave readahead out
+  bpf-exporter --collectors execve,vfs_read # only these two
+  bpf-exporter --collectors runqlat --runqlat-by pod  # CPU waits by pod
   bpf-exporter --execve-by comm             # exec counts by caller name
   bpf-exporter --strict                     # exit if any collector fails
   bpf-exporter --probe vfs_read=kprobe      # force vfs_read's probe mode
