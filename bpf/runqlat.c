@@ -298,20 +298,21 @@ static __always_inline u64 task_cgroup(struct task_struct *p)
 #endif
 }
 
-static __always_inline int woken(struct task_struct *p)
+// Each probe reads its task itself: BCC turns p->field into a probe read
+// only where p comes from ctx in the same function (a helper taking the
+// pointer made the program fail to load).
+RAW_TRACEPOINT_PROBE(sched_wakeup)
 {
+    struct task_struct *p = (struct task_struct *)ctx->args[0];
     enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(sched_wakeup)
-{
-    return woken((struct task_struct *)ctx->args[0]);
-}
-
 RAW_TRACEPOINT_PROBE(sched_wakeup_new)
 {
-    return woken((struct task_struct *)ctx->args[0]);
+    struct task_struct *p = (struct task_struct *)ctx->args[0];
+    enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
+    return 0;
 }
 
 RAW_TRACEPOINT_PROBE(sched_switch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import stat
+import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
 FileKey = Tuple[int, int]    # (kernel dev, inode)
@@ -19,6 +20,21 @@ def c_string(raw) -> str:
     """A fixed-size C char array from a map (bytes or ctypes array) as text:
     up to the first NUL, bad UTF-8 replaced."""
     return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
+
+
+# ---------------------------------------------------------------------- comms
+
+TASK_COMM_LEN = 16               # a comm is at most 15 bytes and a NUL
+
+
+def comm_words(data: bytes, byteorder: str = sys.byteorder) -> Tuple[int, int]:
+    """The 16 bytes bpf_get_current_comm() fills for a process named `data`
+    (the name, NUL-padded) as the two u64 words the program compares them
+    with: any byte (quotes, backslashes) reaches the kernel as it is, and the
+    compare is two instructions whatever the name's length (a 16-byte string
+    literal made the program fail to load)."""
+    padded = data.ljust(TASK_COMM_LEN, b"\0")
+    return (int.from_bytes(padded[:8], byteorder), int.from_bytes(padded[8:], byteorder))
 
 
 # -------------------------------------------------------------------- devices

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import click
 
-from .names import block_device_exists, dev_text, parse_device
+from .names import TASK_COMM_LEN, block_device_exists, dev_text, parse_device
 
 # Intervals: finite, positive, at most a day (a longer one is a typo, and
 # deadlines past that overflow the sleep a run loop can take).
@@ -127,6 +127,33 @@ def cgroup_option() -> Callable:
     return click.option("--cgroup", callback=_cgroup, metavar="PATH",
                         help="Only this cgroup v2 subtree (a path in the cgroup2 mount or "
                              "from its root), filtered in the kernel.")
+
+
+def _comm(ctx, param, comm: Optional[str]) -> Optional[str]:
+    """-c: 1 to 15 bytes, as the kernel keeps it: a longer name is cut to
+    the 15 bytes the kernel compares, with a warning."""
+    if comm is None:
+        return None
+    data = comm.encode()
+    if not data:
+        raise click.BadParameter("a process name is 1 to 15 bytes")
+    if len(data) >= TASK_COMM_LEN:
+        data = data[:TASK_COMM_LEN - 1]
+        while True:     # do not cut a UTF-8 character in two
+            try:
+                comm = data.decode()
+                break
+            except UnicodeDecodeError:
+                data = data[:-1]
+        warn(ctx, f"the kernel keeps 15 bytes of a process name: matching {comm!r}")
+    return comm
+
+
+def comm_option(what: str) -> Callable:
+    """-c/--comm, filtered in the kernel: `what` starts the help line."""
+    return click.option("-c", "--comm", callback=_comm,
+                        help=f"{what} (filtered in kernel; the kernel keeps 15 bytes of a "
+                             "name, and a longer one is cut to those, with a warning).")
 
 
 def top_option(help: str, default: int = 10) -> Callable:

@@ -179,6 +179,19 @@ def perf_event_refused() -> Optional[str]:
             f"{level}: this kernel lets only CAP_SYS_ADMIN open perf events at that level)")
 
 
+def read_pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
+
+
+def start_slots(pid_max: int) -> int:
+    """Smallest power of two covering every thread id, capped at 2^22 (64 MiB)."""
+    n = 1
+    while n < min(pid_max, 1 << 22):
+        n <<= 1
+    return n
+
+
 # -------------------------------------------------------------------- tracefs
 
 def tracefs_from_mounts(mounts_text: str) -> Optional[str]:

@@ -15,12 +15,12 @@ import click
 from .. import render
 from ..deltas import diff
 from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
-from ..options import pid_option, top_option, unit_options
+from ..names import comm_words
+from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
-from ..system import kernel_version_code
+from ..system import kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import LoadedTool
-from .vfs_read import _comm, comm_words, read_pid_max, start_slots
 
 # -P, -L, --by: what a histogram is kept per, and PER_KEY in bpf/runqlat.c.
 PER_KEYS = {"pid": 1, "tid": 2, "pod": 3, "container": 3}
@@ -333,9 +333,7 @@ Examples:
     options = (
         unit_options,
         pid_option("Only waits of this process."),
-        click.option("-c", "--comm", callback=_comm,
-                     help="Only waits of processes with this name (filtered in kernel; "
-                          "the kernel keeps 15 bytes of a name)."),
+        comm_option("Only waits of processes with this name"),
         click.option("-P", "--pids", is_flag=True, help="One histogram per process."),
         click.option("-L", "--tids", is_flag=True, help="One histogram per thread."),
         click.option("--by", type=click.Choice(WORKLOAD_KINDS),

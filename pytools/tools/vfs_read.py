@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -13,9 +12,10 @@ import click
 from .. import render
 from ..deltas import diff
 from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
-from ..names import c_string
-from ..options import pid_option, top_option, unit_options, warn
+from ..names import TASK_COMM_LEN, c_string, comm_words
+from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
+from ..system import read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import LoadedTool
 
@@ -29,7 +29,6 @@ DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
 PER_CHOICES = ("pid", "comm") + WORKLOAD_KINDS
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
-TASK_COMM_LEN = 16               # a comm is at most 15 bytes and a NUL
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
 # are counted in +Inf only.
@@ -74,24 +73,6 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
                   note="times read, pread64, readv, preadv, preadv2 syscalls"),
         *raw,
     ]
-
-
-def start_slots(pid_max: int) -> int:
-    """Smallest power of two covering every thread id, capped at 2^22 (64 MiB)."""
-    n = 1
-    while n < min(pid_max, 1 << 22):
-        n <<= 1
-    return n
-
-
-def comm_words(data: bytes, byteorder: str = sys.byteorder) -> Tuple[int, int]:
-    """The 16 bytes bpf_get_current_comm() fills for a process named `data`
-    (the name, NUL-padded) as the two u64 words the program compares them
-    with: any byte (quotes, backslashes) reaches the kernel as it is, and the
-    compare is two instructions whatever the name's length (a 16-byte string
-    literal made the program fail to load)."""
-    padded = data.ljust(TASK_COMM_LEN, b"\0")
-    return (int.from_bytes(padded[:8], byteorder), int.from_bytes(padded[8:], byteorder))
 
 
 def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
@@ -156,11 +137,6 @@ def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey,
         slots.setdefault((tgid, comm), [0] * SLOTS)[slot] += count
     return {key: Log2Hist(tuple(s), unit_ns, sums.get(key, 0), unit_name)
             for key, s in slots.items()}
-
-
-def read_pid_max() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        return int(f.read())
 
 
 class VfsReadLatency(LoadedTool):
@@ -309,26 +285,6 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None
 
 # ---------------------------------------------------------------------- spec
 
-def _comm(ctx, param, comm: Optional[str]) -> Optional[str]:
-    """-c: 1 to 15 bytes, as the kernel keeps it: a longer name is cut to
-    the 15 bytes the kernel compares, with a warning."""
-    if comm is None:
-        return None
-    data = comm.encode()
-    if not data:
-        raise click.BadParameter("a process name is 1 to 15 bytes")
-    if len(data) >= TASK_COMM_LEN:
-        data = data[:TASK_COMM_LEN - 1]
-        while True:     # do not cut a UTF-8 character in two
-            try:
-                comm = data.decode()
-                break
-            except UnicodeDecodeError:
-                data = data[:-1]
-        warn(ctx, f"the kernel keeps 15 bytes of a process name: matching {comm!r}")
-    return comm
-
-
 class VfsRead(Tool):
     name = "vfs_read"
     command = "vfsread-latency"
@@ -357,10 +313,7 @@ Examples:
     options = (
         unit_options,
         pid_option("Only reads by this process."),
-        click.option("-c", "--comm", callback=_comm,
-                     help="Only reads by processes with this name (filtered in kernel; "
-                          "the kernel keeps 15 bytes of a name, and a longer one is cut "
-                          "to those, with a warning)."),
+        comm_option("Only reads by processes with this name"),
         click.option("-P", "--per", "per_process", type=click.Choice(PER_CHOICES),
                      is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
                      help="One histogram per process (pid, the default), process name, "

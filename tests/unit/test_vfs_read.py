@@ -7,7 +7,9 @@ import pytest
 
 from pytools.hist import Log2Hist
 from pytools.tools import vfs_read
-from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists, start_slots
+from pytools.names import comm_words
+from pytools.system import start_slots
+from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists
 
 
 def test_cflags_for_every_option():
@@ -24,10 +26,10 @@ def test_cflags_for_every_option():
 
 
 def test_comm_words_carry_any_byte_of_up_to_15_and_the_padding():
-    assert vfs_read.comm_words(b'a"\\', "little") == (0x5C2261, 0)
-    assert vfs_read.comm_words(b"fifteen-bytes-x", "little") == (
+    assert comm_words(b'a"\\', "little") == (0x5C2261, 0)
+    assert comm_words(b"fifteen-bytes-x", "little") == (
         int.from_bytes(b"fifteen-", "little"), int.from_bytes(b"bytes-x\0", "little"))
-    assert vfs_read.comm_words(b"ab", "big") == (0x6162 << 48, 0)
+    assert comm_words(b"ab", "big") == (0x6162 << 48, 0)
     with pytest.raises(ValueError):
         vfs_read.cflags(comm="")
     with pytest.raises(ValueError):
