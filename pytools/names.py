@@ -32,7 +32,9 @@ def comm_words(data: bytes, byteorder: str = sys.byteorder) -> Tuple[int, int]:
     (the name, NUL-padded) as the two u64 words the program compares them
     with: any byte (quotes, backslashes) reaches the kernel as it is, and the
     compare is two instructions whatever the name's length (a 16-byte string
-    literal made the program fail to load)."""
+    literal made the program fail to load). ValueError unless 1 to 15 bytes."""
+    if not data or len(data) >= TASK_COMM_LEN:
+        raise ValueError(f"a comm is 1 to {TASK_COMM_LEN - 1} bytes")
     padded = data.ljust(TASK_COMM_LEN, b"\0")
     return (int.from_bytes(padded[:8], byteorder), int.from_bytes(padded[8:], byteorder))
 

@@ -12,7 +12,7 @@ import click
 from .. import render
 from ..deltas import diff
 from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
-from ..names import TASK_COMM_LEN, c_string, comm_words
+from ..names import c_string, comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
 from ..system import read_pid_max, start_slots
@@ -88,8 +88,6 @@ def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] =
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if comm is not None:
-        if not comm or len(comm.encode()) >= TASK_COMM_LEN:
-            raise ValueError(f"a comm is 1 to {TASK_COMM_LEN - 1} bytes")
         low, high = comm_words(comm.encode())
         flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
     if min_latency_ns:

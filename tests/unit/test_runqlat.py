@@ -57,6 +57,9 @@ def test_cflags_and_plan():
     assert "-DPER_KEY=1" in rq.cflags(per="pid") and "-DPER_KEY=2" in rq.cflags(per="tid")
     with pytest.raises(ValueError):
         rq.cflags(per="service")
+    for comm in ("", "x" * 16):             # the kernel compares 1 to 15 bytes
+        with pytest.raises(ValueError):
+            rq.cflags(comm=comm)
     raw, tracepoint = rq.plan()
     assert (raw.mode, raw.reads_structs, tracepoint.mode) == ("raw_tracepoint", True,
                                                               "tracepoint")
