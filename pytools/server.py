@@ -119,26 +119,27 @@ class WebState:
         self.clock = clock
         self.config = load_web_config(path) if path else WebConfig()
         self.tls = ssl_context(self.config.tls) if self.config.tls else None
-        self._state = self._file_state()
+        self._state = self._watched_state()
         self._looked_at = clock()
         self._lock = threading.Lock()
         self.passwords = PasswordCheck()
         self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="auth")
 
-    def _file_state(self):
+    def _watched_state(self):
+        """file_state of the config file and the files the config in force
+        names (None without a config file)."""
         if not self.path:
             return None
         return file_state((self.path,) + (self.config.tls.files if self.config.tls else ()))
 
-    def reload(self, why: str = "SIGHUP") -> bool:
+    def reload(self, why: str = "SIGHUP") -> None:
         """Read the web config and its files again; keep the one in force if
-        they do not load. True if the new one is in force."""
+        they do not load."""
         if not self.path:
             log.warning("%s: no --web.config.file to reload", why)
-            return False
+            return
         with self._lock:
-            state = file_state((self.path,) + (self.config.tls.files if self.config.tls
-                                               else ()))
+            state = self._watched_state()
             try:
                 new = load_web_config(self.path)
                 tls = ssl_context(new.tls) if new.tls else None
@@ -146,11 +147,10 @@ class WebState:
                 self._state = state         # said once per change, not per connection
                 log.error("web config %s not reloaded (%s), the previous one stays: %s",
                           self.path, why, e)
-                return False
+                return
             self.config, self.tls = new, tls
-            self._state = self._file_state()
+            self._state = self._watched_state()
         log.warning("web config %s reloaded (%s): %s", self.path, why, new.describe)
-        return True
 
     def current_tls(self):
         """The TLS context for a new connection (None: plain HTTP), reloaded
@@ -158,8 +158,7 @@ class WebState:
         now = self.clock()
         if self.path and now - self._looked_at >= 1.0:
             self._looked_at = now
-            if file_state((self.path,) + (self.config.tls.files if self.config.tls else ())) \
-                    != self._state:
+            if self._watched_state() != self._state:
                 self.reload("a file changed")
         return self.tls
 
