@@ -37,7 +37,6 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import bcrypt
@@ -46,7 +45,7 @@ import pytest
 from ..certs import make_certs
 from ..kernel.modes import scratch_dir
 from ..kernel.test_exporter_kernel import diff, free_port, parse, value
-from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, execs, run_in,
+from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, run_in,
                                             uid, workload_execs)
 from ..kernel.workload import (bpf_map_ids, bpf_program_ids, make_executables, programs_gone,
                                wait_for, write_file, zero_reads)

@@ -167,8 +167,14 @@ def exporter():
     exp.stop()
 
 
-def raw(exp, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", exp.port), timeout=10) as s:
+def raw(exp, *args) -> bytes:
+    """raw(exp, data) or raw(exp, tls_context, data): send bytes as they
+    are and read the answer until the server closes."""
+    *context, data = args
+    s = socket.create_connection(("127.0.0.1", exp.port), timeout=10)
+    if context:
+        s = context[0].wrap_socket(s, server_hostname="127.0.0.1")
+    with s:
         s.sendall(data)
         chunks = []
         while True:

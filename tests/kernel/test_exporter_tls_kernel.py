@@ -2,6 +2,7 @@
 here with openssl, the real exporter with real BPF, scraped by urllib and by
 a real Prometheus server; every refusal; SIGHUP with a new password."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -136,6 +137,29 @@ def test_health_stays_open_to_a_certified_client_without_password(exporter):
     assert exporter.fetch("/", user=None)[0] == 401
 
 
+@contextlib.contextmanager
+def running_prometheus(scrape_config: str):
+    """Debian's Prometheus scraping every second with this scrape_configs
+    entry (YAML, indented as a list item), its API on a free loopback port,
+    which is yielded; stopped and its data removed on exit."""
+    prometheus = shutil.which("prometheus")
+    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
+    d = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
+    (d / "prometheus.yml").write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                                      "scrape_configs:\n" + scrape_config)
+    port = free_port()
+    proc = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
+                             f"--storage.tsdb.path={d}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(d)
+
+
 def prometheus_query(port: int, query: str) -> list:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as r:
@@ -157,31 +181,14 @@ def wait_for_query(port, query, check, timeout=60.0):
 
 
 def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(exporter, certs):
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
-    d = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
-    for name in ("ca.crt", "cli.crt", "cli.key"):
-        shutil.copy(certs / name, d / name)
-    (d / "prometheus.yml").write_text(f"""global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-  - job_name: bpf
+    with running_prometheus(f"""  - job_name: bpf
     scheme: https
-    tls_config: {{ca_file: ca.crt, cert_file: cli.crt, key_file: cli.key}}
+    tls_config: {{ca_file: {certs}/ca.crt, cert_file: {certs}/cli.crt, key_file: {certs}/cli.key}}
     basic_auth: {{username: prom, password: s3cret}}
     static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
-""")
-    port = free_port()
-    proc = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
-                             f"--storage.tsdb.path={d}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+""") as port:
         wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
         assert wait_for_query(port, 'execve_probe_info{job="bpf"}', bool)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(d)
 
 
 def test_sighup_takes_a_new_password_without_dropping_the_maps(certs):

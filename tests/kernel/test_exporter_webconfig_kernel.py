@@ -21,7 +21,8 @@ import pytest
 
 from ..certs import make_certs, openssl
 from .test_exporter_kernel import free_port
-from .test_exporter_tls_kernel import (TlsExporter, prometheus_query, refused_at_handshake,
+from .test_exporter_connections_kernel import raw
+from .test_exporter_tls_kernel import (TlsExporter, prometheus_query, running_prometheus,
                                        wait_for_query)
 from .workload import tool_command, wait_for
 
@@ -193,18 +194,6 @@ def test_the_same_files_at_start_are_one_line(node_dir, name):
         result.stderr
 
 
-def raw_request(exp: TlsExporter, d: Path, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", exp.port), timeout=10) as raw:
-        with context(d).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            tls.sendall(data)
-            chunks = []
-            while True:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    return b"".join(chunks)
-                chunks.append(chunk)
-
-
 def test_credentials_a_client_sends_never_cause_a_500_or_a_log_line(node_dir):
     d = node_dir
     exp = start(d)
@@ -216,7 +205,7 @@ def test_credentials_a_client_sends_never_cause_a_500_or_a_log_line(node_dir):
                        "Basic", "Basic !!!!"):
             data = (f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {header}\r\n"
                     "Connection: close\r\n\r\n").encode("utf-8")
-            answers.append(raw_request(exp, d, data).split(b"\r\n", 1)[0])
+            answers.append(raw(exp, context(d), data).split(b"\r\n", 1)[0])
     finally:
         code, err = exp.stop()
     assert answers == [b"HTTP/1.1 401 Unauthorized"] * 5, answers
@@ -233,7 +222,7 @@ def test_a_72_byte_prefix_is_what_counts_as_in_go(node_dir):
         token = b64encode(b"prom:" + password + b"and-more").decode()
         data = (f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
                 "Connection: close\r\n\r\n").encode()
-        assert raw_request(exp, d, data).startswith(b"HTTP/1.1 200 ")
+        assert raw(exp, context(d), data).startswith(b"HTTP/1.1 200 ")
     finally:
         exp.stop()
 
@@ -251,13 +240,13 @@ def test_configured_headers_are_on_every_answer_and_any_value_serves(node_dir):
     exp = start(d)
     try:
         answers = {
-            "200": raw_request(exp, d, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            "200": raw(exp, context(d), b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
                                        b"Connection: close\r\n\r\n"),
-            "401": raw_request(exp, d, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+            "401": raw(exp, context(d), b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
                                        b"Connection: close\r\n\r\n"),
-            "405": raw_request(exp, d, b"POST /metrics HTTP/1.1\r\nHost: x\r\n"
+            "405": raw(exp, context(d), b"POST /metrics HTTP/1.1\r\nHost: x\r\n"
                                        b"Content-Length: 0\r\nConnection: close\r\n\r\n"),
-            "400": raw_request(exp, d, b"NONSENSE\r\n\r\n"),
+            "400": raw(exp, context(d), b"NONSENSE\r\n\r\n"),
         }
     finally:
         exp.stop()
@@ -269,42 +258,29 @@ def test_configured_headers_are_on_every_answer_and_any_value_serves(node_dir):
 
 
 def test_a_real_prometheus_keeps_scraping_through_a_rotation(node_dir):
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
     d = node_dir
     exp = start(d)
-    prom_dir = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
-    (prom_dir / "prometheus.yml").write_text(f"""global: {{scrape_interval: 1s}}
-scrape_configs:
-  - job_name: bpf
+    try:
+        with running_prometheus(f"""  - job_name: bpf
     scheme: https
     tls_config: {{ca_file: {d}/scraper-ca.crt, cert_file: {d}/cli.crt, key_file: {d}/cli.key}}
     basic_auth: {{username: prom, password: s3cret}}
     static_configs: [{{targets: ["127.0.0.1:{exp.port}"]}}]
-""")
-    port = free_port()
-    proc = subprocess.Popen([prometheus, f"--config.file={prom_dir}/prometheus.yml",
-                             f"--storage.tsdb.path={prom_dir}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
-        before = served_certificate(exp, d)
-        new_server_certificate(d, "renewed")
-        # As a Secret update lands: both files replaced by a rename.
-        for name in ("srv.key", "srv.crt"):
-            shutil.copy(d / name.replace("srv", "renewed"), d / f".{name}.new")
-            (d / f".{name}.new").rename(d / name)
-        assert wait_for(lambda: served_certificate(exp, d) != before, 10)
-        rotated = time.time()
-        # Every scrape since: up, and samples newer than the rotation.
-        wait_for_query(port, 'timestamp(execve_probe_info{job="bpf"})',
-                       lambda r: r and float(r[0]["value"][1]) > rotated + 2)
-        ups = prometheus_query(port, 'min_over_time(up{job="bpf"}[5s])')
-        assert ups and ups[0]["value"][1] == "1", ups
+""") as port:
+            wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+            before = served_certificate(exp, d)
+            new_server_certificate(d, "renewed")
+            # As a Secret update lands: both files replaced by a rename.
+            for name in ("srv.key", "srv.crt"):
+                shutil.copy(d / name.replace("srv", "renewed"), d / f".{name}.new")
+                (d / f".{name}.new").rename(d / name)
+            assert wait_for(lambda: served_certificate(exp, d) != before, 10)
+            rotated = time.time()
+            # Every scrape since: up, and samples newer than the rotation.
+            wait_for_query(port, 'timestamp(execve_probe_info{job="bpf"})',
+                           lambda r: r and float(r[0]["value"][1]) > rotated + 2)
+            ups = prometheus_query(port, 'min_over_time(up{job="bpf"}[5s])')
+            assert ups and ups[0]["value"][1] == "1", ups
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(prom_dir)
         code, err = exp.stop()
     assert code == 0 and "Traceback" not in err

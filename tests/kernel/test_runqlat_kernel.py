@@ -14,7 +14,7 @@ import time
 import pytest
 
 from .modes import need_mode
-from .test_exporter_kernel import Exporter, parse
+from .test_exporter_kernel import Exporter
 from .test_workloads_kernel import MOUNT, FakeNode
 from .workload import Bpftrace, tool_command
 

@@ -23,8 +23,8 @@ from pytools.workloads import find_cgroup2
 
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
-from .test_exporter_kernel import Exporter, diff, free_port, value
-from .test_exporter_tls_kernel import prometheus_query, wait_for_query
+from .test_exporter_kernel import Exporter, diff, value
+from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
                        tool_command, write_file, zero_reads)
 
@@ -429,57 +429,44 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
     scraping every second, and each dashboard expression ($variables as
     All) evaluated by it: none fails, every panel answers, each series with
     the labels its panel draws by, and the by-pod panels show our fake pods."""
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
     exp = Exporter(*daemonset_args(node))
-    d = tempfile.mkdtemp(prefix="pytools-prom-")
-    port = free_port()
-    with open(os.path.join(d, "prometheus.yml"), "w") as f:
-        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                "scrape_configs:\n  - job_name: bpf\n"
-                f"    static_configs: [{{targets: ['127.0.0.1:{exp.port}']}}]\n")
-    prom = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
-                             f"--storage.tsdb.path={d}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path = write_file(scratch_dir(), 8 << 20)
     try:
-        exp.assert_serving()
-        wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
-        start = time.monotonic()
-        while time.monotonic() - start < 30:        # load over several scrapes
-            workload_execs(node, true_copy)
-            run_in(node.containers["web"].cgroup, zero_reads, 500)
-            run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
-            if time.monotonic() - start > 5 and prometheus_query(
-                    port, 'rate(execve_total{pod="cart-7d9f-x2"}[10s]) > 0'):
-                break
-            time.sleep(0.5)
-        for expr in dashboard_exprs():
-            query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
-                     .replace("$namespace", ".*").replace("$pod", ".*"))
-            result = prometheus_query(port, query)          # raises on a PromQL error
-            assert result, f"no series under the DaemonSet's arguments: {expr}"
-            by = grouping_labels(expr)
-            for series in result:
-                labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
-                if by:
-                    assert any(labels.get(name) for name in by), (expr, series)
-            if "by (namespace, pod" in expr:
-                pods = {r["metric"].get("pod") for r in result}
-                assert "cart-7d9f-x2" in pods, (expr, result)
-            if "without (instance, job) (rate(execve_total" in expr:
-                # Keyed as --execve-by says: by pod here (execs outside any
-                # pod are the one series with no label left).
-                pods = {r["metric"].get("pod") for r in result}
-                assert "cart-7d9f-x2" in pods, (expr, result)
-                assert all(r["metric"].get("pod") for r in result if r["metric"]), result
-            if "program_run_seconds" in expr:       # the programs' CPU, per collector
-                busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
-                assert {"execve", "vfs_read"} <= busy, (expr, result)
+        with running_prometheus("  - job_name: bpf\n    static_configs: "
+                                f"[{{targets: ['127.0.0.1:{exp.port}']}}]\n") as port:
+            exp.assert_serving()
+            wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+            start = time.monotonic()
+            while time.monotonic() - start < 30:        # load over several scrapes
+                workload_execs(node, true_copy)
+                run_in(node.containers["web"].cgroup, zero_reads, 500)
+                run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
+                if time.monotonic() - start > 5 and prometheus_query(
+                        port, 'rate(execve_total{pod="cart-7d9f-x2"}[10s]) > 0'):
+                    break
+                time.sleep(0.5)
+            for expr in dashboard_exprs():
+                query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
+                         .replace("$namespace", ".*").replace("$pod", ".*"))
+                result = prometheus_query(port, query)          # raises on a PromQL error
+                assert result, f"no series under the DaemonSet's arguments: {expr}"
+                by = grouping_labels(expr)
+                for series in result:
+                    labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
+                    if by:
+                        assert any(labels.get(name) for name in by), (expr, series)
+                if "by (namespace, pod" in expr:
+                    pods = {r["metric"].get("pod") for r in result}
+                    assert "cart-7d9f-x2" in pods, (expr, result)
+                if "without (instance, job) (rate(execve_total" in expr:
+                    # Keyed as --execve-by says: by pod here (execs outside any
+                    # pod are the one series with no label left).
+                    pods = {r["metric"].get("pod") for r in result}
+                    assert "cart-7d9f-x2" in pods, (expr, result)
+                    assert all(r["metric"].get("pod") for r in result if r["metric"]), result
+                if "program_run_seconds" in expr:       # the programs' CPU, per collector
+                    busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
+                    assert {"execve", "vfs_read"} <= busy, (expr, result)
     finally:
         os.unlink(path)
-        prom.terminate()
-        prom.wait(timeout=30)
         exp.stop()
-        shutil.rmtree(d)
