@@ -243,12 +243,12 @@ class SelfCollector:
 
 class SelfRenderingFamily:
     """What the families that write their own text lines (pytools.exposition)
-    share: series kept as (label values, item), `samples` built on demand
-    (for client_python's encoders and tests) by the family's _samples(),
-    and each series' text kept across scrapes in `cache` (a dict the
-    collector keeps, collector.render_cache) so it is made only when it
-    changes: with hundreds of pods, most series do not change between
-    scrapes."""
+    and protobuf metrics (pytools.exposition_protobuf) share: series kept as
+    (label values, item), `samples` built on demand (for client_python's
+    encoders and tests) by the family's _samples(), and each series' text
+    or protobuf kept across scrapes in `cache` (a dict the collector keeps,
+    collector.render_cache) so it is made only when it changes: with
+    hundreds of pods, most series do not change between scrapes."""
 
     def _init_series(self, labels: Sequence[str], cache: Optional[Dict]) -> None:
         self.label_names = list(labels)
@@ -263,21 +263,23 @@ class SelfRenderingFamily:
     def _labels(self, values: Sequence[str], escape: Callable[[str], str]) -> str:
         return ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
 
-    def _cached(self, keyed: Iterable[Tuple[Hashable, Callable[[], str]]]) -> List[str]:
-        """The text of each (key, make), in order: the cache's if the key
-        was made at the last scrape, else make(). The cache then keeps what
-        this scrape used, no more."""
+    def _cached(self, keyed: Iterable[Tuple[Hashable, Callable[[], object]]],
+                exposition: str = "text") -> List:
+        """What each (key, make) renders to, in order: the cache's if the key
+        was made at the last scrape in this exposition, else make(). The
+        cache then keeps what this scrape used, no more."""
+        cache = self.cache.setdefault(exposition, {}) if self.cache is not None else None
         fresh: Dict = {}
         out = []
         for key, make in keyed:
-            text = self.cache.get(key) if self.cache is not None else None
+            text = cache.get(key) if cache is not None else None
             if text is None:
                 text = make()
             fresh[key] = text
             out.append(text)
-        if self.cache is not None:
-            self.cache.clear()
-            self.cache.update(fresh)
+        if cache is not None:
+            cache.clear()
+            cache.update(fresh)
         return out
 
 
@@ -317,6 +319,15 @@ class Log2HistogramFamily(SelfRenderingFamily, HistogramMetricFamily):
              lambda values=values, hist=hist: self._lines(values, hist, escape))
             for values, hist in self.series))
 
+    def proto_metrics(self) -> List[bytes]:
+        from .exposition_protobuf import histogram_metric, labelled_metric
+        return self._cached((
+            ((values, hist.slots, hist.total),
+             lambda values=values, hist=hist: labelled_metric(
+                 self.label_names, values,
+                 lambda m: histogram_metric(m, hist, self.base, self.last_slot)))
+            for values, hist in self.series), "protobuf")
+
 
 class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
     """A counter family whose series' names and labels are escaped once
@@ -343,6 +354,14 @@ class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
                              for values, _ in self.series)
         return "".join(f"{head}{float(value)!r}\n"
                        for head, (_, value) in zip(heads, self.series))
+
+    def proto_metrics(self) -> List[bytes]:
+        from .exposition_protobuf import labelled_metric
+
+        def fill(value):
+            return lambda metric: setattr(metric.counter, "value", float(value))
+        return [labelled_metric(self.label_names, values, fill(value))
+                for values, value in self.series]
 
 
 def labelled_histogram_family(name: str, doc: str, labels: Sequence[str],

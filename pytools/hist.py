@@ -18,6 +18,35 @@ NS_PER_SECOND = 1_000_000_000
 
 UNITS = {"nsecs": 1, "usecs": 1_000, "msecs": 1_000_000}
 
+# The exporter's slots (bpf/log2.h, NATIVE_EDGES): the buckets of a
+# Prometheus native histogram at schema 0, upper bounds inclusive. Slot 0
+# is the zero bucket, [0, 2^-20 s]; slot k >= 1 is native bucket index
+# k - 20, (2^(k-21), 2^(k-20)] s. A Log2Hist whose unit_name is NATIVE
+# has these slots: its classic `le` bounds and its native buckets are the
+# same edges, so both expositions are exact. (Log2 slots of microseconds
+# would straddle every native edge: 1 us is 2^-19.93 s.)
+NATIVE = "native"
+NATIVE_OFFSET = 20            # slot k's upper bound is 2^(k - NATIVE_OFFSET) s
+NATIVE_ZERO_THRESHOLD = 2.0 ** -NATIVE_OFFSET
+
+
+def slot_flags(unit: str) -> List[str]:
+    """The -D flags that set a program's slot edges (bpf/log2.h)."""
+    if unit == NATIVE:
+        return ["-DNATIVE_EDGES"]
+    unit_ns = UNITS[unit]
+    return [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}"]
+
+
+def native_slot(ns: int) -> int:
+    """The slot NATIVE_EDGES puts `ns` in: the smallest k with
+    ns <= 2^(k-20) s, in exact integer arithmetic (as the kernel's is)."""
+    ns = min(ns, 1 << 52)
+    k = 0
+    while ns * (1 << NATIVE_OFFSET) > NS_PER_SECOND * (1 << k):
+        k += 1
+    return k
+
 
 def slot_of(value: int) -> int:
     """The slot the kernel puts `value` (in units) in."""
@@ -44,7 +73,7 @@ class Log2Hist:
         """A histogram of raw values (ns) the way the kernel would build it."""
         slots = [0] * SLOTS
         for v in values:
-            slots[slot_of(v // unit_ns)] += 1
+            slots[native_slot(v) if unit_name == NATIVE else slot_of(v // unit_ns)] += 1
         return cls(tuple(slots), unit_ns, sum(values), unit_name)
 
     @property
@@ -119,10 +148,24 @@ class Log2Hist:
         running = 0
         for k in range(last_slot + 1):
             running += self.slots[k] if k < len(self.slots) else 0
-            upper = (1 << k) * self.unit_ns - 1
-            out.append((upper / base, running))
+            out.append((self.upper_bound(k, base), running))
         out.append((math.inf, self.count))
         return out
+
+    def upper_bound(self, k: int, base: int = NS_PER_SECOND) -> float:
+        """Slot k's upper bound in base units (inclusive): 2^(k-20) s for
+        NATIVE slots (whose base is seconds), else the last raw value in it."""
+        if self.unit_name == NATIVE:
+            assert base == NS_PER_SECOND, "native slots are in seconds"
+            return math.ldexp(1.0, k - NATIVE_OFFSET)
+        return ((1 << k) * self.unit_ns - 1) / base
+
+    def native_buckets(self) -> Tuple[int, List[Tuple[int, int]]]:
+        """For the native exposition of NATIVE slots: (zero bucket count,
+        [(native bucket index, count)] of the used buckets, in order)."""
+        assert self.unit_name == NATIVE, "only NATIVE slots are native buckets"
+        return (self.slots[0] if self.slots else 0,
+                [(k - NATIVE_OFFSET, c) for k, c in enumerate(self.slots) if k and c])
 
 
 def bars(hist: Log2Hist, label: str = "", width: int = 40) -> str:

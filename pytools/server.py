@@ -29,6 +29,8 @@ from .errors import ToolError
 from .exporter import SelfCollector, SelfStats, ToolCollector
 from .exporter_config import DEFAULT_PORT
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
+from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
+from .exposition_protobuf import protobuf_format, wants_protobuf
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .memory import release_compile_memory
 from .tools import TOOLS, by_name
@@ -86,8 +88,12 @@ Health: <a href="/healthz">/healthz</a>.</p>
 def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Route:
     async def route(request: Request, renders: FreshRenders) -> Response:
         if request.path == "/metrics":
+            if wants_protobuf(request.headers.get("Accept")):
+                body = await renders.get("protobuf",
+                                         lambda: protobuf_format(registry.collect()))
+                return Response(200, body, PROTOBUF_CONTENT_TYPE, {"Vary": "Accept"})
             body = await renders.get("text", lambda: text_format(registry.collect()))
-            return Response(200, body, TEXT_CONTENT_TYPE)
+            return Response(200, body, TEXT_CONTENT_TYPE, {"Vary": "Accept"})
         if request.path == "/":
             return Response(200, INDEX_PAGE.format(collectors=describe()).encode(),
                             "text/html; charset=utf-8")

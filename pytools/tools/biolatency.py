@@ -10,7 +10,7 @@ import click
 
 from .. import render
 from ..deltas import diff
-from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
+from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import DeviceNames, dev_text
 from ..options import device_option, unit_options
 from ..probes import Candidate, Hook
@@ -23,7 +23,7 @@ OP_SYNC = 8                                            # or'ed into the op: REQ_
 DEFAULT_MAX_KEYS = 1024
 # The exporter counts in microseconds, buckets up to slot 27 (~134 s), as
 # vfs_read_latency_seconds does.
-EXPORTER_UNIT = "usecs"
+EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
 EXPORTER_LAST_SLOT = 27
 
 HistKey = Tuple[Optional[int], Optional[str]]    # (kernel dev or None, op or None)
@@ -59,11 +59,11 @@ def plan(queued: bool = False) -> List[Candidate]:
     ]
 
 
-def cflags(unit_ns: int = 1000, by_device: bool = False, by_op: bool = False,
+def cflags(unit: str = "usecs", by_device: bool = False, by_op: bool = False,
            queued: bool = False, dev: Optional[int] = None,
            max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
-    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
-             f"-DMAX_KEYS={max_keys}", f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
+    flags = slot_flags(unit) + [f"-DMAX_KEYS={max_keys}",
+                                f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
     if by_device:
         flags.append("-DBY_DEVICE")
     if by_op:
@@ -106,9 +106,9 @@ class BioLatency(LoadedTool):
     def __init__(self, unit: str = "usecs", by_device: bool = False, by_op: bool = False,
                  queued: bool = False, dev: Optional[int] = None, mode: str = "auto"):
         from ..loader import load
-        self.unit_name, self.unit_ns = unit, UNITS[unit]
+        self.unit_name, self.unit_ns = unit, UNITS.get(unit, 1)
         self.by_device, self.by_op = by_device, by_op
-        flags = cflags(self.unit_ns, by_device, by_op, queued, dev)
+        flags = cflags(unit, by_device, by_op, queued, dev)
         self.program = load(TOOL.name, plan(queued), flags, mode)
         self.devices = DeviceNames()
 
@@ -204,7 +204,7 @@ def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) ->
             stats.record_folded("block_io_latency_seconds", folded)
     hist = labelled_histogram_family(
         "block_io_latency_seconds", "Block I/O latency from issue to completion (from "
-        "insertion with -Q); le bounds are the exact log2 slot edges.", ["device", "op"],
+        "insertion with -Q); le bounds are powers of two of seconds.", ["device", "op"],
         sorted(cells.items()), NS_PER_SECOND, EXPORTER_LAST_SLOT)
     unmatched = CounterMetricFamily(
         "block_io_unmatched", "Completions not timed: their issue was not seen (in flight "
@@ -262,7 +262,7 @@ Examples:
         return plan()
 
     def cflags(self, opts):
-        return cflags(UNITS[opts["unit"]], opts["by_device"], opts["by_op"], opts["queued"],
+        return cflags(opts["unit"], opts["by_device"], opts["by_op"], opts["queued"],
                       opts["device"])
 
     def open(self, opts, mode="auto"):

@@ -14,7 +14,7 @@ import click
 
 from .. import render
 from ..deltas import diff
-from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
+from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
@@ -31,7 +31,7 @@ DEFAULT_MAX_KEYS = 10240
 # 64-96 MiB and slower (cache and TLB misses on the hot path, measured).
 MAX_START_SLOTS = 1 << 16
 DEFAULT_STATE_MASK = 0xFF        # TASK_REPORT_MAX - 1 on 4.14+ kernels (0x100 - 1)
-EXPORTER_UNIT = "usecs"
+EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
 EXPORTER_LAST_SLOT = 27
 HOOKS = ("sched_wakeup", "sched_wakeup_new", "sched_switch")
 
@@ -110,11 +110,10 @@ def read_state_mask(tracefs: str = "/sys/kernel/tracing") -> int:
         return DEFAULT_STATE_MASK
 
 
-def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
+def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
            per: Optional[str] = None, pid_max: int = 32768,
            mask: int = DEFAULT_STATE_MASK, max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
-    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
-             f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}",
+    flags = slot_flags(unit) + [f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}",
              f"-DSTATE_MASK={mask:#x}",
              f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
     if pid is not None:
@@ -162,10 +161,10 @@ class RunqLat(LoadedTool):
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
                  comm: Optional[str] = None, per: Optional[str] = None, mode: str = "auto"):
         from ..loader import load, prepare
-        self.unit_name, self.unit_ns, self.per = unit, UNITS[unit], per
+        self.unit_name, self.unit_ns, self.per = unit, UNITS.get(unit, 1), per
         mask = read_state_mask(prepare().tracefs)
         self.program = load(TOOL.name, plan(),
-                            cflags(self.unit_ns, pid, comm, per, read_pid_max(), mask), mode)
+                            cflags(unit, pid, comm, per, read_pid_max(), mask), mode)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -277,7 +276,7 @@ def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
     from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
     name = "run_queue_latency_seconds"
     doc = ("Time runnable tasks waited for a CPU, from wakeup or preemption to running; "
-           "le bounds are the exact log2 slot edges.")
+           "le bounds are powers of two of seconds.")
     unattributed = CounterMetricFamily(
         "run_queue_unattributed", "Waits counted in the total but in no pod's series: the "
         "task's cgroup was not known yet, or the per-cgroup map was full.")
@@ -353,7 +352,7 @@ Examples:
         return plan()
 
     def cflags(self, opts):
-        return cflags(UNITS[opts["unit"]], opts["pid"], opts["comm"], _per(opts),
+        return cflags(opts["unit"], opts["pid"], opts["comm"], _per(opts),
                       read_pid_max(), read_state_mask())
 
     def open(self, opts, mode="auto"):

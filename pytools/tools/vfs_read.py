@@ -11,7 +11,7 @@ import click
 
 from .. import render
 from ..deltas import diff
-from ..hist import NS_PER_SECOND, SLOTS, UNITS, Log2Hist
+from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import c_string, comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
@@ -32,7 +32,7 @@ DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
 # are counted in +Inf only.
-EXPORTER_UNIT = "usecs"
+EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
 EXPORTER_LAST_SLOT = 27
 
 
@@ -75,14 +75,13 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
     ]
 
 
-def cflags(unit_ns: int = 1000, pid: Optional[int] = None, comm: Optional[str] = None,
+def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
            min_latency_ns: Optional[int] = None, per_process: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = DEFAULT_PID_MAX,
            floor: str = "", machine: Optional[str] = None) -> List[str]:
     """floor, for the benchmark only: "empty" (hooks with empty bodies) or
     "clock" (bodies that only read the clock at a read's entry and exit)."""
-    flags = [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}",
-             f"-DSTART_SLOTS={start_slots(pid_max)}"]
+    flags = slot_flags(unit) + [f"-DSTART_SLOTS={start_slots(pid_max)}"]
     numbers = SYSCALL_NUMBERS.get(machine or os.uname().machine, {})
     flags += [f"-DNR_{name}={nr}" for name, nr in numbers.items()]
     if pid is not None:
@@ -146,9 +145,9 @@ class VfsReadLatency(LoadedTool):
                  mode: str = "auto", floor: str = ""):
         from ..loader import load
         self.unit_name = unit
-        self.unit_ns = UNITS[unit]
+        self.unit_ns = UNITS.get(unit, 1)
         self.per_process = per_process
-        flags = cflags(self.unit_ns, pid, comm, min_latency_ns, per_process, max_procs,
+        flags = cflags(unit, pid, comm, min_latency_ns, per_process, max_procs,
                        read_pid_max(), floor)
         self.program = load(TOOL.name, plan(), flags, mode)
         self.workloads = None
@@ -256,7 +255,7 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None
     from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
     name = "vfs_read_latency_seconds"
     doc = ("Time from vfs_read entry to return (or read syscall entry to exit, in "
-           "tracepoint mode); le bounds are the exact log2 slot edges.")
+           "tracepoint mode); le bounds are powers of two of seconds.")
     families = []
     if series is None:
         families.append(histogram_family(name, doc, snapshot.hist if snapshot is not None
@@ -340,7 +339,7 @@ Examples:
         return opts["min_latency"] * UNITS[opts["unit"]] or None
 
     def cflags(self, opts):
-        return cflags(UNITS[opts["unit"]], opts["pid"], opts["comm"], self._min_ns(opts),
+        return cflags(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
                       opts["per_process"], pid_max=read_pid_max())
 
     def open(self, opts, mode="auto"):

@@ -48,7 +48,7 @@ def test_the_machines_own_format_gives_a_mask_where_tracefs_is_readable():
 
 
 def test_cflags_and_plan():
-    flags = rq.cflags(1_000_000, pid=42, comm="ab", per="pod", pid_max=4_194_304, mask=0xFF,
+    flags = rq.cflags("msecs", pid=42, comm="ab", per="pod", pid_max=4_194_304, mask=0xFF,
                       max_keys=8)
     assert flags == ["-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DSTART_SLOTS=65536",
                      "-DSTATE_MASK=0xff", f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}",

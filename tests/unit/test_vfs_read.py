@@ -13,7 +13,7 @@ from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists
 
 
 def test_cflags_for_every_option():
-    flags = vfs_read.cflags(1_000_000, pid=42, comm="ab", min_latency_ns=5000,
+    flags = vfs_read.cflags("msecs", pid=42, comm="ab", min_latency_ns=5000,
                             per_process="comm", max_procs=8, pid_max=4_194_304,
                             machine="x86_64")
     assert flags == ["-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DSTART_SLOTS=4194304",
