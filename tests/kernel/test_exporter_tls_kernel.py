@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
+from typing import Optional
 
 import bcrypt
 import pytest
@@ -137,20 +138,26 @@ def test_health_stays_open_to_a_certified_client_without_password(exporter):
     assert exporter.fetch("/", user=None)[0] == 401
 
 
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
+
+
 @contextlib.contextmanager
-def running_prometheus(scrape_config: str):
+def running_prometheus(scrape_config: str, native: bool = False, rules: bool = False):
     """Debian's Prometheus scraping every second with this scrape_configs
     entry (YAML, indented as a list item), its API on a free loopback port,
-    which is yielded; stopped and its data removed on exit."""
+    which is yielded; stopped and its data removed on exit. native: with
+    native histograms on; rules: evaluating deploy/prometheus/rules.yml."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
     d = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
     (d / "prometheus.yml").write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                                      "scrape_configs:\n" + scrape_config)
+                                      + (f"rule_files: ['{RULES}']\n" if rules else "")
+                                      + "scrape_configs:\n" + scrape_config)
     port = free_port()
     proc = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
                              f"--storage.tsdb.path={d}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"],
+                             f"--web.listen-address=127.0.0.1:{port}"]
+                            + (["--enable-feature=native-histograms"] if native else []),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield port
@@ -160,8 +167,9 @@ def running_prometheus(scrape_config: str):
         shutil.rmtree(d)
 
 
-def prometheus_query(port: int, query: str) -> list:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+def prometheus_query(port: int, query: str, at: Optional[float] = None) -> list:
+    params = {"query": query, **({"time": f"{at:.3f}"} if at is not None else {})}
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(params)
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.load(r)["data"]["result"]
 

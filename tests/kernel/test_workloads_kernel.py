@@ -424,16 +424,46 @@ def grouping_labels(expr: str) -> List[str]:
     return labels
 
 
+def assert_dashboard_answers(port: int, pod: str) -> None:
+    """Each dashboard expression ($variables as All), evaluated by the
+    Prometheus on `port`: none fails, every panel answers, each series with
+    the labels its panel draws by, and the by-pod panels show `pod`."""
+    for expr in dashboard_exprs():
+        query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
+                 .replace("$namespace", ".*").replace("$pod", ".*"))
+        result = prometheus_query(port, query)          # raises on a PromQL error
+        assert result, f"no series under the DaemonSet's arguments: {expr}"
+        by = grouping_labels(expr)
+        for series in result:
+            labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
+            if by:
+                assert any(labels.get(name) for name in by), (expr, series)
+        if "by (namespace, pod" in expr or "namespace_pod:" in expr:
+            pods = {r["metric"].get("pod") for r in result}
+            assert pod in pods, (expr, result)
+        if "without (instance, job) (rate(execve_total" in expr:
+            # Keyed as --execve-by says: by pod here (execs outside any
+            # pod are the one series with no label left).
+            pods = {r["metric"].get("pod") for r in result}
+            assert pod in pods, (expr, result)
+            assert all(r["metric"].get("pod") for r in result if r["metric"]), result
+        if "program_run_seconds" in expr:       # the programs' CPU, per collector
+            busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
+            assert {"execve", "vfs_read"} <= busy, (expr, result)
+
+
 def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node, true_copy):
     """The DaemonSet's own arguments (from its YAML), a real Prometheus
-    scraping every second, and each dashboard expression ($variables as
-    All) evaluated by it: none fails, every panel answers, each series with
-    the labels its panel draws by, and the by-pod panels show our fake pods."""
+    scraping every second and evaluating the shipped rules, and each
+    dashboard expression evaluated by it (assert_dashboard_answers).
+    (tests/kernel/test_exporter_native_kernel.py does the same with native
+    histograms.)"""
     exp = Exporter(*daemonset_args(node))
     path = write_file(scratch_dir(), 8 << 20)
     try:
         with running_prometheus("  - job_name: bpf\n    static_configs: "
-                                f"[{{targets: ['127.0.0.1:{exp.port}']}}]\n") as port:
+                                f"[{{targets: ['127.0.0.1:{exp.port}']}}]\n",
+                                rules=True) as port:
             exp.assert_serving()
             wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
             start = time.monotonic()
@@ -442,31 +472,10 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
                 run_in(node.containers["web"].cgroup, zero_reads, 500)
                 run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
                 if time.monotonic() - start > 5 and prometheus_query(
-                        port, 'rate(execve_total{pod="cart-7d9f-x2"}[10s]) > 0'):
+                        port, 'namespace_pod:execve:rate5m{pod="cart-7d9f-x2"} > 0'):
                     break
                 time.sleep(0.5)
-            for expr in dashboard_exprs():
-                query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
-                         .replace("$namespace", ".*").replace("$pod", ".*"))
-                result = prometheus_query(port, query)          # raises on a PromQL error
-                assert result, f"no series under the DaemonSet's arguments: {expr}"
-                by = grouping_labels(expr)
-                for series in result:
-                    labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
-                    if by:
-                        assert any(labels.get(name) for name in by), (expr, series)
-                if "by (namespace, pod" in expr:
-                    pods = {r["metric"].get("pod") for r in result}
-                    assert "cart-7d9f-x2" in pods, (expr, result)
-                if "without (instance, job) (rate(execve_total" in expr:
-                    # Keyed as --execve-by says: by pod here (execs outside any
-                    # pod are the one series with no label left).
-                    pods = {r["metric"].get("pod") for r in result}
-                    assert "cart-7d9f-x2" in pods, (expr, result)
-                    assert all(r["metric"].get("pod") for r in result if r["metric"]), result
-                if "program_run_seconds" in expr:       # the programs' CPU, per collector
-                    busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
-                    assert {"execve", "vfs_read"} <= busy, (expr, result)
+            assert_dashboard_answers(port, "cart-7d9f-x2")
     finally:
         os.unlink(path)
         exp.stop()

@@ -18,16 +18,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytools.cli import bpf_exporter
 from pytools.exporter import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
-from pytools.hist import Log2Hist
+from pytools.hist import NATIVE, Log2Hist
 from pytools.runstats import Cost
 from pytools.system import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.readahead import Counts, ReadaheadSnapshot
+from pytools.tools.readahead import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector,
+from .sources import (ExecveCollector, FixedSource, VfsReadCollector,
                       tool_collector)
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -192,7 +192,7 @@ def emitted_metric_names():
     """Every sample name the exporter's collectors produce, with their
     default labels and by pod (--execve-by/--vfs-read-by/--readahead-by pod)."""
     stats = SelfStats()
-    hist = Log2Hist.from_values([1000, 5000], 1000, "usecs")
+    hist = Log2Hist.from_values([1000, 5000], unit_name=NATIVE)
     pages = Log2Hist.from_values([32], 1, "pages")
     default = [
         ExecveCollector(FixedSource(ExecveSnapshot("comm", {"sh": 1}, 1)), stats, "k", 10,
@@ -200,8 +200,9 @@ def emitted_metric_names():
         VfsReadCollector(FixedSource(LatencySnapshot(hist)), stats, "k", 10),
         tool_collector("biolatency", FixedSource(BioSnapshot({(8 << 20, "read"): hist})),
                        stats, "k", 10),
-        ReadaheadCollector(FixedSource(ReadaheadSnapshot(
-            {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages)), stats, "k", 10),
+        tool_collector("readahead", FixedSource(ReadaheadSnapshot(  # --readahead-efficiency
+            {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,
+            usage={8 << 20: Usage(32, 16, 8, 0)})), stats, "k", 10, efficiency=True),
         tool_collector("runqlat", FixedSource(RunqSnapshot(hist)), stats, "k", 10),
     ]
     default.append(SelfCollector(stats, default, FixedCosts()))
@@ -220,7 +221,11 @@ def emitted_metric_names():
         for collector in collectors:
             registry.register(collector)
         text = generate_latest(registry).decode()
-        names |= {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        families = list(text_string_to_metric_families(text))
+        names |= {s.name for f in families for s in f.samples}
+        # a Prometheus with native histograms keeps each one as one series
+        # under the family's own name (pytools.exposition_protobuf)
+        names |= {f.name for f in families if f.type == "histogram"}
     return names
 
 
@@ -252,8 +257,14 @@ def test_metric_name_extraction():
     assert metric_names_in("sum(rate(a_sum[1m])) / sum(rate(b_count[1m]))") == {"a_sum", "b_count"}
 
 
-def test_dashboard_references_only_metrics_the_exporter_emits():
-    emitted = emitted_metric_names()
+def recorded_names():
+    with open(os.path.join(DEPLOY, "prometheus", "rules.yml")) as f:
+        return {rule["record"] for group in yaml.safe_load(f)["groups"]
+                for rule in group["rules"] if "record" in rule}
+
+
+def test_dashboard_references_only_metrics_the_exporter_emits_or_the_rules_record():
+    emitted = emitted_metric_names() | recorded_names()
     used = set()
     for panel in dashboard()["panels"]:
         for target in panel["targets"]:
@@ -273,16 +284,20 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     assert "sum without (instance, job) (rate(execve_total" in \
         exprs["Execs per second by what --execve-by counts"]
     assert panels["vfs_read latency heatmap"]["type"] == "heatmap"
-    assert "vfs_read_latency_seconds_bucket" in exprs["vfs_read latency heatmap"]
+    # latency panels: classic buckets, or the native histogram where there are none
+    assert "sum by (le) (rate(vfs_read_latency_seconds_bucket" in exprs["vfs_read latency heatmap"]
+    assert " or sum(rate(vfs_read_latency_seconds{" in exprs["vfs_read latency heatmap"]
     assert "histogram_quantile(0.99" in exprs["vfs_read latency p50 / p99 (estimates)"]
+    assert "histogram_count(sum(rate(vfs_read_latency_seconds{" in exprs["Reads per second"]
     assert "sum by (kind) (rate(readahead_pages_total" in \
         exprs["Readahead pages per second by kind"]
     assert panels["Block I/O latency heatmap"]["type"] == "heatmap"
-    assert "histogram_quantile(0.99, sum by (device, le) (rate(block_io_latency_seconds_bucket" \
-        in exprs["Block I/O latency p99 by device (estimate)"]
-    assert 'sum by (namespace, pod) (rate(execve_total{' in exprs["Execs per second by pod"]
-    assert "histogram_quantile(0.99, sum by (namespace, pod, le) (rate(" \
-        "vfs_read_latency_seconds_bucket{" in exprs["vfs_read latency p99 by pod (estimate)"]
+    # the per-pod and per-disk panels read what the rules record
+    assert "instance_device:block_io_latency_seconds:p99_rate5m{" in \
+        exprs["Block I/O latency p99 by device (estimate)"]
+    assert "namespace_pod:execve:rate5m{" in exprs["Execs per second by pod"]
+    assert "namespace_pod:vfs_read_latency_seconds:p99_rate5m{" in \
+        exprs["vfs_read latency p99 by pod (estimate)"]
     assert "sum by (instance, collector) (rate(bpf_exporter_program_run_seconds_total{" in \
         exprs["CPU of the BPF programs per node"]
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
