@@ -163,13 +163,17 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
     from . import system
     from .loader import bpf_source, unchecked_cflags
 
-    unprivileged = system.missing_privilege(
-        os.geteuid(), system.parse_capeff(Path("/proc/self/status").read_text()))
-    if unprivileged:
+    cannot_load = None
+    if system.missing_privilege(os.geteuid(),
+                                system.parse_capeff(Path("/proc/self/status").read_text())):
+        cannot_load = "loading needs root"
+    elif not system.bcc_importable():
+        cannot_load = "the bcc module is not installed"
+    if cannot_load:
         candidate, flags = unchecked_cflags(tool.plan(), tool.cflags(opts), mode)
         lines = [f"// cflags: {' '.join(flags)}",
                  f"// probe: {candidate.label} (not checked against this kernel: "
-                 "loading needs root; optional features left out)"]
+                 f"{cannot_load}; optional features left out)"]
         text = bpf_source(tool.name)
     else:
         with tool.open(opts, mode) as reader:
@@ -350,7 +354,7 @@ def doctor(as_json):
     """
     from . import doctor as checks_module
 
-    checks = checks_module.run()
+    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]))
     if as_json:
         emit({"ok": checks_module.passed(checks),
               "checks": [c.__dict__ for c in checks]})

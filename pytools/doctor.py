@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from . import system
 from .errors import ToolError
@@ -80,15 +80,16 @@ def headers_how() -> str:
     return prepare().headers.how
 
 
-def tool_checks() -> List[Check]:
-    """Each tool with its default options, really attached and detached; a
-    row per optional feature it asked for (readahead efficiency)."""
-    from .cli import COMMANDS, tool_options
+def tool_checks(options_of: Callable[[object], dict]) -> List[Check]:
+    """Each tool with its default options (options_of(tool): what its
+    command line gives with no arguments; the CLI passes it down), really
+    attached and detached; a row per optional feature it asked for
+    (readahead efficiency)."""
     from .tools import TOOLS
 
     checks = []
     for tool in TOOLS:
-        opts = tool_options(COMMANDS[tool.name])
+        opts = options_of(tool)
         try:
             with tool.open(opts) as reader:
                 program = reader.program
@@ -111,8 +112,8 @@ def tool_checks() -> List[Check]:
     return checks
 
 
-def run() -> List[Check]:
-    return environment_checks() + tool_checks()
+def run(options_of: Callable[[object], dict]) -> List[Check]:
+    return environment_checks() + tool_checks(options_of)
 
 
 def passed(checks: List[Check]) -> bool:

@@ -225,8 +225,7 @@ def log_probe(tool: str, asked: str, program: Program, release: str) -> None:
     path = os.environ.get("PYTOOLS_PROBE_LOG")
     if not path:
         return
-    from .tools import by_name
-    record = {"tool": tool, "command": by_name(tool).command, "asked": asked,
+    record = {"tool": tool, "asked": asked,
               "kernel": release, "mode": program.candidate.mode,
               "label": program.candidate.label,
               "hooks": [h.describe() for h in program.hooks]}

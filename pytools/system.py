@@ -210,6 +210,13 @@ def find_tracefs() -> Optional[str]:
     return tracefs_from_mounts(Path("/proc/mounts").read_text())
 
 
+def bcc_importable() -> bool:
+    """Whether `import bcc` would find a module (without importing it:
+    bcc picks its tracefs path at import time)."""
+    import importlib.util
+    return importlib.util.find_spec("bcc") is not None
+
+
 def ensure_tracefs() -> str:
     """Return tracefs's mount point, mounting it on /sys/kernel/tracing if needed.
 

@@ -36,6 +36,20 @@ def test_ebpf_prints_the_program_with_its_flags():
     assert "BPF_HASH(execve_total" in rest
 
 
+def test_ebpf_without_bcc_prints_the_unchecked_program(monkeypatch):
+    """As root on a machine without bcc, --ebpf still shows the program
+    (the plan's first candidate), and says why it is unchecked."""
+    from pytools import system
+    monkeypatch.setattr(system, "bcc_importable", lambda: False)
+    monkeypatch.setattr(system, "missing_privilege", lambda euid, caps: None)
+    result = run("--ebpf", "--by", "uid", "--max-keys", "16")
+    assert result.exit_code == 0, result.output
+    first, second, rest = result.output.split("\n", 2)
+    assert first == "// cflags: -DBY_UID -DMAX_KEYS=16 -DPROBE_TRACEPOINT"
+    assert "not checked against this kernel: the bcc module is not installed" in second
+    assert "BPF_HASH(execve_total" in rest
+
+
 def test_group_lists_tools_and_doctor():
     result = CliRunner().invoke(main, ["--help"])
     assert "execve-counter" in result.output and "doctor" in result.output

@@ -15,21 +15,21 @@ def load_script():
     return module
 
 
-def record(command, asked, kernel, mode, label, hooks):
-    return {"command": command, "asked": asked, "kernel": kernel, "mode": mode,
+def record(tool, asked, kernel, mode, label, hooks):
+    return {"tool": tool, "asked": asked, "kernel": kernel, "mode": mode,
             "label": label, "hooks": hooks}
 
 
 def test_auto_and_forced_modes_per_kernel():
     pm = load_script()
     records = [
-        record("vfsread-latency", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+        record("vfs_read", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
                ["kprobe vfs_read", "kretprobe vfs_read"]),
-        record("vfsread-latency", "fentry", "6.1.0", "fentry", "vfs_read via fentry",
+        record("vfs_read", "fentry", "6.1.0", "fentry", "vfs_read via fentry",
                ["fentry vfs_read"]),
-        record("vfsread-latency", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+        record("vfs_read", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
                ["kprobe vfs_read", "kretprobe vfs_read"]),
-        record("readahead-stats", "auto", "6.18", "tracepoint", "readahead via tracepoints",
+        record("readahead", "auto", "6.18", "tracepoint", "readahead via tracepoints",
                ["tracepoint readahead:page_cache_sync_ra"]),
     ]
     table = pm.render(pm.matrix(records)).splitlines()
