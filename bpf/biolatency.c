@@ -52,9 +52,13 @@
 #endif
 #include "log2.h"         // HIST_SLOTS, unit_slot()
 
-// Operations, as pytools/tools/biolatency.py names them (OPS).
-enum bio_op { OP_READ = 0, OP_WRITE = 1, OP_FLUSH = 2, OP_DISCARD = 3, OP_OTHER = 4 };
-#define OP_SYNC 8         // or'ed in: REQ_SYNC ('S' in rwbs)
+// shared: OP_READ OP_WRITE OP_FLUSH OP_DISCARD OP_OTHER OP_SYNC
+// shared: UNTIMED_UNMATCHED UNTIMED_FLUSH UNTIMED_MAP_FULL UNTIMED_COUNT
+// (-D flags from pytools/tools/biolatency.py, SHARED: the op codes, OP_SYNC
+// or'ed in for REQ_SYNC ('S' in rwbs), and biolatency_untimed's indices)
+#ifndef UNTIMED_COUNT
+#error "compile with the flags of pytools/tools/biolatency.py (SHARED)"
+#endif
 
 struct bio_start_key {
     u64 id;               // first sector (tracepoints) or the request's address
@@ -92,9 +96,10 @@ BPF_PERCPU_ARRAY(biolatency_hist, struct bio_hist, 1);
 // the 512-byte BPF stack.
 BPF_PERCPU_ARRAY(biolatency_zero, struct bio_hist, 1);
 #endif
-// [0] completions whose start was not seen, [1] data-less requests
-// (flushes) not timed, [2] completions not counted: biolatency_hist full.
-BPF_PERCPU_ARRAY(biolatency_untimed, u64, 3);
+// Completions whose start was not seen (UNTIMED_UNMATCHED), data-less
+// requests (flushes) not timed (UNTIMED_FLUSH), completions not counted:
+// biolatency_hist full (UNTIMED_MAP_FULL).
+BPF_PERCPU_ARRAY(biolatency_untimed, u64, UNTIMED_COUNT);
 
 static __always_inline void count_untimed(int which)
 {
@@ -161,7 +166,7 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
     u64 *start = biolatency_start.lookup(&key);
     if (!start) {
 #ifndef FILTER_CGROUP_ID
-        count_untimed(0);
+        count_untimed(UNTIMED_UNMATCHED);
 #endif
         return 0;
     }
@@ -184,7 +189,7 @@ static __always_inline int complete_request(u32 dev, u64 id, u32 op)
     struct bio_hist *hist = biolatency_hist.lookup(&only);
 #endif
     if (!hist) {
-        count_untimed(2);
+        count_untimed(UNTIMED_MAP_FULL);
         return 0;
     }
     u32 slot = unit_slot(delta);
@@ -235,7 +240,7 @@ TRACEPOINT_PROBE(block, block_rq_complete)
     if (args->nr_sector == 0) {
 #ifndef FILTER_CGROUP_ID
         if (!filtered(args->dev))
-            count_untimed(1);
+            count_untimed(UNTIMED_FLUSH);
 #endif
         return 0;
     }

@@ -7,7 +7,10 @@
 #ifndef PYTOOLS_LOG2_H
 #define PYTOOLS_LOG2_H
 
-#define HIST_SLOTS 64
+// shared: HIST_SLOTS   (-D flags from pytools/hist.py, slot_flags)
+#ifndef HIST_SLOTS
+#error "HIST_SLOTS comes from pytools/hist.py (slot_flags)"
+#endif
 
 static __always_inline u32 log2_slot(u64 v)
 {

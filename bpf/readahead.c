@@ -71,9 +71,14 @@
 #define MAX_FILES 10240
 #endif
 #define TID_SLOTS 32768
-#define HIST_SLOTS 64
 
-enum ra_kind { KIND_SYNC = 0, KIND_ASYNC = 1, KIND_FORCED = 2 };
+// shared: KIND_SYNC KIND_ASYNC KIND_FORCED HIST_SLOTS
+// shared: EVENT_SYNC_REQUEST EVENT_ASYNC_REQUEST EVENT_WINDOW
+// (-D flags from pytools/tools/readahead.py, SHARED: readahead kinds, the
+// window histogram's slots, and what a traced event is)
+#ifndef EVENT_WINDOW
+#error "compile with the flags of pytools/tools/readahead.py (SHARED)"
+#endif
 
 struct ra_dev_key {
     u32 dev;
@@ -164,15 +169,13 @@ BPF_HASH(readahead_usage, u32, struct ra_usage, 1024);
 #endif
 
 #ifdef TRACE
-// What a traced event is (ra_event.hook, read by pytools/tools/readahead.py): a request of each kind, or a window.
-enum ra_event_type { EVENT_SYNC_REQUEST = 0, EVENT_ASYNC_REQUEST = 1, EVENT_WINDOW = 2 };
 struct ra_event {
     u64 ts;
     u64 ino;
     u64 index;
     u32 pid;
     u32 dev;
-    u32 hook;          // enum ra_event_type
+    u32 hook;          // EVENT_*: a request of each kind, or a window
     u32 kind;
     u32 size;          // request: req_count; window: pages
     u32 async_size;    // window: lookahead (async) part

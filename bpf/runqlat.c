@@ -30,7 +30,7 @@
 // 65,536: waiting threads share them by tid, a clash counted as lost),
 // STATE_MASK (tracepoint mode: prev_state bits that mean "not runnable"),
 // FILTER_PID (tgid), FILTER_COMM_LO/HI (the comm's 16 bytes as two u64s),
-// PER_KEY (1 tgid, 2 tid, 3 cgroup id: pods, containers), MAX_KEYS,
+// PER_KEY (KEY_TGID, KEY_TID, KEY_CGROUP: pods, containers), MAX_KEYS,
 // FILTER_CGROUP_ID/LEVEL (cgroup.h: CGROUP_ALLOWED() asks about the current
 // task, so it is asked at switch-out, where the task is current, and the
 // verdict kept for its next wait, in both modes), KERNEL_VERSION_CODE.
@@ -54,6 +54,11 @@
 #ifndef STATE_MASK
 #define STATE_MASK 0xff
 #endif
+// shared: KEY_TGID KEY_TID KEY_CGROUP
+// (-D flags from pytools/tools/runqlat.py, SHARED: what PER_KEY keys by)
+#ifndef KEY_CGROUP
+#error "compile with the flags of pytools/tools/runqlat.py (SHARED)"
+#endif
 #include "log2.h"         // HIST_SLOTS, unit_slot()
 #include "cgroup.h"       // CGROUP_ALLOWED()
 
@@ -61,13 +66,14 @@ struct runq_start {
     u64 ts;               // when it became runnable; 0: not waiting
     u32 tid;              // whose slot this is (tids share a slot mod START_SLOTS)
     u32 tgid;
-#if PER_KEY == 3 || defined(FILTER_CGROUP_ID)
+#if PER_KEY == KEY_CGROUP || defined(FILTER_CGROUP_ID)
     u64 cgroup;           // its cgroup v2 id (0: not known)
 #endif
 };
 BPF_ARRAY(runqlat_start, struct runq_start, START_SLOTS);
 
-#if (defined(PROBE_TRACEPOINT) && (PER_KEY == 1 || PER_KEY == 3 || defined(FILTER_PID))) \
+#if (defined(PROBE_TRACEPOINT) && \
+     (PER_KEY == KEY_TGID || PER_KEY == KEY_CGROUP || defined(FILTER_PID))) \
     || defined(FILTER_CGROUP_ID)
 #define REMEMBER 1
 // What a task was when it last left a CPU, read while it was current: its
@@ -136,7 +142,7 @@ static __always_inline void enqueue(u32 tid, u32 tgid, u64 cgroup, u64 now)
     s->ts = now;
     s->tid = tid;
     s->tgid = tgid;
-#if PER_KEY == 3 || defined(FILTER_CGROUP_ID)
+#if PER_KEY == KEY_CGROUP || defined(FILTER_CGROUP_ID)
     s->cgroup = cgroup;
 #endif
 }
@@ -186,7 +192,7 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
         return;
     u32 tgid = s->tgid;
     u64 cgroup = cgroup_now;
-#if PER_KEY == 3 || defined(FILTER_CGROUP_ID)
+#if PER_KEY == KEY_CGROUP || defined(FILTER_CGROUP_ID)
     if (!cgroup)
         cgroup = s->cgroup;
 #endif
@@ -201,15 +207,15 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
     if (!t || t->tid != tid || !t->allowed)
         return;
 #endif
-#if PER_KEY == 1
+#if PER_KEY == KEY_TGID
     if (!tgid) {
         count_unattributed(0);
         return;
     }
     record(tgid, delta);
-#elif PER_KEY == 2
+#elif PER_KEY == KEY_TID
     record(tid, delta);
-#elif PER_KEY == 3
+#elif PER_KEY == KEY_CGROUP
     if (!cgroup) {
         count_unattributed(0);
         return;
@@ -291,7 +297,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
 #ifdef PROBE_RAW_TRACEPOINT
 static __always_inline u64 task_cgroup(struct task_struct *p)
 {
-#if PER_KEY == 3 || defined(FILTER_CGROUP_ID)
+#if PER_KEY == KEY_CGROUP || defined(FILTER_CGROUP_ID)
     return p->cgroups->dfl_cgrp->kn->id;
 #else
     return 0;

@@ -22,7 +22,7 @@
 // Tunables: UNIT_NS (slot unit: 1, 1000, 1000000) with UNIT_BITS (its bit
 // length), FILTER_PID (tgid),
 // FILTER_COMM_LO/HI (the comm's 16 bytes as two u64s), MIN_LATENCY_NS,
-// PER_PROCESS (1 by pid, 2 by comm), PER_CGROUP (by cgroup id: pods,
+// PER_PROCESS (PER_PID or PER_COMM), PER_CGROUP (by cgroup id: pods,
 // containers, services, named in user space), MAX_PROCS, START_SLOTS (power
 // of two >= pid_max).
 #include <uapi/linux/ptrace.h>
@@ -43,6 +43,13 @@ typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 #endif
 #ifndef MAX_PROCS
 #define MAX_PROCS 1024
+#endif
+// shared: PER_PID PER_COMM NR_read NR_pread64 NR_readv NR_preadv NR_preadv2
+// (-D flags from pytools/tools/vfs_read.py, SHARED and cflags: what
+// PER_PROCESS keys by, and the read syscalls' numbers on this machine, which
+// the raw tracepoint mode matches; pytools/syscalls.py)
+#ifndef PER_COMM
+#error "compile with the flags of pytools/tools/vfs_read.py (SHARED)"
 #endif
 #include "log2.h"         // HIST_SLOTS, unit_slot()
 #include "cgroup.h"       // CGROUP_ALLOWED() (--cgroup)
@@ -173,7 +180,7 @@ static __always_inline int on_read_exit(void)
     struct proc_slot pkey = {.slot = slot};
     struct proc_key skey = {};
     bpf_get_current_comm(pkey.comm, sizeof(pkey.comm));
-#if PER_PROCESS == 1
+#if PER_PROCESS == PER_PID
     pkey.tgid = pid_tgid >> 32;
 #endif
     skey.tgid = pkey.tgid;

@@ -170,7 +170,7 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
     elif not system.bcc_importable():
         cannot_load = "the bcc module is not installed"
     if cannot_load:
-        candidate, flags = unchecked_cflags(tool.plan(), tool.cflags(opts), mode)
+        candidate, flags = unchecked_cflags(tool.plan(opts), tool.cflags(opts), mode)
         lines = [f"// cflags: {' '.join(flags)}",
                  f"// probe: {candidate.label} (not checked against this kernel: "
                  f"{cannot_load}; optional features left out)"]

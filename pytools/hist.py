@@ -33,9 +33,10 @@ NATIVE_ZERO_THRESHOLD = 2.0 ** -NATIVE_OFFSET
 def slot_flags(unit: str) -> List[str]:
     """The -D flags that set a program's slot edges (bpf/log2.h)."""
     if unit == NATIVE:
-        return ["-DNATIVE_EDGES"]
+        return [f"-DHIST_SLOTS={SLOTS}", "-DNATIVE_EDGES"]
     unit_ns = UNITS[unit]
-    return [f"-DUNIT_NS={unit_ns}", f"-DUNIT_BITS={unit_ns.bit_length()}"]
+    return [f"-DHIST_SLOTS={SLOTS}", f"-DUNIT_NS={unit_ns}",
+            f"-DUNIT_BITS={unit_ns.bit_length()}"]
 
 
 def native_slot(ns: int) -> int:

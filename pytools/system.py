@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from . import syscalls
 from .errors import ToolError
 
 CAP_DAC_READ_SEARCH = 2
@@ -142,8 +143,7 @@ def seccomp_summary(status_text: str,
     return True, "filter: allows bpf() and perf_event_open()"
 
 
-# perf_event_open(2), per machine.
-SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241}.get(os.uname().machine, 298)
+SYS_PERF_EVENT_OPEN = syscalls.number("perf_event_open")
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY = 1, 9
 PERF_PARANOID_FIX = ("sysctl -w kernel.perf_event_paranoid=2 (the documented capabilities "
                      "then suffice), or run as root")
@@ -569,9 +569,7 @@ def find_headers() -> Headers:
 
 # --------------------------------------------------------------------- fentry
 
-# bpf(2)'s number, per machine (include/uapi/asm-generic/unistd.h for arm64).
-SYSCALL_BPF = {"x86_64": 321, "aarch64": 280}
-SYS_BPF = SYSCALL_BPF.get(os.uname().machine, 321)
+SYS_BPF = syscalls.number("bpf")
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24

@@ -57,7 +57,12 @@ class Tool:
     order_reason = ""
 
     # ------------------------------------------------------------ probes
-    def plan(self) -> List[Candidate]:
+    # plan(opts), cflags(opts) and features(opts) are the only builders of
+    # what is loaded: the reader open() makes, --ebpf and doctor all use
+    # them. `opts` is the command's options, or the reader's own arguments
+    # in the same names (absent ones take the command's defaults).
+    def plan(self, opts: Optional[dict] = None) -> List[Candidate]:
+        """The probe candidates, in order (tests/unit/test_plan_flags.py)."""
         raise NotImplementedError
 
     def modes(self) -> List[str]:
@@ -66,6 +71,11 @@ class Tool:
     def cflags(self, opts: dict) -> List[str]:
         """Flags for these options, before the probe candidate's own."""
         raise NotImplementedError
+
+    def features(self, opts: dict) -> list:
+        """Optional features compiled in where the kernel allows
+        (probes.Feature)."""
+        return []
 
     # ------------------------------------------------------------ reading
     def open(self, opts: dict, mode: str = "auto"):

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 import click
 
-from .. import render
+from .. import cdefs, render
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import DeviceNames, dev_text
@@ -18,8 +18,12 @@ from ..system import kernel_version_code
 from ..tool import Tool, View
 from .base import LoadedTool
 
-OPS = ("read", "write", "flush", "discard", "other")   # enum bio_op in bpf/biolatency.c
+OPS = ("read", "write", "flush", "discard", "other")   # the op codes, in this order
 OP_SYNC = 8                                            # or'ed into the op: REQ_SYNC
+UNTIMED = ("unmatched", "flush", "map_full")           # biolatency_untimed's indices
+# What bpf/biolatency.c takes from here (pytools/cdefs.py): passed as -D flags.
+SHARED = {**cdefs.enum("OP", OPS), "OP_SYNC": OP_SYNC, **cdefs.enum("UNTIMED", UNTIMED),
+          "UNTIMED_COUNT": len(UNTIMED)}
 DEFAULT_MAX_KEYS = 1024
 # The exporter counts in microseconds, buckets up to slot 27 (~134 s), as
 # vfs_read_latency_seconds does.
@@ -62,8 +66,8 @@ def plan(queued: bool = False) -> List[Candidate]:
 def cflags(unit: str = "usecs", by_device: bool = False, by_op: bool = False,
            queued: bool = False, dev: Optional[int] = None,
            max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
-    flags = slot_flags(unit) + [f"-DMAX_KEYS={max_keys}",
-                                f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
+    flags = slot_flags(unit) + cdefs.flags(SHARED) + [
+        f"-DMAX_KEYS={max_keys}", f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
     if by_device:
         flags.append("-DBY_DEVICE")
     if by_op:
@@ -95,7 +99,8 @@ class BioSnapshot:
 
 
 def delta(cur: BioSnapshot, prev: BioSnapshot) -> BioSnapshot:
-    return BioSnapshot(diff(cur.hists, prev.hists), cur.unmatched - prev.unmatched, cur.untimed - prev.untimed,
+    return BioSnapshot(diff(cur.hists, prev.hists), cur.unmatched - prev.unmatched,
+                       cur.untimed - prev.untimed,
                        cur.map_full - prev.map_full, cur.taken_at,
                        cur.taken_at - prev.taken_at)
 
@@ -108,8 +113,9 @@ class BioLatency(LoadedTool):
         from ..loader import load
         self.unit_name, self.unit_ns = unit, UNITS.get(unit, 1)
         self.by_device, self.by_op = by_device, by_op
-        flags = cflags(unit, by_device, by_op, queued, dev)
-        self.program = load(TOOL.name, plan(queued), flags, mode)
+        opts = {"unit": unit, "by_device": by_device, "by_op": by_op, "queued": queued,
+                "device": dev}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
         self.devices = DeviceNames()
 
     def snapshot(self) -> BioSnapshot:
@@ -125,8 +131,9 @@ class BioLatency(LoadedTool):
                 hists[key] = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu),
                                       self.unit_name)
         untimed = self.program.table("biolatency_untimed")
-        counts = [sum(untimed[untimed.Key(i)]) for i in range(3)]
-        return BioSnapshot(hists, counts[0], counts[1], counts[2], time.monotonic())
+        counts = {name: sum(untimed[untimed.Key(i)]) for i, name in enumerate(UNTIMED)}
+        return BioSnapshot(hists, counts["unmatched"], counts["flush"], counts["map_full"],
+                           time.monotonic())
 
 
 # ----------------------------------------------------------------- rendering
@@ -258,12 +265,12 @@ Examples:
 
     order_reason = ORDER_REASON
 
-    def plan(self):
-        return plan()
+    def plan(self, opts=None):
+        return plan((opts or {}).get("queued", False))
 
     def cflags(self, opts):
-        return cflags(opts["unit"], opts["by_device"], opts["by_op"], opts["queued"],
-                      opts["device"])
+        return cflags(opts["unit"], opts.get("by_device", False), opts.get("by_op", False),
+                      opts.get("queued", False), opts.get("device"))
 
     def open(self, opts, mode="auto"):
         return BioLatency(opts["unit"], opts["by_device"], opts["by_op"], opts["queued"],

@@ -123,8 +123,8 @@ class ExecveCounter(LoadedTool):
         from ..loader import load  # keeps this module importable without bcc
         self.by = by
         self.count_failed = count_failed
-        flags = cflags(by, pid, uid, max_keys, count_failed)
-        self.program = load(TOOL.name, plan(count_failed), flags, mode)
+        opts = {"by": by, "pid": pid, "uid": uid, "max_keys": max_keys, "failed": count_failed}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
         self.workloads = None
         if by in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -321,11 +321,12 @@ Examples:
                      help="Labels of execve_total (pod: namespace, pod, container)."),
     )
 
-    def plan(self):
-        return plan()
+    def plan(self, opts=None):
+        return plan((opts or {}).get("failed", False))
 
     def cflags(self, opts):
-        return cflags(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], opts["failed"])
+        return cflags(opts["by"], opts.get("pid"), opts.get("uid"),
+                      opts.get("max_keys", DEFAULT_MAX_KEYS), opts.get("failed", False))
 
     def open(self, opts, mode="auto"):
         return ExecveCounter(opts["by"], opts["pid"], opts["uid"], opts["max_keys"],

@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import click
 
-from .. import render
+from .. import cdefs, render
 from ..deltas import Tally, diff
 from ..hist import SLOTS, Log2Hist
 from ..names import DeviceNames, FileKey, FileNames, c_string, dev_text
@@ -89,8 +89,11 @@ def kernel_efficiency_feature() -> Feature:
     return efficiency_plan(lambda name: system.tracepoint_fields(env.tracefs, name),
                            fexit_problem(env.facts))
 
-KINDS = ("sync", "async", "forced")            # enum ra_kind in bpf/readahead.c
-EVENT_WINDOW = 2                                # enum ra_event_type: the rest are requests
+KINDS = ("sync", "async", "forced")            # readahead kinds, in this order
+EVENTS = ("sync_request", "async_request", "window")   # what a traced event is
+EVENT_WINDOW = EVENTS.index("window")
+# What bpf/readahead.c takes from here (pytools/cdefs.py): passed as -D flags.
+SHARED = {**cdefs.enum("KIND", KINDS), **cdefs.enum("EVENT", EVENTS), "HIST_SLOTS": SLOTS}
 TRACEPOINTS = ("page_cache_sync_ra", "page_cache_async_ra", "page_cache_ra_order",
                "page_cache_ra_unbounded")
 # (function, BPF handler): the kernels each exists in are in bpf/readahead.c.
@@ -137,8 +140,8 @@ def plan() -> List[Candidate]:
 def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
            trace: bool = False, max_files: int = 10240, files: bool = True,
            by_cgroup: bool = False) -> List[str]:
-    flags = [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
-             f"-DMAX_FILES={max_files}"]
+    flags = cdefs.flags(SHARED) + [f"-DKERNEL_VERSION_CODE={kernel_version_code(release):#x}",
+                                   f"-DMAX_FILES={max_files}"]
     if by_cgroup:
         flags.append("-DBY_CGROUP")
     if not files:
@@ -238,10 +241,10 @@ class Readahead(LoadedTool):
                  efficiency: bool = False, by: Optional[str] = None):
         from ..loader import load
         self.by = by
-        flags = cflags(os.uname().release, dev, pid, trace, files=files,
-                       by_cgroup=by is not None)
-        features = [kernel_efficiency_feature()] if efficiency else []
-        self.program = load(TOOL.name, plan(), flags, mode, features)
+        opts = {"device": dev, "pid": pid, "trace": trace, "files": files, "by": by,
+                "efficiency": efficiency}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            TOOL.features(opts))
         self.devices = DeviceNames()     # names for what the snapshots hold
         self.files = FileNames()
         self.workloads = None
@@ -611,16 +614,20 @@ Examples:
 
     order_reason = ORDER_REASON
 
-    def plan(self):
+    def plan(self, opts=None):
         return plan()
 
     def cflags(self, opts):
-        return cflags(os.uname().release, opts["device"], opts["pid"], opts["trace"],
-                      by_cgroup=opts["by"] is not None)
+        return cflags(os.uname().release, opts.get("device"), opts.get("pid"),
+                      opts.get("trace", False), files=opts.get("files", True),
+                      by_cgroup=opts.get("by") is not None)
+
+    def features(self, opts):
+        return [kernel_efficiency_feature()] if self._efficiency(opts) else []
 
     @staticmethod
     def _efficiency(opts) -> bool:
-        return opts["efficiency"] and not opts["trace"]
+        return bool(opts.get("efficiency")) and not opts.get("trace")
 
     def open(self, opts, mode="auto"):
         return Readahead(opts["device"], opts["pid"], opts["trace"], mode,

@@ -12,18 +12,21 @@ from typing import Dict, List, Optional, Tuple
 
 import click
 
-from .. import render
+from .. import cdefs, render
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
-from ..system import kernel_version_code, read_pid_max, start_slots
+from ..system import find_tracefs, kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import LoadedTool
 
-# -P, -L, --by: what a histogram is kept per, and PER_KEY in bpf/runqlat.c.
-PER_KEYS = {"pid": 1, "tid": 2, "pod": 3, "container": 3}
+# -P, -L, --by: what a histogram is kept per (PER_KEY in bpf/runqlat.c).
+# What bpf/runqlat.c takes from here (pytools/cdefs.py): passed as -D flags.
+SHARED = cdefs.enum("KEY", ("tgid", "tid", "cgroup"), first=1)
+PER_KEYS = {"pid": SHARED["KEY_TGID"], "tid": SHARED["KEY_TID"], "pod": SHARED["KEY_CGROUP"],
+            "container": SHARED["KEY_CGROUP"]}
 WORKLOAD_KINDS = ("pod", "container")
 DEFAULT_MAX_KEYS = 10240
 # Threads waiting at once share these slots by tid (a clash is counted):
@@ -102,7 +105,10 @@ def _evaluate(expression: str) -> Optional[int]:
         return None
 
 
-def read_state_mask(tracefs: str = "/sys/kernel/tracing") -> int:
+TRACEFS = "/sys/kernel/tracing"
+
+
+def read_state_mask(tracefs: str = TRACEFS) -> int:
     try:
         with open(os.path.join(tracefs, "events", "sched", "sched_switch", "format")) as f:
             return state_mask(f.read()) or DEFAULT_STATE_MASK
@@ -113,9 +119,9 @@ def read_state_mask(tracefs: str = "/sys/kernel/tracing") -> int:
 def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
            per: Optional[str] = None, pid_max: int = 32768,
            mask: int = DEFAULT_STATE_MASK, max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
-    flags = slot_flags(unit) + [f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}",
-             f"-DSTATE_MASK={mask:#x}",
-             f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
+    flags = slot_flags(unit) + cdefs.flags(SHARED) + [
+        f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}", f"-DSTATE_MASK={mask:#x}",
+        f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if comm is not None:
@@ -162,9 +168,9 @@ class RunqLat(LoadedTool):
                  comm: Optional[str] = None, per: Optional[str] = None, mode: str = "auto"):
         from ..loader import load, prepare
         self.unit_name, self.unit_ns, self.per = unit, UNITS.get(unit, 1), per
-        mask = read_state_mask(prepare().tracefs)
-        self.program = load(TOOL.name, plan(),
-                            cflags(unit, pid, comm, per, read_pid_max(), mask), mode)
+        prepare()                   # tracefs mounted: cflags reads sched_switch's format
+        opts = {"unit": unit, "pid": pid, "comm": comm, "per": per}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -300,6 +306,10 @@ def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
 # ---------------------------------------------------------------------- spec
 
 def _per(opts) -> Optional[str]:
+    """What a histogram is kept per: the reader's `per`, or the command's
+    --by, -P or -L."""
+    if "per" in opts:
+        return opts["per"]
     return opts.get("by") or ("pid" if opts.get("pids") else "tid" if opts.get("tids")
                               else None)
 
@@ -348,12 +358,12 @@ Examples:
     exporter_default = False
     order_reason = ORDER_REASON
 
-    def plan(self):
+    def plan(self, opts=None):
         return plan()
 
     def cflags(self, opts):
-        return cflags(opts["unit"], opts["pid"], opts["comm"], _per(opts),
-                      read_pid_max(), read_state_mask())
+        return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), _per(opts),
+                      read_pid_max(), read_state_mask(find_tracefs() or TRACEFS))
 
     def open(self, opts, mode="auto"):
         if sum(bool(x) for x in (opts.get("pids"), opts.get("tids"), opts.get("by"))) > 1:

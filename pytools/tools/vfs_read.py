@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import click
 
-from .. import render
+from .. import cdefs, render, syscalls
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import c_string, comm_words
@@ -20,14 +19,13 @@ from ..tool import Tool, View
 from .base import LoadedTool
 
 READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
-# Their numbers, for the raw tracepoint (which sees every syscall by number).
-SYSCALL_NUMBERS = {
-    "x86_64": {"read": 0, "pread64": 17, "readv": 19, "preadv": 295, "preadv2": 327},
-    "aarch64": {"read": 63, "pread64": 67, "readv": 65, "preadv": 69, "preadv2": 286},
-}
+PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
+# What bpf/vfs_read.c takes from here (pytools/cdefs.py): passed as -D flags;
+# and NR_<syscall> where the machine's numbers are known (pytools/syscalls.py).
+SHARED = cdefs.enum("PER", PER_PROCESS_KEYS, first=1)
 DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
-PER_CHOICES = ("pid", "comm") + WORKLOAD_KINDS
+PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
@@ -54,7 +52,7 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
     (they need this machine's syscall numbers). The tracepoint modes time
     the syscall, not vfs_read itself."""
     raw = []
-    if (machine or os.uname().machine) in SYSCALL_NUMBERS:
+    if syscalls.numbers(machine):
         raw = [Candidate("raw_tracepoint", "read syscalls via raw tracepoints",
                          "PROBE_RAW_TRACEPOINT",
                          (Hook("raw_tracepoint", "raw_syscalls:sys_enter"),
@@ -81,9 +79,9 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
            floor: str = "", machine: Optional[str] = None) -> List[str]:
     """floor, for the benchmark only: "empty" (hooks with empty bodies) or
     "clock" (bodies that only read the clock at a read's entry and exit)."""
-    flags = slot_flags(unit) + [f"-DSTART_SLOTS={start_slots(pid_max)}"]
-    numbers = SYSCALL_NUMBERS.get(machine or os.uname().machine, {})
-    flags += [f"-DNR_{name}={nr}" for name, nr in numbers.items()]
+    flags = slot_flags(unit) + cdefs.flags(SHARED) + [f"-DSTART_SLOTS={start_slots(pid_max)}"]
+    numbers = syscalls.numbers(machine)
+    flags += [f"-DNR_{name}={numbers[name]}" for name in READ_SYSCALLS if name in numbers]
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if comm is not None:
@@ -97,7 +95,7 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
         if per_process in WORKLOAD_KINDS:
             flags += ["-DPER_CGROUP", f"-DMAX_PROCS={max_procs}"]
         else:
-            flags += [f"-DPER_PROCESS={1 if per_process == 'pid' else 2}",
+            flags += [f"-DPER_PROCESS={SHARED['PER_' + per_process.upper()]}",
                       f"-DMAX_PROCS={max_procs}"]
     if floor:
         if floor not in ("empty", "clock"):
@@ -147,9 +145,9 @@ class VfsReadLatency(LoadedTool):
         self.unit_name = unit
         self.unit_ns = UNITS.get(unit, 1)
         self.per_process = per_process
-        flags = cflags(unit, pid, comm, min_latency_ns, per_process, max_procs,
-                       read_pid_max(), floor)
-        self.program = load(TOOL.name, plan(), flags, mode)
+        opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
+                "per_process": per_process, "max_procs": max_procs, "floor": floor}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
         self.workloads = None
         if per_process in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -331,16 +329,21 @@ Examples:
 
     order_reason = ORDER_REASON
 
-    def plan(self):
+    def plan(self, opts=None):
         return plan()
 
     @staticmethod
     def _min_ns(opts) -> Optional[int]:
-        return opts["min_latency"] * UNITS[opts["unit"]] or None
+        """-m in ns: the command's min_latency in its unit, or the reader's
+        min_latency_ns."""
+        if "min_latency_ns" in opts:
+            return opts["min_latency_ns"]
+        return opts.get("min_latency", 0) * UNITS[opts["unit"]] or None
 
     def cflags(self, opts):
-        return cflags(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                      opts["per_process"], pid_max=read_pid_max())
+        return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
+                      opts.get("per_process"), opts.get("max_procs", DEFAULT_MAX_PROCS),
+                      read_pid_max(), opts.get("floor", ""))
 
     def open(self, opts, mode="auto"):
         return VfsReadLatency(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),

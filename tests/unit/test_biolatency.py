@@ -26,8 +26,9 @@ def names(dev):
 
 
 def test_cflags_and_plan():
+    shared = [f"-D{name}={value}" for name, value in bio.SHARED.items()]
     assert bio.cflags("msecs", by_device=True, by_op=True, queued=True, dev=LOOP0) == [
-        "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DMAX_KEYS=1024",
+        "-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", *shared, "-DMAX_KEYS=1024",
         f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", "-DBY_DEVICE", "-DBY_OP",
         "-DQUEUED", f"-DFILTER_DEV={7 << 20}"]
     raw, tracepoint = bio.plan()

@@ -16,9 +16,11 @@ def test_cflags_for_every_option():
     flags = vfs_read.cflags("msecs", pid=42, comm="ab", min_latency_ns=5000,
                             per_process="comm", max_procs=8, pid_max=4_194_304,
                             machine="x86_64")
-    assert flags == ["-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DSTART_SLOTS=4194304",
+    assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DPER_PID=1",
+                     "-DPER_COMM=2", "-DSTART_SLOTS=4194304",
                      "-DNR_read=0", "-DNR_pread64=17", "-DNR_readv=19", "-DNR_preadv=295",
-                     "-DNR_preadv2=327", "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL", "-DFILTER_COMM_HI=0x0ULL",
+                     "-DNR_preadv2=327", "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL",
+                     "-DFILTER_COMM_HI=0x0ULL",
                      "-DMIN_LATENCY_NS=5000ULL", "-DPER_PROCESS=2", "-DMAX_PROCS=8"]
     assert "-DNR_read=63" in vfs_read.cflags(machine="aarch64")
     assert not any(f.startswith("-DNR_") for f in vfs_read.cflags(machine="riscv64"))

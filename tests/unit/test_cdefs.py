@@ -1,0 +1,71 @@
+"""What a BPF program and its Python reader share is said once, in Python
+(pytools/cdefs.py): each program lists the names it takes in `// shared:`
+lines, defines none of them itself, uses each one, and its tool's cflags
+pass exactly those; the Python side reads the same constants."""
+
+import os
+import re
+
+import pytest
+
+from pytools.cli import COMMANDS, tool_options
+from pytools.hist import SLOTS
+from pytools.tools import TOOLS
+from pytools.tools import biolatency, readahead, runqlat, vfs_read
+
+BPF = os.path.join(os.path.dirname(__file__), "..", "..", "bpf")
+
+
+def source(name):
+    with open(os.path.join(BPF, name)) as f:
+        return f.read()
+
+
+def shared_names(text):
+    return {n for line in re.findall(r"^// shared: (.*)$", text, re.M)
+            for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line.split("(")[0])}
+
+
+def includes(text):
+    return re.findall(r'^#include "([^"]+)"', text, re.M)
+
+
+def defined_in_flags(flags):
+    return {m.group(1): m.group(2) for f in flags
+            if (m := re.match(r"-D([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", f))}
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
+def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
+    text = source(f"{tool.name}.c")
+    names = shared_names(text)
+    for header in includes(text):
+        names |= shared_names(source(header))
+        text += source(header)
+    flags = defined_in_flags(tool.cflags(tool_options(COMMANDS[tool.name])))
+    missing = names - set(flags)
+    assert not missing, f"bpf/{tool.name}.c takes {missing}, its cflags do not pass them"
+    code = re.sub(r"//.*", "", text)
+    for name in names:
+        assert not re.search(rf"#define\s+{name}\b|\b{name}\s*=", code), \
+            f"bpf/{tool.name}.c defines {name} itself"
+        assert re.search(rf"\b{name}\b", code), f"bpf/{tool.name}.c never uses {name}"
+
+
+def test_the_python_side_reads_the_same_constants():
+    assert biolatency.SHARED["OP_READ"] == biolatency.OPS.index("read")
+    assert biolatency.op_name(biolatency.SHARED["OP_DISCARD"] | biolatency.OP_SYNC) == \
+        "sync-discard"
+    assert [biolatency.SHARED[f"UNTIMED_{n.upper()}"] for n in biolatency.UNTIMED] == [0, 1, 2]
+    assert readahead.KINDS[readahead.SHARED["KIND_FORCED"]] == "forced"
+    assert readahead.SHARED["EVENT_WINDOW"] == readahead.EVENT_WINDOW
+    assert readahead.SHARED["HIST_SLOTS"] == SLOTS
+    assert "-DPER_PROCESS=2" in vfs_read.cflags(per_process="comm")
+    assert vfs_read.SHARED["PER_COMM"] == 2
+    assert f"-DPER_KEY={runqlat.SHARED['KEY_CGROUP']}" in runqlat.cflags(per="pod")
+
+
+def test_a_name_the_c_side_takes_but_python_does_not_pass_is_found():
+    text = "// shared: FOO BAR\n#if FOO == BAR\n#endif\n"
+    assert shared_names(text) == {"FOO", "BAR"}
+    assert set(shared_names(text)) - set(defined_in_flags(["-DFOO=1"])) == {"BAR"}
