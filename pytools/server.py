@@ -26,7 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from prometheus_client import CollectorRegistry
 
 from .errors import ToolError
-from .exporter import SelfCollector, SelfStats, ToolCollector
+from .exporter import ToolCollector
+from .self_metrics import SelfCollector, SelfStats
 from .exporter_config import DEFAULT_PORT
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE

@@ -192,36 +192,30 @@ def biolatency_json(snap: BioSnapshot, probe: dict, seconds: float, device_name,
 
 # ------------------------------------------------------------------ exporter
 
-def biolatency_families(snapshot: Optional[BioSnapshot], cap, stats, name_of) -> list:
+BIO_COUNTERS = (   # unlabelled counters: (name, help, value of a snapshot)
+    ("block_io_unmatched", "Completions not timed: their issue was not seen (in flight "
+     "at start), or the histogram map was full.", lambda s: s.unmatched + s.map_full),
+    ("block_io_untimed_flushes", "Data-less requests (flushes) not timed: no sector.",
+     lambda s: s.untimed),
+)
+
+
+def biolatency_families(snapshot: Optional[BioSnapshot], collector) -> list:
     """block_io_latency_seconds{device, op}; devices beyond the cap summed
     into device="~other" (per op)."""
-    from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, label_value, labelled_histogram_family
+    from ..families import counters, labelled_histogram_family
+    from ..series import fold, label_value
     cells: Dict[Tuple[str, str], Log2Hist] = {}
     if snapshot is not None:
-        named = [(name_of(dev), op, hist) for (dev, op), hist in snapshot.hists.items()]
-        totals: Dict[str, int] = {}
-        for name, _, hist in named:
-            totals[name] = totals.get(name, 0) + hist.count
-        kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
-        for name, op, hist in named:
-            key = (label_value(name) if name in kept else OTHER, op)
-            cells[key] = cells[key] + hist if key in cells else hist
-        if stats is not None:
-            stats.record_folded("block_io_latency_seconds", folded)
+        cells, folded = fold(collector.cap, (
+            ((label_value(collector.device(dev)),), (op,), hist)
+            for (dev, op), hist in snapshot.hists.items()), weight=lambda h: h.count)
+        collector.stats.record_folded("block_io_latency_seconds", folded)
     hist = labelled_histogram_family(
         "block_io_latency_seconds", "Block I/O latency from issue to completion (from "
         "insertion with -Q); le bounds are powers of two of seconds.", ["device", "op"],
         sorted(cells.items()), NS_PER_SECOND, EXPORTER_LAST_SLOT)
-    unmatched = CounterMetricFamily(
-        "block_io_unmatched", "Completions not timed: their issue was not seen (in flight "
-        "at start), or the histogram map was full.")
-    untimed = CounterMetricFamily(
-        "block_io_untimed_flushes", "Data-less requests (flushes) not timed: no sector.")
-    if snapshot is not None:
-        unmatched.add_metric([], snapshot.unmatched + snapshot.map_full)
-        untimed.add_metric([], snapshot.untimed)
-    return [hist, unmatched, untimed]
+    return [hist] + counters(BIO_COUNTERS, snapshot)
 
 
 # ---------------------------------------------------------------------- spec
@@ -291,7 +285,7 @@ Examples:
         return BioLatency(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
 
     def families(self, snapshot, collector):
-        return biolatency_families(snapshot, collector.cap, collector.stats, collector.device)
+        return biolatency_families(snapshot, collector)
 
 
 TOOL = BioLatencyTool()

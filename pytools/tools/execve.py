@@ -251,31 +251,35 @@ def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, whe
 
 # ------------------------------------------------------------------ exporter
 
-def execve_families(snapshot: Optional[ExecveSnapshot], cap, stats, by: str,
-                    series=None, cache=None) -> list:
+def execve_families(snapshot: Optional[ExecveSnapshot], collector) -> list:
     """execve_total{<by>}: calls to execve/execveat by key; by pod, the
     labels are namespace, pod and container, by service the service.
     Calls the kernel could not key (its map full) and keys beyond the cap
-    are in `~other`. `cache`: kept across scrapes for the series' lines."""
-    from ..exporter import OTHER, LabelledCounterFamily, label_value
+    are in `~other`."""
+    from ..families import LabelledCounterFamily
+    from ..series import OTHER, fold, label_value
     from ..workloads import GROUPINGS
+    by = collector.opts["by"]
+    series = collector.cgroup_series("container" if by == "pod" else by) \
+        if by in WORKLOAD_KINDS else None
     names = list(GROUPINGS["container" if by == "pod" else by]) if series else [by]
     family = LabelledCounterFamily("execve", f"execve and execveat calls by {by}.", names,
-                                   cache)
+                                   collector.render_cache("execve_total"))
     if snapshot is not None:
         if series:
-            grouped = series.sweep(series.group(snapshot.counts), cap)
+            grouped = series.sweep(series.group(snapshot.counts), collector.cap)
             counts = {label: total for label, (total, _) in grouped.items()}
         else:
             counts = {(label_value(str(k)),): v for k, v in snapshot.counts.items()}
-        kept, other, folded = cap.fold(counts) if cap else (counts, 0, 0)
-        for key, value in sorted(kept.items()):
+        cells, folded = fold(collector.cap, ((key, (), v) for key, v in counts.items()),
+                             weight=lambda v: v)
+        other_key = (OTHER,) * len(names)
+        other = cells.pop(other_key, 0) + snapshot.overflow + (collector.cap.retired or 0)
+        for key, value in sorted(cells.items()):
             family.add(key, value)
-        other += snapshot.overflow + ((cap.retired or 0) if cap else 0)
         if other or folded:
-            family.add([OTHER] * len(names), other)
-        if stats is not None:
-            stats.record_folded("execve_total", folded)
+            family.add(list(other_key), other)
+        collector.stats.record_folded("execve_total", folded)
     return [family]
 
 
@@ -355,11 +359,7 @@ Examples:
         return ExecveCounter(by=opts["by"], mode=mode)
 
     def families(self, snapshot, collector):
-        by = collector.opts["by"]
-        series = collector.cgroup_series("container" if by == "pod" else by) \
-            if by in WORKLOAD_KINDS else None
-        return execve_families(snapshot, collector.cap, collector.stats, by, series,
-                               collector.render_cache("execve_total"))
+        return execve_families(snapshot, collector)
 
 
 TOOL = Execve()

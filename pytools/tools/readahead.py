@@ -475,37 +475,35 @@ READAHEAD_COUNTERS = (   # (metric, field of Counts, help)
 WINDOW_LAST_SLOT = 16
 
 
-def readahead_families(snapshot: Optional[ReadaheadSnapshot], cap, stats,
-                       name_of: Callable[[int], str]) -> list:
+def readahead_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list:
     """readahead_*_total{kind, device}, and the window-size histogram. Devices
     beyond the cap are summed into device="~other" (per kind)."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER, histogram_family, label_value
+    from ..families import counters, histogram_family
+    from ..series import fold, label_value
     families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
                 for name, _, doc in READAHEAD_COUNTERS]
     hist = histogram_family("readahead_window_pages", "Readahead window sizes, in pages.",
                             snapshot.window_hist if snapshot is not None else None, 1,
                             WINDOW_LAST_SLOT)
-    full = CounterMetricFamily("readahead_map_full",
-                               "Readahead events whose device found the map full.")
     if snapshot is not None:
-        named = [(kind, name_of(dev), counts) for (dev, kind), counts in snapshot.devices.items()]
-        totals: Dict[str, int] = {}
-        for _, name, counts in named:
-            totals[name] = totals.get(name, 0) + counts.pages + counts.requests
-        kept, _, folded = cap.fold(totals) if cap else (totals, 0, 0)
-        cells: Dict[Tuple[str, str], Counts] = {}
-        for kind, name, counts in named:
-            key = (kind, label_value(name) if name in kept else OTHER)
-            cells[key] = cells.get(key, Counts()) + counts
+        cells, folded = fold(collector.cap, (
+            ((label_value(collector.device(dev)),), (kind,), counts)
+            for (dev, kind), counts in snapshot.devices.items()),
+            weight=lambda c: c.pages + c.requests)
+        ordered = sorted(((kind, name), counts) for (name, kind), counts in cells.items())
+        ordered.sort(key=lambda kv: KINDS.index(kv[0][0]))
         for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
-            for (kind, name), counts in sorted(cells.items(), key=lambda kv: (
-                    KINDS.index(kv[0][0]), kv[0][1])):
+            for (kind, name), counts in ordered:
                 family.add_metric([kind, name], getattr(counts, attr))
-        full.add_metric([], snapshot.overflow)
-        if stats is not None:
-            stats.record_folded("readahead", folded)
-    return families + [hist, full]
+        collector.stats.record_folded("readahead", folded)
+    return families + [hist] + counters(READAHEAD_SCALARS, snapshot)
+
+
+READAHEAD_SCALARS = (   # unlabelled counters: (name, help, value of a snapshot)
+    ("readahead_map_full", "Readahead events whose device found the map full.",
+     lambda s: s.overflow),
+)
 
 
 USAGE_COUNTERS = (
@@ -520,7 +518,7 @@ USAGE_COUNTERS = (
 )
 
 
-def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], name_of) -> list:
+def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list:
     """readahead_{tracked,used,dropped,untracked}_pages_total{device}, where
     the kernel lets them be measured (absent otherwise, never zeros)."""
     from prometheus_client.core import CounterMetricFamily
@@ -529,40 +527,33 @@ def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], name_of
     if snapshot is not None and snapshot.usage is not None:
         for family, (_, attr, _) in zip(families, USAGE_COUNTERS):
             for dev, usage in sorted(snapshot.usage.items()):
-                family.add_metric([name_of(dev)], getattr(usage, attr))
+                family.add_metric([collector.device(dev)], getattr(usage, attr))
     return families
 
 
-def readahead_pod_families(snapshot: Optional[ReadaheadSnapshot], series, cap) -> list:
+def readahead_pod_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list:
     """readahead_pod_pages_total{kind, namespace, pod} (--readahead-by pod):
-    pages read ahead for each pod's reads; pods beyond the cap in ~other."""
+    pages read ahead for each pod's reads; pods beyond the cap (pod_cap) in
+    ~other."""
     from prometheus_client.core import CounterMetricFamily
-    from ..exporter import OTHER
+    from ..series import OTHER, fold
     family = CounterMetricFamily("readahead_pod_pages", "Pages read ahead by kind, for "
                                  "the reads of each pod.", labels=["kind", "namespace", "pod"])
     if snapshot is not None:
-        per_kind: Dict[str, Dict[int, int]] = {}
-        for (cgroup_id, kind), c in (snapshot.cgroups or {}).items():
-            per_kind.setdefault(kind, {})[cgroup_id] = c.pages
+        series, cap = collector.cgroup_series("pod"), collector.pod_cap
         totals: Dict[int, int] = {}
-        for values in per_kind.values():
-            for cgroup_id, pages in values.items():
-                totals[cgroup_id] = totals.get(cgroup_id, 0) + pages
+        for (cgroup_id, _), c in (snapshot.cgroups or {}).items():
+            totals[cgroup_id] = totals.get(cgroup_id, 0) + c.pages
         live = series.sweep(series.group(totals), cap)
         alive_ids = {i for _, ids in live.values() for i in ids}
-        kept, _, _ = cap.fold({label[:2]: total for label, (total, _) in live.items()})
-        cells: Dict[Tuple[str, str, str], int] = {}
-        for kind, values in per_kind.items():
-            for cgroup_id, pages in values.items():
-                if cgroup_id not in alive_ids:
-                    continue
-                label = series.label_of(cgroup_id)[:2]
-                key = (kind,) + (label if label in kept else (OTHER, OTHER))
-                cells[key] = cells.get(key, 0) + pages
+        cells, _ = fold(cap, ((series.label_of(cgroup_id)[:2], (kind,), c.pages)
+                              for (cgroup_id, kind), c in (snapshot.cgroups or {}).items()
+                              if cgroup_id in alive_ids), weight=lambda pages: pages)
+        rows = {(key[2],) + key[:2]: pages for key, pages in cells.items()}
         if cap.retired:
             key = (KINDS[0], OTHER, OTHER)
-            cells[key] = cells.get(key, 0) + cap.retired
-        for key, pages in sorted(cells.items()):
+            rows[key] = rows.get(key, 0) + cap.retired
+        for key, pages in sorted(rows.items()):
             family.add_metric(list(key), pages)
     return [family]
 
@@ -672,13 +663,11 @@ Examples:
                          efficiency=bool(opts.get("efficiency")))
 
     def families(self, snapshot, collector):
-        families = readahead_families(snapshot, collector.cap, collector.stats,
-                                      collector.device)
+        families = readahead_families(snapshot, collector)
         if collector.opts.get("efficiency"):
-            families += readahead_efficiency_families(snapshot, collector.device)
+            families += readahead_efficiency_families(snapshot, collector)
         if collector.opts.get("by") == "pod":
-            families += readahead_pod_families(snapshot, collector.cgroup_series("pod"),
-                                               collector.pod_cap)
+            families += readahead_pod_families(snapshot, collector)
         return families
 
 

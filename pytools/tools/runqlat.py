@@ -274,33 +274,33 @@ def runqlat_json(snap: RunqSnapshot, probe: dict, seconds: float, top: int, when
 
 # ------------------------------------------------------------------ exporter
 
-def runqlat_families(snapshot: Optional[RunqSnapshot], series=None, cap=None,
-                     cache=None) -> list:
+RUNQLAT_COUNTERS = (   # unlabelled counters: (name, help, value of a snapshot)
+    ("run_queue_unattributed", "Waits counted in the total but in no pod's series: the "
+     "task's cgroup was not known yet, or the per-cgroup map was full.",
+     lambda s: s.unattributed + s.map_full),
+    ("run_queue_lost", "Waits not timed: another waiting thread took their start slot "
+     "(threads share a bounded array by thread id).", lambda s: s.lost),
+)
+
+
+def runqlat_families(snapshot: Optional[RunqSnapshot], collector) -> list:
     """run_queue_latency_seconds, unlabelled, or by (namespace, pod) with
-    series (--runqlat-by pod): pods beyond the cap in ~other."""
-    from prometheus_client.core import CounterMetricFamily
-    from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
+    --runqlat-by pod: pods beyond the cap in ~other."""
+    from ..families import counters, histogram_family, labelled_histogram_family
+    from ..series import pod_histograms
     name = "run_queue_latency_seconds"
     doc = ("Time runnable tasks waited for a CPU, from wakeup or preemption to running; "
            "le bounds are powers of two of seconds.")
-    unattributed = CounterMetricFamily(
-        "run_queue_unattributed", "Waits counted in the total but in no pod's series: the "
-        "task's cgroup was not known yet, or the per-cgroup map was full.")
-    if series is None:
+    if collector.opts.get("by") != "pod":
         families = [histogram_family(name, doc, snapshot.hist if snapshot is not None
                                      else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
     else:
-        items = pod_histograms(snapshot.per_key or {}, series, cap) \
-            if snapshot is not None else []
+        items = pod_histograms(snapshot.per_key or {}, collector.cgroup_series("pod"),
+                               collector.cap) if snapshot is not None else []
         families = [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
-                                              NS_PER_SECOND, EXPORTER_LAST_SLOT, cache)]
-    lost = CounterMetricFamily(
-        "run_queue_lost", "Waits not timed: another waiting thread took their start slot "
-        "(threads share a bounded array by thread id).")
-    if snapshot is not None:
-        unattributed.add_metric([], snapshot.unattributed + snapshot.map_full)
-        lost.add_metric([], snapshot.lost)
-    return families + [unattributed, lost]
+                                              NS_PER_SECOND, EXPORTER_LAST_SLOT,
+                                              collector.render_cache(name))]
+    return families + counters(RUNQLAT_COUNTERS, snapshot)
 
 
 # ---------------------------------------------------------------------- spec
@@ -386,9 +386,7 @@ Examples:
         return RunqLat(unit=EXPORTER_UNIT, per=per, mode=mode)
 
     def families(self, snapshot, collector):
-        series = collector.cgroup_series("pod") if collector.opts.get("by") == "pod" else None
-        return runqlat_families(snapshot, series, collector.cap,
-                                collector.render_cache("run_queue_latency_seconds"))
+        return runqlat_families(snapshot, collector)
 
 
 TOOL = RunqLatTool()

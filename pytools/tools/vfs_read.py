@@ -244,38 +244,39 @@ def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
 
 # ------------------------------------------------------------------ exporter
 
-def vfs_read_families(snapshot: Optional[LatencySnapshot], series=None, cap=None,
-                      cache=None) -> list:
+VFS_READ_COUNTERS = (   # unlabelled counters: (name, help, value of a snapshot)
+    ("vfs_read_latency_lost", "Reads not timed because another thread shared their "
+     "start slot (bounded start array).", lambda s: s.start_clashes),
+)
+
+
+def vfs_read_families(snapshot: Optional[LatencySnapshot], collector) -> list:
     """vfs_read_latency_seconds, unlabelled, or by (namespace, pod) with
-    series (--vfs-read-by pod): pods beyond the cap in ~other, and reads of
-    cgroups the kernel's per-cgroup map had no room for counted apart."""
-    from prometheus_client.core import CounterMetricFamily
-    from ..exporter import histogram_family, labelled_histogram_family, pod_histograms
+    --vfs-read-by pod: pods beyond the cap in ~other, and reads of cgroups
+    the kernel's per-cgroup map had no room for counted apart."""
+    from ..families import counters, histogram_family, labelled_histogram_family
+    from ..series import pod_histograms
     name = "vfs_read_latency_seconds"
     doc = ("Time from vfs_read entry to return (or read syscall entry to exit, in "
            "tracepoint mode); le bounds are powers of two of seconds.")
-    families = []
-    if series is None:
-        families.append(histogram_family(name, doc, snapshot.hist if snapshot is not None
-                                          else None, NS_PER_SECOND, EXPORTER_LAST_SLOT))
+    if collector.opts.get("by") != "pod":
+        families = [histogram_family(name, doc, snapshot.hist if snapshot is not None
+                                     else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
     else:
-        items = []
-        unlabelled = CounterMetricFamily(
-            "vfs_read_latency_unlabelled", "Reads timed but not in a pod's series: their "
-            "cgroup found the per-cgroup map full (--vfs-read-by pod).")
-        if snapshot is not None:
-            items = pod_histograms(snapshot.per_cgroup or {}, series, cap)
-            labelled = sum(h.count for h in (snapshot.per_cgroup or {}).values())
-            unlabelled.add_metric([], max(0, snapshot.hist.count - labelled))
-        families += [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
-                                               NS_PER_SECOND, EXPORTER_LAST_SLOT, cache),
-                     unlabelled]
-    clashes = CounterMetricFamily(
-        "vfs_read_latency_lost", "Reads not timed because another thread shared their "
-        "start slot (bounded start array).")
-    if snapshot is not None:
-        clashes.add_metric([], snapshot.start_clashes)
-    return families + [clashes]
+        items = pod_histograms(snapshot.per_cgroup or {}, collector.cgroup_series("pod"),
+                               collector.cap) if snapshot is not None else []
+        families = [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
+                                              NS_PER_SECOND, EXPORTER_LAST_SLOT,
+                                              collector.render_cache(name))]
+        families += counters(VFS_READ_BY_POD_COUNTERS, snapshot)
+    return families + counters(VFS_READ_COUNTERS, snapshot)
+
+
+VFS_READ_BY_POD_COUNTERS = (
+    ("vfs_read_latency_unlabelled", "Reads timed but not in a pod's series: their "
+     "cgroup found the per-cgroup map full (--vfs-read-by pod).",
+     lambda s: max(0, s.hist.count - sum(h.count for h in (s.per_cgroup or {}).values()))),
+)
 
 
 # ---------------------------------------------------------------------- spec
@@ -365,9 +366,7 @@ Examples:
         return VfsReadLatency(unit=EXPORTER_UNIT, per_process=per, mode=mode)
 
     def families(self, snapshot, collector):
-        series = collector.cgroup_series("pod") if collector.opts.get("by") == "pod" else None
-        return vfs_read_families(snapshot, series, collector.cap,
-                                 collector.render_cache("vfs_read_latency_seconds"))
+        return vfs_read_families(snapshot, collector)
 
 
 TOOL = VfsRead()

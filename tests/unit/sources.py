@@ -37,3 +37,24 @@ def VfsReadCollector(source, stats, kernel, max_series):
 
 def ReadaheadCollector(source, stats, kernel, max_series):
     return tool_collector("readahead", source, stats, kernel, max_series)
+
+
+class StubCollector:
+    """The Collector protocol (pytools.exporter) for a tool's families()
+    called directly: fixed caps and options, devices named by `names`."""
+
+    def __init__(self, max_series=10, names=str, **opts):
+        from pytools.self_metrics import SelfStats
+        from pytools.series import SeriesCap
+        self.name = "stub"
+        self.opts = opts
+        self.cap, self.pod_cap = SeriesCap(max_series), SeriesCap(max_series)
+        self.stats = SelfStats()
+        self.device = names
+        self._caches = {}
+
+    def cgroup_series(self, by):
+        raise AssertionError("no cgroup series in this stub")
+
+    def render_cache(self, family):
+        return self._caches.setdefault(family, {})

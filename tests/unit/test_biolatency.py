@@ -5,7 +5,7 @@ import json
 
 from prometheus_client import CollectorRegistry
 
-from pytools.exporter import SelfStats
+from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
 from pytools.names import kernel_dev
 from pytools.system import kernel_version_code

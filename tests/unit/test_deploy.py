@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.cli import bpf_exporter
-from pytools.exporter import SelfCollector, SelfStats
+from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import NATIVE, Log2Hist
 from pytools.runstats import Cost

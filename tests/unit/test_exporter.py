@@ -7,14 +7,17 @@ from hypothesis import given, strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.exporter import OTHER, SelfCollector, SelfStats, SeriesCap, label_value
+from pytools.self_metrics import SelfCollector, SelfStats
+
+from pytools.series import OTHER, SeriesCap, label_value
 from pytools.hist import SLOTS, Log2Hist
 from pytools.tools.execve import ExecveSnapshot
 from pytools.names import kernel_dev
 from pytools.tools.readahead import Counts, ReadaheadSnapshot, readahead_families
 from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import ExecveCollector, FixedSource, ReadaheadCollector, VfsReadCollector
+from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, StubCollector,
+                      VfsReadCollector)
 
 KERNEL = "6.18.0-test"
 
@@ -182,11 +185,11 @@ def test_readahead_counters_by_kind_and_device_and_window_histogram():
 
 
 def test_readahead_devices_beyond_the_cap_go_to_other():
-    stats = SelfStats()
-    families = readahead_families(readahead_snapshot(), SeriesCap(1), stats, names)
+    collector = StubCollector(max_series=1, names=names)
+    families = readahead_families(readahead_snapshot(), collector)
     pages = {tuple(s.labels.values()): s.value for s in families[3].samples}
     assert pages == {("sync", "sda"): 64, ("async", "sda"): 64, ("sync", "~other"): 3}
-    assert stats.folded == {"readahead": 1}
+    assert collector.stats.folded == {"readahead": 1}
 
 
 class _ReadaheadAt:
@@ -265,7 +268,7 @@ class FakeWorkloads:
 
 
 def churn(pods, grace=10):
-    from pytools.exporter import CgroupSeries
+    from pytools.series import CgroupSeries
     workloads, forgotten, clock = FakeWorkloads(pods), [], [0.0]
     series = CgroupSeries(workloads, "container", grace, forgotten.extend, lambda: clock[0])
     return series, workloads, forgotten, clock

@@ -9,7 +9,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, InfoMetricFamily)
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.exporter import SelfCollector, SelfStats
+from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exposition import number, text_format
 from pytools.hist import Log2Hist
 from pytools.tools.execve import ExecveSnapshot

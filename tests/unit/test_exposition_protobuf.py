@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytools.exporter import SelfCollector, SelfStats, labelled_histogram_family
+from pytools.families import labelled_histogram_family
+
+from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exposition import text_format
 from pytools.exposition_protobuf import native_spans, parse, protobuf_format, wants_protobuf
 from pytools.hist import NATIVE, NS_PER_SECOND, Log2Hist, native_slot

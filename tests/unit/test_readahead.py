@@ -166,9 +166,11 @@ def test_exporter_efficiency_families_only_where_measured():
     pages = Log2Hist.from_values([32], 1, "pages")
     measured = ReadaheadSnapshot({(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,
                                  usage={8 << 20: Usage(32, 30, 1, 2)})
-    families = readahead_efficiency_families(measured, lambda dev: "sda")
+    from .sources import StubCollector
+    families = readahead_efficiency_families(measured, StubCollector(names=lambda dev: "sda"))
     values = {f.name: [(s.labels, s.value) for s in f.samples] for f in families}
     assert values["readahead_used_pages"] == [({"device": "sda"}, 30)]
     assert values["readahead_untracked_pages"] == [({"device": "sda"}, 2)]
     unmeasured = ReadaheadSnapshot({}, {}, pages, usage=None)
-    assert all(not f.samples for f in readahead_efficiency_families(unmeasured, str))
+    assert all(not f.samples for f in readahead_efficiency_families(unmeasured,
+                                                                     StubCollector()))

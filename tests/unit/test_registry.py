@@ -13,7 +13,10 @@ import pytest
 from pytools import doctor
 from pytools.cli import COMMANDS, bpf_exporter, collector_options, main, tool_options
 from pytools.errors import ToolError
+from pytools.exporter import Collector
 from pytools.tools import TOOLS, by_name
+
+from .sources import StubCollector
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,10 +81,22 @@ def test_collector_is_on_by_default_and_describes_its_families(tool):
     for option in tool.exporter_options:
         dest = option(lambda: None).__click_params__[0].name
         assert dest.startswith(tool.name + "_")
-    stub = SimpleNamespace(cap=None, pod_cap=None, stats=None, opts=opts, device=str,
-                           render_cache=lambda family: {}, cgroup_series=None)
+    stub = StubCollector(**opts)
+    assert isinstance(stub, Collector)
     families = tool.families(None, stub)
     assert families and all(not f.samples for f in families)
+
+
+def test_the_collector_protocol_is_what_the_exporter_hands_over():
+    """ToolCollector is a Collector; an object without one of its parts is not."""
+    from pytools.self_metrics import SelfStats
+
+    from .sources import FixedSource, tool_collector
+    real = tool_collector("execve", FixedSource(None), SelfStats(), "k", 10, by="comm")
+    assert isinstance(real, Collector)
+    partial = SimpleNamespace(name="x", opts={}, cap=None, pod_cap=None, stats=None,
+                              device=str, cgroup_series=lambda by: None)
+    assert not isinstance(partial, Collector)      # no render_cache
 
 
 def test_doctor_has_a_row_per_tool(monkeypatch):

@@ -6,7 +6,7 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pytools.exporter import SelfStats
+from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
 from pytools.system import kernel_version_code
 from pytools.tools import runqlat as rq

@@ -1,6 +1,6 @@
 """pytools.runstats: fdinfo parsing and how a cost is shown."""
 
-from pytools.exporter import cost_families
+from pytools.self_metrics import cost_families
 from pytools.runstats import Cost, as_json, describe, parse_fdinfo, total
 
 FDINFO = """pos:\t0
