@@ -160,14 +160,14 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
     import os
     from pathlib import Path
 
-    from . import system
+    from . import privileges
     from .loader import bpf_source, unchecked_cflags
 
     cannot_load = None
-    if system.missing_privilege(os.geteuid(),
-                                system.parse_capeff(Path("/proc/self/status").read_text())):
+    if privileges.missing_privilege(os.geteuid(),
+                                privileges.parse_capeff(Path("/proc/self/status").read_text())):
         cannot_load = "loading needs root"
-    elif not system.bcc_importable():
+    elif not privileges.bcc_importable():
         cannot_load = "the bcc module is not installed"
     if cannot_load:
         candidate, flags = unchecked_cflags(tool.plan(opts), tool.cflags(opts), mode)
@@ -237,13 +237,13 @@ Examples:
 
 
 def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
-    """A click callback running pytools.server's `parser_name` on the value:
+    """A click callback running pytools.exporter_config's `parser_name` on the value:
     its ValueError becomes a usage error. keep_text: check only, pass the
     text on."""
     def callback(ctx, param, value):
-        from . import server
+        from . import exporter_config
         try:
-            parsed = getattr(server, parser_name)(value)
+            parsed = getattr(exporter_config, parser_name)(value)
         except ValueError as e:
             raise click.BadParameter(str(e)) from None
         return value if keep_text else parsed

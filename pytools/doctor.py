@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from . import system
+from . import headers, kernel, privileges
 from .errors import ToolError
 
 
@@ -21,26 +21,26 @@ class Check:
 
 def environment_checks() -> List[Check]:
     checks: List[Check] = []
-    checks.append(Check("kernel", None, system.kernel_release()))
+    checks.append(Check("kernel", None, kernel.kernel_release()))
 
     status = Path("/proc/self/status").read_text()
-    capeff = system.parse_capeff(status)
-    problem = system.missing_privilege(os.geteuid(), capeff)
+    capeff = privileges.parse_capeff(status)
+    problem = privileges.missing_privilege(os.geteuid(), capeff)
     checks.append(Check("privileges", problem is None, problem or "can load tracing programs",
                         "run with sudo" if problem else ""))
 
     # Whether a filter refuses bpf() is only told apart with the
     # capabilities to call it (an unprivileged caller gets EPERM anyway).
-    ok, detail = system.seccomp_summary(status) if problem is None else \
-        (None, system.SECCOMP_MODES.get(system.parse_seccomp(status), "unknown"))
-    checks.append(Check("seccomp", ok, detail, system.SECCOMP_FIX if ok is False else ""))
+    ok, detail = privileges.seccomp_summary(status) if problem is None else \
+        (None, privileges.SECCOMP_MODES.get(privileges.parse_seccomp(status), "unknown"))
+    checks.append(Check("seccomp", ok, detail, privileges.SECCOMP_FIX if ok is False else ""))
 
-    if problem is None and ok is not False and not capeff >> system.CAP_SYS_ADMIN & 1:
-        refused = system.perf_event_refused()
+    if problem is None and ok is not False and not capeff >> privileges.CAP_SYS_ADMIN & 1:
+        refused = privileges.perf_event_refused()
         checks.append(Check("perf events", refused is None,
                             refused or f"allowed (kernel.perf_event_paranoid "
-                                       f"{system.read_perf_paranoid()})",
-                            system.PERF_PARANOID_FIX if refused else ""))
+                                       f"{privileges.read_perf_paranoid()})",
+                            privileges.PERF_PARANOID_FIX if refused else ""))
 
     try:
         import bcc
@@ -49,8 +49,8 @@ def environment_checks() -> List[Check]:
         checks.append(Check("bcc", False, "python module bcc not importable",
                             "apt-get install python3-bpfcc"))
 
-    tracefs = system.find_tracefs()
-    unreadable = tracefs and system.tracefs_unreadable(tracefs, system.can_read)
+    tracefs = kernel.find_tracefs()
+    unreadable = tracefs and kernel.tracefs_unreadable(tracefs, kernel.can_read)
     if unreadable:
         checks.append(Check("tracefs", False, unreadable, "add CAP_DAC_READ_SEARCH to "
                             "CAP_BPF and CAP_PERFMON, or run as root"))
@@ -61,16 +61,16 @@ def environment_checks() -> List[Check]:
                             "" if tracefs else "mount -t tracefs nodev /sys/kernel/tracing"))
 
     try:
-        headers = system.find_headers()
-        checks.append(Check("kernel headers", True, f"{headers.path} ({headers.how})"))
+        found = headers.find_headers()
+        checks.append(Check("kernel headers", True, f"{found.path} ({found.how})"))
     except ToolError as e:
         checks.append(Check("kernel headers", False, e.message, e.hint))
 
-    mode, source = system.lockdown_mode()
+    mode, source = kernel.lockdown_mode()
     checks.append(Check("lockdown", None, f"{mode} ({source})" if mode else f"unknown: {source}"))
-    checks.append(Check("BTF", None, "yes (/sys/kernel/btf/vmlinux)" if system.btf_available()
+    checks.append(Check("BTF", None, "yes (/sys/kernel/btf/vmlinux)" if kernel.btf_available()
                         else "no: fentry/fexit unavailable"))
-    kprobe_problem = system.kprobes_supported(tracefs)
+    kprobe_problem = kernel.kprobes_supported(tracefs)
     checks.append(Check("kprobes", None, kprobe_problem or "supported"))
     return checks
 

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import system
+from . import headers, kernel, privileges
 from .errors import ToolError
 from .probes import Candidate, Facts, Feature, Hook, cflags_for, order_for, usable_hooks
 
@@ -52,7 +52,7 @@ class Attempt:
 @dataclass
 class Environment:
     tracefs: str
-    headers: system.Headers
+    headers: headers.Headers
     bcc_version: str
     facts: Facts = field(repr=False)
 
@@ -65,34 +65,35 @@ def prepare() -> Environment:
     global _environment
     if _environment is not None:
         return _environment
-    system.check_privileges()
-    tracefs = system.ensure_tracefs()
-    system.check_tracefs_access(tracefs)
-    headers = system.find_headers()
-    if headers.env:
-        os.environ["BCC_KERNEL_SOURCE"] = headers.env
+    privileges.check_privileges()
+    tracefs = kernel.ensure_tracefs()
+    kernel.check_tracefs_access(tracefs)
+    found = headers.find_headers()
+    if found.env:
+        os.environ["BCC_KERNEL_SOURCE"] = found.env
     try:
         import bcc
     except ImportError:
-        raise ToolError("the bcc Python module is not installed", system.BCC_PACKAGE_HINT) from None
+        raise ToolError("the bcc Python module is not installed",
+                        privileges.BCC_PACKAGE_HINT) from None
     version = getattr(bcc, "__version__", "unknown")
-    _environment = Environment(tracefs, headers, version, gather_facts(tracefs, headers))
+    _environment = Environment(tracefs, found, version, gather_facts(tracefs, found))
     return _environment
 
 
-def gather_facts(tracefs: str, headers: system.Headers) -> Facts:
+def gather_facts(tracefs: str, found: headers.Headers) -> Facts:
     def fentry_problem(function: str) -> Optional[str]:
-        if not system.btf_available():
+        if not kernel.btf_available():
             return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
         with captured_stderr():  # libbpf prints its lookup failures
-            return system.fentry_load_problem(function)
+            return kernel.fentry_load_problem(function)
 
     return Facts(
-        tracepoint_exists=lambda name: system.tracepoint_exists(tracefs, name),
-        kprobes_problem=system.kprobes_supported(tracefs),
+        tracepoint_exists=lambda name: kernel.tracepoint_exists(tracefs, name),
+        kprobes_problem=kernel.kprobes_supported(tracefs),
         fentry_problem=fentry_problem,
-        traceable=lambda fn: _known_function(system.traceable_functions(tracefs), fn),
-        struct_layout_problem=system.struct_layout_problem(headers, system.kernel_release()),
+        traceable=lambda fn: _known_function(kernel.traceable_functions(tracefs), fn),
+        struct_layout_problem=headers.struct_layout_problem(found, kernel.kernel_release()),
     )
 
 

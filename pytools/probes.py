@@ -56,7 +56,7 @@ class Feature:
 
 @dataclass
 class Facts:
-    """What the kernel offers, gathered once by the loader (see system.py)."""
+    """What the kernel offers, gathered once by the loader (see kernel.py)."""
     tracepoint_exists: Callable[[str], bool]
     kprobes_problem: Optional[str]
     fentry_problem: Callable[[str], Optional[str]]   # per kernel function

@@ -56,7 +56,7 @@ class RunStats:
         self.problem: Optional[str] = None
         if _sysctl_on():
             return
-        from .system import SYS_BPF
+        from .syscalls import SYS_BPF
         attr = (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME)
         libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.syscall(SYS_BPF, BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))

@@ -9,8 +9,6 @@ stop the server, detach every program and exit 0.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import errno
 import gc
 import ipaddress
@@ -20,62 +18,24 @@ import resource
 import signal
 import socket
 import threading
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry
 
 from .errors import ToolError
 from .exporter import ToolCollector
 from .self_metrics import SelfCollector, SelfStats
-from .exporter_config import DEFAULT_PORT
+from .access import WebState, guarded
+from .exporter_config import parse_listen
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
 from .exposition_protobuf import protobuf_format, wants_protobuf
 from .httpd import FreshRenders, HttpServer, Limits, Request, Response, Route, plain
 from .memory import release_compile_memory
-from .tools import TOOLS, by_name
-from .webconfig import (PasswordCheck, WebConfig, WebConfigError, file_state, load_web_config,
-                        parse_basic, ssl_context)
+from .tools import by_name
+from .webconfig import WebConfigError
 
 log = logging.getLogger("bpf-exporter")
-
-def parse_listen(text: str) -> Tuple[str, int]:
-    """'ADDR:PORT', ':PORT' (all addresses), '[v6addr]:PORT' or 'PORT'."""
-    if text.startswith("[") and text.endswith("]"):
-        raise ValueError(f"{text!r}: the port is missing, e.g. {text}:{DEFAULT_PORT}")
-    host, sep, port_text = text.rpartition(":")
-    if sep and not port_text:
-        raise ValueError(f"{text!r}: the port is missing, e.g. {text}{DEFAULT_PORT}")
-    if not sep:
-        host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORT}")
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{text!r}: the port must be a number") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{text!r}: the port must be in 1-65535")
-    return host, port
-
-
-def collector_names() -> List[str]:
-    return [tool.name for tool in TOOLS]
-
-
-def parse_collectors(text: str) -> List[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in collector_names()]
-    if unknown:
-        raise ValueError(f"unknown collector {', '.join(unknown)}; "
-                         f"choose from {', '.join(collector_names())}")
-    if not names:
-        raise ValueError("no collector chosen")
-    return list(dict.fromkeys(names))
-
 
 INDEX_PAGE = """<html><head><title>bpf-exporter</title></head><body>
 <h1>bpf-exporter</h1>
@@ -102,96 +62,6 @@ def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Rout
             return plain(200, "ok")
         return plain(404, "not found: try /metrics")
     return route
-
-
-# kubelet probes carry no password: health stays open (it says "ok" only).
-OPEN_PATHS = ("/healthz", "/-/healthy")
-
-
-class WebState:
-    """The web config in force and its password checks.
-
-    As exporter-toolkit rereads its web config for every connection, so that
-    a certificate rotated in place (a Kubernetes Secret, cert-manager) is
-    served and a removed client CA stops being trusted without a restart,
-    this one rereads it when the file or any file it names has changed
-    (device, inode, size or mtime), looked at most once a second as
-    connections arrive; SIGHUP rereads it at once. A file that does not
-    load is logged in one line (once per change) and the config in force
-    stays. Password checks run in a pool of their own: bcrypt is slow by
-    design, and a flood of wrong passwords must not hold up scrapes."""
-
-    def __init__(self, path: Optional[str], clock: Callable[[], float] = time.monotonic):
-        self.path = path
-        self.clock = clock
-        self.config = load_web_config(path) if path else WebConfig()
-        self.tls = ssl_context(self.config.tls) if self.config.tls else None
-        self._state = self._watched_state()
-        self._looked_at = clock()
-        self._lock = threading.Lock()
-        self.passwords = PasswordCheck()
-        self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="auth")
-
-    def _watched_state(self):
-        """file_state of the config file and the files the config in force
-        names (None without a config file)."""
-        if not self.path:
-            return None
-        return file_state((self.path,) + (self.config.tls.files if self.config.tls else ()))
-
-    def reload(self, why: str = "SIGHUP") -> None:
-        """Read the web config and its files again; keep the one in force if
-        they do not load."""
-        if not self.path:
-            log.warning("%s: no --web.config.file to reload", why)
-            return
-        with self._lock:
-            state = self._watched_state()
-            try:
-                new = load_web_config(self.path)
-                tls = ssl_context(new.tls) if new.tls else None
-            except WebConfigError as e:
-                self._state = state         # said once per change, not per connection
-                log.error("web config %s not reloaded (%s), the previous one stays: %s",
-                          self.path, why, e)
-                return
-            self.config, self.tls = new, tls
-            self._state = self._watched_state()
-        log.warning("web config %s reloaded (%s): %s", self.path, why, new.describe)
-
-    def current_tls(self):
-        """The TLS context for a new connection (None: plain HTTP), reloaded
-        first if a file changed since the last look (at most once a second)."""
-        now = self.clock()
-        if self.path and now - self._looked_at >= 1.0:
-            self._looked_at = now
-            if self._watched_state() != self._state:
-                self.reload("a file changed")
-        return self.tls
-
-    def headers(self) -> Dict[str, str]:
-        return self.config.headers
-
-    async def allowed(self, request: Request) -> bool:
-        config = self.config
-        if not config.users or request.path in OPEN_PATHS:
-            return True
-        credentials = parse_basic(request.headers.get("Authorization"))
-        if credentials is None:
-            return False
-        if self.passwords.cached(config.users, *credentials):
-            return True
-        return await asyncio.get_running_loop().run_in_executor(
-            self.pool, self.passwords.check, config.users, *credentials)
-
-
-def guarded(route: Route, web: WebState) -> Route:
-    async def guarded_route(request: Request, renders: FreshRenders) -> Response:
-        if not await web.allowed(request):
-            return plain(401, "unauthorized", **{"WWW-Authenticate":
-                                                 'Basic realm="bpf-exporter", charset="UTF-8"'})
-        return await route(request, renders)
-    return guarded_route
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -227,22 +97,6 @@ def raise_file_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
-
-
-def parse_probe_modes(values: Sequence[str]) -> Dict[str, str]:
-    """--probe COLLECTOR=MODE options (force a collector's probe mode)."""
-    modes = {}
-    for value in values:
-        name, sep, mode = value.partition("=")
-        if not sep or name not in collector_names():
-            raise ValueError(f"{value!r}: expected COLLECTOR=MODE with COLLECTOR one of "
-                             f"{', '.join(collector_names())}")
-        offered = ["auto"] + by_name(name).modes()
-        if mode not in offered:
-            raise ValueError(f"{value!r}: expected COLLECTOR=MODE with MODE one of "
-                             f"{', '.join(offered)} for {name}")
-        modes[name] = mode
-    return modes
 
 
 def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, strict: bool,

@@ -23,3 +23,7 @@ def numbers(machine: Optional[str] = None) -> Dict[str, int]:
 def number(name: str, machine: Optional[str] = None) -> int:
     """A call's number here (x86_64's where the machine is not known)."""
     return numbers(machine).get(name, NUMBERS["x86_64"][name])
+
+
+SYS_BPF = number("bpf")
+SYS_PERF_EVENT_OPEN = number("perf_event_open")

@@ -14,7 +14,7 @@ from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import DeviceNames, dev_text
 from ..options import device_option, unit_options
 from ..probes import Candidate, Hook
-from ..system import kernel_version_code
+from ..kernel import kernel_version_code
 from ..tool import Tool, View
 from .base import LoadedTool
 

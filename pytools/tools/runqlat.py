@@ -18,7 +18,7 @@ from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
-from ..system import find_tracefs, kernel_version_code, read_pid_max, start_slots
+from ..kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import LoadedTool
 

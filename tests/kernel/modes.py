@@ -11,22 +11,22 @@ from typing import Optional
 
 import pytest
 
-from pytools import loader, system
+from pytools import kernel, loader
 
 
 def mode_problem(mode: str, function: str = "vfs_read",
                  tracepoint: Optional[str] = None) -> Optional[str]:
     tracefs = loader.prepare().tracefs
     if mode == "kprobe":
-        return system.kprobes_supported(tracefs)
+        return kernel.kprobes_supported(tracefs)
     if mode == "fentry":
-        if not system.btf_available():
+        if not kernel.btf_available():
             return "kernel has no BTF"
-        return system.fentry_load_problem(function)
+        return kernel.fentry_load_problem(function)
     if mode == "raw_tracepoint":
         tracepoint = tracepoint or "raw_syscalls:sys_enter"
     if mode in ("tracepoint", "raw_tracepoint") and tracepoint \
-            and not system.tracepoint_exists(tracefs, tracepoint):
+            and not kernel.tracepoint_exists(tracefs, tracepoint):
         return f"no tracepoint {tracepoint}"
     return None
 
@@ -49,7 +49,7 @@ def need_feature(name: str, problem: Optional[str]) -> None:
 
 
 def readahead_efficiency_problem() -> Optional[str]:
-    from pytools.tools.readahead import kernel_efficiency_feature
+    from pytools.tools.readahead_efficiency import kernel_efficiency_feature
     return kernel_efficiency_feature().problem
 
 

@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from pytools import system
+from pytools import headers
 from pytools.tools import TOOLS
 
 from .modes import need_feature
@@ -27,7 +27,7 @@ from .workload import tool_command
 
 RELEASE = os.uname().release
 HIDE_NODE = ["/usr/src", "/lib/modules"]
-HIDE_ALL = HIDE_NODE + [os.path.dirname(system.PREPARED_HEADERS)]
+HIDE_ALL = HIDE_NODE + [os.path.dirname(headers.PREPARED_HEADERS)]
 
 
 def namespaced(command, hide, binds=()):
@@ -85,7 +85,7 @@ def exporter_scrape(hide, binds=(), host_root="/nonexistent"):
 def test_each_tool_compiles_through_the_fallback_on_a_headerless_node(tool):
     result = run(tool_command(tool.command) + ["-v", "1", "1"], HIDE_NODE)
     assert result.returncode == 0, result.stderr
-    assert f"headers: {os.path.realpath(system.PREPARED_HEADERS)}" in result.stderr
+    assert f"headers: {os.path.realpath(headers.PREPARED_HEADERS)}" in result.stderr
     assert result.stdout.strip()
 
 
@@ -128,7 +128,7 @@ def host_root():
                 os.symlink(os.readlink(f"/lib/modules/{RELEASE}/{name}"),
                            os.path.join(modules, name))
     else:
-        flavour = os.path.basename(os.path.realpath(system.PREPARED_HEADERS))
+        flavour = os.path.basename(os.path.realpath(headers.PREPARED_HEADERS))
         common = flavour.rsplit("-", 1)[0] + "-common"
         assert os.path.isdir(f"/usr/src/{common}"), "generic headers package missing"
         os.symlink(f"/usr/src/{flavour}", os.path.join(modules, "build"))

@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from pytools.system import LEAST_CAPABILITIES
+from pytools.privileges import LEAST_CAPABILITIES
 from pytools.tools import TOOLS
 
 from .modes import scratch_dir

@@ -87,9 +87,9 @@ def waits_at_least(hist: dict, usecs: int) -> int:
 def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
     need_mode(mode, tracepoint="sched:sched_switch")
     if mode == "raw_tracepoint":
-        from pytools import loader, system
-        headers = loader.prepare().headers
-        problem = system.struct_layout_problem(headers, system.kernel_release())
+        from pytools import headers, kernel, loader
+        found = loader.prepare().headers
+        problem = headers.struct_layout_problem(found, kernel.kernel_release())
         if problem:
             pytest.skip(f"kernel lacks raw_tracepoint for runqlat: {problem}")
     hogs = start_hogs(2, 1.5)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import List, Optional, Set
 
-from pytools.system import SYS_BPF
+from pytools.syscalls import SYS_BPF
 
 NOBODY = 65534
 SYS_EXECVEAT = {"x86_64": 322, "aarch64": 281}[os.uname().machine]

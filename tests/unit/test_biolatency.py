@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
 from pytools.names import kernel_dev
-from pytools.system import kernel_version_code
+from pytools.kernel import kernel_version_code
 from pytools.tools import biolatency as bio
 from pytools.tools.biolatency import BioSnapshot, delta
 

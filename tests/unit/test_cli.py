@@ -39,9 +39,9 @@ def test_ebpf_prints_the_program_with_its_flags():
 def test_ebpf_without_bcc_prints_the_unchecked_program(monkeypatch):
     """As root on a machine without bcc, --ebpf still shows the program
     (the plan's first candidate), and says why it is unchecked."""
-    from pytools import system
-    monkeypatch.setattr(system, "bcc_importable", lambda: False)
-    monkeypatch.setattr(system, "missing_privilege", lambda euid, caps: None)
+    from pytools import privileges
+    monkeypatch.setattr(privileges, "bcc_importable", lambda: False)
+    monkeypatch.setattr(privileges, "missing_privilege", lambda euid, caps: None)
     result = run("--ebpf", "--by", "uid", "--max-keys", "16")
     assert result.exit_code == 0, result.output
     first, second, rest = result.output.split("\n", 2)

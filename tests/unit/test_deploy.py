@@ -20,10 +20,10 @@ from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import NATIVE, Log2Hist
 from pytools.runstats import Cost
-from pytools.system import LEAST_CAPABILITIES
+from pytools.privileges import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.readahead import Counts, ReadaheadSnapshot, Usage
+from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 

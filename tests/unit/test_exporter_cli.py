@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from pytools.cli import bpf_exporter
-from pytools.server import parse_collectors, parse_listen, parse_probe_modes
+from pytools.exporter_config import parse_collectors, parse_listen, parse_probe_modes
 
 
 def run(*args):

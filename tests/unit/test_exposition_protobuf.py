@@ -17,7 +17,7 @@ from pytools.exposition import text_format
 from pytools.exposition_protobuf import native_spans, parse, protobuf_format, wants_protobuf
 from pytools.hist import NATIVE, NS_PER_SECOND, Log2Hist, native_slot
 from pytools.tools.biolatency import BioSnapshot
-from pytools.tools.readahead import ReadaheadSnapshot
+from pytools.tools.readahead_snapshot import ReadaheadSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
 from .sources import FixedSource, tool_collector

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from pytools import loader, system
+from pytools import headers, loader
 from pytools.errors import ToolError
 from pytools.probes import Candidate, Facts, Feature, Hook
 
@@ -56,7 +56,7 @@ def kernel(monkeypatch):
     facts = Facts(tracepoint_exists=lambda name: name in present,
                   kprobes_problem="kernel built without kprobes (CONFIG_KPROBES)",
                   fentry_problem=lambda fn: None, traceable=lambda fn: True)
-    env = loader.Environment("/sys/kernel/tracing", system.Headers("/h", "test"), "0.26", facts)
+    env = loader.Environment("/sys/kernel/tracing", headers.Headers("/h", "test"), "0.26", facts)
     monkeypatch.setattr(loader, "_environment", env)
     monkeypatch.setitem(sys.modules, "bcc", types.SimpleNamespace(BPF=FakeBPF))
     monkeypatch.setattr(loader, "bpf_source", lambda tool: f"// {tool}.c")

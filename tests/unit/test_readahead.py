@@ -6,7 +6,10 @@ from pytools.names import kernel_dev
 from pytools.cli import readahead_stats
 from pytools.hist import Log2Hist
 from pytools.tools import readahead as ra
-from pytools.tools.readahead import Counts, ReadaheadSnapshot
+from pytools.tools import readahead_efficiency as eff
+from pytools.tools import readahead_output as ro
+from pytools.tools import readahead_snapshot as rs
+from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot
 
 
 def test_kernel_version_code():
@@ -25,7 +28,7 @@ def test_delta_and_groupings():
     a = snap({(dev, "sync"): Counts(1, 16, 1, 64)}, {(dev, 5): Counts(1, 16, 1, 64)}, t=1)
     b = snap({(dev, "sync"): Counts(2, 32, 2, 128), (dev, "async"): Counts(3, 48, 3, 3000)},
              {(dev, 5): Counts(5, 80, 5, 3128)}, slots=[0, 0, 1], t=3)
-    d = ra.delta(b, a)
+    d = rs.delta(b, a)
     assert d.by_kind() == {"sync": Counts(1, 16, 1, 64), "async": Counts(3, 48, 3, 3000),
                            "forced": Counts()}
     assert d.by_device() == {dev: Counts(4, 64, 4, 3064)}
@@ -37,7 +40,7 @@ def test_readahead_text_and_json():
     s = snap({(dev, "async"): Counts(2, 32, 2, 512)}, {(dev, 7): Counts(2, 32, 2, 512)},
              slots=[0, 0, 0, 0, 0, 0, 0, 0, 0, 2])
     problem = "readahead efficiency ... is not measured: this kernel lacks tracepoint x"
-    text = ra.readahead_text(s, "readahead via tracepoints", 1.0, 10,
+    text = ro.readahead_text(s, "readahead via tracepoints", 1.0, 10,
                                  lambda d: "vda", lambda k: "/data/f", None, problem)
     lines = text.splitlines()
     assert lines[0] == "readahead via tracepoints, 1.0s"
@@ -45,7 +48,7 @@ def test_readahead_text_and_json():
     assert ["vda", "2", "32", "2", "512"] in [line.split() for line in lines]
     assert ["/data/f", "2", "32", "2", "512"] in [line.split() for line in lines]
     assert any("256 -> 511" in line for line in lines)
-    obj = json.loads(json.dumps(ra.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
+    obj = json.loads(json.dumps(ro.readahead_json(s, {}, 1.0, 10, lambda d: "vda",
                                                       lambda k: "/data/f", "t", problem)))
     assert obj["files"] == [{"dev": "254:0", "ino": 7, "name": "/data/f", "requests": 2,
                              "req_pages": 32, "windows": 2, "pages": 512}]
@@ -68,12 +71,12 @@ print fmt: "dev=%d:%d", REC->s_dev
 
 
 def test_parse_format_fields():
-    from pytools.system import parse_format_fields
+    from pytools.kernel import parse_format_fields
     assert parse_format_fields(FORMAT) == {"i_ino", "s_dev", "comm"}
 
 
 FULL = {name: frozenset(fields)
-        for name, fields in {**ra.PAGE_TRACEPOINTS, **ra.USE_TRACEPOINTS}.items()}
+        for name, fields in {**eff.PAGE_TRACEPOINTS, **eff.USE_TRACEPOINTS}.items()}
 
 
 def fexit_ok(function):
@@ -85,7 +88,7 @@ def fexit_refused(function):
 
 
 def test_efficiency_plan_prefers_the_use_tracepoints():
-    plan = ra.efficiency_plan(FULL.get, fexit_refused)
+    plan = eff.efficiency_plan(FULL.get, fexit_refused)
     assert plan.problem is None
     assert plan.defines == ("-DEFFICIENCY", "-DUSE_TRACEPOINTS")
     assert [h.describe() for h in plan.hooks] == [
@@ -96,12 +99,12 @@ def test_efficiency_plan_prefers_the_use_tracepoints():
 
 
 def test_efficiency_plan_falls_back_to_fexit_where_use_tracepoints_are_missing():
-    older = {name: FULL[name] for name in ra.PAGE_TRACEPOINTS}        # like 6.1
-    plan = ra.efficiency_plan(older.get, fexit_ok)
+    older = {name: FULL[name] for name in eff.PAGE_TRACEPOINTS}        # like 6.1
+    plan = eff.efficiency_plan(older.get, fexit_ok)
     assert plan.problem is None and plan.defines == ("-DEFFICIENCY", "-DUSE_FEXIT")
     assert [h.describe() for h in plan.hooks][2:] == [
         "fexit filemap_read", "fexit filemap_map_pages", "fexit filemap_fault"]
-    problem = ra.efficiency_plan(older.get, fexit_refused).problem
+    problem = eff.efficiency_plan(older.get, fexit_refused).problem
     assert problem.startswith("readahead efficiency (pages read ahead but never used) is not "
                               "measured: this kernel lacks tracepoint filemap:mm_filemap_get_pages")
     assert "fexit filemap_read: EPERM (lockdown)" in problem
@@ -110,41 +113,41 @@ def test_efficiency_plan_falls_back_to_fexit_where_use_tracepoints_are_missing()
 def test_efficiency_plan_names_missing_fields():
     no_order = dict(FULL)
     no_order["filemap:mm_filemap_add_to_page_cache"] = frozenset({"s_dev", "i_ino", "index"})
-    problem = ra.efficiency_plan(no_order.get, fexit_ok).problem
+    problem = eff.efficiency_plan(no_order.get, fexit_ok).problem
     assert problem.endswith("lacks tracepoint filemap:mm_filemap_add_to_page_cache fields order")
 
 
 def test_usage_delta_counts_the_interval_and_keeps_unused_now():
     dev, other = kernel_dev(254, 0), kernel_dev(8, 0)
     a = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 1.0, 0.0,
-                          {dev: ra.Usage(100, 60, 0, 0)}, {dev: 40})
+                          {dev: rs.Usage(100, 60, 0, 0)}, {dev: 40})
     b = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 0.0,
-                          {dev: ra.Usage(164, 100, 30, 0), other: ra.Usage(8, 8, 0, 2)},
+                          {dev: rs.Usage(164, 100, 30, 0), other: rs.Usage(8, 8, 0, 2)},
                           {dev: 34, other: 0})
-    d = ra.delta(b, a)
-    assert d.usage == {dev: ra.Usage(64, 40, 30, 0), other: ra.Usage(8, 8, 0, 2)}
+    d = rs.delta(b, a)
+    assert d.usage == {dev: rs.Usage(64, 40, 30, 0), other: rs.Usage(8, 8, 0, 2)}
     assert d.unused_now == {dev: 34, other: 0}
-    assert d.total_usage() == ra.Usage(72, 48, 30, 2)
-    assert ra.Usage(164, 100, 30).unused_now == 34 and ra.Usage(1, 2, 0).unused_now == 0
+    assert d.total_usage() == rs.Usage(72, 48, 30, 2)
+    assert rs.Usage(164, 100, 30).unused_now == 34 and rs.Usage(1, 2, 0).unused_now == 0
     unmeasured = snap({}, {})
-    assert ra.delta(unmeasured, unmeasured).usage is None
+    assert rs.delta(unmeasured, unmeasured).usage is None
 
 
 def test_efficiency_text_and_json():
     dev = kernel_dev(254, 0)
     s = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 1.0,
-                          {dev: ra.Usage(64, 40, 16, 3)}, {dev: 8})
-    assert ra.efficiency_line(s, None) == (
+                          {dev: rs.Usage(64, 40, 16, 3)}, {dev: 8})
+    assert ro.efficiency_line(s, None) == (
         "efficiency: 64 pages read ahead; used 40, dropped unused 16; unused now 8 "
         "[3 not followed: map full]")
-    obj = ra.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
+    obj = ro.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
     assert obj["efficiency"] == {
         "read_ahead_pages": 64, "used_pages": 40, "dropped_unused_pages": 16,
         "unused_now_pages": 8, "untracked_pages": 3,
         "devices": [{"dev": "254:0", "name": "vda", "read_ahead_pages": 64, "used_pages": 40,
                      "dropped_unused_pages": 16, "unused_now_pages": 8,
                      "untracked_pages": 3}]}
-    assert obj["efficiency_note"] == ra.EFFICIENCY_MEANING
+    assert obj["efficiency_note"] == eff.EFFICIENCY_MEANING
 
 
 def test_cli_bad_device_is_usage_error():
@@ -160,8 +163,8 @@ def test_plan_lists_every_kernel_name():
 
 
 def test_exporter_efficiency_families_only_where_measured():
-    from pytools.tools.readahead import (Counts, ReadaheadSnapshot, Usage,
-                                         readahead_efficiency_families)
+    from pytools.tools.readahead_metrics import readahead_efficiency_families
+    from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
     from pytools.hist import Log2Hist
     pages = Log2Hist.from_values([32], 1, "pages")
     measured = ReadaheadSnapshot({(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,

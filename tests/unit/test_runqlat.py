@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
-from pytools.system import kernel_version_code
+from pytools.kernel import kernel_version_code
 from pytools.tools import runqlat as rq
 from pytools.tools.runqlat import RunqSnapshot, delta
 

@@ -8,7 +8,7 @@ import pytest
 from pytools.hist import Log2Hist
 from pytools.tools import vfs_read
 from pytools.names import comm_words
-from pytools.system import start_slots
+from pytools.kernel import start_slots
 from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists
 
 
