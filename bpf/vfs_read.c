@@ -1,6 +1,6 @@
 // vfs_read: log2 histogram of read latency (vfsread-latency).
 //
-// One of these is compiled in by the loader (pytools/tools/vfsread.py):
+// One of these is compiled in by the loader (pytools/tools/vfs_read.py):
 //   PROBE_KPROBE      kprobe + kretprobe on vfs_read    (all kernels with
 //                     CONFIG_KPROBES; vfs_read exists in every 2.6+ kernel)
 //   PROBE_FENTRY      fentry + fexit on vfs_read        (5.5+, BTF, and no

@@ -271,7 +271,7 @@ def exporter_command() -> click.Command:
         serve(listen, collectors, max_series, strict,
               announce=lambda line: click.echo(line, err=True), modes=probes,
               options=collector_options(params, {"pod_logs": pod_logs,
-                                                 "gone_grace": gone_after}),
+                                                 "gone_after": gone_after}),
               limits=Limits(read_timeout=read_timeout, max_connections=max_connections),
               web_config=web_config)
 

@@ -53,7 +53,7 @@ class Collector(Protocol):
 
 class ToolCollector:
     """Reads one tool's maps at scrape time and turns the snapshot into the
-    tool's metric families. `source` is a loaded tool (or anything with
+    tool's metric families. `source` is the tool's reader (or anything with
     snapshot() and program.probe_info()); reads are serialised, since
     concurrent scrapes would otherwise walk the same maps at once. `opts`
     are the tool's exporter options (Tool.exporter_options)."""
@@ -86,7 +86,7 @@ class ToolCollector:
             from .workloads import Workloads
             self._cgroup_series = CgroupSeries(
                 Workloads(log_root=self.opts.get("pod_logs") or "/var/log"), by,
-                self.opts.get("gone_grace", 90.0),
+                self.opts.get("gone_after", 90.0),
                 getattr(self.source, "forget_cgroups", lambda ids: None))
         return self._cgroup_series
 

@@ -102,7 +102,7 @@ def raise_file_limit() -> int:
 def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, strict: bool,
                     modes: Optional[Dict[str, str]] = None,
                     options: Optional[Dict[str, dict]] = None) -> Tuple[list, list]:
-    """(collectors, loaded tools). A collector that cannot attach is logged
+    """(collectors, their readers). A collector that cannot attach is logged
     and marked down; with strict it is fatal. options: each tool's exporter
     options, by tool name."""
     kernel = os.uname().release
@@ -158,14 +158,14 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
     stop, reload = threading.Event(), threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    tools: list = []
+    readers: list = []
     run_stats = None
     try:
         # What every collector needs (privileges, tracefs, headers, bcc):
         # checked once, so its failure is one line, not one per collector.
         from .loader import prepare
         prepare()
-        collectors, tools = load_collectors(names, stats, max_series, strict, modes, options)
+        collectors, readers = load_collectors(names, stats, max_series, strict, modes, options)
         if not collectors:
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:
@@ -196,7 +196,7 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         if run_stats is not None:
             run_stats.close()
         # Detach the tools at once: each waits on the kernel, not the CPU.
-        closers = [threading.Thread(target=tool.close) for tool in tools]
+        closers = [threading.Thread(target=reader.close) for reader in readers]
         for t in closers:
             t.start()
         for t in closers:

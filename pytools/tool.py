@@ -25,7 +25,7 @@ class View:
     clock: Optional[str] = None  # HH:MM:SS with -T, else None
     interval: float = 1.0        # the interval asked for
     opts: dict = field(default_factory=dict)   # the tool's own options
-    reader: object = None        # the loaded tool, for names it caches
+    reader: object = None        # the tool's reader, for names it caches
     verbose: bool = False        # -v: say why a name could not be found
 
     def rated(self, seconds: float) -> bool:

@@ -1,7 +1,8 @@
-"""What every tool reader shares: it owns a loaded Program and detaches it."""
+"""What every tool's reader (<Name>Reader) shares: it owns a loaded Program
+and detaches it. The tool itself is its spec (<Name>Tool, pytools.tool)."""
 
 
-class LoadedTool:
+class Reader:
     program = None   # a pytools.loader.Program, set by the subclass's __init__
 
     def close(self) -> None:

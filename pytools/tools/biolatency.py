@@ -16,7 +16,7 @@ from ..options import device_option, unit_options
 from ..probes import Candidate, Hook
 from ..kernel import kernel_version_code
 from ..tool import Tool, View
-from .base import LoadedTool
+from .base import Reader
 
 OPS = ("read", "write", "flush", "discard", "other")   # the op codes, in this order
 OP_SYNC = 8                                            # or'ed into the op: REQ_SYNC
@@ -105,7 +105,7 @@ def delta(cur: BioSnapshot, prev: BioSnapshot) -> BioSnapshot:
                        cur.taken_at - prev.taken_at)
 
 
-class BioLatency(LoadedTool):
+class BioLatencyReader(Reader):
     """Loads bpf/biolatency.c and reads its histograms into BioSnapshots."""
 
     def __init__(self, unit: str = "usecs", by_device: bool = False, by_op: bool = False,
@@ -267,8 +267,8 @@ Examples:
                       opts.get("queued", False), opts.get("device"))
 
     def open(self, opts, mode="auto"):
-        return BioLatency(opts["unit"], opts["by_device"], opts["by_op"], opts["queued"],
-                          opts["device"], mode)
+        return BioLatencyReader(opts["unit"], opts["by_device"], opts["by_op"],
+                                opts["queued"], opts["device"], mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -282,7 +282,7 @@ Examples:
                                view.when)
 
     def exporter_open(self, opts, mode="auto"):
-        return BioLatency(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
+        return BioLatencyReader(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
 
     def families(self, snapshot, collector):
         return biolatency_families(snapshot, collector)

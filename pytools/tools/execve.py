@@ -14,7 +14,7 @@ from ..names import c_string
 from ..options import pid_option, top_option
 from ..probes import Candidate, Hook
 from ..tool import Tool, View
-from .base import LoadedTool
+from .base import Reader
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
 # Keyed by cgroup id in the kernel, named in user space (pytools.workloads).
@@ -114,7 +114,7 @@ def _read_counts(table, by: str) -> Dict[Key, int]:
     return counts
 
 
-class ExecveCounter(LoadedTool):
+class ExecveReader(Reader):
     """Loads bpf/execve.c and reads its maps into ExecveSnapshots."""
 
     def __init__(self, by: str = "filename", pid: Optional[int] = None,
@@ -285,7 +285,7 @@ def execve_families(snapshot: Optional[ExecveSnapshot], collector) -> list:
 
 # ---------------------------------------------------------------------- spec
 
-class Execve(Tool):
+class ExecveTool(Tool):
     name = "execve"
     command = "execve-counter"
     summary = "execve/execveat calls per file name, caller, uid or cgroup, with rates"
@@ -333,8 +333,8 @@ Examples:
                       opts.get("max_keys", DEFAULT_MAX_KEYS), opts.get("failed", False))
 
     def open(self, opts, mode="auto"):
-        return ExecveCounter(opts["by"], opts["pid"], opts["uid"], opts["max_keys"],
-                             opts["failed"], mode)
+        return ExecveReader(opts["by"], opts["pid"], opts["uid"], opts["max_keys"],
+                            opts["failed"], mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -356,10 +356,10 @@ Examples:
                            view.rated(shown.elapsed), fields)
 
     def exporter_open(self, opts, mode="auto"):
-        return ExecveCounter(by=opts["by"], mode=mode)
+        return ExecveReader(by=opts["by"], mode=mode)
 
     def families(self, snapshot, collector):
         return execve_families(snapshot, collector)
 
 
-TOOL = Execve()
+TOOL = ExecveTool()

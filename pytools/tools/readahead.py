@@ -16,7 +16,7 @@ from ..options import device_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..kernel import kernel_version_code
 from ..tool import Tool, View
-from .base import LoadedTool
+from .base import Reader
 from .readahead_efficiency import EFFICIENCY, kernel_efficiency_feature
 from .readahead_metrics import (readahead_efficiency_families, readahead_families,
                                 readahead_pod_families)
@@ -91,7 +91,7 @@ def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
 
 # ---------------------------------------------------------------- the reader
 
-class Readahead(LoadedTool):
+class ReadaheadReader(Reader):
     """Loads bpf/readahead.c and reads its maps into ReadaheadSnapshots."""
 
     def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
@@ -227,8 +227,8 @@ Examples:
         return bool(opts.get("efficiency")) and not opts.get("trace")
 
     def open(self, opts, mode="auto"):
-        return Readahead(opts["device"], opts["pid"], opts["trace"], mode,
-                         efficiency=self._efficiency(opts), by=opts["by"])
+        return ReadaheadReader(opts["device"], opts["pid"], opts["trace"], mode,
+                               efficiency=self._efficiency(opts), by=opts["by"])
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -264,9 +264,9 @@ Examples:
     )
 
     def exporter_open(self, opts, mode="auto"):
-        return Readahead(files=False, mode=mode,
-                         by="pod" if opts.get("by") == "pod" else None,
-                         efficiency=bool(opts.get("efficiency")))
+        return ReadaheadReader(files=False, mode=mode,
+                               by="pod" if opts.get("by") == "pod" else None,
+                               efficiency=bool(opts.get("efficiency")))
 
     def families(self, snapshot, collector):
         families = readahead_families(snapshot, collector)

@@ -20,7 +20,7 @@ from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
 from ..kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
-from .base import LoadedTool
+from .base import Reader
 
 # -P, -L, --by: what a histogram is kept per (PER_KEY in bpf/runqlat.c).
 # What bpf/runqlat.c takes from here (pytools/cdefs.py): passed as -D flags.
@@ -161,7 +161,7 @@ def key_hists(slot_counts: Dict[Tuple[int, int], int], sums: Dict[int, int], uni
             for key, s in slots.items()}
 
 
-class RunqLat(LoadedTool):
+class RunqLatReader(Reader):
     """Loads bpf/runqlat.c and reads its histograms into RunqSnapshots."""
 
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
@@ -368,7 +368,7 @@ Examples:
     def open(self, opts, mode="auto"):
         if sum(bool(x) for x in (opts.get("pids"), opts.get("tids"), opts.get("by"))) > 1:
             raise click.UsageError("choose one of -P, -L and --by")
-        return RunqLat(opts["unit"], opts["pid"], opts["comm"], _per(opts), mode)
+        return RunqLatReader(opts["unit"], opts["pid"], opts["comm"], _per(opts), mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -383,7 +383,7 @@ Examples:
 
     def exporter_open(self, opts, mode="auto"):
         per = "pod" if opts.get("by") == "pod" else None
-        return RunqLat(unit=EXPORTER_UNIT, per=per, mode=mode)
+        return RunqLatReader(unit=EXPORTER_UNIT, per=per, mode=mode)
 
     def families(self, snapshot, collector):
         return runqlat_families(snapshot, collector)

@@ -16,7 +16,7 @@ from ..options import comm_option, pid_option, top_option, unit_options
 from ..probes import Candidate, Hook
 from ..kernel import read_pid_max, start_slots
 from ..tool import Tool, View
-from .base import LoadedTool
+from .base import Reader
 
 READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
 PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
@@ -74,7 +74,7 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
 
 
 def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
-           min_latency_ns: Optional[int] = None, per_process: Optional[str] = None,
+           min_latency_ns: Optional[int] = None, per: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = DEFAULT_PID_MAX,
            floor: str = "", machine: Optional[str] = None) -> List[str]:
     """floor, for the benchmark only: "empty" (hooks with empty bodies) or
@@ -89,13 +89,13 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
         flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
     if min_latency_ns:
         flags.append(f"-DMIN_LATENCY_NS={min_latency_ns}ULL")
-    if per_process is not None:
-        if per_process not in PER_CHOICES:
-            raise ValueError(f"per_process is one of {', '.join(PER_CHOICES)}")
-        if per_process in WORKLOAD_KINDS:
+    if per is not None:
+        if per not in PER_CHOICES:
+            raise ValueError(f"per is one of {', '.join(PER_CHOICES)}")
+        if per in WORKLOAD_KINDS:
             flags += ["-DPER_CGROUP", f"-DMAX_PROCS={max_procs}"]
         else:
-            flags += [f"-DPER_PROCESS={SHARED['PER_' + per_process.upper()]}",
+            flags += [f"-DPER_PROCESS={SHARED['PER_' + per.upper()]}",
                       f"-DMAX_PROCS={max_procs}"]
     if floor:
         if floor not in ("empty", "clock"):
@@ -134,22 +134,22 @@ def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey,
             for key, s in slots.items()}
 
 
-class VfsReadLatency(LoadedTool):
+class VfsReadReader(Reader):
     """Loads bpf/vfs_read.c and reads its histograms into LatencySnapshots."""
 
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
                  comm: Optional[str] = None, min_latency_ns: Optional[int] = None,
-                 per_process: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
+                 per: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
                  mode: str = "auto", floor: str = ""):
         from ..loader import load
         self.unit_name = unit
         self.unit_ns = UNITS.get(unit, 1)
-        self.per_process = per_process
+        self.per = per
         opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
-                "per_process": per_process, "max_procs": max_procs, "floor": floor}
+                "per": per, "max_procs": max_procs, "floor": floor}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
         self.workloads = None
-        if per_process in WORKLOAD_KINDS:
+        if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
             self.workloads = Workloads(log_root=pod_log_root())
 
@@ -168,14 +168,14 @@ class VfsReadLatency(LoadedTool):
         total_ns = sum(h.sum_ns for h in per_cpu)
         clashes = sum(h.clashes for h in per_cpu)
         procs = cgroups = None
-        if self.per_process in WORKLOAD_KINDS:
+        if self.per in WORKLOAD_KINDS:
             counts = {(k.cgroup_id, "", k.slot): v for k, v in
                       items(self.program.table("vfs_read_latency_cgroup_hist"))}
             sums = {(scalar(k), ""): v
                     for k, v in items(self.program.table("vfs_read_latency_cgroup_sum"))}
             cgroups = {key[0]: h for key, h in
                        proc_hists(counts, sums, self.unit_ns, self.unit_name).items()}
-        elif self.per_process:
+        elif self.per:
             counts = {(k.tgid, c_string(k.comm), k.slot): v
                       for k, v in items(self.program.table("vfs_read_latency_proc_hist"))}
             sums = {(k.tgid, c_string(k.comm)): v
@@ -281,7 +281,7 @@ VFS_READ_BY_POD_COUNTERS = (
 
 # ---------------------------------------------------------------------- spec
 
-class VfsRead(Tool):
+class VfsReadTool(Tool):
     name = "vfs_read"
     command = "vfsread-latency"
     summary = "log2 histogram of read latency: vfs_read, or the read syscalls"
@@ -310,12 +310,12 @@ Examples:
         unit_options,
         pid_option("Only reads by this process."),
         comm_option("Only reads by processes with this name"),
-        click.option("-P", "--per", "per_process", type=click.Choice(PER_CHOICES),
+        click.option("-P", "--per", "per", type=click.Choice(PER_CHOICES),
                      is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
                      help="One histogram per process (pid, the default), process name, "
                           "pod or container."),
-        click.option("--per-pid", "per_process", flag_value="pid", hidden=True),
-        click.option("--per-comm", "per_process", flag_value="comm",
+        click.option("--per-pid", "per", flag_value="pid", hidden=True),
+        click.option("--per-comm", "per", flag_value="comm",
                      help="One histogram per process name."),
         top_option("Histograms shown with -P/--per-comm, busiest first."),
         click.option("--min-latency", type=click.IntRange(0, 10**12), default=0,
@@ -343,30 +343,30 @@ Examples:
 
     def cflags(self, opts):
         return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
-                      opts.get("per_process"), opts.get("max_procs", DEFAULT_MAX_PROCS),
+                      opts.get("per"), opts.get("max_procs", DEFAULT_MAX_PROCS),
                       read_pid_max(), opts.get("floor", ""))
 
     def open(self, opts, mode="auto"):
-        return VfsReadLatency(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                              opts["per_process"], mode=mode)
+        return VfsReadReader(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
+                              opts["per"], mode=mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)
 
     def text(self, shown, view: View) -> str:
         return latency_text(shown, view.label, shown.elapsed, view.opts["top"], view.clock,
-                            getattr(view.reader, "workloads", None), view.opts["per_process"])
+                            getattr(view.reader, "workloads", None), view.opts["per"])
 
     def json(self, shown, view: View) -> dict:
         return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                            getattr(view.reader, "workloads", None), view.opts["per_process"])
+                            getattr(view.reader, "workloads", None), view.opts["per"])
 
     def exporter_open(self, opts, mode="auto"):
         per = "pod" if opts.get("by") == "pod" else None
-        return VfsReadLatency(unit=EXPORTER_UNIT, per_process=per, mode=mode)
+        return VfsReadReader(unit=EXPORTER_UNIT, per=per, mode=mode)
 
     def families(self, snapshot, collector):
         return vfs_read_families(snapshot, collector)
 
 
-TOOL = VfsRead()
+TOOL = VfsReadTool()

@@ -14,7 +14,7 @@ import pytest
 from pytools.errors import ToolError
 from pytools.hist import slot_of
 from pytools.names import dev_text, kernel_dev
-from pytools.tools.biolatency import BioLatency, delta
+from pytools.tools.biolatency import BioLatencyReader, delta
 
 from .modes import need_feature, need_mode, scratch_dir
 from .test_exporter_kernel import Exporter, diff
@@ -71,13 +71,13 @@ def other_loop():
 MODES = ["raw_tracepoint", "tracepoint"]
 
 
-def open_mode(mode: str, **options) -> BioLatency:
+def open_mode(mode: str, **options) -> BioLatencyReader:
     """biolatency forced onto `mode`. The raw tracepoints read struct
     request, so beyond the mode this needs the kernel's own headers: the
     try itself says whether this kernel can (feature "block_request")."""
     need_mode(mode, tracepoint="block:block_rq_issue")
     try:
-        return BioLatency(mode=mode, **options)
+        return BioLatencyReader(mode=mode, **options)
     except ToolError as e:
         if mode != "raw_tracepoint":
             raise
@@ -211,7 +211,7 @@ def test_direct_reads_of_a_file_reach_its_disk():
         st = os.stat(path)
         disk = whole_disk(kernel_dev(os.major(st.st_dev), os.minor(st.st_dev)))
         buf = mmap.mmap(-1, BLOCK)
-        with BioLatency(by_device=True, by_op=True) as tool:
+        with BioLatencyReader(by_device=True, by_op=True) as tool:
             before = tool.snapshot()
             fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
             try:

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from pytools.tools.execve import ExecveCounter, delta
+from pytools.tools.execve import ExecveReader, delta
 
 from .workload import (NOBODY, bpf_program_ids, cgroup_v2_id, make_executables, programs_gone,
                        run_execs, run_execveat, start_tool, tool_command)
@@ -39,7 +39,7 @@ def measure(counter, action):
 
 
 def test_counts_execve_by_filename_exactly(true_copy):
-    with ExecveCounter(by="filename") as counter:
+    with ExecveReader(by="filename") as counter:
         assert counter.program.candidate.mode == "tracepoint"
         got = measure(counter, lambda: run_execs(true_copy, 23))
     assert got.counts.get(true_copy) == 23
@@ -50,7 +50,7 @@ def test_counts_execveat_under_its_relative_name(exec_dir):
     make_executables(exec_dir, [name])
     dirfd = os.open(exec_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with ExecveCounter(by="filename", uid=NOBODY) as counter:
+        with ExecveReader(by="filename", uid=NOBODY) as counter:
             got = measure(counter, lambda: run_execveat(dirfd, name, 7))
     finally:
         os.close(dirfd)
@@ -66,7 +66,7 @@ def test_counts_failed_execs_separately(true_copy, exec_dir):
             with pytest.raises(FileNotFoundError):
                 subprocess.run([missing], preexec_fn=os.setsid)
 
-    with ExecveCounter(by="filename", count_failed=True) as counter:
+    with ExecveReader(by="filename", count_failed=True) as counter:
         got = measure(counter, work)
     assert got.counts[true_copy] == 3 and got.counts[missing] == 5
     assert got.failed.get(missing) == 5 and true_copy not in got.failed
@@ -77,7 +77,7 @@ def test_other_keys(by, true_copy):
     with open("/proc/self/comm") as f:
         comm = f.read().strip()  # a forked child execs under its parent's name
     expected = {"comm": comm, "uid": NOBODY, "cgroup": cgroup_v2_id()}[by]
-    with ExecveCounter(by=by, uid=NOBODY) as counter:
+    with ExecveReader(by=by, uid=NOBODY) as counter:
         got = measure(counter, lambda: run_execs(true_copy, 11))
     if expected is None:  # no cgroup v2 mount to name the id: one key all the same
         assert list(got.counts.values()) == [11]
@@ -90,7 +90,7 @@ def test_pid_filter_counts_only_that_process(true_copy):
         [sys.executable, "-c", f"import os,sys; sys.stdin.read(1); os.execv({true_copy!r}, ['t'])"],
         stdin=subprocess.PIPE)
     try:
-        with ExecveCounter(by="filename", pid=child.pid) as counter:
+        with ExecveReader(by="filename", pid=child.pid) as counter:
             def work():
                 run_execs(true_copy, 5)  # other processes: not counted
                 child.communicate(b"x")
@@ -103,7 +103,7 @@ def test_pid_filter_counts_only_that_process(true_copy):
 
 def test_full_map_counts_overflow_instead_of_losing_calls(exec_dir):
     paths = make_executables(exec_dir, [f"t{i}" for i in range(10)])
-    with ExecveCounter(by="filename", uid=NOBODY, max_keys=4) as counter:
+    with ExecveReader(by="filename", uid=NOBODY, max_keys=4) as counter:
         got = measure(counter, lambda: [run_execs(p, 1) for p in paths])
     assert len(got.counts) == 4 and set(got.counts.values()) == {1}
     assert got.overflow == 6 and got.total == 10

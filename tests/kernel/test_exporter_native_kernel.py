@@ -17,7 +17,7 @@ import time
 import pytest
 
 from pytools.hist import NATIVE
-from pytools.tools.vfs_read import VfsReadLatency
+from pytools.tools.vfs_read import VfsReadReader
 
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
@@ -71,6 +71,7 @@ def one(port, query, at):
     return float(result[0]["value"][1])
 
 
+@pytest.mark.wall_clock      # two Prometheus servers scraping every second: real CPUs only
 def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_path):
     exp = Exporter(*daemonset_args(node))
     (true_copy,) = make_executables(str(tmp_path), ["pytools-native-true"])
@@ -162,8 +163,8 @@ def test_the_kernels_native_slots_hold_what_nanosecond_slots_say(tmp_path):
             zero_reads(2000)
         finally:
             os._exit(0)
-    native = VfsReadLatency(unit=NATIVE, pid=pid)
-    nsecs = VfsReadLatency(unit="nsecs", pid=pid)
+    native = VfsReadReader(unit=NATIVE, pid=pid)
+    nsecs = VfsReadReader(unit="nsecs", pid=pid)
     try:
         os.write(w, b"g")
         os.waitpid(pid, 0)

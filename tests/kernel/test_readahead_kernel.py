@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pytools.names import kernel_dev
-from pytools.tools.readahead import Readahead
+from pytools.tools.readahead import ReadaheadReader
 from pytools.tools.readahead_snapshot import delta
 
 from .modes import need_feature, need_mode, readahead_efficiency_problem, scratch_dir
@@ -43,7 +43,7 @@ def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
     # have page_cache_sync_readahead, which the kprobe plan also knows).
     need_mode(mode, function="page_cache_sync_ra", tracepoint="readahead:page_cache_sync_ra")
     path, dev, ino = cold_file
-    with Readahead(dev=dev, mode=mode) as tool:
+    with ReadaheadReader(dev=dev, mode=mode) as tool:
         assert tool.program.candidate.mode == mode
         before = tool.snapshot()
         evict_and_read(path)
@@ -75,7 +75,7 @@ def test_efficiency_follows_each_page_read_ahead_to_its_use_or_drop(cold_file):
     path, dev, ino = cold_file
     pages = SIZE // PAGE
     # Our own process only: readahead by others on this disk is not followed.
-    with Readahead(dev=dev, pid=os.getpid(), efficiency=True) as tool:
+    with ReadaheadReader(dev=dev, pid=os.getpid(), efficiency=True) as tool:
         assert tool.efficiency_problem is None
         before = tool.snapshot()
         evict_and_read(path)                    # every page read, 64 KiB at a time
@@ -138,7 +138,7 @@ def test_cli_json_and_trace(cold_file):
 
 
 def test_ebpf_prints_the_flags_efficiency_included_that_the_tool_loads():
-    with Readahead(efficiency=True) as tool:
+    with ReadaheadReader(efficiency=True) as tool:
         expected = tool.program.cflags
         missing = tool.program.missing_features
     out = subprocess.run(tool_command("readahead-stats") + ["--ebpf"], capture_output=True,

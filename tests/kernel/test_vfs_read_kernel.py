@@ -12,7 +12,7 @@ from typing import List
 import pytest
 
 from pytools.hist import slot_of
-from pytools.tools.vfs_read import VfsReadLatency, delta
+from pytools.tools.vfs_read import VfsReadReader, delta
 
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,
@@ -45,7 +45,7 @@ def tool(request):
     """One loaded program per mode, shared by the tests of that mode."""
     mode = request.param
     need_mode(mode)
-    with VfsReadLatency(unit="usecs", pid=os.getpid(), mode=mode) as loaded:
+    with VfsReadReader(unit="usecs", pid=os.getpid(), mode=mode) as loaded:
         assert loaded.program.candidate.mode == mode
         yield loaded
 
@@ -74,7 +74,7 @@ def test_slow_reads_land_in_their_slots(tool):
 
 def test_min_latency_drops_fast_reads():
     durations = []
-    with VfsReadLatency(pid=os.getpid(), min_latency_ns=10_000_000) as tool:
+    with VfsReadReader(pid=os.getpid(), min_latency_ns=10_000_000) as tool:
         got = measure(tool, lambda: (zero_reads(200), durations.extend(slow_pipe_reads(3))))
     assert_matches(slots_of(got.hist, 0), got.hist.total, durations)
 
@@ -82,7 +82,7 @@ def test_min_latency_drops_fast_reads():
 def test_comm_filter_and_per_process_histograms():
     with open("/proc/self/comm") as f:
         comm = f.read().strip()
-    with VfsReadLatency(comm=comm, per_process="pid") as tool:
+    with VfsReadReader(comm=comm, per="pid") as tool:
         got = measure(tool, lambda: zero_reads(300))
     mine = got.per_process[(os.getpid(), comm)]
     assert mine.count == 300
@@ -110,7 +110,7 @@ def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "ready\n"
-        with VfsReadLatency(comm=comm, per_process="pid") as tool:
+        with VfsReadReader(comm=comm, per="pid") as tool:
             before = tool.snapshot()
             child.stdin.write("g")
             child.stdin.flush()
@@ -160,7 +160,7 @@ def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
 
 
 def test_ebpf_prints_what_the_tool_loads():
-    with VfsReadLatency() as tool:
+    with VfsReadReader() as tool:
         expected = tool.program.cflags
         source = tool.program.text
     out = subprocess.run(tool_command("vfsread-latency") + ["--ebpf"], capture_output=True,

@@ -60,7 +60,7 @@ def test_the_python_side_reads_the_same_constants():
     assert readahead.KINDS[readahead.SHARED["KIND_FORCED"]] == "forced"
     assert readahead.SHARED["EVENT_WINDOW"] == readahead.EVENT_WINDOW
     assert readahead.SHARED["HIST_SLOTS"] == SLOTS
-    assert "-DPER_PROCESS=2" in vfs_read.cflags(per_process="comm")
+    assert "-DPER_PROCESS=2" in vfs_read.cflags(per="comm")
     assert vfs_read.SHARED["PER_COMM"] == 2
     assert f"-DPER_KEY={runqlat.SHARED['KEY_CGROUP']}" in runqlat.cflags(per="pod")
 

@@ -35,7 +35,7 @@ def recorded(monkeypatch):
 VARIANTS = {      # options whose plan or flags differ from the defaults
     "execve": [{"failed": True}, {"by": "uid", "pid": 1, "uid": 0, "max_keys": 16}],
     "biolatency": [{"queued": True}, {"by_device": True, "by_op": True, "unit": "msecs"}],
-    "vfs_read": [{"per_process": "comm", "min_latency": 5, "comm": "sh"}],
+    "vfs_read": [{"per": "comm", "min_latency": 5, "comm": "sh"}],
     "readahead": [{"efficiency": True}, {"by": "pod", "pid": 1}],
     "runqlat": [{"pids": True}, {"by": "pod", "comm": "sh"}],
 }

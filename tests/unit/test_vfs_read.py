@@ -14,7 +14,7 @@ from pytools.tools.vfs_read import LatencySnapshot, delta, proc_hists
 
 def test_cflags_for_every_option():
     flags = vfs_read.cflags("msecs", pid=42, comm="ab", min_latency_ns=5000,
-                            per_process="comm", max_procs=8, pid_max=4_194_304,
+                            per="comm", max_procs=8, pid_max=4_194_304,
                             machine="x86_64")
     assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DPER_PID=1",
                      "-DPER_COMM=2", "-DSTART_SLOTS=4194304",
@@ -37,7 +37,7 @@ def test_comm_words_carry_any_byte_of_up_to_15_and_the_padding():
     with pytest.raises(ValueError):
         vfs_read.cflags(comm="x" * 16)
     with pytest.raises(ValueError):
-        vfs_read.cflags(per_process="tid")
+        vfs_read.cflags(per="tid")
 
 
 def test_raw_tracepoints_are_planned_only_where_syscall_numbers_are_known():
