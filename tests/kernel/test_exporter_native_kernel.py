@@ -23,19 +23,12 @@ from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
-from .test_workloads_kernel import (FakeNode, assert_dashboard_answers, cold_read,
-                                    daemonset_args, run_in, workload_execs)
+from .test_workloads_kernel import (assert_dashboard_answers, cold_read, daemonset_args,
+                                    node, run_in, workload_execs)  # noqa: F401 (node: fixture)
 from .workload import make_executables, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
 PODS = {"web": "cart-7d9f-x2", "batch": "nightly-job-1"}
-
-
-@pytest.fixture
-def node():
-    fake = FakeNode()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture
