@@ -219,14 +219,14 @@ def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
         raise
 
 
-def log_probe(tool: str, asked: str, program: Program, release: str) -> None:
+def log_probe(tool: str, command: str, asked: str, program: Program, release: str) -> None:
     """With PYTOOLS_PROBE_LOG=FILE, append one JSON line per attached program:
     which probe each tool got on which kernel (the test runs' probe matrix,
     docs/probe-matrix.md, is built from these lines)."""
     path = os.environ.get("PYTOOLS_PROBE_LOG")
     if not path:
         return
-    record = {"tool": tool, "asked": asked,
+    record = {"tool": tool, "command": command, "asked": asked,
               "kernel": release, "mode": program.candidate.mode,
               "label": program.candidate.label,
               "hooks": [h.describe() for h in program.hooks]}
@@ -257,11 +257,12 @@ def shared_cflags(flags: Sequence[str]):
 
 
 def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
-         mode: str = "auto", features: Sequence[Feature] = ()) -> Program:
+         mode: str = "auto", features: Sequence[Feature] = (), command: str = "") -> Program:
     """Attach bpf/<tool>.c through the first candidate of `plan` (or the
     forced `mode`) that works. `features` are compiled in on top; if a
     candidate attaches only without them, it is taken without them and
-    Program.missing_features says why."""
+    Program.missing_features says why. `command` (the tool's, passed down
+    by its reader) is what the probe log names."""
     env = prepare()
     cflags = list(cflags) + list(_shared_cflags.get())
     try:
@@ -299,7 +300,7 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
                                 for f in wanted})
             attempts.append(Attempt(candidate.mode, candidate.label, None))
             program = Program(bpf, candidate, hooks, attempts, flags, text, features, missing)
-            log_probe(tool, mode, program, os.uname().release)
+            log_probe(tool, command or tool, mode, program, os.uname().release)
             return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)
     if mode == "auto":

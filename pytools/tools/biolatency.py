@@ -115,7 +115,8 @@ class BioLatencyReader(Reader):
         self.by_device, self.by_op = by_device, by_op
         opts = {"unit": unit, "by_device": by_device, "by_op": by_op, "queued": queued,
                 "device": dev}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            command=TOOL.command)
         self.devices = DeviceNames()
 
     def snapshot(self) -> BioSnapshot:

@@ -124,7 +124,8 @@ class ExecveReader(Reader):
         self.by = by
         self.count_failed = count_failed
         opts = {"by": by, "pid": pid, "uid": uid, "max_keys": max_keys, "failed": count_failed}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            command=TOOL.command)
         self.workloads = None
         if by in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root

@@ -102,7 +102,7 @@ class ReadaheadReader(Reader):
         opts = {"device": dev, "pid": pid, "trace": trace, "files": files, "by": by,
                 "efficiency": efficiency}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts))
+                            TOOL.features(opts), command=TOOL.command)
         self.devices = DeviceNames()     # names for what the snapshots hold
         self.files = FileNames()
         self.workloads = None

@@ -170,7 +170,8 @@ class RunqLatReader(Reader):
         self.unit_name, self.unit_ns, self.per = unit, UNITS.get(unit, 1), per
         prepare()                   # tracefs mounted: cflags reads sched_switch's format
         opts = {"unit": unit, "pid": pid, "comm": comm, "per": per}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            command=TOOL.command)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root

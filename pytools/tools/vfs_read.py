@@ -147,7 +147,8 @@ class VfsReadReader(Reader):
         self.per = per
         opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
                 "per": per, "max_procs": max_procs, "floor": floor}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode)
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            command=TOOL.command)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root

@@ -20,9 +20,9 @@ class Loaded(Exception):
 def recorded(monkeypatch):
     calls = []
 
-    def load(tool, plan, cflags=(), mode="auto", features=()):
+    def load(tool, plan, cflags=(), mode="auto", features=(), command=""):
         calls.append({"tool": tool, "plan": list(plan), "cflags": list(cflags),
-                      "features": [f.name for f in features]})
+                      "features": [f.name for f in features], "command": command})
         raise Loaded()
     monkeypatch.setattr(loader, "load", load)
     monkeypatch.setattr(loader, "prepare", lambda: None)
@@ -79,3 +79,4 @@ def test_the_exporters_reader_is_built_by_the_same_builders(recorded, tool):
         tool.exporter_open({"by": "pod", "efficiency": True})
     (call,) = recorded
     assert call["tool"] == tool.name and call["plan"] and call["cflags"]
+    assert call["command"] == tool.command          # what the probe log names

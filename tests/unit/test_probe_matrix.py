@@ -15,21 +15,21 @@ def load_script():
     return module
 
 
-def record(tool, asked, kernel, mode, label, hooks):
-    return {"tool": tool, "asked": asked, "kernel": kernel, "mode": mode,
+def record(command, asked, kernel, mode, label, hooks):
+    return {"command": command, "asked": asked, "kernel": kernel, "mode": mode,
             "label": label, "hooks": hooks}
 
 
 def test_auto_and_forced_modes_per_kernel():
     pm = load_script()
     records = [
-        record("vfs_read", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+        record("vfsread-latency", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
                ["kprobe vfs_read", "kretprobe vfs_read"]),
-        record("vfs_read", "fentry", "6.1.0", "fentry", "vfs_read via fentry",
+        record("vfsread-latency", "fentry", "6.1.0", "fentry", "vfs_read via fentry",
                ["fentry vfs_read"]),
-        record("vfs_read", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
+        record("vfsread-latency", "auto", "6.1.0", "kprobe", "vfs_read via kprobe",
                ["kprobe vfs_read", "kretprobe vfs_read"]),
-        record("readahead", "auto", "6.18", "tracepoint", "readahead via tracepoints",
+        record("readahead-stats", "auto", "6.18", "tracepoint", "readahead via tracepoints",
                ["tracepoint readahead:page_cache_sync_ra"]),
     ]
     table = pm.render(pm.matrix(records)).splitlines()
@@ -44,3 +44,18 @@ def test_no_records_is_an_error(tmp_path, capsys):
     pm = load_script()
     assert pm.main([str(tmp_path / "missing.jsonl")]) == 1
     assert "no probe records" in capsys.readouterr().err
+
+
+def test_the_script_runs_with_the_systems_python_alone(tmp_path):
+    """.ci/run calls it as a plain python3 script, outside the venv: it must
+    not need pytools (the loader logs each tool's command for it)."""
+    import json
+    import subprocess
+    log = tmp_path / "probes.jsonl"
+    log.write_text(json.dumps(record("runqlat", "auto", "6.18", "tracepoint",
+                                     "scheduler via tracepoints",
+                                     ["tracepoint sched:sched_switch"])) + "\n")
+    result = subprocess.run(["/usr/bin/python3", "-I", SCRIPT, str(log)],
+                            capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    assert "| runqlat | 6.18 | scheduler via tracepoints |" in result.stdout
