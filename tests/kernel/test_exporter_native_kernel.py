@@ -141,6 +141,7 @@ def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_
         json.dump(figures, f, indent=1)
 
 
+@pytest.mark.wall_clock      # under emulation each program runs for microseconds: see below
 def test_the_kernels_native_slots_hold_what_nanosecond_slots_say(tmp_path):
     """Two vfs_read programs on the same reads of one child process: one
     with the exporter's native slots, one with nanosecond log2 slots. Every
@@ -168,8 +169,11 @@ def test_the_kernels_native_slots_hold_what_nanosecond_slots_say(tmp_path):
         os.close(r)
         os.close(w)
     # Each program reads the clock itself, one after the other, at entry and
-    # at exit: a read's two times differ by the programs' own run time
-    # (tens of ns), so a read within that of an edge may fall either side.
+    # at exit: a read's two times differ by the programs' own run time (tens
+    # of ns on real CPUs), so a read within that of an edge may fall either
+    # side. Under QEMU's emulation the programs run for microseconds, as long
+    # as the reads themselves, and the bracket means nothing: host only. (The
+    # exporter tests load the native slots in every probe mode, VM included.)
     assert a.count == b.count >= 2000
     assert abs(a.total - b.total) <= a.count * 1000, (a.total, b.total)
     slack = 3
