@@ -113,6 +113,26 @@ def render_response(response: Response, head_only: bool, keep_alive: bool) -> by
     return head if head_only else head + response.body
 
 
+def accepts_gzip(accept_encoding: Optional[str]) -> bool:
+    """Whether an Accept-Encoding header takes gzip: `gzip` or `*` with a
+    q above 0 (RFC 9110; Prometheus sends `gzip`)."""
+    for part in (accept_encoding or "").split(","):
+        coding, *params = [p.strip() for p in part.split(";")]
+        if coding.lower() not in ("gzip", "*"):
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > 0:
+            return True
+    return False
+
+
 def plain(status: int, text: str, **headers: str) -> Response:
     return Response(status, (text + "\n").encode(), headers=dict(headers))
 

@@ -154,6 +154,37 @@ def test_exposition_passes_promtool(exporter):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_gzip_when_asked_the_same_samples_either_way(exporter):
+    """Prometheus asks for gzip: it gets the same exposition, compressed, in
+    text and in protobuf; a scraper that does not ask gets it plain."""
+    import gzip
+
+    from pytools.exposition_protobuf import parse as parse_protobuf
+
+    def fetch(accept_encoding, accept=None):
+        headers = {"Accept-Encoding": accept_encoding}
+        if accept:
+            headers["Accept"] = accept
+        request = urllib.request.Request(exporter.url + "/metrics", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers.get("Content-Encoding"), response.read()
+
+    encoding, body = fetch("gzip")
+    assert encoding == "gzip"
+    zipped = {key for key in parse(gzip.decompress(body).decode())}
+    encoding, body = fetch("identity")
+    assert encoding is None
+    plain = {key for key in parse(body.decode())}
+    # the same series (counters move between the two scrapes, names do not)
+    assert {name for name, _ in zipped} == {name for name, _ in plain}
+    proto = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+             "encoding=delimited")
+    encoding, body = fetch("gzip, deflate", proto)
+    assert encoding == "gzip"
+    names = {f.name for f in parse_protobuf(gzip.decompress(body))}
+    assert "vfs_read_latency_seconds" in names and "execve_total" in names
+
+
 def test_index_and_health_pages(exporter):
     assert 'href="/metrics"' in exporter.get("/")
     assert exporter.get("/healthz") == "ok\n"

@@ -196,3 +196,12 @@ def test_tls12_suites_by_default_and_as_configured(server_certs, suite, default_
     # Asked for by name in cipher_suites, it is honoured, as Go would.
     (go_name,) = [g for g, o in CIPHER_SUITES.items() if o == suite]
     assert handshake(CIPHER_SUITES[go_name]) is True
+
+
+def test_accept_encoding():
+    from pytools.httpd import accepts_gzip
+    assert accepts_gzip("gzip") and accepts_gzip("GZIP") and accepts_gzip("deflate, gzip;q=0.5")
+    assert accepts_gzip("*") and accepts_gzip("br, *;q=0.1")
+    assert not accepts_gzip(None) and not accepts_gzip("") and not accepts_gzip("identity")
+    assert not accepts_gzip("gzip;q=0") and not accepts_gzip("gzip;q=nan")
+    assert not accepts_gzip("gzip;q=bad") and not accepts_gzip("deflate")
