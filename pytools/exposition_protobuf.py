@@ -27,6 +27,7 @@ from typing import Callable, Iterable, List, Optional, Tuple
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from .exposition import TYPES
 from .hist import NATIVE, NATIVE_ZERO_THRESHOLD, Log2Hist
 
 CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
@@ -34,11 +35,19 @@ CONTENT_TYPE = ("application/vnd.google.protobuf; proto=io.prometheus.client.Met
 MEDIA_TYPE = "application/vnd.google.protobuf"
 PROTO = "io.prometheus.client.MetricFamily"
 
-# MetricType values, and the Metric field each type's value goes in.
+# MetricType values by client_python family type (the name suffix, _total
+# or _info, is the text format's: exposition.TYPES).
 COUNTER, GAUGE, UNTYPED, HISTOGRAM = 0, 1, 3, 4
-KINDS = {"counter": (COUNTER, "_total", "counter"), "gauge": (GAUGE, "", "gauge"),
-         "info": (GAUGE, "_info", "gauge"), "stateset": (GAUGE, "", "gauge"),
-         "unknown": (UNTYPED, "", "untyped"), "histogram": (HISTOGRAM, "", "histogram")}
+METRIC_TYPES = {"counter": COUNTER, "gauge": GAUGE, "info": GAUGE, "stateset": GAUGE,
+                "histogram": HISTOGRAM}
+
+
+def _name_and_type(family) -> Tuple[str, int]:
+    """The family's exposed name and MetricType; a type the collectors do
+    not make is untyped."""
+    kind = METRIC_TYPES.get(family.type, UNTYPED)
+    suffix = TYPES.get(family.type, ("", ""))[0] if kind != UNTYPED else ""
+    return family.name + suffix, kind
 
 
 # ------------------------------------------------------------------ schema
@@ -199,8 +208,7 @@ def family_metrics(family) -> List[bytes]:
     as encoded `metric` fields."""
     if hasattr(family, "proto_metrics"):        # exporter.SelfRenderingFamily
         return family.proto_metrics()
-    kind, suffix, _ = KINDS.get(family.type, (UNTYPED, "", ""))
-    name = family.name + suffix
+    name, kind = _name_and_type(family)
     out = []
     for sample in family.samples:
         if sample.name != name:
@@ -217,9 +225,8 @@ def protobuf_format(metrics: Iterable) -> bytes:
     messages: each one's length as a varint, then the message."""
     out: List[bytes] = []
     for family in metrics:
-        kind, suffix, _ = KINDS.get(family.type, (UNTYPED, "", ""))
-        head = MetricFamily(name=family.name + suffix, help=family.documentation,
-                            type=kind).SerializeToString()
+        name, kind = _name_and_type(family)
+        head = MetricFamily(name=name, help=family.documentation, type=kind).SerializeToString()
         body = b"".join([head] + family_metrics(family))
         out += [_varint(len(body)), body]
     return b"".join(out)
