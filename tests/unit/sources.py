@@ -20,6 +20,15 @@ class FixedSource:
         return self.snapshots.pop(0) if len(self.snapshots) > 1 else self.snapshots[0]
 
 
+def registry_with(*collectors):
+    """A registry of these collectors, none described at registration."""
+    from prometheus_client import CollectorRegistry
+    registry = CollectorRegistry(auto_describe=False)
+    for c in collectors:
+        registry.register(c)
+    return registry
+
+
 def tool_collector(name, source, stats, kernel, max_series, **opts):
     """The exporter's collector around tool `name`, reading `source`."""
     from pytools.exporter import ToolCollector

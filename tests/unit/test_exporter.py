@@ -4,7 +4,7 @@ import math
 
 import pytest
 from hypothesis import given, strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.self_metrics import SelfCollector, SelfStats
@@ -18,16 +18,9 @@ from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, StubCollector,
-                      VfsReadCollector)
+                      VfsReadCollector, registry_with)
 
 KERNEL = "6.18.0-test"
-
-
-def registry_with(*collectors):
-    registry = CollectorRegistry(auto_describe=False)
-    for c in collectors:
-        registry.register(c)
-    return registry
 
 
 def latency(values_ns):

@@ -6,7 +6,6 @@ slot arithmetic (bpf/log2.h, transcribed) equal to the definition."""
 import math
 
 from hypothesis import given, strategies as st
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,7 +19,7 @@ from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.readahead_snapshot import ReadaheadSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
-from .sources import FixedSource, tool_collector
+from .sources import FixedSource, registry_with, tool_collector
 
 # What Prometheus 2.42 sends with --enable-feature=native-histograms, and without.
 NATIVE_ACCEPT = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
@@ -106,13 +105,6 @@ def decoded_native(histogram):
     return {k: v for k, v in out.items() if v}
 
 
-def registry_of(*collectors):
-    registry = CollectorRegistry(auto_describe=False)
-    for c in collectors:
-        registry.register(c)
-    return registry
-
-
 def text_samples(registry):
     out = {}
     for family in text_string_to_metric_families(text_format(registry.collect()).decode()):
@@ -171,7 +163,7 @@ def test_every_family_decodes_to_the_text_expositions_samples():
         tool_collector("readahead", FixedSource(ReadaheadSnapshot({}, {}, windows)), stats,
                        "6.1", 10),
         SelfCollector(stats)]
-    registry = registry_of(*collectors)
+    registry = registry_with(*collectors)
     text = le_key(text_samples(registry))
     proto, natives = proto_samples(registry)
     assert le_key(proto) == text
@@ -216,7 +208,7 @@ def test_the_protobuf_kept_across_scrapes_follows_the_counts():
     snaps = [LatencySnapshot(first, per_cgroup={1: first})] * 2 + \
         [LatencySnapshot(later, per_cgroup={1: later})] * 3
     collector = tool_collector("vfs_read", FixedSource(*snaps), stats, "6.1", 10, by="pod")
-    registry = registry_of(collector)
+    registry = registry_with(collector)
     counts = []
     for _ in range(3):
         text_format(registry.collect())          # the text cache beside it changes nothing
