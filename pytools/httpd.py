@@ -46,7 +46,7 @@ log = logging.getLogger("bpf-exporter")
 MAX_HEAD = 16 * 1024
 ALLOWED = ("GET", "HEAD")
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout",
+           405: "Method Not Allowed", 408: "Request Timeout", 429: "Too Many Requests",
            431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable", 505: "HTTP Version Not Supported"}
 
@@ -57,6 +57,10 @@ class Request:
     path: str           # without the query string
     version: str        # "HTTP/1.1"
     headers: http.client.HTTPMessage
+    # Called with True while the request waits on something that may be
+    # refused anyway (a password check): its connection may then be closed
+    # to make room, as an idle one is. The server sets it.
+    evictable: Callable[[bool], None] = lambda _: None
 
     @property
     def keep_alive(self) -> bool:
@@ -77,6 +81,7 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: Dict[str, str] = field(default_factory=dict)
+    close: bool = False         # close the connection after this answer
 
 
 class BadRequest(Exception):
@@ -183,6 +188,9 @@ class Connection:
         self.writer: Optional[asyncio.StreamWriter] = None
         self.since = time.monotonic()
         self.busy = False
+
+    def evictable(self, yes: bool) -> None:
+        self.busy = not yes
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -343,10 +351,23 @@ class HttpServer:
                     OSError):
                 pass
             finally:
-                if not writer.transport.is_closing():
-                    writer.close()
+                conn.busy = False       # closing: the first to go to make room
+                await self._close(writer)
         finally:
             self.open.pop(id(conn), None)
+
+    async def _close(self, writer) -> None:
+        """Close, flushing what is left for at most read_timeout; then
+        abort: a peer that never reads must not hold the descriptor (a
+        plain close waits for the send buffer to drain, forever). The
+        connection counts against max_connections until it is gone."""
+        transport = writer.transport
+        if not transport.is_closing():
+            writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.limits.read_timeout)
+        except (asyncio.TimeoutError, ConnectionError, OSError, ssl.SSLError):
+            transport.abort()           # harmless if it closed meanwhile
 
     async def _requests(self, reader, writer, conn: Connection) -> None:
         timeout = self.limits.read_timeout
@@ -367,6 +388,7 @@ class HttpServer:
             except BadRequest as e:
                 await self._send(writer, plain(400, str(e)), False, False)
                 return
+            request.evictable = conn.evictable
             keep_alive = request.keep_alive and not request.has_body
             if request.method not in ALLOWED:
                 response = plain(405, f"{request.method} not allowed: use GET",
@@ -379,6 +401,8 @@ class HttpServer:
                     log.error("%s %s failed: %s: %s", request.method, request.path,
                               type(e).__name__, e)
                     response = plain(500, "internal error; see the exporter's log")
+            conn.busy = True
+            keep_alive = keep_alive and not response.close
             await self._send(writer, response, request.method == "HEAD", keep_alive)
             if not keep_alive:
                 return

@@ -41,17 +41,11 @@ a bad file is refused at start and on reload, where the old one stays.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import os
 import re
 import ssl
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 TOP_LEVEL = ("tls_server_config", "http_server_config", "basic_auth_users")
 TLS_SUPPORTED = ("cert_file", "key_file", "client_auth_type", "client_ca_file",
@@ -99,6 +93,7 @@ DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 # go-yaml v2's booleans (YAML 1.1), for http2.
 YAML_TRUE = ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
 YAML_FALSE = ("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
+YAML_NULL = ("", "~", "null", "Null", "NULL")
 MAX_FILE_BYTES = 1 << 20        # a web config is a few hundred bytes
 MAX_BCRYPT_COST = 16            # ~4 s a check here; 31 is about two days
 # Go's bcrypt: "$2" + optional minor + "$" + two-digit cost + "$" + 53 chars.
@@ -154,16 +149,24 @@ def _loader():
                 raise WebConfigError(f"line {mark.line + 1}: YAML aliases are not allowed here")
             return super().compose_node(parent, index)
 
+        def construct_scalar(self, node):
+            # go-yaml's nulls, unquoted: `client_ca_file: ~` is unset, as
+            # in promtool, not a file called "~" ("null" quoted is a name).
+            if node.style is None and node.value in YAML_NULL:
+                return None
+            return super().construct_scalar(node)
+
         def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _ in node.value:
+            mapping = {}
+            for key_node, value_node in node.value:
                 line = key_node.start_mark.line + 1
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise WebConfigError(f"line {line}: a key must be a plain value")
-                if key_node.value in seen:
+                if key_node.value in mapping:
                     raise WebConfigError(f"line {line}: {key_node.value!r} is set twice")
-                seen.add(key_node.value)
-            return super().construct_mapping(node, deep=True)
+                # Keys as written (a user called `null` keeps that name).
+                mapping[key_node.value] = self.construct_object(value_node, deep=True)
+            return mapping
 
     return StrictLoader
 
@@ -223,6 +226,8 @@ def _parse_tls(value, base_dir: str) -> Optional[TlsSettings]:
                                  "remove it")
         if key not in TLS_SUPPORTED:
             raise WebConfigError(f"unknown field tls_server_config.{key}")
+    if all(tls[key] in (None, "", []) for key in tls):
+        return None     # `tls_server_config: {}`: no TLS, as exporter-toolkit reads it
     for key in ("cert_file", "key_file"):
         if not tls.get(key):
             raise WebConfigError(f"tls_server_config: missing {key}")
@@ -385,6 +390,9 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     except OSError as e:
         raise WebConfigError(f"cannot read {e.filename or tls.cert_file}: {e.strerror}") from None
     context.verify_mode = CLIENT_AUTH[tls.client_auth]
+    # Any certificate in client_ca_file is an anchor, as in Go's pool: an
+    # intermediate CA there trusts the clients it signed.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     if tls.client_auth != "NoClientCert":
         try:
             if tls.client_ca_file:
@@ -438,102 +446,3 @@ def file_state(paths: Tuple[str, ...]) -> Tuple:
         except (OSError, ValueError):
             state.append(None)
     return tuple(state)
-
-
-# -------------------------------------------------------------- basic auth
-
-def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
-    """(user, password) from an Authorization header, or None for anything
-    that is not well-formed Basic credentials (non-ASCII, bad base64, not
-    UTF-8, no colon)."""
-    if not header:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):        # ValueError: a non-ASCII token
-        return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
-
-
-BCRYPT_MAX_BYTES = 72
-
-
-class PasswordCheck:
-    """bcrypt checks of basic-auth credentials against the users' hashes.
-
-    Every check takes as long as the costliest user's: a user that does not
-    exist is checked against a stand-in hash of that cost, and a check of a
-    cheaper user waits out the difference, so neither the time nor a
-    difference of costs says which users exist; bcrypt's own comparison is
-    constant-time. A password is checked on its first 72 bytes, all bcrypt
-    reads (as Go's bcrypt, and so exporter-toolkit, does). bcrypt is slow
-    by design (~60 ms at cost 10), so good answers are remembered (keyed by
-    a hash of user, password and stored hash, bounded), as exporter-toolkit
-    does: a scraper pays once, not per scrape. Wrong answers are never
-    remembered."""
-
-    def __init__(self, size: int = 256, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
-        self._good: "OrderedDict[bytes, None]" = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-        self._stand_in: Dict[int, bytes] = {}
-        self._slowest: Dict[int, float] = {}     # cost -> the longest check seen
-        self._sleep = sleep
-        self._clock = clock
-
-    def _stand_in_hash(self, cost: int) -> bytes:
-        import bcrypt
-        with self._lock:
-            if cost not in self._stand_in:
-                self._stand_in[cost] = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(cost))
-            return self._stand_in[cost]
-
-    def cached(self, users: Dict[str, bytes], user: str, password: str) -> bool:
-        key = self._key(users, user, password)
-        with self._lock:
-            return key is not None and key in self._good
-
-    def check(self, users: Dict[str, bytes], user: str, password: str) -> bool:
-        import bcrypt
-        start = self._clock()
-        stored = users.get(user)
-        top = max((bcrypt_cost(h) for h in users.values()), default=10)
-        hashed = stored if stored is not None else self._stand_in_hash(top)
-        try:
-            ok = bcrypt.checkpw(password.encode()[:BCRYPT_MAX_BYTES], hashed) and \
-                stored is not None
-        except ValueError:      # a password bcrypt will not take (a NUL byte): wrong
-            ok = False
-        elapsed = self._clock() - start
-        cost = bcrypt_cost(hashed)
-        with self._lock:
-            self._slowest[cost] = max(self._slowest.get(cost, 0.0), elapsed)
-            target = self._slowest.get(top)
-        if cost < top:
-            if target is None:      # never timed a check at the top cost: time one now
-                t0 = self._clock()
-                bcrypt.checkpw(b"", self._stand_in_hash(top))
-                target = self._clock() - t0
-                with self._lock:
-                    self._slowest[top] = max(self._slowest.get(top, 0.0), target)
-            if target > elapsed:
-                self._sleep(target - elapsed)
-        if ok:
-            key = self._key(users, user, password)
-            with self._lock:
-                self._good[key] = None
-                while len(self._good) > self._size:
-                    self._good.popitem(last=False)
-        return ok
-
-    @staticmethod
-    def _key(users: Dict[str, bytes], user: str, password: str) -> Optional[bytes]:
-        stored = users.get(user)
-        if stored is None:
-            return None
-        return hashlib.sha256(b"\0".join([user.encode(), password.encode(), stored])).digest()

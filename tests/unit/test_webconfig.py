@@ -12,7 +12,8 @@ import bcrypt
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pytools.webconfig import (PasswordCheck, WebConfigError, load_web_config, parse_basic)
+from pytools.basic_auth import PasswordCheck, parse_basic
+from pytools.webconfig import WebConfigError, load_web_config
 
 from ..certs import make_certs
 
