@@ -224,6 +224,7 @@ class HttpServer:
         self.tls = tls              # the TLS context for each new connection (None: HTTP)
         self.headers = headers      # added to every response, refusals included
         self.open: Dict[int, Connection] = {}
+        self.tasks: set = set()     # every connection's, evicted ones closing included
         self.refused = 0
         self.evicted = 0
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="render")
@@ -281,6 +282,11 @@ class HttpServer:
             listener.close()
         for conn in list(self.open.values()):
             conn.abort()
+        # Every connection's task ends on this loop, not in a closed one.
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=self.limits.read_timeout)
 
     # -- connections
     async def _accept(self, listener: socket.socket) -> None:
@@ -309,6 +315,8 @@ class HttpServer:
             conn = Connection()
             self.open[id(conn)] = conn
             conn.task = loop.create_task(self._connection(client, conn))
+            self.tasks.add(conn.task)
+            conn.task.add_done_callback(self.tasks.discard)
             await asyncio.sleep(0)      # closes of evicted connections run first
 
     def _make_room(self) -> bool:

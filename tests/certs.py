@@ -23,3 +23,19 @@ def make_certs(d: Path) -> Path:
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", *ext, cwd=d)
     return d
+
+
+def make_intermediate(d: Path) -> Path:
+    """An intermediate CA signed by make_certs' CA (int-ca.crt) and a client
+    certificate it signed (icli.crt): the intermediate alone as
+    client_ca_file must trust icli, as Go's certificate pool does."""
+    (d / "ca.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "int-ca.key", "-out", "int-ca.csr",
+            "-subj", "/CN=int-ca", cwd=d)
+    openssl("x509", "-req", "-in", "int-ca.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "int-ca.crt", "-days", "2", "-extfile", "ca.ext", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "icli.key", "-out", "icli.csr",
+            "-subj", "/CN=scraper", cwd=d)
+    openssl("x509", "-req", "-in", "icli.csr", "-CA", "int-ca.crt", "-CAkey", "int-ca.key",
+            "-CAcreateserial", "-out", "icli.crt", "-days", "2", cwd=d)
+    return d

@@ -3,6 +3,7 @@ connection bound, on loopback with a stand-in route (no BPF)."""
 
 import asyncio
 import concurrent.futures
+import os
 import socket
 import ssl
 import threading
@@ -205,3 +206,105 @@ def test_accept_encoding():
     assert not accepts_gzip(None) and not accepts_gzip("") and not accepts_gzip("identity")
     assert not accepts_gzip("gzip;q=0") and not accepts_gzip("gzip;q=nan")
     assert not accepts_gzip("gzip;q=bad") and not accepts_gzip("deflate")
+
+
+def sockets_open() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def serving(body: bytes, **limits):
+    def stand_in(request, renders):
+        async def answer():
+            return Response(200, body)
+        return answer()
+    sock = socket.create_server(("127.0.0.1", 0))
+    http = HttpServer([sock], stand_in, Limits(**limits))
+    http.start()
+    return http
+
+
+@pytest.mark.parametrize("pipelined", [1, 200])
+def test_a_peer_that_never_reads_loses_its_descriptor_within_the_timeouts(pipelined):
+    """A client with a tiny receive buffer that asks and never reads: the
+    answer cannot be flushed, and a plain close would wait for it forever,
+    holding the descriptor past max_connections. It is aborted instead."""
+    http = serving(b"x" * (1 << 20), read_timeout=0.5, max_connections=8)
+    before = sockets_open()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        client.connect(http.address)
+        client.setblocking(False)
+        try:
+            client.send(b"GET / HTTP/1.1\r\nHost: n\r\n\r\n" * pipelined)
+        except BlockingIOError:
+            pass
+        time.sleep(0.2)
+        assert sockets_open() == before + 2           # the client's and the server's
+        deadline = time.monotonic() + 5
+        while sockets_open() > before + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sockets_open() == before + 1, "the server still holds the connection"
+        assert not http.open
+    finally:
+        client.close()
+        http.stop()
+
+
+def test_an_answer_marked_close_closes_the_connection():
+    def stand_in(request, renders):
+        async def answer():
+            return Response(401, b"no\n", close=True)
+        return answer()
+    sock = socket.create_server(("127.0.0.1", 0))
+    http = HttpServer([sock], stand_in, Limits(read_timeout=5))
+    http.start()
+    try:
+        with socket.create_connection(http.address, timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: n\r\n\r\n" * 2)     # keep-alive asked
+            answer = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.count(b"HTTP/1.1 401") == 1 and b"Connection: close" in answer
+    finally:
+        http.stop()
+
+
+def test_a_request_waiting_on_something_evictable_makes_room():
+    """A request that waits with evictable(True) (a password check) is
+    closed to make room for a new connection, as an idle one is."""
+    def stand_in(request, renders):
+        async def answer():
+            request.evictable(True)
+            await asyncio.sleep(10)
+            return Response(200, b"late\n")
+        return answer() if request.path == "/wait" else _ok()
+
+    async def _ok():
+        return Response(200, b"ok\n")
+    sock = socket.create_server(("127.0.0.1", 0))
+    http = HttpServer([sock], stand_in, Limits(read_timeout=5, max_connections=4))
+    http.start()
+    waiting = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(http.address, timeout=5)
+            s.sendall(b"GET /wait HTTP/1.1\r\nHost: n\r\n\r\n")
+            waiting.append(s)
+        time.sleep(0.2)
+        start = time.monotonic()
+        assert get(http.address[1]).startswith(b"HTTP/1.1 200 OK")
+        assert time.monotonic() - start < 2 and http.evicted >= 1
+    finally:
+        for s in waiting:
+            s.close()
+        http.stop()

@@ -6,6 +6,7 @@ import base64
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import bcrypt
@@ -51,6 +52,12 @@ BOTH_ACCEPT.update({
     "http2 no": "http_server_config:\n  http2: no\n",
     "cipher suites": TLS + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n",
     "static rsa asked for": TLS + "  cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256]\n",
+    # go-yaml's nulls are unset, and an empty tls_server_config is no TLS.
+    "tls empty": "tls_server_config: {}\n",
+    "nulls": "tls_server_config: ~\nbasic_auth_users: null\nhttp_server_config: NULL\n",
+    "tls fields null": "tls_server_config:\n  cert_file: null\n  key_file: ~\n"
+                       "  client_ca_file: Null\n",
+    "client ca null": TLS + "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ~\n",
 })
 BOTH_REFUSE = {
     "bad hash": ("basic_auth_users:\n  prom: plaintext\n", "not a bcrypt hash"),
@@ -92,6 +99,13 @@ BOTH_REFUSE = {
     "sans": (TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
                    "  client_allowed_sans: [a]\n", "client_allowed_sans is not supported"),
 }
+BOTH_REFUSE.update({
+    # Quoted, "null" is a name: a file that is not there.
+    "null quoted": (TLS + "  client_auth_type: RequireAndVerifyClientCert\n"
+                          "  client_ca_file: \"null\"\n", "cannot read"),
+    "auth without cert": ("tls_server_config:\n  client_auth_type: NoClientCert\n",
+                          "missing cert_file"),
+})
 WE_REFUSE = {   # promtool accepts; we cannot honour them
     "tls 1.0": (TLS + "  min_version: TLS10\n", "never negotiates TLS 1.0 or 1.1"),
     "cost 31": ("basic_auth_users:\n  a: $2y$31$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV"
@@ -124,7 +138,7 @@ def test_valid_files_are_accepted_by_both(certs, name):
     path = write(certs, name, BOTH_ACCEPT[name])
     assert promtool_accepts(path)
     config = load_web_config(str(path))
-    assert bool(config.tls) == ("cert_file" in BOTH_ACCEPT[name])
+    assert bool(config.tls) == ("cert_file: srv.crt" in BOTH_ACCEPT[name])
 
 
 @pytest.mark.parametrize("name", BOTH_REFUSE)
@@ -269,3 +283,71 @@ def test_unknown_and_cheap_users_take_as_long_as_the_costliest():
     dear = min(took("dear") for _ in range(2))
     for user in ("cheap", "nobody"):
         assert took(user) >= 0.8 * dear, (user, dear)
+
+
+def test_a_user_called_null_keeps_its_name(certs):
+    config = load_web_config(str(write(certs, "null-user", f"basic_auth_users:\n  null: '{HASH}'\n")))
+    assert set(config.users) == {"null"}
+
+
+def test_an_intermediate_ca_as_client_ca_file_is_an_anchor_as_in_go(certs):
+    """Go's pool makes every certificate in client_ca_file an anchor: the
+    intermediate alone trusts the clients it signed (OpenSSL's partial
+    chains), and a client of the root alone is still refused."""
+    import socket
+    import ssl
+    from pytools.webconfig import ssl_context
+    from ..certs import make_intermediate
+    make_intermediate(certs)
+    config = load_web_config(str(write(certs, "int", TLS + "  client_auth_type: "
+                                       "RequireAndVerifyClientCert\n  client_ca_file: int-ca.crt\n")))
+    server_side = ssl_context(config.tls)
+
+    def handshake(cert):
+        client_side = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        client_side.load_cert_chain(str(certs / f"{cert}.crt"), str(certs / f"{cert}.key"))
+        a, b = socket.socketpair()
+        a.settimeout(5)
+        b.settimeout(5)
+        result = []
+
+        def serve():
+            try:
+                with server_side.wrap_socket(a, server_side=True) as s:
+                    result.append(s.getpeercert()["subject"])
+            except (ssl.SSLError, OSError) as e:
+                result.append(e)
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            with client_side.wrap_socket(b, server_hostname="127.0.0.1") as c:
+                c.sendall(b"x")
+        except (ssl.SSLError, OSError):
+            pass
+        t.join(10)
+        return not isinstance(result[0], Exception)
+    assert handshake("icli")
+    assert not handshake("cli")        # signed by the root, which is not in the file
+    assert not handshake("rogue")
+
+
+def test_every_check_does_the_same_bcrypt_work_whoever_asks():
+    """One run at each cost the users have, whatever the user (unknown,
+    cheap, costly) and the password (NUL, over 72 bytes, empty): the same
+    work, so the same time, with nothing padded to a measured target."""
+    users = {"cheap": bcrypt.hashpw(b"a", bcrypt.gensalt(4)),
+             "dear": bcrypt.hashpw(b"b", bcrypt.gensalt(6))}
+    runs = []
+
+    def checkpw(password, hashed):
+        runs.append((hashed[4:6], len(password) > 0))
+        return bcrypt.checkpw(password, hashed)
+    check = PasswordCheck(checkpw=checkpw)
+    seen = {}
+    for user, password in (("nobody", "x"), ("cheap", "x"), ("dear", "x"), ("dear", "b\0"),
+                           ("cheap", "a\0"), ("dear", "y" * 100), ("dear", "")):
+        runs.clear()
+        assert not check.check(users, user, password)
+        seen[(user, password[:3])] = [cost for cost, _ in runs]
+    assert set(map(tuple, seen.values())) == {(b"04", b"06")}, seen
+    assert check.check(users, "cheap", "a") and check.check(users, "dear", "b")
