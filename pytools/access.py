@@ -74,12 +74,10 @@ class WebState:
     def __init__(self, path: Optional[str], clock: Callable[[], float] = time.monotonic):
         self.path = path
         self.clock = clock
-        state = file_state((path,)) if path else None
-        self.config = load_web_config(path) if path else WebConfig()
-        self.tls = ssl_context(self.config.tls) if self.config.tls else None
-        # The files the config names were not looked at before reading:
-        # the first look rereads them quietly, recording their state first.
-        self._state = None if self.config.tls else state
+        if path:
+            self.config, self.tls, self._state = self._load()
+        else:
+            self.config, self.tls, self._state = WebConfig(), None, None
         self._looked_at = clock()
         self._lock = threading.Lock()
         self.passwords = PasswordCheck()
@@ -92,6 +90,16 @@ class WebState:
             return None
         return file_state((self.path,) + (self.config.tls.files if self.config.tls else ()))
 
+    def _load(self):
+        """(config, TLS context, files' state): each file's state taken
+        before the read that counts (the config file's before it is read,
+        the named files' before the context in force reads them), so a
+        write that lands meanwhile is seen at the next look."""
+        before = file_state((self.path,))
+        config = load_web_config(self.path)
+        state = before + file_state(config.tls.files if config.tls else ())
+        return config, ssl_context(config.tls) if config.tls else None, state
+
     def reload(self, why: str = "SIGHUP") -> None:
         """Read the web config and its files again; keep the one in force if
         they do not load or `lowered` refuses the new one."""
@@ -99,26 +107,19 @@ class WebState:
             log.warning("%s: no --web.config.file to reload", why)
             return
         with self._lock:
-            files = self.config.tls.files if self.config.tls else ()
-            state = self._watched_state()       # before reading: a later write is seen
+            seen = self._watched_state()        # before reading: a later write is seen
             try:
-                new = load_web_config(self.path)
-                tls = ssl_context(new.tls) if new.tls else None
+                new, tls, state = self._load()
                 problem = lowered(self.config, new, explicit=why == "SIGHUP")
                 if problem:
                     raise WebConfigError(problem)
             except WebConfigError as e:
-                self._state = state         # said once per change, not per connection
+                self._state = seen          # said once per change, not per connection
                 log.error("web config %s not reloaded (%s), the previous one stays: %s",
                           self.path, why, e)
                 return
-            old, self.config, self.tls = self.config, new, tls
-            # Files named anew were read without a prior look: look again.
-            self._state = state if (new.tls.files if new.tls else ()) == files else None
-        if why == "recheck" and new == old:
-            log.info("web config %s reread (%s): %s", self.path, why, new.describe)
-        else:
-            log.warning("web config %s reloaded (%s): %s", self.path, why, new.describe)
+            self.config, self.tls, self._state = new, tls, state
+        log.warning("web config %s reloaded (%s): %s", self.path, why, new.describe)
 
     def look(self) -> None:
         """Reload if a watched file changed since the last look (at most
@@ -126,9 +127,7 @@ class WebState:
         now = self.clock()
         if self.path and now - self._looked_at >= LOOK_EVERY:
             self._looked_at = now
-            if self._state is None:
-                self.reload("recheck")
-            elif self._watched_state() != self._state:
+            if self._watched_state() != self._state:
                 self.reload("a file changed")
 
     def current_tls(self):

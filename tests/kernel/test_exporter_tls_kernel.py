@@ -242,7 +242,7 @@ def test_sighup_takes_a_new_password_without_dropping_the_maps(certs):
 @pytest.mark.wall_clock
 def test_a_flood_of_wrong_passwords_does_not_slow_a_right_one(exporter):
     """Wrong passwords cost a bcrypt check each (~60 ms at cost 10) in a
-    pool of their own; a scraper with the right one is answered from the
+    bounded queue of their own; a scraper with the right one is answered from the
     cache of good answers, in well under a second, throughout."""
     import threading
     exporter.fetch()                                   # the right answer, cached
@@ -265,5 +265,6 @@ def test_a_flood_of_wrong_passwords_does_not_slow_a_right_one(exporter):
         stop.set()
         for t in attackers:
             t.join(timeout=30)
-    assert refused and set(refused) == {401}
+    # Past the bounded queue of password checks, the excess gets 503 at once.
+    assert 401 in refused and set(refused) <= {401, 503}, set(refused)
     assert max(latencies) < 1.0, sorted(latencies)[-3:]

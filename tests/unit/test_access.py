@@ -48,8 +48,6 @@ def state(certs, text, name="web.yml"):
     path.write_text(text)
     clock = Clock()
     web = WebState(str(path), clock)
-    clock.now += 1.5
-    web.look()              # the first look rereads the named files quietly
     return web, path, clock
 
 
