@@ -9,12 +9,10 @@ import ctypes
 import http.client
 import os
 import select
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -25,23 +23,13 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from ..certs import make_certs
 from .test_exporter_kernel import Exporter
-from .test_exporter_webconfig_kernel import HASH, MUTUAL, context, start, status
+from .test_exporter_webconfig_kernel import (HASH, MUTUAL, context, node_dir,  # noqa: F401
+                                             start, status)
 from .workload import wait_for
 
 # Wall-clock behaviour (timeouts, once-a-second looks, floods): the host run.
 pytestmark = pytest.mark.wall_clock
-
-
-@pytest.fixture
-def node_dir():
-    d = Path(tempfile.mkdtemp(prefix="pytools-closed-"))
-    make_certs(d)
-    shutil.copy(d / "ca.crt", d / "scraper-ca.crt")
-    (d / "web.yml").write_text(MUTUAL)
-    yield d
-    shutil.rmtree(d)
 
 
 def plain_status(port: int, path="/metrics", auth=None) -> object:
