@@ -14,6 +14,12 @@ coroutine, never a thread, and:
   in progress counts): a new one beyond that closes the oldest connection
   still waiting for its request (never one being served), or is refused at
   once if all are busy, so a flood cannot starve scrapers;
+- an answer must be taken within twice `read_timeout`, and a closing
+  connection flushes for at most `read_timeout` before its socket is
+  dropped: a peer that never reads holds no descriptor past the timeouts,
+  and a connection counts against the bound until its socket is gone;
+- a request waiting on something that may be refused anyway (a password
+  check: `Request.evictable`) may be closed to make room, as an idle one;
 - a request head over 16 KiB gets 431; a malformed one 400;
 - GET and HEAD; any other method gets 405 with `Allow: GET, HEAD`;
 - /metrics is rendered in a worker thread, one render at a time, and

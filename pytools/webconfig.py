@@ -17,7 +17,9 @@ format, so one file serves node_exporter and bpf-exporter alike, and
 The verdict on a file is promtool's (tests/unit/test_webconfig.py runs a
 corpus through both): the YAML is read strictly (every value a string as
 written, so a user called `yes` or `0x10` keeps that name; a key set twice,
-an alias, or a value of the wrong kind is refused), headers are exactly
+an alias, or a value of the wrong kind is refused; go-yaml's unquoted
+nulls, `~` and `null`, mean unset, and a `tls_server_config` with nothing
+set means no TLS, as exporter-toolkit reads it), headers are exactly
 exporter-toolkit's five with its allowed values, and a bcrypt hash must have
 the form Go's bcrypt accepts. A setting this server cannot honour is refused
 with one line, never ignored: RequestClientCert and RequireAnyClientCert
