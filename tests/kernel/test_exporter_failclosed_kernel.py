@@ -133,7 +133,7 @@ def test_a_write_landing_while_the_exporter_reads_is_seen(node_dir):
     d = node_dir
     hashes = {p: bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()
               for p in ("s3cret", "first", "second")}
-    others = "".join(f"  user{i}: '{hashes['s3cret']}'\n" for i in range(8))  # a longer read
+    others = "".join(f"  user{i}: '{hashes['s3cret']}'\n" for i in range(40))  # a longer load
     (d / "web.yml").write_text(MUTUAL + others)
     exp = start(d)
     stop = threading.Event()
