@@ -1,3 +1,9 @@
 """bpf-pytools: eBPF tracing tools on BCC."""
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str):
+    # The version is written once, in pyproject.toml (pytools.version).
+    if name == "__version__":
+        from .version import version
+        return version()
+    raise AttributeError(f"module 'pytools' has no attribute {name!r}")

@@ -56,6 +56,19 @@ def common_output_options(func: Callable) -> Callable:
     return func
 
 
+def print_version(ctx: click.Context, param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from .version import build_info, version_line
+    click.echo(version_line(ctx.command_path, build_info()))
+    ctx.exit()
+
+
+version_option = click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
+    help="Print the version (with BCC's, Python's and the kernel's) and exit.")
+
+
 def emit(text_or_obj) -> None:
     if isinstance(text_or_obj, dict):
         click.echo(json.dumps(text_or_obj, sort_keys=False))
@@ -201,6 +214,7 @@ def make_command(tool: Tool) -> click.Command:
     func = fails_cleanly(callback)
     func = common_output_options(func)
     func = cgroup_option()(func)
+    func = version_option(func)
     func = click.option("--probe", type=click.Choice(["auto"] + tool.modes()), default="auto",
                         show_default=True, help="Force a probe mode.")(func)
     for option in reversed(tool.options):
@@ -315,6 +329,7 @@ def exporter_command() -> click.Command:
                      help="Open connections at most; a new one closes the oldest "
                           "that is still waiting for its request."),
         click.option("-v", "--verbose", is_flag=True, help="Log each collector's probe choice."),
+        version_option,
     ]):
         func = option(func)
     return click.command("bpf-exporter", context_settings=CONTEXT, epilog=EXPORTER_EXAMPLES,
@@ -335,6 +350,7 @@ bpf_exporter = exporter_command()
 # ---------------------------------------------------------------------- group
 
 @click.group(context_settings=CONTEXT)
+@version_option
 def main():
     """bpf-pytools: eBPF tracing tools on BCC."""
 

@@ -32,7 +32,7 @@ class Headers:
 
 # Where a container finds the node's own trees: the DaemonSet mounts the
 # host's /lib/modules and /usr/src here, so they never shadow the image's
-# own fallback (deploy/kubernetes/bpf-exporter.yaml).
+# own fallback (deploy/kubernetes/base/bpf-exporter.yaml).
 KHEADERS = "/sys/kernel/kheaders.tar.xz"
 KCONFIG = "include/linux/kconfig.h"    # every tree BCC compiles with has it
 

@@ -69,7 +69,7 @@ def check_privileges() -> None:
 SECCOMP_MODES = {0: "disabled", 1: "strict", 2: "filter"}
 SECCOMP_FIX = ("run it with seccomp profile Unconfined, or the project's "
                "deploy/seccomp/bpf-pytools.json (Kubernetes: securityContext.seccompProfile, as "
-               "deploy/kubernetes/bpf-exporter.yaml does; docker, podman: --security-opt "
+               "deploy/kubernetes/base/bpf-exporter.yaml does; docker, podman: --security-opt "
                "seccomp=...)")
 
 

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from .errors import ToolError
 from .exporter import ToolCollector
 from .self_metrics import SelfCollector, SelfStats
+from .version import BuildInfoCollector, build_info
 from .access import WebState, guarded
 from .exporter_config import parse_listen
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
@@ -187,6 +188,7 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         if run_stats.problem:
             log.warning("program cost not exported: %s", run_stats.problem)
         registry.register(SelfCollector(stats, collectors, run_stats))
+        registry.register(BuildInfoCollector(build_info()))
         # What start-up made (bcc's tables, the compiled programs' objects)
         # lives as long as the process: out of the cyclic collector's sight,
         # so that its passes during scrapes stay short.

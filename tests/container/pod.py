@@ -1,5 +1,5 @@
 """The DaemonSet's container as a podman command line, read from
-deploy/kubernetes/bpf-exporter.yaml by code, so that what the container
+deploy/kubernetes/base/bpf-exporter.yaml by code, so that what the container
 test runs is what the YAML says: a change to the YAML is what gets tested.
 
 Pure: no podman is run here (tests/unit/test_container_pod.py checks the
@@ -17,12 +17,14 @@ from typing import Dict, List, Optional
 import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DAEMONSET = os.path.join(REPO, "deploy", "kubernetes", "bpf-exporter.yaml")
+DAEMONSET = os.path.join(REPO, "deploy", "kubernetes", "base", "bpf-exporter.yaml")
 SECCOMP_PROFILES = os.path.join(REPO, "deploy", "seccomp")
 
 # What the mapping reads; anything else in these specs is an error.
+# serviceAccountName and automountServiceAccountToken: false ask for no API
+# token in the pod, and podman mounts none.
 POD_FIELDS = {"hostPID", "tolerations", "priorityClassName", "terminationGracePeriodSeconds",
-              "containers", "volumes"}
+              "containers", "volumes", "serviceAccountName", "automountServiceAccountToken"}
 CONTAINER_FIELDS = {"name", "image", "imagePullPolicy", "args", "ports", "securityContext",
                     "env", "resources", "startupProbe", "livenessProbe", "readinessProbe",
                     "volumeMounts"}

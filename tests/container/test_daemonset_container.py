@@ -4,7 +4,7 @@ The image is built from the Dockerfile (scripts/build-image: the base made
 from Debian's packages and tagged as the FROM, since no registry is
 reachable here; built once and reused while the build context is the
 same). The container is run with every setting read from
-deploy/kubernetes/bpf-exporter.yaml by code (tests/container/pod.py):
+deploy/kubernetes/base/bpf-exporter.yaml by code (tests/container/pod.py):
 capabilities, seccomp profile, user, read-only root, no privilege
 escalation, hostPID, hostPath and emptyDir volumes, env, args. It runs in
 its own pod cgroup under a fake node, in a private cgroup namespace, on a
@@ -547,7 +547,7 @@ def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
     /etc/bpf-exporter, --web.config.file and the probes over HTTPS (as the
     kubelet makes them: no client certificate, no password); and the
     Localhost seccomp profile the project ships instead of Unconfined."""
-    text = open(os.path.join(REPO, "deploy", "kubernetes", "bpf-exporter.yaml")).read()
+    text = open(os.path.join(REPO, "deploy", "kubernetes", "base", "bpf-exporter.yaml")).read()
     for documented in ('"--web.config.file", "/etc/bpf-exporter/web.yml"', "scheme: HTTPS",
                        "VerifyClientCertIfGiven", "localhostProfile: profiles/bpf-pytools.json"):
         assert documented in text, documented

@@ -145,6 +145,28 @@ def test_info_and_self_metrics(exporter):
         assert value(samples, "bpf_exporter_map_read_duration_seconds", collector=tool) > 0
 
 
+def test_build_info_agrees_with_pyproject_and_version(exporter):
+    """bpf_pytools_build_info carries pyproject's version, and the same
+    labels `bpf-exporter --version` prints."""
+    import platform
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "pyproject.toml"), "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    infos = [dict(labels) for (name, labels), v in exporter.scrape().items()
+             if name == "bpf_pytools_build_info" and v == 1]
+    assert len(infos) == 1
+    (info,) = infos
+    assert info["version"] == version
+    assert info["kernel"] == os.uname().release and info["arch"] == platform.machine()
+    import bcc
+    assert info["bcc_version"] == bcc.__version__
+    printed = subprocess.run(tool_command("bpf-exporter") + ["--version"], capture_output=True,
+                             text=True, timeout=60).stdout
+    assert printed == (f"bpf-exporter {version} (bcc {bcc.__version__}, Python "
+                       f"{info['python_version']}, kernel {info['kernel']} {info['arch']})\n")
+
+
 def test_exposition_passes_promtool(exporter):
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: scripts/test installs Debian's prometheus package"

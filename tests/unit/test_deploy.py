@@ -7,7 +7,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
+import textwrap
 
 import kubernetes_validate
 import pytest
@@ -35,9 +38,43 @@ DEPLOY = os.path.join(ROOT, "deploy")
 K8S_VERSION = "1.30.0"
 
 
+COMPONENTS = ("web-config", "runqlat", "prometheus-operator")
+README = os.path.join(ROOT, "README.md")
+
+
 def load_yaml(name):
-    with open(os.path.join(DEPLOY, "kubernetes", name)) as f:
+    """A file of the kustomize base (deploy/kubernetes/base) or, with a
+    directory, of a component."""
+    path = name if "/" in name else os.path.join("base", name)
+    with open(os.path.join(DEPLOY, "kubernetes", path)) as f:
         return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+def kustomize(directory):
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is missing"
+    result = subprocess.run([kubectl, "kustomize", directory], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def rendered(*components):
+    """What an overlay of the base with these components applies."""
+    with tempfile.TemporaryDirectory() as overlay:
+        k8s = os.path.join(DEPLOY, "kubernetes")
+        with open(os.path.join(overlay, "kustomization.yaml"), "w") as f:
+            yaml.safe_dump({"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                            "kind": "Kustomization",
+                            "resources": [os.path.relpath(os.path.join(k8s, "base"), overlay)],
+                            "components": [os.path.relpath(os.path.join(k8s, "components", c),
+                                                           overlay) for c in components]}, f)
+        return kustomize(overlay)
+
+
+def container_of(docs):
+    (container,) = by_kind(docs)["DaemonSet"]["spec"]["template"]["spec"]["containers"]
+    return container
 
 
 def by_kind(docs):
@@ -54,6 +91,80 @@ def cli_accepts(args):
 @pytest.mark.parametrize("doc", load_yaml("bpf-exporter.yaml"), ids=lambda d: d["kind"])
 def test_manifests_validate_against_the_kubernetes_schema(doc):
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("components", [(), *[(c,) for c in COMPONENTS], COMPONENTS],
+                         ids=lambda c: "+".join(c) or "base")
+def test_the_base_and_each_component_render_and_validate(components):
+    """The base alone, with each component and with all of them renders with
+    kustomize, every Kubernetes object in it passes the schema, and the
+    exporter's own parser accepts its arguments."""
+    docs = rendered(*components)
+    for doc in docs:
+        if not doc["apiVersion"].startswith("monitoring.coreos.com/"):   # the operator's CRDs
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == \
+        {by_kind(docs)["Namespace"]["metadata"]["name"]}
+    cli_accepts(container_of(docs)["args"])
+
+
+def test_components_add_what_they_say_and_only_that():
+    base = rendered()
+    web = rendered("web-config")
+    container = container_of(web)
+    args = container["args"]
+    assert args[:len(container_of(base)["args"])] == container_of(base)["args"]
+    assert args[args.index("--web.config.file") + 1] == "/etc/bpf-exporter/web.yml"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/bpf-exporter"]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in by_kind(web)["DaemonSet"]["spec"]["template"]["spec"]
+               ["volumes"]}
+    assert volumes[mount["name"]]["secret"] == {"secretName": "bpf-exporter-web-config"}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+
+    args = container_of(rendered("runqlat"))["args"]
+    context = bpf_exporter.make_context("bpf-exporter", list(args))
+    assert "runqlat" in context.params["collectors"]
+    assert args[args.index("--runqlat-by") + 1] == "pod"
+
+    operator = by_kind(rendered("prometheus-operator"))
+    assert {"PodMonitor", "PrometheusRule"} <= set(operator)
+    assert set(operator) - {"PodMonitor", "PrometheusRule"} == set(by_kind(base))
+
+
+def test_the_exporter_has_an_account_with_no_api_token_and_a_stated_rollout():
+    docs = by_kind(rendered())
+    account, daemonset = docs["ServiceAccount"], docs["DaemonSet"]
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert account["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is False
+    rollout = daemonset["spec"]["updateStrategy"]
+    assert rollout["type"] == "RollingUpdate" and rollout["rollingUpdate"]["maxUnavailable"]
+    resources = container_of(docs.values())["resources"]
+    assert resources["requests"]["memory"] and resources["limits"]["memory"]
+
+
+def test_readmes_overlay_renders_with_the_image_pinned_by_digest():
+    """README's example overlay, placed beside a checkout as it says, pins
+    every container to the digest and labels everything for the operator."""
+    with open(README) as f:
+        text = f.read()
+    block = text.split("<!-- overlay:begin -->")[1].split("<!-- overlay:end -->")[0]
+    body = textwrap.dedent(block.split("```yaml\n", 1)[1].rsplit("```", 1)[0])
+    with tempfile.TemporaryDirectory() as top:
+        os.symlink(os.path.abspath(ROOT), os.path.join(top, "bpf-pytools"))
+        os.mkdir(os.path.join(top, "my-cluster"))
+        with open(os.path.join(top, "my-cluster", "kustomization.yaml"), "w") as f:
+            f.write(body)
+        docs = kustomize(os.path.join(top, "my-cluster"))
+    wanted = yaml.safe_load(body)
+    (image,) = wanted["images"]
+    assert container_of(docs)["image"] == f"{image['newName']}@{image['digest']}"
+    assert {"PodMonitor", "PrometheusRule", "DaemonSet"} <= {d["kind"] for d in docs}
+    assert all(d["metadata"]["labels"]["release"] == "kube-prometheus-stack" for d in docs)
+    cli_accepts(container_of(docs)["args"])
 
 
 def test_the_schema_check_rejects_a_misspelt_field():
@@ -117,7 +228,7 @@ def test_service_and_podmonitor_select_the_daemonset_pods():
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
 
-    (monitor,) = load_yaml("podmonitor.yaml")
+    (monitor,) = load_yaml("components/prometheus-operator/podmonitor.yaml")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["kind"] == "PodMonitor"
     assert monitor["metadata"]["namespace"] == namespace
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()

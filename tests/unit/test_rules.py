@@ -15,7 +15,8 @@ from .test_deploy import emitted_metric_names, metric_names_in
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 RULES = os.path.join(ROOT, "deploy", "prometheus", "rules.yml")
-OPERATOR = os.path.join(ROOT, "deploy", "kubernetes", "prometheusrule.yaml")
+OPERATOR = os.path.join(ROOT, "deploy", "kubernetes", "components", "prometheus-operator",
+                        "prometheusrule.yaml")
 
 
 def promtool(*args):
