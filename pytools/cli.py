@@ -14,7 +14,9 @@ import click
 
 from .errors import ToolError
 from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
-from .options import cgroup_option, interval_arguments
+from click.core import ParameterSource
+
+from .options import cgroup_option, interval_arguments, resolve_aliases, warn
 from .runloop import run_intervals, sigterm_as_interrupt
 from .tool import Tool, View
 from .tools import TOOLS
@@ -190,6 +192,10 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
 def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
         from .loader import shared_cflags
+        ctx = click.get_current_context()
+        opts = resolve_aliases(
+            opts, lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE,
+            lambda line: warn(ctx, line))
         with shared_cflags(cgroup.cflags() if cgroup else ()):
             if ebpf:
                 print_ebpf(tool, opts, probe)
@@ -213,7 +219,7 @@ def make_command(tool: Tool) -> click.Command:
 def tool_options(command: click.Command, args=()) -> dict:
     """The tool's own options as its command parses `args` (defaults for none)."""
     ctx = command.make_context(command.name, list(args))
-    return {k: v for k, v in ctx.params.items() if k not in COMMON}
+    return resolve_aliases({k: v for k, v in ctx.params.items() if k not in COMMON})
 
 
 COMMANDS: Dict[str, click.Command] = {tool.name: make_command(tool) for tool in TOOLS}
