@@ -74,19 +74,30 @@ def title(text: str, timestamp: Optional[str]) -> str:
 # ------------------------------------------------------------- log2 histograms
 
 def hist_json(hist) -> dict:
-    """A Log2Hist as plain JSON: used slots, exact count/sum, estimated percentiles."""
+    """A Log2Hist as plain JSON: used slots, exact count/sum, estimated
+    percentiles. For durations each slot and each estimate's slot also has
+    its bounds in seconds, [lo_s, hi_s): an estimate is only as good as its
+    slot, and slot 0 (under one unit) has no estimate (null)."""
     from .hist import slot_range
     rng = hist.nonzero_range()
     slots = []
     if rng:
         for k in range(rng[0], rng[1] + 1):
             lo, hi = slot_range(k)
-            slots.append({"lo": lo, "hi": hi, "count": hist.slots[k]})
-    sum_key = "sum_ns" if hist.unit_name in ("nsecs", "usecs", "msecs") else "sum"
+            slot = {"lo": lo, "hi": hi, "count": hist.slots[k]}
+            if hist.timed:
+                slot["lo_s"], slot["hi_s"] = hist.slot_seconds(k)
+            slots.append(slot)
+    sum_key = "sum_ns" if hist.timed else "sum"
     out = {"unit": hist.unit_name, "count": hist.count, sum_key: hist.total, "slots": slots}
     if hist.count:
         out["avg"] = round(hist.mean_units(), 3)
-        out["estimates"] = {f"p{q}": round(hist.estimate(q / 100), 3) for q in (50, 90, 99)}
+        quantiles = [(f"p{q}", q / 100, hist.quantile_slot(q / 100)) for q in (50, 90, 99)]
+        out["estimates"] = {name: None if hist.timed and k == 0 else
+                            round(hist.estimate(q), 3) for name, q, k in quantiles}
+        if hist.timed:
+            out["estimate_slots_s"] = {name: list(hist.slot_seconds(k))
+                                       for name, _, k in quantiles}
     return out
 
 
