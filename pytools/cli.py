@@ -16,7 +16,8 @@ from .errors import ToolError
 from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
 from click.core import ParameterSource
 
-from .options import cgroup_option, interval_arguments, resolve_aliases, warn
+from .options import (cgroup_option, interval_arguments, resolve_aliases,
+                      rewrite_legacy_values, warn)
 from .runloop import run_intervals, sigterm_as_interrupt
 from .tool import Tool, View
 from .tools import TOOLS
@@ -189,6 +190,22 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
     click.echo(text)
 
 
+class ToolCommand(click.Command):
+    """A tool's command: old spellings that click cannot declare (an option
+    whose value became optional) are rewritten before parsing, with their
+    deprecation line on stderr."""
+
+    def __init__(self, *args, legacy_values=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.legacy_values = legacy_values or {}
+
+    def parse_args(self, ctx, args):
+        args, lines = rewrite_legacy_values(list(args), self.legacy_values)
+        for line in lines:
+            warn(ctx, line)
+        return super().parse_args(ctx, args)
+
+
 def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
         from .loader import shared_cflags
@@ -212,8 +229,9 @@ def make_command(tool: Tool) -> click.Command:
     for option in reversed(tool.options):
         func = option(func)
     func = interval_arguments(tool.default_interval)(func)
-    return click.command(tool.command, context_settings=CONTEXT, help=tool.description,
-                         short_help=tool.summary, epilog=tool.examples)(func)
+    return click.command(tool.command, cls=ToolCommand, context_settings=CONTEXT,
+                         help=tool.description, short_help=tool.summary, epilog=tool.examples,
+                         legacy_values=tool.legacy_values)(func)
 
 
 def tool_options(command: click.Command, args=()) -> dict:

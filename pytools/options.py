@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import click
 
@@ -68,17 +68,32 @@ class Duration(click.ParamType):
     bare number in the unit `bare_unit` names (the tool's display unit)."""
     name = "duration"
 
-    def __init__(self, bare_unit_of=lambda ctx: 1e-6):
+    def __init__(self, bare_unit_of: Callable = lambda ctx: 1e-6):
         self.bare_unit_of = bare_unit_of
 
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
         try:
-            return round(parse_duration(value, self.bare_unit_of(ctx)) * 1e9)
+            seconds = parse_duration(value, self.bare_unit_of(ctx))
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a duration (1ms, 250us, 2s, or a number in the "
                       "display unit)", param, ctx)
+        if seconds > MAX_INTERVAL:
+            self.fail(f"{value!r}: at most {MAX_INTERVAL:g} seconds (one day)", param, ctx)
+        return round(seconds * 1e9)
+
+
+def display_unit(ctx) -> float:
+    """Seconds per unit of the command's -u/-m/-n (a bare number's unit)."""
+    unit = (ctx.params.get("unit") if ctx is not None else None) or "usecs"
+    return {"nsecs": 1e-9, "usecs": 1e-6, "msecs": 1e-3}[unit]
+
+
+def histograms_option() -> Callable:
+    return click.option("--histograms", is_flag=True,
+                        help="A histogram per group, where more than a few groups are "
+                             "shown one line each (count, avg, p50, p99, max).")
 
 
 def interval_arguments(default_interval: float) -> Callable:
@@ -203,10 +218,13 @@ def top_option(help: str, default: int = 10) -> Callable:
 def unit_options(func: Callable) -> Callable:
     """-u/-m/-n: the unit latencies are shown in."""
     for decorator in reversed([
-        click.option("-u", "--usecs", "unit", flag_value="usecs", default=True,
+        # eager: a duration option's bare number is in this unit, wherever it is
+        click.option("-u", "--usecs", "unit", flag_value="usecs", default=True, is_eager=True,
                      help="Show microseconds (default)."),
-        click.option("-m", "--msecs", "unit", flag_value="msecs", help="Show milliseconds."),
-        click.option("-n", "--nsecs", "unit", flag_value="nsecs", help="Show nanoseconds."),
+        click.option("-m", "--msecs", "unit", flag_value="msecs", is_eager=True,
+                     help="Show milliseconds."),
+        click.option("-n", "--nsecs", "unit", flag_value="nsecs", is_eager=True,
+                     help="Show nanoseconds."),
     ]):
         func = decorator(func)
     return func
@@ -239,14 +257,36 @@ def resolve_aliases(opts: dict, given: Callable[[str], bool] = lambda name: Fals
     given(name): whether that option was on the command line (then an
     alias saying otherwise is a usage error)."""
     out = {k: v for k, v in opts.items() if k not in _ALIASES}
+    set_by = {}
     for key, value in opts.items():
         if key not in _ALIASES or value is None:
             continue
         to, spelling, use = _ALIASES[key]
         if use:
             warn_line(deprecation(spelling, use))
-        if given(to) and out.get(to) != value:
-            raise click.UsageError(f"{spelling} and --{to.replace('_', '-')} disagree: "
-                                   "give one")
+        if (given(to) and out.get(to) != value) or \
+                (to in set_by and set_by[to][1] != value):
+            other = set_by[to][0] if to in set_by else f"--{to.replace('_', '-')}"
+            raise click.UsageError(f"{other} and {spelling} disagree: give one")
+        set_by[to] = (spelling, value)
         out[to] = value
     return out
+
+
+def rewrite_legacy_values(args: list, legacy: dict) -> Tuple[list, List[str]]:
+    """Options that used to take an optional value (`-P pod`) and are flags
+    now: `-P pod` becomes `--by pod`, with a deprecation line; `-P` before
+    anything else stays the flag (so `-P 1 3` keeps its interval)."""
+    out, lines, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:], lines
+        if arg in legacy and i + 1 < len(args) and args[i + 1] in legacy[arg]:
+            out += ["--by", args[i + 1]]
+            lines.append(deprecation(f"{arg} {args[i + 1]}", f"--by {args[i + 1]}"))
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out, lines

@@ -67,6 +67,11 @@ def fitted_table(rows: Sequence[Sequence], headers: Sequence[str],
     return table([[shorten_first(str(row[0]), keep), *row[1:]] for row in rows], headers)
 
 
+def process_label(comm: str, pid: Optional[int]) -> str:
+    """How every tool names a process (or thread): `dd [10642]`."""
+    return f"{comm} [{pid}]" if pid else comm
+
+
 def title(text: str, timestamp: Optional[str]) -> str:
     return (f"{timestamp} " if timestamp else "") + text
 
@@ -99,6 +104,64 @@ def hist_json(hist) -> dict:
             out["estimate_slots_s"] = {name: list(hist.slot_seconds(k))
                                        for name, _, k in quantiles}
     return out
+
+
+def groups_json(groups: Sequence[Tuple[str, dict, object]], top: int) -> Tuple[list, dict]:
+    """Grouped histograms as every tool writes them in JSON: `groups[]`, the
+    `top` first of (key, labels, hist), each {"key", its labels, "hist"};
+    and `other`, the rest: how many keys and what they counted."""
+    shown = [{"key": key, **labels, "hist": hist_json(hist)}
+             for key, labels, hist in groups[:top]]
+    rest = groups[top:]
+    return shown, {"keys": len(rest), "count": sum(h.count for _, _, h in rest)}
+
+
+# Grouped histograms: more groups than this are shown one line each
+# (compact) unless --histograms asks for every histogram.
+COMPACT_AFTER = 3
+
+
+def max_column(hist) -> str:
+    """The max's slot in few columns: 16384-32767, or <1 (under one unit)."""
+    from .hist import slot_range
+    k = hist.nonzero_range()[1]
+    if hist.timed and k == 0:
+        return "<1"
+    lo, hi = slot_range(k)
+    return f"{lo}-{hi}"
+
+
+def compact_table(groups: Sequence[Tuple[str, dict, object]], key_header: str,
+                  unit_label: str, width: int = WIDTH) -> str:
+    """One line per group: count, exact average, p50 and p99 estimates and
+    the slot of the max, in `width` columns (keys shortened as needed)."""
+    from .hist import estimate_text
+    rows = []
+    for key, _, hist in groups:
+        if not hist.count:
+            rows.append([key, 0, "-", "-", "-", "-"])
+            continue
+        rows.append([key, hist.count, f"{hist.mean_units():.1f}",
+                     estimate_text(hist, 0.5), estimate_text(hist, 0.99),
+                     max_column(hist)])
+    return fitted_table(rows, [key_header, "COUNT", f"AVG {unit_label}", "P50", "P99", "MAX"],
+                        width=width)
+
+
+def grouped_text(groups: Sequence[Tuple[str, dict, object]], top: int, key_header: str,
+                 unit_label: str, histograms: bool = False, noun: str = "groups") -> List[str]:
+    """The `top` first groups: a histogram each (--histograms, or a few
+    groups), else one line each; then how many more there are."""
+    shown = groups[:top]
+    if histograms or len(shown) <= COMPACT_AFTER:
+        lines = []
+        for key, _, hist in shown:
+            lines += ["", key, hist_text(hist)]
+    else:
+        lines = [""] + compact_table(shown, key_header, unit_label).splitlines()
+    if len(groups) > top:
+        lines.append(f"[{len(groups) - top} more {noun}]")
+    return lines
 
 
 def hist_text(hist, label: str = "") -> str:

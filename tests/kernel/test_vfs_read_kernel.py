@@ -256,3 +256,33 @@ def test_forcing_a_missing_mode_is_one_line_error():
                             capture_output=True, text=True, timeout=120, cwd="/")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and f"probe mode {mode}" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["-P"], ["--by", "pid"]])
+def test_cli_dash_P_keeps_two_processes_of_one_name_apart(args):
+    """-P is --by pid: two processes named alike are two groups (it once
+    grouped by name), and `-P 1 3`-style intervals stay intervals."""
+    comm, counts = f"twin-{os.getpid() % 10000}", (157, 61)
+    children = [subprocess.Popen([sys.executable, "-c", NAMED_CHILD, comm, str(n)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for n in counts]
+    try:
+        for child in children:
+            assert child.stdout.readline() == "ready\n"
+        proc = start_tool(tool_command("vfsread-latency") + args + ["-c", comm, "--json",
+                                                                     "3600", "1"])
+        for child in children:
+            child.stdin.write("g")
+            child.stdin.flush()
+            assert child.stdout.readline() == "done\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    assert proc.returncode == 0 and "warning" not in err, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    groups = {g["key"]: g["hist"]["count"] for g in obj["groups"]}
+    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts)}, groups
+    assert obj["by"] == "pid"

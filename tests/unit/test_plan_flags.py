@@ -34,10 +34,11 @@ def recorded(monkeypatch):
 
 VARIANTS = {      # options whose plan or flags differ from the defaults
     "execve": [{"by": "pod"}, {"by": "uid", "pid": 1, "uid": 0, "max_keys": 16}],
-    "biolatency": [{"queued": True}, {"by_device": True, "by_op": True, "unit": "msecs"}],
-    "vfs_read": [{"per": "comm", "min_latency": 5, "comm": "sh"}],
-    "readahead": [{"efficiency": True}, {"by": "pod", "pid": 1}],
-    "runqlat": [{"pids": True}, {"by": "pod", "comm": "sh"}],
+    "biolatency": [{"queued": True}, {"by_device": True, "by_op": True, "unit": "msecs"},
+                   {"by": "disk,op"}],
+    "vfs_read": [{"by": "comm", "min_latency": 5000, "comm": "sh"}],
+    "readahead": [{"efficiency": True}, {"table": "pod", "pid": 1}],
+    "runqlat": [{"by": "pid"}, {"by": "pod", "comm": "sh"}],
 }
 
 
