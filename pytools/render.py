@@ -72,6 +72,20 @@ def process_label(comm: str, pid: Optional[int]) -> str:
     return f"{comm} [{pid}]" if pid else comm
 
 
+def wrap_parts(parts: Sequence[str], sep: str = "  ", indent: str = "  ",
+               width: int = WIDTH) -> List[str]:
+    """`parts` joined by `sep` on as few lines as fit `width`, a part never
+    cut, each further line indented."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + len(sep) + len(part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines[-1] += sep.rstrip()
+            lines.append(indent + part)
+    return lines
+
+
 def title(text: str, timestamp: Optional[str]) -> str:
     return (f"{timestamp} " if timestamp else "") + text
 

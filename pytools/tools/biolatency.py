@@ -182,7 +182,10 @@ def counted_line(snap: BioSnapshot) -> Optional[str]:
         notes.append(f"{snap.untimed} flushes not timed (no sector)")
     if snap.map_full:
         notes.append(f"{snap.map_full} not counted (map full)")
-    return f"[{'; '.join(notes)}]" if notes else None
+    if not notes:
+        return None
+    return "\n".join(render.wrap_parts([f"[{n};" for n in notes[:-1]] + [notes[-1] + "]"]
+                                       if len(notes) > 1 else [f"[{notes[0]}]"], sep=" "))
 
 
 def biolatency_text(snap: BioSnapshot, probe_label: str, seconds: float, unit_name: str,

@@ -212,8 +212,6 @@ def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
     """A table of the top keys: calls that ran, calls that failed, calls
     per second; then the keys left out, calls not keyed, and the total.
     rated=False: a few-ms interval, whose rates would mean nothing ("-")."""
-    key_width = render.WIDTH - 30
-
     def rate(count: int) -> str:
         return f"{render.rate(count, seconds):.1f}" if rated else "-"
 
@@ -221,8 +219,7 @@ def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
         return [label, ran, failed, rate(ran + failed)]
 
     shown, rest = ordered_keys(snap, top, outcome)
-    rows = [row(render.shorten(str(k), key_width), snap.ran(k), snap.failed.get(k, 0))
-            for k in shown]
+    rows = [row(str(k), snap.ran(k), snap.failed.get(k, 0)) for k in shown]
     if rest:
         rows.append(row(f"[{len(rest)} other keys]", sum(snap.ran(k) for k in rest),
                         sum(snap.failed.get(k, 0) for k in rest)))
@@ -230,7 +227,8 @@ def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
         rows.append(row("[map full: not keyed]", max(0, snap.overflow - snap.failed_overflow),
                         snap.failed_overflow))
     rows.append(row("TOTAL", snap.total_ran, snap.total_failed))
-    lines = render.table(rows, [KEY_HEADERS[snap.by], "RAN", "FAILED", "CALLS/s"]).splitlines()
+    lines = render.fitted_table(rows, [KEY_HEADERS[snap.by], "RAN", "FAILED", "CALLS/s"],
+                                shorten_first=render.shorten).splitlines()
     # A rule above the total line, as wide as the table.
     lines.insert(len(lines) - 1, "-" * max(len(line) for line in lines))
     title = f"{timestamp} " if timestamp else ""

@@ -20,11 +20,11 @@ def efficiency_line(snap: ReadaheadSnapshot, problem: Optional[str]) -> str:
     if total is None:
         return f"efficiency: not measured: {problem}"
     unused_now = sum(snap.unused_now.values())
-    line = (f"efficiency: {total.added} pages read ahead; used {total.used}, "
-            f"dropped unused {total.dropped}; unused now {unused_now}")
+    parts = [f"efficiency: {total.added} pages read ahead;", f"used {total.used},",
+             f"dropped unused {total.dropped};", f"unused now {unused_now}"]
     if total.untracked:
-        line += f" [{total.untracked} not followed: map full]"
-    return line
+        parts.append(f"[{total.untracked} not followed: map full]")
+    return "\n".join(render.wrap_parts(parts, sep=" "))
 
 
 def _usage_json(u: Usage, unused_now: int) -> dict:
