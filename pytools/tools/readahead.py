@@ -242,7 +242,7 @@ Examples:
 
     def run(self, reader, session):
         if session.opts["trace"]:
-            run_trace(reader, session, reader.devices)
+            run_trace(reader, session, reader.devices, reader.files)
         else:
             session.intervals(reader)
 
