@@ -89,6 +89,13 @@ def test_comm_filter_and_per_process_histograms():
     assert all(c == comm for _, c in got.per_process)
 
 
+def go(child) -> None:
+    """Let a NAMED_CHILD make its reads, and wait until it has."""
+    child.stdin.write("g")
+    child.stdin.flush()
+    assert child.stdout.readline() == "done\n"
+
+
 NAMED_CHILD = r"""
 import os, sys
 with open("/proc/self/comm", "w") as f:
@@ -112,9 +119,7 @@ def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
         assert child.stdout.readline() == "ready\n"
         with VfsReadReader(comm=comm, per="pid") as tool:
             before = tool.snapshot()
-            child.stdin.write("g")
-            child.stdin.flush()
-            assert child.stdout.readline() == "done\n"
+            go(child)
             got = delta(tool.snapshot(), before)
     finally:
         child.kill()
@@ -146,9 +151,7 @@ def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
             assert "keeps 15 bytes" in banner and repr(name) in banner, banner
             banner = proc.stderr.readline()
         assert banner.startswith("Tracing"), banner + proc.stderr.read()
-        child.stdin.write("g")
-        child.stdin.flush()
-        assert child.stdout.readline() == "done\n"
+        go(child)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -272,9 +275,7 @@ def test_cli_dash_P_keeps_two_processes_of_one_name_apart(args):
         proc = start_tool(tool_command("vfsread-latency") + args + ["-c", comm, "--json",
                                                                      "3600", "1"])
         for child in children:
-            child.stdin.write("g")
-            child.stdin.flush()
-            assert child.stdout.readline() == "done\n"
+            go(child)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

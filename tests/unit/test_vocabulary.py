@@ -6,21 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from pytools.cli import COMMANDS
-from pytools.tools import TOOLS
 
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Stops every tool at open() (exit 130, as Ctrl-C while loading),
-    keeping the options parsing delivered."""
-    seen = {}
-
-    def stop(self, opts, mode="auto"):
-        seen.update(opts)
-        raise KeyboardInterrupt
-    for tool in TOOLS:
-        monkeypatch.setattr(type(tool), "open", stop)
-    return seen
+from .test_plumbing import opened  # noqa: F401  (the fixture: options as parsed)
 
 
 def run(name, *args):
