@@ -89,3 +89,24 @@ def test_intervals_take_units_too(opened):
     assert run("execve", "500ms", "1").exit_code == 130 and opened["top"] == 10
     ctx = COMMANDS["execve"].make_context("execve-counter", ["500ms", "2"])
     assert ctx.params["interval"] == 0.5
+
+
+def test_exporter_label_options_are_collector_by_and_execve_takes_container():
+    from pytools.cli import bpf_exporter, collector_options
+    from pytools.tools.execve import execve_families
+
+    from .sources import StubCollector
+
+    class Stub(StubCollector):
+        def cgroup_series(self, by):
+            self.series_by = by
+            return object()
+    names = {p.opts[0] for p in bpf_exporter.params if p.opts[0].endswith("-by")}
+    assert names == {"--execve-by", "--vfs-read-by", "--readahead-by", "--runqlat-by"}
+    params = bpf_exporter.make_context("bpf-exporter", ["--execve-by", "container"]).params
+    opts = collector_options(params)["execve"]
+    assert opts["by"] == "container"
+    stub = Stub(**opts)
+    calls, failed = execve_families(None, stub)
+    assert calls.label_names == failed.label_names == ["namespace", "pod", "container"]
+    assert stub.series_by == "container"
