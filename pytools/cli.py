@@ -369,8 +369,12 @@ main.add_command(bpf_exporter)
 
 
 @main.command("doctor", context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(as_json):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the checks as JSON (every detail, as with -v).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also the headers each tool compiled against and why its probe modes "
+                   "are tried in their order.")
+def doctor(as_json, verbose):
     """Check privileges, bcc, tracefs, headers and every tool's probes.
 
     Exits 0 only when every tool can run on this machine; each failing row
@@ -378,7 +382,8 @@ def doctor(as_json):
     """
     from . import doctor as checks_module
 
-    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]))
+    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]),
+                               verbose or as_json)
     if as_json:
         emit({"ok": checks_module.passed(checks),
               "checks": [c.__dict__ for c in checks]})

@@ -77,3 +77,36 @@ def test_readahead_with_20_files_and_efficiency():
                              unused_now={dev: 10 ** 10})
     fits(ro.readahead_text(snap, "readahead via tracepoints", 1.0, GROUPS,
                            lambda d: "nvme0n1p1", lambda k: f"{LONG}file-{k[1]}", "12:00:00"))
+
+
+def test_doctor_is_short_and_within_80_columns_and_v_gives_every_detail(monkeypatch):
+    """Each tool one row (its mode, the modes refused) unless -v asks why
+    they were refused, what it compiled against and why the modes are in
+    their order."""
+    from types import SimpleNamespace
+
+    from pytools import doctor, tools
+    from pytools.probes import Hook
+    attempts = [SimpleNamespace(mode="fentry", error="EPERM: " + "lockdown " * 12),
+                SimpleNamespace(mode="tracepoint", error=None)]
+    feature = SimpleNamespace(name="efficiency", hooks=[Hook("tracepoint", f"filemap:e{i}")
+                                                        for i in range(5)])
+    program = SimpleNamespace(attempts=attempts, candidate=SimpleNamespace(label="x via y"),
+                              features=[feature], missing_features={})
+
+    class Reader:
+        def __enter__(self):
+            return SimpleNamespace(program=program)
+
+        def __exit__(self, *exc):
+            return False
+    fake = [SimpleNamespace(command=f"tool-{i}", order_reason="because " * 30,
+                            open=lambda opts: Reader()) for i in range(5)]
+    monkeypatch.setattr(tools, "TOOLS", fake)
+    monkeypatch.setattr(doctor, "headers_how", lambda: "generic headers, " * 4)
+    short = doctor.render(doctor.tool_checks(lambda tool: {}, verbose=False)).splitlines()
+    full = doctor.render(doctor.tool_checks(lambda tool: {}, verbose=True)).splitlines()
+    assert max(len(line) for line in short + full) <= 80
+    assert len(short) == 1 + 5 * 2 and "(not fentry: -v says why)" in "\n".join(short)
+    assert "measured via 5 tracepoint hooks" in "\n".join(short)
+    assert len(full) > 3 * len(short) and "order" in "\n".join(full)
