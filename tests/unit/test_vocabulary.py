@@ -110,3 +110,9 @@ def test_exporter_label_options_are_collector_by_and_execve_takes_container():
     calls, failed = execve_families(None, stub)
     assert calls.label_names == failed.label_names == ["namespace", "pod", "container"]
     assert stub.series_by == "container"
+
+
+def test_runqlat_help_says_by_pod_shows_who_waits_not_who_hogs():
+    text = " ".join(run("runqlat", "--help").output.split())
+    assert "who waits, not who keeps the CPU busy" in text
+    assert "--by pod # who waits, per Kubernetes pod (not who hogs)" in text
