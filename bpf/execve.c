@@ -5,7 +5,7 @@
 //   PROBE_TRACEPOINT  syscalls:sys_enter_execve   (all kernels with
 //                     syscalls:sys_enter_execveat  CONFIG_FTRACE_SYSCALLS;
 //                                                  execveat since 3.19)
-//   COUNT_FAILED adds syscalls:sys_exit_execve{,at} to count failures.
+//                   syscalls:sys_exit_execve{,at}: which calls failed.
 //
 // Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID,
 // FILTER_CGROUP_ID/LEVEL (cgroup.h).
@@ -43,12 +43,10 @@ BPF_HASH(execve_total, struct execve_key, u64, MAX_KEYS);
 // Counted here so that nothing is lost silently.
 BPF_ARRAY(execve_overflow, u64, 2);
 
-#ifdef COUNT_FAILED
 BPF_HASH(execve_failed, struct execve_key, u64, MAX_KEYS);
 // Key of each exec in flight, by thread id, for the exit tracepoint. LRU
 // because a successful exec from a non-leader thread changes its thread id.
 BPF_TABLE("lru_hash", u32, struct execve_key, execve_inflight, 10240);
-#endif
 
 static __always_inline void count_overflow(int slot)
 {
@@ -87,14 +85,11 @@ static __always_inline int on_exec_enter(const char *filename)
         __sync_fetch_and_add(count, 1);
     else
         count_overflow(0);
-#ifdef COUNT_FAILED
     u32 tid = (u32)pid_tgid;
     execve_inflight.update(&tid, &key);
-#endif
     return 0;
 }
 
-#ifdef COUNT_FAILED
 static __always_inline int on_exec_exit(long ret)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
@@ -112,7 +107,6 @@ static __always_inline int on_exec_exit(long ret)
     execve_inflight.delete(&tid);
     return 0;
 }
-#endif
 
 #ifdef PROBE_TRACEPOINT
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
@@ -125,7 +119,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
     return on_exec_enter(args->filename);
 }
 
-#ifdef COUNT_FAILED
 TRACEPOINT_PROBE(syscalls, sys_exit_execve)
 {
     return on_exec_exit(args->ret);
@@ -135,5 +128,4 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 {
     return on_exec_exit(args->ret);
 }
-#endif
 #endif

@@ -14,7 +14,10 @@ import click
 
 from .errors import ToolError
 from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
-from .options import cgroup_option, interval_arguments
+from click.core import ParameterSource
+
+from .options import (cgroup_option, interval_arguments, resolve_aliases,
+                      rewrite_legacy_values, warn)
 from .runloop import run_intervals, sigterm_as_interrupt
 from .tool import Tool, View
 from .tools import TOOLS
@@ -200,9 +203,29 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
     click.echo(text)
 
 
+class ToolCommand(click.Command):
+    """A tool's command: old spellings that click cannot declare (an option
+    whose value became optional) are rewritten before parsing, with their
+    deprecation line on stderr."""
+
+    def __init__(self, *args, legacy_values=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.legacy_values = legacy_values or {}
+
+    def parse_args(self, ctx, args):
+        args, lines = rewrite_legacy_values(list(args), self.legacy_values)
+        for line in lines:
+            warn(ctx, line)
+        return super().parse_args(ctx, args)
+
+
 def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
         from .loader import shared_cflags
+        ctx = click.get_current_context()
+        opts = resolve_aliases(
+            opts, lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE,
+            lambda line: warn(ctx, line))
         with shared_cflags(cgroup.cflags() if cgroup else ()):
             if ebpf:
                 print_ebpf(tool, opts, probe)
@@ -220,14 +243,15 @@ def make_command(tool: Tool) -> click.Command:
     for option in reversed(tool.options):
         func = option(func)
     func = interval_arguments(tool.default_interval)(func)
-    return click.command(tool.command, context_settings=CONTEXT, help=tool.description,
-                         short_help=tool.summary, epilog=tool.examples)(func)
+    return click.command(tool.command, cls=ToolCommand, context_settings=CONTEXT,
+                         help=tool.description, short_help=tool.summary, epilog=tool.examples,
+                         legacy_values=tool.legacy_values)(func)
 
 
 def tool_options(command: click.Command, args=()) -> dict:
     """The tool's own options as its command parses `args` (defaults for none)."""
     ctx = command.make_context(command.name, list(args))
-    return {k: v for k, v in ctx.params.items() if k not in COMMON}
+    return resolve_aliases({k: v for k, v in ctx.params.items() if k not in COMMON})
 
 
 COMMANDS: Dict[str, click.Command] = {tool.name: make_command(tool) for tool in TOOLS}
@@ -361,8 +385,12 @@ main.add_command(bpf_exporter)
 
 
 @main.command("doctor", context_settings=CONTEXT)
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(as_json):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the checks as JSON (every detail, as with -v).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also the headers each tool compiled against and why its probe modes "
+                   "are tried in their order.")
+def doctor(as_json, verbose):
     """Check privileges, bcc, tracefs, headers and every tool's probes.
 
     Exits 0 only when every tool can run on this machine; each failing row
@@ -370,7 +398,8 @@ def doctor(as_json):
     """
     from . import doctor as checks_module
 
-    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]))
+    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]),
+                               verbose or as_json)
     if as_json:
         emit({"ok": checks_module.passed(checks),
               "checks": [c.__dict__ for c in checks]})

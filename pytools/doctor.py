@@ -80,11 +80,13 @@ def headers_how() -> str:
     return prepare().headers.how
 
 
-def tool_checks(options_of: Callable[[object], dict]) -> List[Check]:
+def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
     """Each tool with its default options (options_of(tool): what its
     command line gives with no arguments; the CLI passes it down), really
     attached and detached; a row per optional feature it asked for
-    (readahead efficiency)."""
+    (readahead efficiency). verbose: also the headers each compiled
+    against (the kernel headers row names them), why each mode before the
+    one that attached failed, and why the modes are in their order."""
     from .tools import TOOLS
 
     checks = []
@@ -94,15 +96,22 @@ def tool_checks(options_of: Callable[[object], dict]) -> List[Check]:
             with tool.open(opts) as reader:
                 program = reader.program
                 failed = [f"{a.mode}: {a.error}" for a in program.attempts if a.error]
-                detail = f"{program.candidate.label}, compiled against {headers_how()}"
-                if failed:
+                detail = program.candidate.label
+                if verbose:
+                    detail += f", compiled against {headers_how()}"
+                if failed and verbose:
                     detail += f" (not: {'; '.join(failed)})"
+                elif failed:
+                    refused = ", ".join(a.mode for a in program.attempts if a.error)
+                    detail += f" (not {refused}: -v says why)"
                 checks.append(Check(tool.command, True, detail))
-                if tool.order_reason:
+                if tool.order_reason and verbose:
                     checks.append(Check(f"{tool.command} order", None, tool.order_reason))
                 for feature in program.features:
                     problem = program.missing_features.get(feature.name)
-                    hooks = ", ".join(h.describe() for h in feature.hooks)
+                    kinds = sorted({h.kind for h in feature.hooks})
+                    hooks = (", ".join(h.describe() for h in feature.hooks) if verbose else
+                             f"{len(feature.hooks)} {'/'.join(kinds)} hooks")
                     checks.append(Check(f"{tool.command} {feature.name}",
                                         None if problem else True,
                                         f"not measured: {problem}" if problem
@@ -112,8 +121,8 @@ def tool_checks(options_of: Callable[[object], dict]) -> List[Check]:
     return checks
 
 
-def run(options_of: Callable[[object], dict]) -> List[Check]:
-    return environment_checks() + tool_checks(options_of)
+def run(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
+    return environment_checks() + tool_checks(options_of, verbose)
 
 
 def passed(checks: List[Check]) -> bool:

@@ -125,6 +125,29 @@ class Log2Hist:
             seen += c
         raise AssertionError("unreachable: rank <= count")
 
+    def quantile_slot(self, q: float) -> Optional[int]:
+        """The slot that holds the q-quantile: all an estimate can claim."""
+        if self.count == 0:
+            return None
+        rank, seen = q * self.count, 0
+        for k, c in enumerate(self.slots):
+            if c and seen + c >= rank:
+                return k
+            seen += c
+        raise AssertionError("unreachable: rank <= count")
+
+    def slot_seconds(self, k: int) -> Tuple[float, float]:
+        """Slot k's bounds in seconds, [lo, hi): what the kernel's truncated
+        values in it were before truncation (slot 0 of msecs: [0, 0.001))."""
+        lo, hi = slot_range(k)
+        return lo * self.unit_ns / NS_PER_SECOND, (hi + 1) * self.unit_ns / NS_PER_SECOND
+
+    @property
+    def timed(self) -> bool:
+        """Whether its values are durations (slot 0 then holds everything
+        under one unit, not exactly 0)."""
+        return self.unit_name in UNITS
+
     def estimate(self, q: float) -> Optional[float]:
         """percentile(q) for display: never past the inclusive top of the
         highest used slot, so an estimate shown beside "max in [16, 31]"
@@ -188,16 +211,31 @@ def bars(hist: Log2Hist, label: str = "", width: int = 40) -> str:
     return "\n".join(lines)
 
 
+def estimate_text(hist: Log2Hist, q: float) -> str:
+    """An estimate as shown: never more than its slot says. In slot 0 of a
+    duration (under one unit) "<1"; else "~N" with N rounded down, so it
+    stays inside the slot's [lo, hi] (1.9 in slot [1, 1] is "~1")."""
+    if hist.timed and hist.quantile_slot(q) == 0:
+        return "<1"
+    return f"~{math.floor(hist.estimate(q))}"
+
+
+def max_text(hist: Log2Hist) -> str:
+    k = hist.nonzero_range()[1]
+    if hist.timed and k == 0:
+        return "max <1"
+    lo, hi = slot_range(k)
+    return f"max in [{lo}, {hi}]"
+
+
 def summary(hist: Log2Hist, unit_label: str, width: int = 80) -> str:
     """Under a histogram: count, exact avg, estimated percentiles, max slot;
     on one line where it fits in `width`, else on as few as it takes."""
     if hist.count == 0:
         return "count 0"
-    lo, hi = slot_range(hist.nonzero_range()[1])
-    p = {q: hist.estimate(q / 100) for q in (50, 90, 99)}
     parts = [f"count {hist.count}", f"avg {hist.mean_units():.1f}",
-             f"p50 ~{p[50]:.0f}", f"p90 ~{p[90]:.0f}", f"p99 ~{p[99]:.0f}",
-             f"max in [{lo}, {hi}] {unit_label}"]
+             *(f"p{q} {estimate_text(hist, q / 100)}" for q in (50, 90, 99)),
+             f"{max_text(hist)} {unit_label}"]
     lines = [parts[0]]
     for part in parts[1:]:
         if len(lines[-1]) + 2 + len(part) <= width:

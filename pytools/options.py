@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import click
 
@@ -25,6 +25,27 @@ def warn(ctx: click.Context, message: str) -> None:
     click.echo(f"{ctx.command_path}: warning: {message}", err=True)
 
 
+# Units a duration may carry; a bare number is in the option's own unit.
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                  "h": 3600.0}
+
+
+def parse_duration(text: str, bare_unit: float = 1.0) -> float:
+    """Seconds in `text`: 1.5, 250ms, 3us, 2m (a bare number is in units of
+    `bare_unit` seconds); ValueError when it is not a duration."""
+    text = str(text).strip()
+    for suffix in sorted(DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(suffix) and text[:-len(suffix)].strip():
+            number, scale = text[:-len(suffix)].strip(), DURATION_UNITS[suffix]
+            break
+    else:
+        number, scale = text, bare_unit
+    value = float(number)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} is not a duration")
+    return value * scale
+
+
 class Interval(click.ParamType):
     name = "interval"
 
@@ -33,13 +54,46 @@ class Interval(click.ParamType):
             seconds = value
         else:
             try:
-                seconds = float(value)
+                seconds = parse_duration(value)
             except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+                self.fail(f"{value!r} is not a duration (seconds, or 500ms, 2m)", param, ctx)
         if not math.isfinite(seconds) or not MIN_INTERVAL <= seconds <= MAX_INTERVAL:
             self.fail(f"{value!r}: an interval is {MIN_INTERVAL:g} to {MAX_INTERVAL:g} "
                       f"seconds (one day)", param, ctx)
         return seconds
+
+
+class Duration(click.ParamType):
+    """A duration option, in nanoseconds: with a unit (1ms, 250us, 2s) or a
+    bare number in the unit `bare_unit` names (the tool's display unit)."""
+    name = "duration"
+
+    def __init__(self, bare_unit_of: Callable = lambda ctx: 1e-6):
+        self.bare_unit_of = bare_unit_of
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            seconds = parse_duration(value, self.bare_unit_of(ctx))
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a duration (1ms, 250us, 2s, or a number in the "
+                      "display unit)", param, ctx)
+        if seconds > MAX_INTERVAL:
+            self.fail(f"{value!r}: at most {MAX_INTERVAL:g} seconds (one day)", param, ctx)
+        return round(seconds * 1e9)
+
+
+def display_unit(ctx) -> float:
+    """Seconds per unit of the command's -u/-m/-n (a bare number's unit)."""
+    unit = (ctx.params.get("unit") if ctx is not None else None) or "usecs"
+    return {"nsecs": 1e-9, "usecs": 1e-6, "msecs": 1e-3}[unit]
+
+
+def histograms_option() -> Callable:
+    return click.option("--histograms", is_flag=True,
+                        help="A histogram per group, where more than a few groups are "
+                             "shown one line each (count, avg, p50, p99, max).")
 
 
 def interval_arguments(default_interval: float) -> Callable:
@@ -164,10 +218,75 @@ def top_option(help: str, default: int = 10) -> Callable:
 def unit_options(func: Callable) -> Callable:
     """-u/-m/-n: the unit latencies are shown in."""
     for decorator in reversed([
-        click.option("-u", "--usecs", "unit", flag_value="usecs", default=True,
+        # eager: a duration option's bare number is in this unit, wherever it is
+        click.option("-u", "--usecs", "unit", flag_value="usecs", default=True, is_eager=True,
                      help="Show microseconds (default)."),
-        click.option("-m", "--msecs", "unit", flag_value="msecs", help="Show milliseconds."),
-        click.option("-n", "--nsecs", "unit", flag_value="nsecs", help="Show nanoseconds."),
+        click.option("-m", "--msecs", "unit", flag_value="msecs", is_eager=True,
+                     help="Show milliseconds."),
+        click.option("-n", "--nsecs", "unit", flag_value="nsecs", is_eager=True,
+                     help="Show nanoseconds."),
     ]):
         func = decorator(func)
     return func
+
+
+# ------------------------------------------------------------ one vocabulary
+# Another spelling of an option: a shortcut (-P for --by pid) or an old
+# spelling kept for one release, hidden, with a one-line warning. Each is
+# its own click parameter ("alias_<n>"); resolve_aliases() folds it into
+# the option it stands for.
+_ALIASES: dict = {}
+
+
+def alias_option(*decls: str, to: str, use: Optional[str] = None, **kwargs) -> Callable:
+    """`decls` set option `to`; use=None: a documented shortcut, else a
+    deprecated spelling whose warning says to write `use` instead."""
+    dest = f"alias_{len(_ALIASES)}"
+    _ALIASES[dest] = (to, "/".join(decls), use)
+    kwargs.setdefault("default", None)
+    return click.option(*decls, dest, hidden=use is not None, **kwargs)
+
+
+def deprecation(spelling: str, use: str) -> str:
+    return f"{spelling} is deprecated and goes in the next release: use {use}"
+
+
+def resolve_aliases(opts: dict, given: Callable[[str], bool] = lambda name: False,
+                    warn_line: Callable[[str], None] = lambda line: None) -> dict:
+    """`opts` with each alias's value moved to the option it stands for.
+    given(name): whether that option was on the command line (then an
+    alias saying otherwise is a usage error)."""
+    out = {k: v for k, v in opts.items() if k not in _ALIASES}
+    set_by = {}
+    for key, value in opts.items():
+        if key not in _ALIASES or value is None:
+            continue
+        to, spelling, use = _ALIASES[key]
+        if use:
+            warn_line(deprecation(spelling, use))
+        if (given(to) and out.get(to) != value) or \
+                (to in set_by and set_by[to][1] != value):
+            other = set_by[to][0] if to in set_by else f"--{to.replace('_', '-')}"
+            raise click.UsageError(f"{other} and {spelling} disagree: give one")
+        set_by[to] = (spelling, value)
+        out[to] = value
+    return out
+
+
+def rewrite_legacy_values(args: list, legacy: dict) -> Tuple[list, List[str]]:
+    """Options that used to take an optional value (`-P pod`) and are flags
+    now: `-P pod` becomes `--by pod`, with a deprecation line; `-P` before
+    anything else stays the flag (so `-P 1 3` keeps its interval)."""
+    out, lines, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:], lines
+        if arg in legacy and i + 1 < len(args) and args[i + 1] in legacy[arg]:
+            out += ["--by", args[i + 1]]
+            lines.append(deprecation(f"{arg} {args[i + 1]}", f"--by {args[i + 1]}"))
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out, lines

@@ -67,6 +67,25 @@ def fitted_table(rows: Sequence[Sequence], headers: Sequence[str],
     return table([[shorten_first(str(row[0]), keep), *row[1:]] for row in rows], headers)
 
 
+def process_label(comm: str, pid: Optional[int]) -> str:
+    """How every tool names a process (or thread): `dd [10642]`."""
+    return f"{comm} [{pid}]" if pid else comm
+
+
+def wrap_parts(parts: Sequence[str], sep: str = "  ", indent: str = "  ",
+               width: int = WIDTH) -> List[str]:
+    """`parts` joined by `sep` on as few lines as fit `width`, a part never
+    cut, each further line indented."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + len(sep) + len(part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines[-1] += sep.rstrip()
+            lines.append(indent + part)
+    return lines
+
+
 def title(text: str, timestamp: Optional[str]) -> str:
     return (f"{timestamp} " if timestamp else "") + text
 
@@ -74,20 +93,89 @@ def title(text: str, timestamp: Optional[str]) -> str:
 # ------------------------------------------------------------- log2 histograms
 
 def hist_json(hist) -> dict:
-    """A Log2Hist as plain JSON: used slots, exact count/sum, estimated percentiles."""
+    """A Log2Hist as plain JSON: used slots, exact count/sum, estimated
+    percentiles. For durations each slot and each estimate's slot also has
+    its bounds in seconds, [lo_s, hi_s): an estimate is only as good as its
+    slot, and slot 0 (under one unit) has no estimate (null)."""
     from .hist import slot_range
     rng = hist.nonzero_range()
     slots = []
     if rng:
         for k in range(rng[0], rng[1] + 1):
             lo, hi = slot_range(k)
-            slots.append({"lo": lo, "hi": hi, "count": hist.slots[k]})
-    sum_key = "sum_ns" if hist.unit_name in ("nsecs", "usecs", "msecs") else "sum"
+            slot = {"lo": lo, "hi": hi, "count": hist.slots[k]}
+            if hist.timed:
+                slot["lo_s"], slot["hi_s"] = hist.slot_seconds(k)
+            slots.append(slot)
+    sum_key = "sum_ns" if hist.timed else "sum"
     out = {"unit": hist.unit_name, "count": hist.count, sum_key: hist.total, "slots": slots}
     if hist.count:
         out["avg"] = round(hist.mean_units(), 3)
-        out["estimates"] = {f"p{q}": round(hist.estimate(q / 100), 3) for q in (50, 90, 99)}
+        quantiles = [(f"p{q}", q / 100, hist.quantile_slot(q / 100)) for q in (50, 90, 99)]
+        out["estimates"] = {name: None if hist.timed and k == 0 else
+                            round(hist.estimate(q), 3) for name, q, k in quantiles}
+        if hist.timed:
+            out["estimate_slots_s"] = {name: list(hist.slot_seconds(k))
+                                       for name, _, k in quantiles}
     return out
+
+
+def groups_json(groups: Sequence[Tuple[str, dict, object]], top: int) -> Tuple[list, dict]:
+    """Grouped histograms as every tool writes them in JSON: `groups[]`, the
+    `top` first of (key, labels, hist), each {"key", its labels, "hist"};
+    and `other`, the rest: how many keys and what they counted."""
+    shown = [{"key": key, **labels, "hist": hist_json(hist)}
+             for key, labels, hist in groups[:top]]
+    rest = groups[top:]
+    return shown, {"keys": len(rest), "count": sum(h.count for _, _, h in rest)}
+
+
+# Grouped histograms: more groups than this are shown one line each
+# (compact) unless --histograms asks for every histogram.
+COMPACT_AFTER = 3
+
+
+def max_column(hist) -> str:
+    """The max's slot in few columns: 16384-32767, or <1 (under one unit)."""
+    from .hist import slot_range
+    k = hist.nonzero_range()[1]
+    if hist.timed and k == 0:
+        return "<1"
+    lo, hi = slot_range(k)
+    return f"{lo}-{hi}"
+
+
+def compact_table(groups: Sequence[Tuple[str, dict, object]], key_header: str,
+                  unit_label: str, width: int = WIDTH) -> str:
+    """One line per group: count, exact average, p50 and p99 estimates and
+    the slot of the max, in `width` columns (keys shortened as needed)."""
+    from .hist import estimate_text
+    rows = []
+    for key, _, hist in groups:
+        if not hist.count:
+            rows.append([key, 0, "-", "-", "-", "-"])
+            continue
+        rows.append([key, hist.count, f"{hist.mean_units():.1f}",
+                     estimate_text(hist, 0.5), estimate_text(hist, 0.99),
+                     max_column(hist)])
+    return fitted_table(rows, [key_header, "COUNT", f"AVG {unit_label}", "P50", "P99", "MAX"],
+                        width=width)
+
+
+def grouped_text(groups: Sequence[Tuple[str, dict, object]], top: int, key_header: str,
+                 unit_label: str, histograms: bool = False, noun: str = "groups") -> List[str]:
+    """The `top` first groups: a histogram each (--histograms, or a few
+    groups), else one line each; then how many more there are."""
+    shown = groups[:top]
+    if histograms or len(shown) <= COMPACT_AFTER:
+        lines = []
+        for key, _, hist in shown:
+            lines += ["", key, hist_text(hist)]
+    else:
+        lines = [""] + compact_table(shown, key_header, unit_label).splitlines()
+    if len(groups) > top:
+        lines.append(f"[{len(groups) - top} more {noun}]")
+    return lines
 
 
 def hist_text(hist, label: str = "") -> str:

@@ -49,6 +49,9 @@ class Tool:
     # collector gets them as {"<option>": value}).
     options: Sequence[Callable] = ()
     exporter_options: Sequence[Callable] = ()
+    # Old options that took an optional value and are flags now, with the
+    # values still read after them for one release ({"-P": choices}).
+    legacy_values: dict = {}
     # Whether bpf-exporter loads it without --collectors naming it (False
     # for a tool whose cost to the whole node makes it opt-in).
     exporter_default = True

@@ -12,7 +12,7 @@ from .. import cdefs, render
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import DeviceNames, dev_text
-from ..options import device_option, unit_options
+from ..options import device_option, histograms_option, top_option, unit_options
 from ..probes import Candidate, Hook
 from ..kernel import kernel_version_code
 from ..tool import Tool, View
@@ -144,10 +144,34 @@ def _ordered(snap: BioSnapshot) -> List[Tuple[HistKey, Log2Hist]]:
 
 
 def key_label(key: HistKey, device_name) -> str:
+    """`vda read`, `vda` or `read`: the disk, then the operation."""
     dev, op = key
-    parts = ([f"disk = {device_name(dev)}"] if dev is not None else []) + \
-        ([f"op = {op}"] if op is not None else [])
-    return ", ".join(parts)
+    return " ".join(([device_name(dev)] if dev is not None else []) +
+                    ([op] if op is not None else []))
+
+
+BY_CHOICES = ("disk", "op", "disk,op")
+
+
+def grouping(opts) -> Tuple[bool, bool]:
+    """(by disk, by op) from --by or -D/-F."""
+    by = opts.get("by") or ""
+    return (bool(opts.get("by_device")) or "disk" in by.split(","),
+            bool(opts.get("by_op")) or "op" in by.split(","))
+
+
+def bio_groups(snap: BioSnapshot, device_name) -> List[Tuple[str, dict, Log2Hist]]:
+    return [(key_label((dev, op), device_name),
+             {"dev": dev_text(dev) if dev is not None else None,
+              "device": device_name(dev) if dev is not None else None, "op": op}, hist)
+            for (dev, op), hist in _ordered(snap)]
+
+
+def _total(snap: BioSnapshot, unit_name: str) -> Log2Hist:
+    total = Log2Hist((0,) * SLOTS, UNITS[unit_name], 0, unit_name)
+    for hist in snap.hists.values():
+        total = total + hist
+    return total
 
 
 def counted_line(snap: BioSnapshot) -> Optional[str]:
@@ -158,20 +182,24 @@ def counted_line(snap: BioSnapshot) -> Optional[str]:
         notes.append(f"{snap.untimed} flushes not timed (no sector)")
     if snap.map_full:
         notes.append(f"{snap.map_full} not counted (map full)")
-    return f"[{'; '.join(notes)}]" if notes else None
+    if not notes:
+        return None
+    return "\n".join(render.wrap_parts([f"[{n};" for n in notes[:-1]] + [notes[-1] + "]"]
+                                       if len(notes) > 1 else [f"[{notes[0]}]"], sep=" "))
 
 
 def biolatency_text(snap: BioSnapshot, probe_label: str, seconds: float, unit_name: str,
-                    device_name, timestamp: Optional[str] = None) -> str:
+                    device_name, timestamp: Optional[str] = None, top: int = 10 ** 6,
+                    histograms: bool = False) -> str:
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp)]
-    ordered = _ordered(snap)
-    if not ordered:
-        parts.append(render.hist_text(Log2Hist((0,) * SLOTS, UNITS[unit_name], 0, unit_name)))
-    for i, (key, hist) in enumerate(ordered):
-        label = key_label(key, device_name)
-        if label:
-            parts += ([""] if i else []) + [label]
-        parts.append(render.hist_text(hist))
+    groups = [g for g in bio_groups(snap, device_name) if g[0]]
+    if not groups:
+        parts.append(render.hist_text(_total(snap, unit_name)))
+    else:
+        header = {(True, True): "DISK OP", (True, False): "DISK", (False, True): "OP"}[
+            (groups[0][1]["device"] is not None, groups[0][1]["op"] is not None)]
+        lines = render.grouped_text(groups, top, header, unit_name, histograms, "groups")
+        parts += lines[1:]              # no blank line under the title
     line = counted_line(snap)
     if line:
         parts.append(line)
@@ -179,16 +207,15 @@ def biolatency_text(snap: BioSnapshot, probe_label: str, seconds: float, unit_na
 
 
 def biolatency_json(snap: BioSnapshot, probe: dict, seconds: float, device_name,
-                    when: str) -> dict:
-    return {
-        "time": when, "interval_s": round(seconds, 3), "probe": probe,
-        "histograms": [{"dev": dev_text(dev) if dev is not None else None,
-                        "device": device_name(dev) if dev is not None else None,
-                        "op": op, "hist": render.hist_json(hist)}
-                       for (dev, op), hist in _ordered(snap)],
-        "unmatched": snap.unmatched, "untimed_flushes": snap.untimed,
-        "map_full": snap.map_full,
-    }
+                    when: str, unit_name: str = "usecs", by: Optional[str] = None,
+                    top: int = 10 ** 6) -> dict:
+    out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
+           "hist": render.hist_json(_total(snap, unit_name)), "by": by}
+    if by:
+        out["groups"], out["other"] = render.groups_json(bio_groups(snap, device_name), top)
+    out.update({"unmatched": snap.unmatched, "untimed_flushes": snap.untimed,
+                "map_full": snap.map_full})
+    return out
 
 
 # ------------------------------------------------------------------ exporter
@@ -241,18 +268,22 @@ Examples:
   biolatency                  # histogram in microseconds every 5 s
   biolatency 1 10             # every second, ten times
   biolatency -m               # in milliseconds
-  biolatency -D               # one histogram per disk
-  biolatency -F               # one per operation (read, sync-write...)
+  biolatency --by disk        # per disk (also -D)
+  biolatency --by op          # per operation: read, sync-write... (also -F)
+  biolatency --by disk,op     # per disk and operation (also -D -F)
   biolatency -Q               # include the time queued in the scheduler
   biolatency -d nvme0n1       # one disk (name, /dev path or 259:0)
   biolatency --json 1 3       # one JSON object per interval
 """
     options = (
         unit_options,
-        click.option("-D", "--disks", "by_device", is_flag=True,
-                     help="One histogram per disk."),
-        click.option("-F", "--flags", "by_op", is_flag=True,
-                     help="One histogram per operation (read, write, flush, discard, sync)."),
+        click.option("--by", type=click.Choice(BY_CHOICES),
+                     help="Per disk, per operation (read, write, flush, discard, sync-...) "
+                          "or both."),
+        click.option("-D", "--disks", "by_device", is_flag=True, help="Same as --by disk."),
+        click.option("-F", "--flags", "by_op", is_flag=True, help="Same as --by op."),
+        top_option("Groups shown with --by, in disk order."),
+        histograms_option(),
         click.option("-Q", "--queued", is_flag=True,
                      help="Include the time requests wait in the I/O scheduler."),
         device_option("Only this disk (nvme0n1, /dev/vda or 254:0)."),
@@ -264,11 +295,11 @@ Examples:
         return plan((opts or {}).get("queued", False))
 
     def cflags(self, opts):
-        return cflags(opts["unit"], opts.get("by_device", False), opts.get("by_op", False),
-                      opts.get("queued", False), opts.get("device"))
+        return cflags(opts["unit"], *grouping(opts), opts.get("queued", False),
+                      opts.get("device"))
 
     def open(self, opts, mode="auto"):
-        return BioLatencyReader(opts["unit"], opts["by_device"], opts["by_op"],
+        return BioLatencyReader(opts["unit"], *grouping(opts),
                                 opts["queued"], opts["device"], mode)
 
     def delta(self, cur, prev):
@@ -276,11 +307,14 @@ Examples:
 
     def text(self, shown, view: View) -> str:
         return biolatency_text(shown, view.label, shown.elapsed, view.reader.unit_name,
-                               view.reader.devices, view.clock)
+                               view.reader.devices, view.clock, view.opts.get("top", 10),
+                               view.opts.get("histograms", False))
 
     def json(self, shown, view: View) -> dict:
+        by_disk, by_op = grouping(view.opts)
+        by = ",".join(["disk"] * by_disk + ["op"] * by_op) or None
         return biolatency_json(shown, view.probe, shown.elapsed, view.reader.devices,
-                               view.when)
+                               view.when, view.reader.unit_name, by, view.opts.get("top", 10))
 
     def exporter_open(self, opts, mode="auto"):
         return BioLatencyReader(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)

@@ -12,7 +12,7 @@ import click
 from .. import cdefs
 from ..hist import SLOTS, Log2Hist
 from ..names import DeviceNames, FileNames, c_string
-from ..options import device_option, pid_option, top_option
+from ..options import alias_option, device_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..kernel import kernel_version_code
 from ..tool import Tool, View
@@ -171,7 +171,7 @@ class ReadaheadTool(Tool):
     command = "readahead-stats"
     summary = "page cache readahead: requests, windows, pages per device and file"
     description = """Show page cache readahead: sync and async requests, the windows the
-    kernel submitted and their pages, per device, per file and (--by) per
+    kernel submitted and their pages, per device, per file and (--table) per
     pod or container, with a log2 histogram of window sizes, and its
     efficiency: of the pages read ahead, how many were used, how many left
     the cache unused.
@@ -194,14 +194,16 @@ Examples:
   readahead-stats --trace     # one line per readahead event
   readahead-stats --json 1 5  # one JSON object per interval
   readahead-stats --no-efficiency  # skip the per-page hooks
-  readahead-stats --by pod    # also pages per Kubernetes pod
+  readahead-stats --table pod # also pages per Kubernetes pod
 """
     options = (
         device_option("Only this block device (vda, /dev/vda or 254:0)."),
         pid_option("Only readahead by this process."),
         top_option("Files (and pods or containers) shown, most pages first."),
-        click.option("-b", "--by", type=click.Choice(["pod", "container"]),
-                     help="Also show readahead per Kubernetes pod or container."),
+        click.option("--table", type=click.Choice(["pod", "container"]),
+                     help="Also a table of readahead per Kubernetes pod or container."),
+        alias_option("-b", "--by", to="table", use="--table",
+                     type=click.Choice(["pod", "container"])),
         click.option("--trace", is_flag=True, help="Print each readahead event instead of totals."),
         click.option("--efficiency/--no-efficiency", default=True, show_default=True,
                      help="Follow each page read ahead to its first use or its eviction "
@@ -217,7 +219,12 @@ Examples:
     def cflags(self, opts):
         return cflags(os.uname().release, opts.get("device"), opts.get("pid"),
                       opts.get("trace", False), files=opts.get("files", True),
-                      by_cgroup=opts.get("by") is not None)
+                      by_cgroup=self._table(opts) is not None)
+
+    @staticmethod
+    def _table(opts):
+        """The command's --table, or the reader's `by`."""
+        return opts["table"] if "table" in opts else opts.get("by")
 
     def features(self, opts):
         return [kernel_efficiency_feature()] if self._efficiency(opts) else []
@@ -228,14 +235,14 @@ Examples:
 
     def open(self, opts, mode="auto"):
         return ReadaheadReader(opts["device"], opts["pid"], opts["trace"], mode,
-                               efficiency=self._efficiency(opts), by=opts["by"])
+                               efficiency=self._efficiency(opts), by=opts["table"])
 
     def delta(self, cur, prev):
         return delta(cur, prev)
 
     def run(self, reader, session):
         if session.opts["trace"]:
-            run_trace(reader, session, reader.devices)
+            run_trace(reader, session, reader.devices, reader.files)
         else:
             session.intervals(reader)
 
@@ -243,13 +250,13 @@ Examples:
         r = view.reader
         return readahead_text(shown, view.label, shown.elapsed, view.opts["top"], r.devices,
                               r.files, view.clock, r.efficiency_problem, r.workloads,
-                              view.opts["by"], r.files.unresolved if view.verbose else None)
+                              view.opts["table"], r.files.unresolved if view.verbose else None)
 
     def json(self, shown, view: View) -> dict:
         r = view.reader
         return readahead_json(shown, view.probe, shown.elapsed, view.opts["top"], r.devices,
                               r.files, view.when, r.efficiency_problem, r.workloads,
-                              view.opts["by"])
+                              view.opts["table"])
 
     exporter_options = (
         click.option("--readahead-by", "readahead_by", type=click.Choice(["device", "pod"]),

@@ -20,11 +20,11 @@ def efficiency_line(snap: ReadaheadSnapshot, problem: Optional[str]) -> str:
     if total is None:
         return f"efficiency: not measured: {problem}"
     unused_now = sum(snap.unused_now.values())
-    line = (f"efficiency: {total.added} pages read ahead; used {total.used}, "
-            f"dropped unused {total.dropped}; unused now {unused_now}")
+    parts = [f"efficiency: {total.added} pages read ahead;", f"used {total.used},",
+             f"dropped unused {total.dropped};", f"unused now {unused_now}"]
     if total.untracked:
-        line += f" [{total.untracked} not followed: map full]"
-    return line
+        parts.append(f"[{total.untracked} not followed: map full]")
+    return "\n".join(render.wrap_parts(parts, sep=" "))
 
 
 def _usage_json(u: Usage, unused_now: int) -> dict:
@@ -131,21 +131,43 @@ def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: in
     return out
 
 
+def wall_clock_offset() -> float:
+    """Seconds to add to a kernel timestamp (bpf_ktime_get_ns: CLOCK_MONOTONIC)
+    for the wall time it happened at."""
+    return time.time() - time.monotonic()
+
+
+def with_wall_time_and_path(e: dict, offset: float, file_name: Callable[[FileKey], str]
+                            ) -> dict:
+    """An event with its wall time (ISO, local) and its file's path where
+    known (else major:minor:inode, as in the tables)."""
+    import datetime as dt
+    when = dt.datetime.fromtimestamp(e["ts_ns"] / 1e9 + offset).astimezone()
+    return {**e, "time": when.isoformat(timespec="microseconds"),
+            "path": file_name((e["dev"], e["ino"]))}
+
+
 def readahead_event_line(e: dict, device_name: Callable[[int], str]) -> str:
-    return (f"{e['ts_ns'] / 1e9:14.6f} {e['pid']:>7} {e['comm']:<16.16} {e['event']:<7} "
-            f"{e['kind']:<6} {device_name(e['dev']):<6} {e['ino']:>10} {e['index']:>8} "
-            f"{e['size']:>5} {e['async_size']:>5}")
+    """TIME (wall clock) ... then the file: its path, or where it is not
+    known, the device and inode."""
+    clock = e["time"][11:26]            # HH:MM:SS.ffffff of the ISO time
+    return (f"{clock:<15} {e['pid']:>7} {e['comm']:<16.16} {e['event']:<7} "
+            f"{e['kind']:<6} {e['index']:>8} {e['size']:>5} {e['async_size']:>5} "
+            f"{e['path']}")
 
 
-READAHEAD_EVENT_HEADER = (f"{'TIME(s)':>14} {'PID':>7} {'COMM':<16} {'EVENT':<7} {'KIND':<6} "
-                          f"{'DEV':<6} {'INODE':>10} {'INDEX':>8} {'SIZE':>5} {'ASYNC':>5}")
+READAHEAD_EVENT_HEADER = (f"{'TIME':<15} {'PID':>7} {'COMM':<16} {'EVENT':<7} {'KIND':<6} "
+                          f"{'INDEX':>8} {'SIZE':>5} {'ASYNC':>5} FILE")
 
 
-def run_trace(reader, session, device_name: Callable[[int], str]) -> None:
+def run_trace(reader, session, device_name: Callable[[int], str],
+              file_name: Callable[[FileKey], str]) -> None:
     """--trace: events as they come, for interval*count seconds or until Ctrl-C."""
     lost = [0]
+    offset = wall_clock_offset()
 
     def on_event(event):
+        event = with_wall_time_and_path(event, offset, file_name)
         session.emit(event if session.as_json else readahead_event_line(event, device_name))
 
     def on_lost(n):

@@ -53,7 +53,7 @@ class ReadaheadSnapshot:
     # counts; unused_now holds each device's pages pending at its end.
     usage: Optional[Dict[int, Usage]] = None
     unused_now: Dict[int, int] = field(default_factory=dict)
-    cgroups: Optional[Dict[Tuple[int, str], Counts]] = None   # (cgroup id, kind), --by pod
+    cgroups: Optional[Dict[Tuple[int, str], Counts]] = None   # (cgroup id, kind), --table pod
 
     def by_cgroup(self) -> Dict[int, Counts]:
         out: Dict[int, Counts] = {}

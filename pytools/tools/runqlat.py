@@ -16,7 +16,8 @@ from .. import cdefs, render
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import comm_words
-from ..options import comm_option, pid_option, top_option, unit_options
+from ..options import (alias_option, comm_option, histograms_option, pid_option, top_option,
+                       unit_options)
 from ..probes import Candidate, Hook
 from ..kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
@@ -210,23 +211,27 @@ def task_name(pid: int) -> str:
         return "?"
 
 
-def _groups(snap: RunqSnapshot, per: Optional[str], workloads) -> List[Tuple[tuple, Log2Hist]]:
-    """(key, hist), busiest first: (pid,) or (tid,), or workload labels."""
-    if snap.per_key is None:
+GROUP_HEADERS = {"pid": "PROCESS", "tid": "THREAD", "pod": "NAMESPACE/POD",
+                 "container": "NAMESPACE/POD/CONTAINER"}
+GROUP_NOUNS = {"pid": "processes", "tid": "threads", "pod": "pods", "container": "containers"}
+
+
+def runqlat_groups(snap: RunqSnapshot, per: Optional[str], workloads
+                   ) -> List[Tuple[str, dict, Log2Hist]]:
+    """(key, labels, hist) per group, busiest first: processes or threads
+    as `dd [10642]` (pid or tid, comm), or workloads (their labels)."""
+    if snap.per_key is None or per is None:
         return []
     if per in WORKLOAD_KINDS:
-        from ..workloads import group_by_workload
+        from ..workloads import GROUPINGS, describe, group_by_workload
         grouped = group_by_workload(snap.per_key, workloads, per)
-    else:
-        grouped = {(k,): h for k, h in snap.per_key.items()}
-    return sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))
-
-
-def group_label(key: tuple, per: str) -> str:
-    if per in WORKLOAD_KINDS:
-        from ..workloads import describe
-        return describe(key, per)
-    return f"{'pid' if per == 'pid' else 'tid'} = {key[0]} ({task_name(key[0])})"
+        return [(describe(key, per), dict(zip(GROUPINGS[per], key)), h) for key, h in
+                sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))]
+    out = []
+    for key, h in sorted(snap.per_key.items(), key=lambda kv: (-kv[1].count, kv[0])):
+        name = task_name(key)
+        out.append((render.process_label(name, key), {per: key, "comm": name}, h))
+    return out
 
 
 def notes_lines(snap: RunqSnapshot) -> List[str]:
@@ -242,14 +247,14 @@ def notes_lines(snap: RunqSnapshot) -> List[str]:
 
 
 def runqlat_text(snap: RunqSnapshot, probe_label: str, seconds: float, top: int,
-                 per: Optional[str], workloads=None, timestamp: Optional[str] = None) -> str:
+                 per: Optional[str], workloads=None, timestamp: Optional[str] = None,
+                 histograms: bool = False) -> str:
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
              render.hist_text(snap.hist)]
-    groups = _groups(snap, per, workloads)
-    for key, hist in groups[:top]:
-        parts += ["", group_label(key, per), render.hist_text(hist)]
-    if len(groups) > top:
-        parts.append(f"[{len(groups) - top} more]")
+    if per is not None:
+        parts += render.grouped_text(runqlat_groups(snap, per, workloads), top,
+                                     GROUP_HEADERS[per], snap.hist.unit_name, histograms,
+                                     GROUP_NOUNS[per])
     parts += notes_lines(snap)
     return "\n".join(parts)
 
@@ -258,18 +263,10 @@ def runqlat_json(snap: RunqSnapshot, probe: dict, seconds: float, top: int, when
                  per: Optional[str], workloads=None) -> dict:
     out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
            "hist": render.hist_json(snap.hist), "unattributed": snap.unattributed,
-           "map_full": snap.map_full, "lost": snap.lost}
+           "map_full": snap.map_full, "lost": snap.lost, "by": per}
     if per is not None:
-        groups = _groups(snap, per, workloads)
-        if per in WORKLOAD_KINDS:
-            from ..workloads import GROUPINGS
-            rows = [{**dict(zip(GROUPINGS[per], key)), "hist": render.hist_json(h)}
-                    for key, h in groups[:top]]
-        else:
-            rows = [{per: key[0], "comm": task_name(key[0]), "hist": render.hist_json(h)}
-                    for key, h in groups[:top]]
-        out["per_" + ("workload" if per in WORKLOAD_KINDS else per)] = rows
-        out["other"] = max(0, len(groups) - top)
+        out["groups"], out["other"] = render.groups_json(
+            runqlat_groups(snap, per, workloads), top)
     return out
 
 
@@ -308,11 +305,8 @@ def runqlat_families(snapshot: Optional[RunqSnapshot], collector) -> list:
 
 def _per(opts) -> Optional[str]:
     """What a histogram is kept per: the reader's `per`, or the command's
-    --by, -P or -L."""
-    if "per" in opts:
-        return opts["per"]
-    return opts.get("by") or ("pid" if opts.get("pids") else "tid" if opts.get("tids")
-                              else None)
+    --by (-P and -L are --by pid and --by tid)."""
+    return opts["per"] if "per" in opts else opts.get("by")
 
 
 class RunqLatTool(Tool):
@@ -321,8 +315,11 @@ class RunqLatTool(Tool):
     summary = "log2 histograms of run-queue latency: how long tasks wait for a CPU"
     description = f"""Histogram of run-queue latency: how long a runnable task waits for
     a CPU, from its wakeup (or being preempted) to running, for the machine,
-    per process (-P), per thread (-L), or per Kubernetes pod or container
-    (--by): is the CPU the bottleneck, and for whom.
+    per process, thread, Kubernetes pod or container (--by): is the CPU the
+    bottleneck, and for whom. Grouped by pod, the waits are the waiting
+    task's: a pod's line says who waits for a CPU, not who keeps it busy (a
+    noisy neighbour shows as the others' waits; top or the pods' CPU usage
+    names it).
 
     Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
     log2 histogram and a summary: count, exact average, p50/p90/p99
@@ -333,9 +330,10 @@ Examples:
   runqlat                     # histogram in microseconds every 5 s
   runqlat 1 5                 # every second, five times
   runqlat -m                  # in milliseconds
-  runqlat -P --top 5          # one histogram per process, 5 busiest
-  runqlat -L                  # one per thread
-  runqlat --by pod            # one per Kubernetes pod (noisy neighbours)
+  runqlat -P --top 5          # per process (--by pid), the 5 busiest
+  runqlat -L                  # per thread (--by tid)
+  runqlat --by pod            # who waits, per Kubernetes pod (not who hogs)
+  runqlat --by pod --histograms  # a histogram per pod
   runqlat -p 1234             # waits of process 1234 only
   runqlat -c nginx            # waits of processes named nginx
   runqlat --json 1 3          # one JSON object per interval
@@ -344,11 +342,15 @@ Examples:
         unit_options,
         pid_option("Only waits of this process."),
         comm_option("Only waits of processes with this name"),
-        click.option("-P", "--pids", is_flag=True, help="One histogram per process."),
-        click.option("-L", "--tids", is_flag=True, help="One histogram per thread."),
-        click.option("--by", type=click.Choice(WORKLOAD_KINDS),
-                     help="One histogram per pod or container (the waiting task's)."),
-        top_option("Histograms shown with -P, -L or --by, busiest first."),
+        click.option("--by", type=click.Choice(tuple(PER_KEYS)),
+                     help="Waits per process (pid), thread (tid), pod or container: the "
+                          "waiting task's, so who waits, not who keeps the CPU busy."),
+        alias_option("-P", to="by", flag_value="pid", help="Same as --by pid."),
+        alias_option("-L", to="by", flag_value="tid", help="Same as --by tid."),
+        alias_option("--pids", to="by", use="--by pid", flag_value="pid"),
+        alias_option("--tids", to="by", use="--by tid", flag_value="tid"),
+        top_option("Groups shown with --by, busiest first."),
+        histograms_option(),
     )
     exporter_options = (
         click.option("--runqlat-by", "runqlat_by", type=click.Choice(["none", "pod"]),
@@ -367,8 +369,6 @@ Examples:
                       read_pid_max(), read_state_mask(find_tracefs() or TRACEFS))
 
     def open(self, opts, mode="auto"):
-        if sum(bool(x) for x in (opts.get("pids"), opts.get("tids"), opts.get("by"))) > 1:
-            raise click.UsageError("choose one of -P, -L and --by")
         return RunqLatReader(opts["unit"], opts["pid"], opts["comm"], _per(opts), mode)
 
     def delta(self, cur, prev):
@@ -376,7 +376,8 @@ Examples:
 
     def text(self, shown, view: View) -> str:
         return runqlat_text(shown, view.label, shown.elapsed, view.opts["top"],
-                            _per(view.opts), view.reader.workloads, view.clock)
+                            _per(view.opts), view.reader.workloads, view.clock,
+                            view.opts.get("histograms", False))
 
     def json(self, shown, view: View) -> dict:
         return runqlat_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,

@@ -12,7 +12,8 @@ from .. import cdefs, render, syscalls
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import c_string, comm_words
-from ..options import comm_option, pid_option, top_option, unit_options
+from ..options import (Duration, alias_option, comm_option, display_unit, histograms_option,
+                       pid_option, top_option, unit_options)
 from ..probes import Candidate, Hook
 from ..kernel import read_pid_max, start_slots
 from ..tool import Tool, View
@@ -190,56 +191,52 @@ class VfsReadReader(Reader):
 
 def proc_label(key: ProcKey) -> str:
     tgid, comm = key
-    return f"{comm} [{tgid}]" if tgid else comm
+    return render.process_label(comm, tgid)
 
 
-def _busiest(per_process: Dict[ProcKey, Log2Hist]) -> List[Tuple[ProcKey, Log2Hist]]:
-    return sorted(per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
+GROUP_HEADERS = {"pid": "PROCESS", "comm": "COMM", "pod": "NAMESPACE/POD",
+                 "container": "NAMESPACE/POD/CONTAINER"}
+GROUP_NOUNS = {"pid": "processes", "comm": "names", "pod": "pods", "container": "containers"}
 
 
-def _workload_hists(snap: LatencySnapshot, workloads, by: str):
-    from ..workloads import group_by_workload
-    grouped = group_by_workload(snap.per_cgroup, workloads, by)
-    return sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))
+def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = None
+                   ) -> List[Tuple[str, dict, Log2Hist]]:
+    """(key, labels, hist) of each group, busiest first: processes as
+    `dd [10642]` (pid, comm), names (comm), or workloads (their labels)."""
+    if snap.per_cgroup is not None:
+        from ..workloads import GROUPINGS, describe, group_by_workload
+        grouped = group_by_workload(snap.per_cgroup, workloads, by)
+        return [(describe(key, by), dict(zip(GROUPINGS[by], key)), h) for key, h in
+                sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))]
+    if snap.per_process is not None:
+        ordered = sorted(snap.per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        return [(proc_label(key), {"pid": key[0], "comm": key[1]} if key[0] else
+                 {"comm": key[1]}, h) for key, h in ordered]
+    return []
 
 
 def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: int,
-                 timestamp: Optional[str] = None, workloads=None, by: str = "") -> str:
+                 timestamp: Optional[str] = None, workloads=None, by: Optional[str] = None,
+                 histograms: bool = False) -> str:
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
              render.hist_text(snap.hist)]
     if snap.start_clashes:
         parts.append(f"({snap.start_clashes} reads not timed: thread id slot clash)")
-    if snap.per_process is not None:
-        ordered = _busiest(snap.per_process)
-        for key, hist in ordered[:top]:
-            parts += ["", proc_label(key), render.hist_text(hist)]
-        if len(ordered) > top:
-            parts.append(f"[{len(ordered) - top} more processes]")
-    if snap.per_cgroup is not None:
-        from ..workloads import describe
-        ordered = _workload_hists(snap, workloads, by)
-        for key, hist in ordered[:top]:
-            parts += ["", describe(key, by), render.hist_text(hist)]
-        if len(ordered) > top:
-            parts.append(f"[{len(ordered) - top} more {by}s]")
+    if by:
+        parts += render.grouped_text(latency_groups(snap, workloads, by), top,
+                                     GROUP_HEADERS[by], snap.hist.unit_name, histograms,
+                                     GROUP_NOUNS[by])
     return "\n".join(parts)
 
 
 def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
-                 when: str, workloads=None, by: str = "") -> dict:
+                 when: str, workloads=None, by: Optional[str] = None) -> dict:
     out = {"time": when, "interval_s": round(seconds, 3), "probe": probe,
-           "hist": render.hist_json(snap.hist), "start_clashes": snap.start_clashes}
-    if snap.per_process is not None:
-        ordered = _busiest(snap.per_process)
-        out["per_process"] = [{"pid": key[0] or None, "comm": key[1],
-                               "hist": render.hist_json(h)} for key, h in ordered[:top]]
-        out["other_processes"] = max(0, len(ordered) - top)
-    if snap.per_cgroup is not None:
-        from ..workloads import GROUPINGS
-        ordered = _workload_hists(snap, workloads, by)
-        out["per_workload"] = [{**dict(zip(GROUPINGS[by], key)), "hist": render.hist_json(h)}
-                               for key, h in ordered[:top]]
-        out["other_workloads"] = max(0, len(ordered) - top)
+           "hist": render.hist_json(snap.hist), "start_clashes": snap.start_clashes,
+           "by": by}
+    if by:
+        out["groups"], out["other"] = render.groups_json(latency_groups(snap, workloads, by),
+                                                         top)
     return out
 
 
@@ -301,9 +298,10 @@ Examples:
   vfsread-latency -m          # in milliseconds (-n for nanoseconds)
   vfsread-latency -p 1234     # reads by process 1234 only
   vfsread-latency -c postgres # reads by processes named postgres
-  vfsread-latency -P --top 5  # one histogram per process, 5 busiest
-  vfsread-latency -P pod      # one histogram per Kubernetes pod
-  vfsread-latency --min-latency 1000   # ignore reads under 1000 us
+  vfsread-latency -P --top 5  # per process (--by pid), the 5 busiest
+  vfsread-latency --by pod    # per Kubernetes pod, one line each
+  vfsread-latency --by pod --histograms  # a histogram per pod
+  vfsread-latency --min-latency 1ms    # ignore reads under 1 ms
   vfsread-latency --json 1 3  # one JSON object per interval
   vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
 """
@@ -311,17 +309,22 @@ Examples:
         unit_options,
         pid_option("Only reads by this process."),
         comm_option("Only reads by processes with this name"),
-        click.option("-P", "--per", "per", type=click.Choice(PER_CHOICES),
-                     is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
-                     help="One histogram per process (pid, the default), process name, "
-                          "pod or container."),
-        click.option("--per-pid", "per", flag_value="pid", hidden=True),
-        click.option("--per-comm", "per", flag_value="comm",
-                     help="One histogram per process name."),
-        top_option("Histograms shown with -P/--per-comm, busiest first."),
-        click.option("--min-latency", type=click.IntRange(0, 10**12), default=0,
-                     help="Ignore reads faster than this, in the display unit."),
+        click.option("--by", type=click.Choice(PER_CHOICES),
+                     help="One histogram per process (pid), process name (comm), pod or "
+                          "container."),
+        alias_option("-P", to="by", flag_value="pid", help="Same as --by pid."),
+        alias_option("--per", to="by", use="--by", type=click.Choice(PER_CHOICES)),
+        alias_option("--per-pid", to="by", use="--by pid", flag_value="pid"),
+        alias_option("--per-comm", to="by", use="--by comm", flag_value="comm"),
+        top_option("Groups shown with --by, busiest first."),
+        histograms_option(),
+        click.option("--min-latency", type=Duration(display_unit), default=0,
+                     metavar="DURATION",
+                     help="Ignore reads faster than this: 1ms, 250us, or a number in the "
+                          "display unit."),
     )
+    # `-P pod` (the old -P took a value): still read, with a warning.
+    legacy_values = {"-P": PER_CHOICES}
 
     exporter_options = (
         click.option("--vfs-read-by", "vfs_read_by", type=click.Choice(["none", "pod"]),
@@ -336,31 +339,36 @@ Examples:
 
     @staticmethod
     def _min_ns(opts) -> Optional[int]:
-        """-m in ns: the command's min_latency in its unit, or the reader's
+        """--min-latency in ns (the option's value), or the reader's
         min_latency_ns."""
         if "min_latency_ns" in opts:
             return opts["min_latency_ns"]
-        return opts.get("min_latency", 0) * UNITS[opts["unit"]] or None
+        return opts.get("min_latency", 0) or None
+
+    @staticmethod
+    def _by(opts) -> Optional[str]:
+        return opts.get("per") if "per" in opts else opts.get("by")
 
     def cflags(self, opts):
         return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
-                      opts.get("per"), opts.get("max_procs", DEFAULT_MAX_PROCS),
+                      self._by(opts), opts.get("max_procs", DEFAULT_MAX_PROCS),
                       read_pid_max(), opts.get("floor", ""))
 
     def open(self, opts, mode="auto"):
         return VfsReadReader(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                              opts["per"], mode=mode)
+                              self._by(opts), mode=mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)
 
     def text(self, shown, view: View) -> str:
         return latency_text(shown, view.label, shown.elapsed, view.opts["top"], view.clock,
-                            getattr(view.reader, "workloads", None), view.opts["per"])
+                            getattr(view.reader, "workloads", None), view.opts["by"],
+                            view.opts.get("histograms", False))
 
     def json(self, shown, view: View) -> dict:
         return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                            getattr(view.reader, "workloads", None), view.opts["per"])
+                            getattr(view.reader, "workloads", None), view.opts["by"])
 
     def exporter_open(self, opts, mode="auto"):
         per = "pod" if opts.get("by") == "pod" else None

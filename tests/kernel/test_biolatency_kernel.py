@@ -124,8 +124,8 @@ def test_cli_json_and_bpftrace_agree_on_the_same_reads(loop):
     n = 61
     trace = Bpftrace.attached(BPFTRACE % {"dev": loop.dev, "mark": MARK_BLOCK * BLOCK // 512})
     try:
-        proc = start_tool(tool_command("biolatency") + ["-d", loop.device, "-D", "--json",
-                                                        "3600"])
+        proc = start_tool(tool_command("biolatency") + ["-d", loop.device, "--by", "disk",
+                                                        "--json", "3600"])
         try:
             loop.direct_reads(n)
         finally:
@@ -137,8 +137,9 @@ def test_cli_json_and_bpftrace_agree_on_the_same_reads(loop):
         trace.close()
     assert proc.returncode == 0, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    (hist,) = obj["histograms"]
+    (hist,) = obj["groups"]
     assert hist["dev"] == dev_text(loop.dev) and hist["device"] == loop.name
+    assert hist["key"] == loop.name and obj["hist"]["count"] == n
     assert hist["hist"]["count"] == n
     assert traced == f"@n: {n}", trace.lines
 

@@ -14,8 +14,8 @@ import pytest
 
 from pytools.tools.execve import ExecveReader, delta
 
-from .workload import (NOBODY, bpf_program_ids, cgroup_v2_id, make_executables, programs_gone,
-                       run_execs, run_execveat, start_tool, tool_command)
+from .workload import (NOBODY, bpf_program_ids, cgroup_v2_id, demote, make_executables,
+                       programs_gone, run_execs, run_execveat, start_tool, tool_command)
 
 
 @pytest.fixture
@@ -66,10 +66,71 @@ def test_counts_failed_execs_separately(true_copy, exec_dir):
             with pytest.raises(FileNotFoundError):
                 subprocess.run([missing], preexec_fn=os.setsid)
 
-    with ExecveReader(by="filename", count_failed=True) as counter:
+    with ExecveReader(by="filename") as counter:
         got = measure(counter, work)
     assert got.counts[true_copy] == 3 and got.counts[missing] == 5
     assert got.failed.get(missing) == 5 and true_copy not in got.failed
+    assert got.ran(true_copy) == 3 and got.ran(missing) == 0
+
+
+def path_walk(exec_dir, name, misses, times):
+    """`env NAME` as nobody, `times` times, with a $PATH whose first
+    `misses` directories lack NAME: each run makes `misses` failed execs
+    (ENOENT) before the one that runs, as env's execvp walks $PATH."""
+    dirs = []
+    for i in range(misses):
+        os.mkdir(os.path.join(exec_dir, f"empty{i}"), 0o755)
+        dirs.append(os.path.join(exec_dir, f"empty{i}"))
+    env_path = shutil.which("env")
+    for _ in range(times):
+        subprocess.run([env_path, name], check=True, preexec_fn=demote, cwd="/",
+                       env={"PATH": ":".join(dirs + [exec_dir])})
+    return [os.path.join(d, name) for d in dirs]
+
+
+def test_a_path_walk_that_misses_is_counted_failed_not_ran(exec_dir):
+    name = f"walk-{os.getpid()}"
+    target = make_executables(exec_dir, [name])[0]
+    missed = []
+    with ExecveReader(by="filename", uid=NOBODY) as counter:
+        got = measure(counter, lambda: missed.extend(path_walk(exec_dir, name, 3, 4)))
+    # Per run: env runs, then 3 misses and the exec that runs.
+    assert {k: got.ran(k) for k in [target] + missed} == {target: 4, **{m: 0 for m in missed}}
+    assert {k: got.failed.get(k, 0) for k in [target] + missed} == \
+        {target: 0, **{m: 4 for m in missed}}
+    assert got.total_failed == 12 and got.total_ran == 8
+
+
+def test_cli_shows_ran_and_failed_apart(exec_dir):
+    name = f"walk-{os.getpid()}"
+    target = make_executables(exec_dir, [name])[0]
+    proc = start_tool(tool_command("execve-counter") + ["--uid", str(NOBODY), "--json", "60"])
+    misses = path_walk(exec_dir, name, 2, 3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    last = json.loads(out.splitlines()[-1])
+    groups = {g["key"]: g for g in last["groups"]}
+    assert (groups[target]["ran"], groups[target]["failed"]) == (3, 0)
+    assert all((groups[m]["ran"], groups[m]["failed"], groups[m]["count"]) == (0, 3, 3)
+               for m in misses)
+    assert (last["ran"], last["failed"], last["total"]) == (6, 6, 12)   # env ran 3 times
+
+
+def test_cli_failed_keeps_only_keys_that_failed(exec_dir):
+    name = f"walk-{os.getpid()}"
+    target = make_executables(exec_dir, [name])[0]
+    proc = start_tool(tool_command("execve-counter") + ["--uid", str(NOBODY), "--failed",
+                                                        "60"])
+    misses = path_walk(exec_dir, name, 1, 2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    assert rows[1] == ["FILENAME", "RAN", "FAILED", "CALLS/s"], out
+    assert rows[2][:3] == [misses[0], "0", "2"], out
+    assert rows[-1][:3] == ["TOTAL", "4", "2"], out   # env and the target ran twice
+    assert target not in out
 
 
 @pytest.mark.parametrize("by", ["comm", "uid", "cgroup"])
@@ -118,10 +179,10 @@ def test_cli_json_from_root_dir_counts_each_interval(true_copy):
     out, err = proc.communicate(timeout=30)
     objects = [first] + [json.loads(line) for line in out.splitlines()]
     assert proc.returncode == 0 and len(objects) >= 2, err
-    seen = [sum(e["count"] for e in o["entries"] if e["key"] == true_copy) for o in objects]
+    seen = [sum(e["count"] for e in o["groups"] if e["key"] == true_copy) for o in objects]
     assert seen[0] == 0 and sum(seen) == 23, seen   # each exec in exactly one interval
     assert all(o["probe"]["mode"] == "tracepoint" for o in objects)
-    assert all(o["total"] == sum(e["count"] for e in o["entries"]) + o["other"]["count"]
+    assert all(o["total"] == sum(e["count"] for e in o["groups"]) + o["other"]["count"]
                + o["overflow"] for o in objects)
 
 
@@ -146,7 +207,7 @@ def test_signal_prints_last_interval_and_detaches(sig, true_copy):
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     last = json.loads(out.splitlines()[-1])
-    assert sum(e["count"] for e in last["entries"] if e["key"] == true_copy) == 3
+    assert sum(e["count"] for e in last["groups"] if e["key"] == true_copy) == 3
     assert "Traceback" not in err
     assert programs_gone(ours), f"programs {bpf_program_ids() & ours} still loaded after exit"
 

@@ -105,6 +105,10 @@ def test_scrape_deltas_match_the_workload_and_counters_only_grow(exporter, cold_
         (true_copy,) = make_executables(workdir, ["pytools-exporter-true"])
         first = exporter.scrape()
         run_execs(true_copy, 7)
+        missing = os.path.join(workdir, "pytools-exporter-missing")
+        for _ in range(4):
+            with pytest.raises(FileNotFoundError):
+                subprocess.run([missing])
         durations = slow_pipe_reads(5)
         evict_and_read(cold_file)
         second = exporter.scrape()
@@ -112,6 +116,9 @@ def test_scrape_deltas_match_the_workload_and_counters_only_grow(exporter, cold_
         shutil.rmtree(workdir)
 
     assert diff(second, first, "execve_total", filename=true_copy) == 7
+    assert diff(second, first, "execve_failed_total", filename=true_copy) == 0
+    assert value(second, "execve_total", filename=missing) == 4     # calls, as before
+    assert value(second, "execve_failed_total", filename=missing) == 4
 
     # The histogram counts every process's reads: ours are a lower bound.
     hist = "vfs_read_latency_seconds"

@@ -196,7 +196,7 @@ def test_biolatency_with_the_least_capabilities_counts_exactly(loop, perf_allowe
                                                           "3600"]))
     loop.direct_reads(37)
     (obj,) = finish(proc)
-    (hist,) = obj["histograms"]
+    (hist,) = obj["groups"]
     assert hist["hist"]["count"] == 37
 
 

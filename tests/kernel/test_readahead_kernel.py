@@ -2,6 +2,7 @@
 filesystem: the tool must see readahead for that device and inode covering
 most of the file, and next to nothing once it is cached."""
 
+import datetime
 import json
 import os
 import subprocess
@@ -135,6 +136,20 @@ def test_cli_json_and_trace(cold_file):
     assert {e["event"] for e in mine} == {"request", "window"}
     assert sum(e["size"] for e in mine if e["event"] == "window") >= SIZE // PAGE * 0.8
     assert "lost" not in err
+    # wall time, not seconds since boot; the path, not only the inode
+    assert all(e["path"] == path for e in mine), {e["path"] for e in mine}
+    when = {datetime.datetime.fromisoformat(e["time"]).timestamp() for e in mine}
+    assert all(abs(t - time.time()) < 120 for t in when), when
+
+    proc = start_tool(tool_command("readahead-stats") +
+                      ["--trace", "-d", f"{major}:{minor}", "1", "2"])
+    evict_and_read(path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[0] == "TIME" and lines[0].split()[-1] == "FILE"
+    mine = [line for line in lines[1:] if line.endswith(" " + path)]
+    assert mine and all(line[2] == ":" and line[5] == ":" for line in mine), lines[:5]
 
 
 def test_ebpf_prints_the_flags_efficiency_included_that_the_tool_loads():

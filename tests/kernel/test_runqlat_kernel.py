@@ -99,7 +99,7 @@ def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
     finally:
         kill(hogs)
     assert obj["probe"]["mode"] == mode
-    per = {row["pid"]: row["hist"] for row in obj["per_pid"]}
+    per = {row["pid"]: row["hist"] for row in obj["groups"]}
     for hog in hogs:
         assert hog.pid in per, (hog.pid, list(per))
         # Sharing a CPU for 1.5 s: each waits a scheduler slice, again and
@@ -156,7 +156,7 @@ def test_the_victims_pod_shows_the_wait_the_noisy_neighbour_causes():
         kill(procs)
         node.close()
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    pods = {(w["namespace"], w["pod"]): w["hist"] for w in obj["per_workload"]}
+    pods = {(w["namespace"], w["pod"]): w["hist"] for w in obj["groups"]}
     for c in (victim, hog):
         hist = pods[(c.namespace, c.pod)]
         assert waits_at_least(hist, 1 * MS) >= 5, (c.pod, hist)
@@ -201,7 +201,7 @@ def test_counts_agree_with_bpftrace_on_the_same_tasks():
         if line.startswith("@n["):
             tid, count = line[3:].split("]: ")
             traced[int(tid)] = int(count)
-    ours = {row["tid"]: row["hist"]["count"] for row in obj["per_tid"]}
+    ours = {row["tid"]: row["hist"]["count"] for row in obj["groups"]}
     for hog in hogs:
         assert traced.get(hog.pid, 0) >= 10, (traced, hog.pid)
         # The same waits: the tool attached before bpftrace's tick ends and

@@ -89,6 +89,13 @@ def test_comm_filter_and_per_process_histograms():
     assert all(c == comm for _, c in got.per_process)
 
 
+def go(child) -> None:
+    """Let a NAMED_CHILD make its reads, and wait until it has."""
+    child.stdin.write("g")
+    child.stdin.flush()
+    assert child.stdout.readline() == "done\n"
+
+
 NAMED_CHILD = r"""
 import os, sys
 with open("/proc/self/comm", "w") as f:
@@ -112,9 +119,7 @@ def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
         assert child.stdout.readline() == "ready\n"
         with VfsReadReader(comm=comm, per="pid") as tool:
             before = tool.snapshot()
-            child.stdin.write("g")
-            child.stdin.flush()
-            assert child.stdout.readline() == "done\n"
+            go(child)
             got = delta(tool.snapshot(), before)
     finally:
         child.kill()
@@ -146,9 +151,7 @@ def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
             assert "keeps 15 bytes" in banner and repr(name) in banner, banner
             banner = proc.stderr.readline()
         assert banner.startswith("Tracing"), banner + proc.stderr.read()
-        child.stdin.write("g")
-        child.stdin.flush()
-        assert child.stdout.readline() == "done\n"
+        go(child)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -256,3 +259,31 @@ def test_forcing_a_missing_mode_is_one_line_error():
                             capture_output=True, text=True, timeout=120, cwd="/")
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and f"probe mode {mode}" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["-P"], ["--by", "pid"]])
+def test_cli_dash_P_keeps_two_processes_of_one_name_apart(args):
+    """-P is --by pid: two processes named alike are two groups (it once
+    grouped by name), and `-P 1 3`-style intervals stay intervals."""
+    comm, counts = f"twin-{os.getpid() % 10000}", (157, 61)
+    children = [subprocess.Popen([sys.executable, "-c", NAMED_CHILD, comm, str(n)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for n in counts]
+    try:
+        for child in children:
+            assert child.stdout.readline() == "ready\n"
+        proc = start_tool(tool_command("vfsread-latency") + args + ["-c", comm, "--json",
+                                                                     "3600", "1"])
+        for child in children:
+            go(child)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+    assert proc.returncode == 0 and "warning" not in err, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    groups = {g["key"]: g["hist"]["count"] for g in obj["groups"]}
+    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts)}, groups
+    assert obj["by"] == "pid"

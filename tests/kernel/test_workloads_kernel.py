@@ -200,7 +200,7 @@ def cli(node: FakeNode, args: List[str], work: Callable[[], None]) -> dict:
 def test_execve_counter_by_container_pod_and_service(node, true_copy):
     got = cli(node, tool_command("execve-counter") + ["--by", "container"],
               lambda: workload_execs(node, true_copy))
-    counts = {(e["namespace"], e["pod"], e["container"]): e["count"] for e in got["entries"]}
+    counts = {(e["namespace"], e["pod"], e["container"]): e["count"] for e in got["groups"]}
     expected = {(c.namespace, c.pod, c.name): EXECS[k] for k, c in node.containers.items()}
     expected[("", "", "")] = SERVICE_EXECS
     assert counts == expected
@@ -208,14 +208,14 @@ def test_execve_counter_by_container_pod_and_service(node, true_copy):
 
     got = cli(node, tool_command("execve-counter") + ["--by", "pod"],
               lambda: workload_execs(node, true_copy))
-    pods = {(e["namespace"], e["pod"]): e["count"] for e in got["entries"]}
+    pods = {(e["namespace"], e["pod"]): e["count"] for e in got["groups"]}
     assert pods[("shop-prod", "cart-7d9f-x2")] == EXECS["web"] + EXECS["sidecar"]
     assert pods[("data", "db-0")] == EXECS["db"]
-    assert {e["key"] for e in got["entries"]} >= {"shop-prod/cart-7d9f-x2", "data/db-0"}
+    assert {e["key"] for e in got["groups"]} >= {"shop-prod/cart-7d9f-x2", "data/db-0"}
 
     got = cli(node, tool_command("execve-counter") + ["--by", "service"],
               lambda: workload_execs(node, true_copy))
-    services = {e["service"]: e["count"] for e in got["entries"]}
+    services = {e["service"]: e["count"] for e in got["groups"]}
     assert services == {"pytools-fake.service": SERVICE_EXECS, "kubepods": sum(EXECS.values())}
 
 
@@ -226,21 +226,21 @@ def test_vfsread_latency_per_container_and_pod(node):
         for key, n in reads.items():
             run_in(node.containers[key].cgroup, zero_reads, n)
 
-    got = cli(node, tool_command("vfsread-latency") + ["-P", "container", "--top", "20"], work)
+    got = cli(node, tool_command("vfsread-latency") + ["--by", "container", "--top", "20"], work)
     per = {(w["namespace"], w["pod"], w["container"]): w["hist"]["count"]
-           for w in got["per_workload"]}
+           for w in got["groups"]}
     # The forked child's own reads (none but ours after the fork) are the workload.
     for key, c in node.containers.items():
         assert per[(c.namespace, c.pod, c.name)] == reads[key], per
-    got = cli(node, tool_command("vfsread-latency") + ["-P", "pod"], work)
-    per = {(w["namespace"], w["pod"]): w["hist"]["count"] for w in got["per_workload"]}
+    got = cli(node, tool_command("vfsread-latency") + ["--by", "pod"], work)
+    per = {(w["namespace"], w["pod"]): w["hist"]["count"] for w in got["groups"]}
     assert per[("shop-prod", "cart-7d9f-x2")] == reads["web"] + reads["sidecar"]
 
 
 def test_readahead_by_pod_and_a_closed_files_path(node):
     path = write_file(scratch_dir(), 8 << 20)
     try:
-        got = cli(node, tool_command("readahead-stats") + ["--by", "pod"],
+        got = cli(node, tool_command("readahead-stats") + ["--table", "pod"],
                   lambda: run_in(node.containers["batch"].cgroup, cold_read, path))
     finally:
         st = os.stat(path)
@@ -266,8 +266,7 @@ def test_biolatency_counts_only_the_cgroup_subtree(node):
         loop.close()
     assert proc.returncode == 0, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    (hist,) = obj["histograms"]
-    assert hist["hist"]["count"] == 29
+    assert obj["hist"]["count"] == 29 and "groups" not in obj
 
 
 def test_cgroup_filter_counts_only_its_subtree(node, true_copy):

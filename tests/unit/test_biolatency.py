@@ -61,8 +61,8 @@ def test_text_labels_each_histogram_and_counts_what_was_not_timed():
     lines = bio.biolatency_text(snap, "block I/O via tracepoints", 1.0, "usecs", names,
                                 "12:00:00").splitlines()
     assert lines[0] == "12:00:00 block I/O via tracepoints, 1.0s"
-    assert "disk = loop0, op = write" in lines and "disk = vda, op = sync-read" in lines
-    assert lines.index("disk = loop0, op = write") < lines.index("disk = vda, op = sync-read")
+    assert "loop0 write" in lines and "vda sync-read" in lines
+    assert lines.index("loop0 write") < lines.index("vda sync-read")
     assert lines[-1] == ("[3 completions unmatched (in flight at start); 2 flushes not timed "
                          "(no sector)]")
     assert max(len(line) for line in lines) <= 80
@@ -73,13 +73,15 @@ def test_text_labels_each_histogram_and_counts_what_was_not_timed():
 def test_json():
     snap = BioSnapshot({(VDA, None): hist(2000, 3000)}, unmatched=1, elapsed=1.0)
     obj = json.loads(json.dumps(bio.biolatency_json(snap, {"mode": "tracepoint"}, 1.0,
-                                                    names, "t")))
-    (h,) = obj["histograms"]
-    assert h["dev"] == "254:0" and h["device"] == "vda" and h["op"] is None
+                                                    names, "t", by="disk")))
+    (h,) = obj["groups"]
+    assert h["key"] == "vda" and h["dev"] == "254:0" and h["device"] == "vda"
+    assert h["op"] is None and obj["by"] == "disk" and obj["other"]["keys"] == 0
     assert h["hist"]["count"] == 2 and h["hist"]["sum_ns"] == 5000
+    assert obj["hist"] == h["hist"]                # the total, as every tool has
     assert obj["unmatched"] == 1 and obj["untimed_flushes"] == 0
     unkeyed = bio.biolatency_json(BioSnapshot({(None, None): hist(1)}), {}, 1.0, names, "t")
-    assert unkeyed["histograms"][0]["device"] is None
+    assert unkeyed["hist"]["count"] == 1 and "groups" not in unkeyed
 
 
 def test_families_by_device_and_op_with_exact_sums_and_the_cap():

@@ -394,6 +394,9 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     # Follows --execve-by: every key label kept (the DaemonSet's is pod).
     assert "sum without (instance, job) (rate(execve_total" in \
         exprs["Execs per second by what --execve-by counts"]
+    # ... and of those the execs that failed, apart (issue 29)
+    assert "rate(execve_failed_total" in exprs["Execs per second by what --execve-by counts"]
+    assert "namespace_pod:execve_failed:rate5m" in exprs["Execs per second by pod"]
     assert panels["vfs_read latency heatmap"]["type"] == "heatmap"
     # latency panels: classic buckets, or the native histogram where there are none
     assert "sum by (le) (rate(vfs_read_latency_seconds_bucket" in exprs["vfs_read latency heatmap"]

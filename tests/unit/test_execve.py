@@ -27,7 +27,7 @@ def test_delta_subtracts_and_drops_unchanged_keys():
     d = delta(cur, prev)
     assert d.counts == {"/a": 4, "/c": 3}
     assert d.overflow == 3 and d.total == 10 and d.elapsed == 2.5
-    assert d.failed is None and d.total_failed is None
+    assert d.failed == {} and d.total_failed == 0 and d.total_ran == 10
 
 
 def test_delta_of_failures():
@@ -35,12 +35,12 @@ def test_delta_of_failures():
     cur = ExecveSnapshot("comm", {"sh": 3}, failed={"sh": 2}, failed_overflow=1, taken_at=1)
     d = delta(cur, prev)
     assert d.failed == {"sh": 2} and d.total_failed == 3
+    assert d.ran("sh") == 0 and d.total_ran == 0
 
 
 def test_cflags_encode_options():
-    flags = execve.cflags("uid", pid=7, uid=0, max_keys=4, count_failed=True)
-    assert flags == ["-DBY_UID", "-DMAX_KEYS=4", "-DFILTER_PID=7", "-DFILTER_UID=0",
-                     "-DCOUNT_FAILED"]
+    flags = execve.cflags("uid", pid=7, uid=0, max_keys=4)
+    assert flags == ["-DBY_UID", "-DMAX_KEYS=4", "-DFILTER_PID=7", "-DFILTER_UID=0"]
 
 
 def test_cflags_reject_bad_values():
@@ -50,7 +50,6 @@ def test_cflags_reject_bad_values():
         execve.cflags("comm", max_keys=0)
 
 
-def test_plan_adds_exit_hooks_only_for_failures():
-    assert len(execve.plan()[0].hooks) == 2
-    targets = [h.target for h in execve.plan(count_failed=True)[0].hooks]
-    assert "syscalls:sys_exit_execveat" in targets
+def test_plan_always_has_the_exit_hooks_that_tell_failures():
+    targets = [h.target for h in execve.plan()[0].hooks]
+    assert "syscalls:sys_exit_execve" in targets and "syscalls:sys_exit_execveat" in targets

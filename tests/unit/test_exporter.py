@@ -91,6 +91,19 @@ def test_execve_counts_by_key_with_kernel_overflow_in_other():
     assert get("execve_total", {"comm": "~other"}) == 3
 
 
+def test_execve_failed_total_has_the_same_keys_and_folds_alike():
+    snap = ExecveSnapshot("comm", {"env": 9, "sh": 5, "ls": 1}, 2,
+                          failed={"env": 6, "ls": 1}, failed_overflow=1)
+    registry = registry_with(ExecveCollector(FixedSource(snap), SelfStats(), KERNEL, 2, "comm"))
+    get = registry.get_sample_value
+    assert get("execve_total", {"comm": "env"}) == 9        # calls: the old meaning
+    assert get("execve_failed_total", {"comm": "env"}) == 6
+    assert get("execve_failed_total", {"comm": "sh"}) == 0  # ran: 5 - 0
+    assert get("execve_total", {"comm": "~other"}) == 3     # ls folded, + 2 not keyed
+    assert get("execve_failed_total", {"comm": "~other"}) == 2
+    assert get("execve_failed_total", {"comm": "ls"}) is None
+
+
 def test_cap_folds_the_smallest_new_keys_into_other_and_counts_them():
     stats = SelfStats()
     collector = ExecveCollector(FixedSource(execve({"a": 9, "b": 5, "c": 1, "d": 1})),

@@ -3,7 +3,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from pytools.hist import Log2Hist, bars, slot_of, slot_range, summary
+from pytools.hist import UNITS, Log2Hist, bars, slot_of, slot_range, summary
 
 
 def test_slot_of_matches_bcc_log2l_plus_zero_slot():
@@ -110,3 +110,34 @@ def test_percentile_lies_in_the_slot_of_a_real_value(vals, q):
 def test_sub_undoes_add(a, b):
     ha, hb = Log2Hist.from_values(a), Log2Hist.from_values(b)
     assert (ha + hb) - hb == ha
+
+
+# ------------------------------------------------- estimates and their slots
+
+def three_us_waits(unit: str) -> Log2Hist:
+    return Log2Hist.from_values([3_000] * 100, UNITS[unit], unit)
+
+
+def test_a_3us_wait_is_never_shown_as_about_1ms():
+    line = summary(three_us_waits("msecs"), "msecs")
+    assert "p50 <1  p90 <1  p99 <1" in line and "max <1 msecs" in line
+    assert "~1" not in line and "~0" not in line
+    # in microseconds the same waits are ~3
+    assert "p50 ~3" in summary(three_us_waits("usecs"), "usecs")
+
+
+def test_json_carries_each_estimates_slot_in_seconds():
+    from pytools.render import hist_json
+    ms = hist_json(three_us_waits("msecs"))
+    assert ms["estimates"] == {"p50": None, "p90": None, "p99": None}
+    assert ms["estimate_slots_s"]["p50"] == [0.0, 0.001]
+    assert ms["slots"] == [{"lo": 0, "hi": 0, "count": 100, "lo_s": 0.0, "hi_s": 0.001}]
+    us = hist_json(three_us_waits("usecs"))
+    assert us["estimates"]["p50"] == 3.0 and us["estimate_slots_s"]["p50"] == [2e-06, 4e-06]
+    assert "estimate_slots_s" not in hist_json(Log2Hist.from_values([3, 5], 1, "pages"))
+
+
+def test_a_shown_estimate_stays_inside_its_slot():
+    # 1.9 ms sits in slot [1, 1] (1 to 2 ms): shown ~1, never ~2
+    h = Log2Hist.from_values([1_900_000] * 10, UNITS["msecs"], "msecs")
+    assert "p50 ~1 " in summary(h, "msecs") and "max in [1, 1]" in summary(h, "msecs")

@@ -148,8 +148,8 @@ def test_a_last_interval_cut_to_milliseconds_shows_no_rate():
     snap = ExecveSnapshot("comm", {"sh": 18}, elapsed=0.055)
     assert not view.rated(0.055) and view.rated(1.0)
     total = execve_table(snap, 10, 0.055, rated=view.rated(0.055)).splitlines()[-1]
-    assert total.split() == ["TOTAL", "18", "-"]
-    assert execve_json(snap, 10, 0.055, {}, "t", rated=False)["entries"][0]["rate"] is None
+    assert total.split() == ["TOTAL", "18", "0", "-"]
+    assert execve_json(snap, 10, 0.055, {}, "t", rated=False)["groups"][0]["rate"] is None
     assert View({}, "x", "t", interval=0.1).rated(0.06)   # short intervals asked for
 
 

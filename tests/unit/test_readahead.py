@@ -138,8 +138,8 @@ def test_efficiency_text_and_json():
     s = ReadaheadSnapshot({}, {}, Log2Hist((0,) * 64, 1, 0, "pages"), 0, 2.0, 1.0,
                           {dev: rs.Usage(64, 40, 16, 3)}, {dev: 8})
     assert ro.efficiency_line(s, None) == (
-        "efficiency: 64 pages read ahead; used 40, dropped unused 16; unused now 8 "
-        "[3 not followed: map full]")
+        "efficiency: 64 pages read ahead; used 40, dropped unused 16; unused now 8\n"
+        "  [3 not followed: map full]")     # 83 columns on one line: wrapped
     obj = ro.readahead_json(s, {}, 1.0, 10, lambda d: "vda", lambda k: "f", "t", None)
     assert obj["efficiency"] == {
         "read_ahead_pages": 64, "used_pages": 40, "dropped_unused_pages": 16,

@@ -85,7 +85,8 @@ def test_text_per_thread_and_notes_fit_80_columns():
     lines = rq.runqlat_text(snap, "scheduler via tracepoints", 1.0, 1, "tid", None,
                             "12:00:00").splitlines()
     assert lines[0] == "12:00:00 scheduler via tracepoints, 1.0s"
-    assert any(line.startswith("tid = ") for line in lines) and "[1 more]" in lines
+    assert any(line.endswith(" [1]") for line in lines)        # `comm [tid]`
+    assert "[1 more threads]" in lines
     assert lines[-3] == "[3 waits of tasks never seen leaving a CPU: no process or cgroup]"
     assert lines[-2] == "[2 waits not kept per key: map full]"
     assert lines[-1] == "[4 waits not timed: their start slot was taken]"
@@ -98,9 +99,10 @@ def test_json_per_process():
     obj = json.loads(json.dumps(rq.runqlat_json(snap, {"mode": "tracepoint"}, 1.0, 5, "t",
                                                 "pid")))
     assert obj["hist"]["count"] == 2 and obj["hist"]["sum_ns"] == 5000
-    (row,) = obj["per_pid"]
-    assert row["pid"] == 1 and row["hist"]["count"] == 2 and obj["other"] == 0
-    assert "per_pid" not in rq.runqlat_json(snap, {}, 1.0, 5, "t", None)
+    (row,) = obj["groups"]
+    assert row["pid"] == 1 and row["hist"]["count"] == 2 and obj["by"] == "pid"
+    assert row["key"] == f"{row['comm']} [1]" and obj["other"] == {"keys": 0, "count": 0}
+    assert "groups" not in rq.runqlat_json(snap, {}, 1.0, 5, "t", None)
 
 
 def test_families_unlabelled_with_exact_sums():

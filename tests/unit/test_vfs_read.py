@@ -93,7 +93,8 @@ def snapshot():
 
 
 def test_latency_text():
-    text = vfs_read.latency_text(snapshot(), "read syscalls via tracepoints", 1.0, 1, "12:00:00")
+    text = vfs_read.latency_text(snapshot(), "read syscalls via tracepoints", 1.0, 1, "12:00:00",
+                                 by="pid")
     lines = text.splitlines()
     assert lines[0] == "12:00:00 read syscalls via tracepoints, 1.0s"
     assert "16384 -> 32767" in text and "(2 reads not timed: thread id slot clash)" in text
@@ -102,8 +103,10 @@ def test_latency_text():
 
 
 def test_latency_json():
-    obj = json.loads(json.dumps(vfs_read.latency_json(snapshot(), {"mode": "x"}, 1.0, 5, "t")))
+    obj = json.loads(json.dumps(vfs_read.latency_json(snapshot(), {"mode": "x"}, 1.0, 5, "t",
+                                                      by="pid")))
     assert obj["hist"]["count"] == 3 and obj["hist"]["sum_ns"] == 20_002_000
     assert obj["hist"]["estimates"]["p99"] <= 32767
-    assert [p["pid"] for p in obj["per_process"]] == [8, 7]
-    assert obj["other_processes"] == 0 and obj["start_clashes"] == 2
+    assert [(p["key"], p["pid"], p["comm"]) for p in obj["groups"]] == [("dd [8]", 8, "dd"),
+                                                                       ("cat [7]", 7, "cat")]
+    assert obj["other"]["keys"] == 0 and obj["start_clashes"] == 2
