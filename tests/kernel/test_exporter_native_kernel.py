@@ -23,8 +23,9 @@ from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
-from .test_workloads_kernel import (assert_dashboard_answers, cold_read, daemonset_args,
-                                    node, run_in, workload_execs)  # noqa: F401 (node: fixture)
+from .test_workloads_kernel import (NODE_LABEL, assert_dashboard_answers, cold_read,
+                                    daemonset_args, node, run_in,  # noqa: F401 (node: fixture)
+                                    workload_execs)
 from .workload import make_executables, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
@@ -69,7 +70,8 @@ def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_
     exp = Exporter(*daemonset_args(node))
     (true_copy,) = make_executables(str(tmp_path), ["pytools-native-true"])
     path = write_file(scratch_dir(), 8 << 20)
-    scrape = f"  - job_name: bpf\n    static_configs: [{{targets: ['127.0.0.1:{exp.port}']}}]\n"
+    scrape = (f"  - job_name: bpf\n    static_configs: [{{targets: ['127.0.0.1:{exp.port}'], "
+              f"{NODE_LABEL}}}]\n")
     figures = {"quantile_log2_gap": 0.0, "compared": 0}
     try:
         with running_prometheus(scrape, rules=True) as classic, \

@@ -410,6 +410,10 @@ def daemonset_args(node: FakeNode) -> List[str]:
                                       "--runqlat-by", "pod"]
 
 
+# What the PodMonitor's relabelling gives every series (the dashboard's
+# node variable), as a static target's label.
+NODE_LABEL = "labels: {node: test-node}"
+
 GROUPING = re.compile(r"\b(by|without) \(([^)]*)\)")
 
 
@@ -428,7 +432,7 @@ def assert_dashboard_answers(port: int, pod: str) -> None:
     Prometheus on `port`: none fails, every panel answers, each series with
     the labels its panel draws by, and the by-pod panels show `pod`."""
     for expr in dashboard_exprs():
-        query = (expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
+        query = (expr.replace("$__rate_interval", "10s").replace("$node", ".*")
                  .replace("$namespace", ".*").replace("$pod", ".*"))
         result = prometheus_query(port, query)          # raises on a PromQL error
         assert result, f"no series under the DaemonSet's arguments: {expr}"
@@ -461,7 +465,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
     path = write_file(scratch_dir(), 8 << 20)
     try:
         with running_prometheus("  - job_name: bpf\n    static_configs: "
-                                f"[{{targets: ['127.0.0.1:{exp.port}']}}]\n",
+                                f"[{{targets: ['127.0.0.1:{exp.port}'], {NODE_LABEL}}}]\n",
                                 rules=True) as port:
             exp.assert_serving()
             wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")

@@ -412,9 +412,17 @@ def test_dashboard_has_the_panels_an_sre_asks_for():
     assert "namespace_pod:execve:rate5m{" in exprs["Execs per second by pod"]
     assert "namespace_pod:vfs_read_latency_seconds:p99_rate5m{" in \
         exprs["vfs_read latency p99 by pod (estimate)"]
-    assert "sum by (instance, collector) (rate(bpf_exporter_program_run_seconds_total{" in \
+    assert "sum by (node, collector) (rate(bpf_exporter_program_run_seconds_total{" in \
         exprs["CPU of the BPF programs per node"]
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    # Nodes by name, not by the exporter pod's address: a restarted pod
+    # (a new IP, a new instance) stays on its node's line.
+    assert variables["node"]["definition"] == "label_values(bpf_exporter_collector_up, node)"
+    assert "instance" not in variables and "$instance" not in json.dumps(dashboard())
+    monitor = load_yaml("components/prometheus-operator/podmonitor.yaml")[0]
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"} in \
+        endpoint["relabelings"]
     assert "label_values(execve_total" in variables["namespace"]["definition"]
     assert "label_values(execve_total" in variables["pod"]["definition"]
     ids = [p["id"] for p in dashboard()["panels"]]
