@@ -137,14 +137,19 @@ def errors_families(snapshot: Optional[OpensSnapshot], collector) -> list:
                 per_cgroup.setdefault(int(cgroup_id), Counter())[errno_name(err)] += n
         grouped = series.sweep(series.group(per_cgroup), collector.cap,
                                weight=lambda c: sum(c.values()))
-        cells, folded = fold(collector.cap, ((label[:2], (name,), n)
+        # Capped by the series' own label (namespace, pod, ""), as the sweep
+        # retires it; exported without the empty container.
+        cells, folded = fold(collector.cap, ((label, (name,), n)
                                              for label, (errs, _) in grouped.items()
                                              for name, n in errs.items()), weight=lambda v: v)
+        out: Dict[Tuple[str, str, str], int] = {}
+        for key, n in cells.items():
+            out[(key[0], key[1], key[-1])] = out.get((key[0], key[1], key[-1]), 0) + n
         for name, n in (collector.cap.retired or Counter()).items():
-            cells[(OTHER, OTHER, name)] = cells.get((OTHER, OTHER, name), 0) + n
+            out[(OTHER, OTHER, name)] = out.get((OTHER, OTHER, name), 0) + n
         if snapshot.overflow:
-            cells[(OTHER, OTHER, OTHER)] = snapshot.overflow
-        for key, value in sorted(cells.items()):
+            out[(OTHER, OTHER, OTHER)] = snapshot.overflow
+        for key, value in sorted(out.items()):
             family.add(list(key), value)
         collector.stats.record_folded("file_open_errors_total", folded)
     return [family]

@@ -38,6 +38,7 @@ VARIANTS = {      # options whose plan or flags differ from the defaults
     "vfs_read": [{"per": "comm", "min_latency": 5, "comm": "sh"}],
     "readahead": [{"efficiency": True}, {"by": "pod", "pid": 1}],
     "runqlat": [{"pids": True}, {"by": "pod", "comm": "sh"}],
+    "file_opens": [{"failed": True, "trace": True, "buffer_pages": 1}, {"by": "pod", "pid": 1}],
 }
 
 
