@@ -164,6 +164,14 @@ def cold_read(path: str) -> None:
             pass
 
 
+def failed_opens(n: int) -> None:
+    for _ in range(n):
+        try:
+            os.open("/nonexistent/pytools-dashboard", os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+
+
 EXECS = {"web": 7, "sidecar": 11, "batch": 13, "db": 5}     # primes
 SERVICE_EXECS = 3
 
@@ -471,6 +479,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
                 workload_execs(node, true_copy)
                 run_in(node.containers["web"].cgroup, zero_reads, 500)
                 run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
+                run_in(node.containers["web"].cgroup, failed_opens, 50)    # file_opens
                 if time.monotonic() - start > 5 and prometheus_query(
                         port, 'namespace_pod:execve:rate5m{pod="cart-7d9f-x2"} > 0'):
                     break
