@@ -21,10 +21,7 @@
 #include "events.h"
 
 #ifndef TASK_COMM_LEN
-#define TASK_COMM_LEN 16
-#endif
-#ifndef MAX_KEYS
-#define MAX_KEYS 10240
+#define TASK_COMM_LEN 16     // without linux/sched.h, slow to parse
 #endif
 // shared: KEY_COMM KEY_PID KEY_CGROUP CALL_OPEN CALL_OPENAT CALL_OPENAT2
 // shared: PATH_KEY_LEN PATH_EVENT_LEN

@@ -203,17 +203,21 @@ Examples:
                     if session.count else None)
         run_trace(reader, session, reader.pod_of, reader.pages, deadline)
 
+    @staticmethod
+    def _named(shown, view: View):
+        """Cgroup ids as pods or containers where --by asks: (snapshot, JSON fields)."""
+        if shown.by not in WORKLOAD_KINDS:
+            return shown, None
+        return by_workload(shown, view.reader.workloads)
+
     def text(self, shown, view: View) -> str:
-        if shown.by in WORKLOAD_KINDS:
-            shown, _ = by_workload(shown, view.reader.workloads)
-        return opens_table(shown, view.opts["top"], shown.elapsed, view.opts["failed"],
+        named, _ = self._named(shown, view)
+        return opens_table(named, view.opts["top"], shown.elapsed, view.opts["failed"],
                            view.clock, view.rated(shown.elapsed))
 
     def json(self, shown, view: View) -> dict:
-        fields = None
-        if shown.by in WORKLOAD_KINDS:
-            shown, fields = by_workload(shown, view.reader.workloads)
-        return opens_json(shown, view.opts["top"], shown.elapsed, view.probe, view.when,
+        named, fields = self._named(shown, view)
+        return opens_json(named, view.opts["top"], shown.elapsed, view.probe, view.when,
                           view.rated(shown.elapsed), fields)
 
     def exporter_open(self, opts, mode="auto"):

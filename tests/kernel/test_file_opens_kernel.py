@@ -6,11 +6,9 @@ cgroup, so nothing else on the machine can disturb the numbers)."""
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -21,7 +19,8 @@ from pytools.tools.file_opens_output import delta
 from pytools.tools.file_opens_trace import Tracer
 
 from .test_exporter_kernel import Exporter, diff
-from .test_workloads_kernel import MOUNT, node, run_in  # noqa: F401  (node: a fixture)
+from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
+from .test_workloads_kernel import MOUNT, cli, failed_opens, node, run_in  # noqa: F401
 from .workload import NOBODY, start_tool, tool_command
 
 # Opens made by a child: argv[1] is a JSON list of [call, path as latin-1
@@ -66,14 +65,6 @@ class Opener:
     def release(self):
         self.proc.communicate(b"x", timeout=120)
         assert self.proc.returncode == 0
-
-
-@pytest.fixture
-def scratch():
-    path = tempfile.mkdtemp(prefix="pytools-opens-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 def test_counts_by_path_and_result_exactly(scratch):
@@ -129,16 +120,14 @@ def test_failed_counts_only_errors_and_an_emfile_storm(scratch):
     assert set(err for _, _, err in got.counts) == {errno.EMFILE}, got.counts
 
 
-def cli_json(args, work, env=None):
-    proc = subprocess.Popen(tool_command("file-opens") + args + ["--json"], cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    banner = proc.stderr.readline()
-    assert banner.startswith("Tracing"), banner + proc.stderr.read()
-    work()
+def traced(args, opener):
+    """The tool's --trace output (and stderr) over the opener's opens."""
+    proc = start_tool(tool_command("file-opens") + ["--trace", "-p", str(opener.pid)] + args)
+    opener.release()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "Traceback" not in err, err
-    return [json.loads(line) for line in out.splitlines()]
+    return out, err
 
 
 needs_cgroup2 = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
@@ -148,24 +137,16 @@ FAILS = {"web": 23, "sidecar": 7, "batch": 31}
 
 @needs_cgroup2
 def test_failed_by_pod_counts_a_fake_pods_failed_opens_exactly(node):  # noqa: F811
-    def fail(n):
-        for _ in range(n):
-            try:
-                os.open("/etc/pytools-misconfigured.conf", os.O_RDONLY)
-            except FileNotFoundError:
-                pass
-        os.open("/dev/null", os.O_RDONLY)         # a success: not counted
+    misconfigured = "/etc/pytools-misconfigured.conf"
 
     def work():
         for key, n in FAILS.items():
-            run_in(node.containers[key].cgroup, fail, n)
+            run_in(node.containers[key].cgroup, failed_opens, n, misconfigured)
+            run_in(node.containers[key].cgroup, os.open, "/dev/null", os.O_RDONLY)   # not counted
 
-    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
-    (obj,) = cli_json(["--failed", "--by", "pod", "--cgroup", node.root, "3600"], work, env)
-    per = {}
-    for e in obj["entries"]:
-        if e["path"] == "/etc/pytools-misconfigured.conf":
-            per[(e["namespace"], e["pod"], e["result"])] = e["count"]
+    obj = cli(node, tool_command("file-opens") + ["--failed", "--by", "pod"], work)
+    per = {(e["namespace"], e["pod"], e["result"]): e["count"] for e in obj["entries"]
+           if e["path"] == misconfigured}
     web = node.containers["web"]
     assert per == {(web.namespace, web.pod, "ENOENT"): FAILS["web"] + FAILS["sidecar"],
                    ("batch", "nightly-job-1", "ENOENT"): FAILS["batch"]}
@@ -180,8 +161,8 @@ BURST = 30000
 
 
 def test_a_burst_through_a_tiny_ring_buffer_is_printed_or_counted_lost():
-    child = burst(BURST)
-    objects = cli_json(["--trace", "-p", str(child.pid), "--buffer-pages", "1"], child.release)
+    out, _ = traced(["--buffer-pages", "1", "--json"], burst(BURST))
+    objects = [json.loads(line) for line in out.splitlines()]
     opens = [o for o in objects if o["event"] == "open"]
     lost = [o for o in objects if o["event"] == "lost"]
     (end,) = [o for o in objects if o["event"] == "end"]
@@ -227,13 +208,8 @@ def test_hostile_paths_are_printed_escaped_on_one_line(scratch):
     paths = hostile_names(scratch)
     assert len(paths[-1]) == 4095
     for as_json in (False, True):
-        child = Opener([("openat", p, os.O_RDONLY, 1) for p in paths])
-        proc = start_tool(tool_command("file-opens") + ["--trace", "-p", str(child.pid)]
-                          + (["--json"] if as_json else []))
-        child.release()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+        out, _ = traced(["--json"] if as_json else [],
+                        Opener([("openat", p, os.O_RDONLY, 1) for p in paths]))
         lines = out.splitlines()
         assert "\x1b" not in out and "\x9b" not in out
         if as_json:
@@ -253,14 +229,7 @@ def test_the_exporter_serves_failed_opens_by_pod_and_errno(node):  # noqa: F811
         exp.assert_serving()
         first = exp.scrape()
         web = node.containers["web"]
-
-        def fail(n):
-            for _ in range(n):
-                try:
-                    os.open("/nonexistent/pytools-exporter", os.O_RDONLY)
-                except FileNotFoundError:
-                    pass
-        run_in(web.cgroup, fail, 41)
+        run_in(web.cgroup, failed_opens, 41)
         second = exp.scrape()
         assert diff(second, first, "file_open_errors_total", namespace=web.namespace,
                     pod=web.pod, errno="ENOENT") == 41

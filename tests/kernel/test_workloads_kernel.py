@@ -164,10 +164,10 @@ def cold_read(path: str) -> None:
             pass
 
 
-def failed_opens(n: int) -> None:
+def failed_opens(n: int, path: str = "/nonexistent/pytools-opens") -> None:
     for _ in range(n):
         try:
-            os.open("/nonexistent/pytools-dashboard", os.O_RDONLY)
+            os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             pass
 
