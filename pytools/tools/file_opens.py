@@ -28,8 +28,9 @@ SHARED = {**cdefs.enum("KEY", ("comm", "pid", "cgroup"), first=1),
           "PATH_EVENT_LEN": 4096}       # in a traced event: PATH_MAX
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
-PATH_NOTE = ("The path is the one the caller passed, read from its memory at the "
-             "syscall's exit: a relative path is relative to the caller's working "
+PATH_NOTE = ("The path is the one the caller passed: its pointer taken at the "
+             "syscall's entry, its bytes read at the exit, after the kernel copied them "
+             "(so a path not yet in memory at entry still reads): a relative path is relative to the caller's working "
              "directory (openat: to its directory fd); a path that could not be read "
              "shows as [path unreadable], counted, never dropped.")
 
