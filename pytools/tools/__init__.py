@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List
 
 from ..tool import Tool
-from . import biolatency, execve, readahead, runqlat, vfs_read
+from . import biolatency, execve, file_opens, readahead, runqlat, vfs_read
 
 TOOLS: List[Tool] = [
     execve.TOOL,
@@ -14,6 +14,7 @@ TOOLS: List[Tool] = [
     readahead.TOOL,
     biolatency.TOOL,
     runqlat.TOOL,
+    file_opens.TOOL,
 ]
 
 

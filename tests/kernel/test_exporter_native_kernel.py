@@ -24,8 +24,8 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .test_workloads_kernel import (NODE_LABEL, assert_dashboard_answers, cold_read,
-                                    daemonset_args, node, run_in,  # noqa: F401 (node: fixture)
-                                    workload_execs)
+                                    daemonset_args, failed_opens, node,  # noqa: F401 (fixture)
+                                    run_in, workload_execs)
 from .workload import make_executables, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
@@ -85,6 +85,7 @@ def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_
                 run_in(node.containers["web"].cgroup, pipe_reads,
                        [0.0005 * 2 ** (i % 6) for i in range(12)])
                 run_in(node.containers["batch"].cgroup, cold_read, path)
+                run_in(node.containers["web"].cgroup, failed_opens, 50)    # file_opens
                 disks[0].direct_reads(40, first_block=100 * round_)
                 disks[1].direct_reads(7, first_block=100 * round_)
                 time.sleep(1)

@@ -156,7 +156,7 @@ def test_execve_counter_with_the_least_capabilities_counts_exactly(perf_allowed)
         (obj,) = finish(proc)
     finally:
         shutil.rmtree(workdir)
-    assert sum(e["count"] for e in obj["entries"] if e["key"] == true_copy) == 13
+    assert sum(e["count"] for e in obj["groups"] if e["key"] == true_copy) == 13
 
 
 def test_vfsread_latency_with_the_least_capabilities_counts_exactly(perf_allowed):

@@ -164,6 +164,14 @@ def cold_read(path: str) -> None:
             pass
 
 
+def failed_opens(n: int, path: str = "/nonexistent/pytools-opens") -> None:
+    for _ in range(n):
+        try:
+            os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+
+
 EXECS = {"web": 7, "sidecar": 11, "batch": 13, "db": 5}     # primes
 SERVICE_EXECS = 3
 
@@ -283,7 +291,7 @@ def test_cgroup_filter_counts_only_its_subtree(node, true_copy):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    counts = {e["container"]: e["count"] for e in obj["entries"]}
+    counts = {e["container"]: e["count"] for e in obj["groups"]}
     assert counts == {"web": EXECS["web"], "log-shipper": EXECS["sidecar"]}
 
 
@@ -305,7 +313,7 @@ def test_unreadable_log_directories_give_one_warning_and_uids(node, true_copy):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    (entry,) = obj["entries"]
+    (entry,) = obj["groups"]
     assert (entry["namespace"], entry["pod"], entry["container"]) == ("", uid(2), cid(0x21)[:12])
     warnings = [line for line in err.splitlines() if "cannot read" in line]
     assert len(warnings) == 1 and "shown by UID" in warnings[0], err
@@ -325,7 +333,7 @@ def test_a_cgroup_gone_before_the_read_is_shown_by_id(node, true_copy):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     (obj,) = [json.loads(line) for line in out.splitlines()]
-    assert [(e["pod"], e["count"]) for e in obj["entries"]] == [(f"cgroup {gone_id}", 2)]
+    assert [(e["pod"], e["count"]) for e in obj["groups"]] == [(f"cgroup {gone_id}", 2)]
 
 
 def cgroup_keys(map_ids) -> Dict[str, List[int]]:
@@ -474,6 +482,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
                 workload_execs(node, true_copy)
                 run_in(node.containers["web"].cgroup, zero_reads, 500)
                 run_in(node.containers["batch"].cgroup, cold_read, path)   # readahead, block I/O
+                run_in(node.containers["web"].cgroup, failed_opens, 50)    # file_opens
                 if time.monotonic() - start > 5 and prometheus_query(
                         port, 'namespace_pod:execve:rate5m{pod="cart-7d9f-x2"} > 0'):
                     break

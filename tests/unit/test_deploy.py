@@ -26,6 +26,7 @@ from pytools.runstats import Cost
 from pytools.privileges import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
+from pytools.tools.file_opens_output import OpensSnapshot
 from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
@@ -125,7 +126,10 @@ def test_components_add_what_they_say_and_only_that():
 
     args = container_of(rendered("runqlat"))["args"]
     context = bpf_exporter.make_context("bpf-exporter", list(args))
-    assert "runqlat" in context.params["collectors"]
+    # every default collector, and runqlat
+    from pytools.tools import TOOLS
+    assert list(context.params["collectors"]) == \
+        [t.name for t in TOOLS if t.exporter_default] + ["runqlat"]
     assert args[args.index("--runqlat-by") + 1] == "pod"
 
     operator = by_kind(rendered("prometheus-operator"))
@@ -325,7 +329,9 @@ def emitted_metric_names():
             {(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,
             cgroups={(1, "sync"): Counts(1, 1, 1, 32)})), stats, "k", 10, by="pod"),
         tool_collector("runqlat", FixedSource(RunqSnapshot(hist, per_key={1: hist})),
-                       stats, "k", 10, by="pod")]
+                       stats, "k", 10, by="pod"),
+        tool_collector("file_opens", FixedSource(OpensSnapshot("cgroup", {(1, b"", 2): 1})),
+                       stats, "k", 10)]
     names = set()
     for collectors in (default, by_pod):
         registry = CollectorRegistry(auto_describe=False)

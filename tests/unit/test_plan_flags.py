@@ -39,6 +39,7 @@ VARIANTS = {      # options whose plan or flags differ from the defaults
     "vfs_read": [{"by": "comm", "min_latency": 5000, "comm": "sh"}],
     "readahead": [{"efficiency": True}, {"table": "pod", "pid": 1}],
     "runqlat": [{"by": "pid"}, {"by": "pod", "comm": "sh"}],
+    "file_opens": [{"failed": True, "trace": True, "buffer_pages": 1}, {"by": "pod", "pid": 1}],
 }
 
 
