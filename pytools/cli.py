@@ -76,6 +76,8 @@ def announce(program, verbose: bool, order: str = "") -> None:
         from .loader import prepare
         headers = prepare().headers
         click.echo(f"headers: {headers.path} ({headers.how})", err=True)
+        if program.structs:
+            click.echo(f"structs: {program.structs}", err=True)
         if program.candidate.note:
             click.echo(f"note: {program.candidate.note}", err=True)
         for feature, problem in program.missing_features.items():
@@ -180,6 +182,8 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
             program = reader.program
             lines = [f"// cflags: {' '.join(program.cflags)}",
                      f"// probe: {program.candidate.label} (attached on this kernel)"]
+            if program.structs:
+                lines.append(f"// structs: {program.structs}")
             lines += [f"// without {name}: {problem}"
                       for name, problem in program.missing_features.items()]
             text = program.text

@@ -95,6 +95,8 @@ def tool_checks(options_of: Callable[[object], dict]) -> List[Check]:
                 program = reader.program
                 failed = [f"{a.mode}: {a.error}" for a in program.attempts if a.error]
                 detail = f"{program.candidate.label}, compiled against {headers_how()}"
+                if program.structs:
+                    detail += f", structs from {program.structs}"
                 if failed:
                     detail += f" (not: {'; '.join(failed)})"
                 checks.append(Check(tool.command, True, detail))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from .structs import Wanted
+
 MODES = ("tracepoint", "raw_tracepoint", "kprobe", "fentry")
 
 
@@ -35,8 +37,10 @@ class Candidate:
     any_of: bool = False         # True: attach whichever hooks exist (renamed functions)
     note: str = ""               # e.g. what this mode measures differently
     # True: its code reads kernel structs (struct request...), whose layout
-    # only this kernel's own headers give: not tried with generic headers.
+    # only this kernel's own headers or its BTF give: with generic headers,
+    # tried only if every one of `fields` is in the BTF (pytools/structs.py).
     reads_structs: bool = False
+    fields: Tuple[Wanted, ...] = ()
     # False: tried only when forced with --probe (a mode that taxes the whole
     # machine more than the others, worth it only on some machines).
     auto: bool = True
@@ -64,6 +68,14 @@ class Facts:
     # Why the headers BCC compiles with may not describe this kernel's
     # structs (generic headers of another version), or None.
     struct_layout_problem: Optional[str] = None
+    # Where struct fields are placed when the headers are not exact: the
+    # -D flags for a candidate's fields, or why not (structs.BtfFields.lookup).
+    btf_fields: Optional[Callable[[Sequence[Wanted]], Tuple[List[str], Optional[str]]]] = None
+    prefer_btf: bool = False      # PYTOOLS_STRUCTS=btf: BTF even over exact headers
+    headers_how: str = "kernel headers"
+
+
+BTF_SOURCE = "BTF offsets (/sys/kernel/btf/vmlinux)"
 
 
 def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
@@ -88,14 +100,38 @@ def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
 class Selection:
     hooks: List[Hook] = field(default_factory=list)
     problem: Optional[str] = None   # set when the candidate cannot be tried
+    cflags: List[str] = field(default_factory=list)   # struct offsets, from BTF
+    structs: Optional[str] = None   # where its struct layouts come from, if it reads any
+
+
+def struct_source(candidate: Candidate, facts: Facts, selection: Selection) -> None:
+    """Order of truth for a candidate that reads structs: this kernel's own
+    headers; else its BTF, every field found; else the reason, in one line."""
+    if not (facts.prefer_btf and candidate.fields) and not facts.struct_layout_problem:
+        selection.structs = facts.headers_how
+        return
+    problem = facts.struct_layout_problem or "PYTOOLS_STRUCTS=btf"
+    if not candidate.fields:
+        selection.problem = problem
+        return
+    if facts.btf_fields is None:
+        selection.problem = f"{problem}, and PYTOOLS_STRUCTS=headers keeps BTF offsets off"
+        return
+    flags, missing = facts.btf_fields(candidate.fields)
+    if missing:
+        selection.problem = f"{problem}, and {missing}"
+        return
+    selection.cflags = flags + ["-DSTRUCTS_BTF"]
+    selection.structs = BTF_SOURCE
 
 
 def usable_hooks(candidate: Candidate, facts: Facts) -> Selection:
     """The hooks of `candidate` worth trying, or why none are."""
     selection = Selection()
-    if candidate.reads_structs and facts.struct_layout_problem:
-        selection.problem = facts.struct_layout_problem
-        return selection
+    if candidate.reads_structs:
+        struct_source(candidate, facts, selection)
+        if selection.problem:
+            return selection
     problems = []
     for hook in candidate.hooks:
         problem = hook_problem(hook, facts)
