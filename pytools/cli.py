@@ -64,8 +64,9 @@ def emit(text_or_obj) -> None:
     sys.stdout.flush()
 
 
-def announce(program, verbose: bool, order: str = "") -> None:
-    """The bcc-style banner on stderr, and with -v the probe choice."""
+def announce(program, verbose: bool, order: str = "", counted: str = "") -> None:
+    """The bcc-style banner on stderr (with what is counted, where a reader
+    says: `counted`), and with -v the probe choice."""
     if verbose:
         for attempt in program.attempts:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
@@ -80,9 +81,13 @@ def announce(program, verbose: bool, order: str = "") -> None:
             click.echo(f"structs: {program.structs}", err=True)
         if program.candidate.note:
             click.echo(f"note: {program.candidate.note}", err=True)
+        for feature in program.features:
+            if feature.detail and feature.name not in program.missing_features:
+                click.echo(f"{feature.name}: {feature.detail}", err=True)
         for feature, problem in program.missing_features.items():
             click.echo(f"without {feature}: {problem}", err=True)
-    click.echo(f"Tracing {program.candidate.label}... Hit Ctrl-C to end.", err=True)
+    what = f": {counted}" if counted else ""
+    click.echo(f"Tracing {program.candidate.label}{what}... Hit Ctrl-C to end.", err=True)
 
 
 class Session:
@@ -96,8 +101,8 @@ class Session:
 
     emit = staticmethod(emit)
 
-    def announce(self, program) -> None:
-        announce(program, self.verbose, self.tool.order_reason)
+    def announce(self, program, counted: str = "") -> None:
+        announce(program, self.verbose, self.tool.order_reason, counted)
 
     def show(self, reader, shown, probe: dict, cost=None, cost_problem=None,
              seconds: float = 0.0) -> None:
@@ -149,7 +154,8 @@ class Session:
 
         try:
             run_intervals(self.interval, self.count, tick,
-                          on_start=lambda: self.announce(reader.program))
+                          on_start=lambda: self.announce(reader.program,
+                                                          getattr(reader, "counted", "")))
         finally:
             if stats:
                 stats.close()

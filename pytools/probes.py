@@ -56,6 +56,7 @@ class Feature:
     defines: Tuple[str, ...] = ()   # cflags, e.g. ("-DEFFICIENCY", "-DUSE_FEXIT")
     hooks: Tuple[Hook, ...] = ()
     problem: Optional[str] = None   # set: known unavailable before any compile
+    detail: str = ""                # what -v and doctor say of it where it is had
 
 
 @dataclass
@@ -104,32 +105,31 @@ class Selection:
     structs: Optional[str] = None   # where its struct layouts come from, if it reads any
 
 
-def struct_source(candidate: Candidate, facts: Facts, selection: Selection) -> None:
-    """Order of truth for a candidate that reads structs: this kernel's own
-    headers; else its BTF, every field found; else the reason, in one line."""
-    if not (facts.prefer_btf and candidate.fields) and not facts.struct_layout_problem:
-        selection.structs = facts.headers_how
-        return
+def place_fields(fields: Sequence[Wanted], facts: Facts
+                 ) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """Order of truth for code that reads these struct fields: this
+    kernel's own headers (no flags: the C takes offsetof from them); else
+    its BTF, every field found (-D offsets and STRUCTS_BTF); else the
+    reason, in one line. (flags, where the layouts come from, problem)."""
+    if not (facts.prefer_btf and fields) and not facts.struct_layout_problem:
+        return [], facts.headers_how, None
     problem = facts.struct_layout_problem or "PYTOOLS_STRUCTS=btf"
-    if not candidate.fields:
-        selection.problem = problem
-        return
+    if not fields:
+        return [], None, problem
     if facts.btf_fields is None:
-        selection.problem = f"{problem}, and PYTOOLS_STRUCTS=headers keeps BTF offsets off"
-        return
-    flags, missing = facts.btf_fields(candidate.fields)
+        return [], None, f"{problem}, and PYTOOLS_STRUCTS=headers keeps BTF offsets off"
+    flags, missing = facts.btf_fields(fields)
     if missing:
-        selection.problem = f"{problem}, and {missing}"
-        return
-    selection.cflags = flags + ["-DSTRUCTS_BTF"]
-    selection.structs = BTF_SOURCE
+        return [], None, f"{problem}, and {missing}"
+    return flags + ["-DSTRUCTS_BTF"], BTF_SOURCE, None
 
 
 def usable_hooks(candidate: Candidate, facts: Facts) -> Selection:
     """The hooks of `candidate` worth trying, or why none are."""
     selection = Selection()
     if candidate.reads_structs:
-        struct_source(candidate, facts, selection)
+        selection.cflags, selection.structs, selection.problem = \
+            place_fields(candidate.fields, facts)
         if selection.problem:
             return selection
     problems = []

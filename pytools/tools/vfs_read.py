@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -13,7 +14,8 @@ from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import c_string, comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
-from ..probes import Candidate, Hook
+from ..probes import Candidate, Feature, Hook
+from ..structs import Field
 from ..kernel import read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import Reader
@@ -22,10 +24,24 @@ READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
 PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
 # What bpf/vfs_read.c takes from here (pytools/cdefs.py): passed as -D flags;
 # and NR_<syscall> where the machine's numbers are known (pytools/syscalls.py).
-SHARED = cdefs.enum("PER", PER_PROCESS_KEYS, first=1)
+# The kinds of file a read can be on, by its inode's type (KIND_* in C).
+KINDS = ("file", "pipe", "socket", "tty", "other")
+KIND_HELP = {"file": "regular files", "pipe": "pipes and FIFOs", "socket": "sockets",
+             "tty": "ttys and other character devices",
+             "other": "directories, block devices, eventfds and the like"}
+SHARED = {**cdefs.enum("PER", PER_PROCESS_KEYS, first=1), **cdefs.enum("KIND", KINDS),
+          "KIND_COUNT": len(KINDS), "MODE_FMT": 0o170000, "MODE_REG": stat.S_IFREG,
+          "MODE_FIFO": stat.S_IFIFO, "MODE_SOCK": stat.S_IFSOCK, "MODE_CHR": stat.S_IFCHR}
+# Where the kind is read (bpf/vfs_read.c's `// btf:` line): the fd's file
+# (current->files->fdt->fd[fd], tracepoint modes) and its inode's mode.
+KIND_FIELDS = (
+    Field("FD_ARRAY", "task_struct->files->fdt->fd"),
+    Field("MAX_FDS", "task_struct->files->fdt->max_fds"),
+    Field("FILE_MODE", "file->f_inode->i_mode"),
+)
 DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
-PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS
+PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS + ("kind",)
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
@@ -76,9 +92,12 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
 def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
            min_latency_ns: Optional[int] = None, per: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = DEFAULT_PID_MAX,
-           floor: str = "", machine: Optional[str] = None) -> List[str]:
+           floor: str = "", machine: Optional[str] = None,
+           kind: Optional[str] = None) -> List[str]:
     """floor, for the benchmark only: "empty" (hooks with empty bodies) or
-    "clock" (bodies that only read the clock at a read's entry and exit)."""
+    "clock" (bodies that only read the clock at a read's entry and exit).
+    kind: only reads on that kind of file (KINDS); they take effect with
+    the kind feature (kind_feature) compiled in."""
     flags = slot_flags(unit) + cdefs.flags(SHARED) + [f"-DSTART_SLOTS={start_slots(pid_max)}"]
     numbers = syscalls.numbers(machine)
     flags += [f"-DNR_{name}={numbers[name]}" for name in READ_SYSCALLS if name in numbers]
@@ -89,10 +108,14 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
         flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
     if min_latency_ns:
         flags.append(f"-DMIN_LATENCY_NS={min_latency_ns}ULL")
+    if kind in KINDS:
+        flags.append(f"-DKIND_FILTER={SHARED['KIND_' + kind.upper()]}")
     if per is not None:
         if per not in PER_CHOICES:
             raise ValueError(f"per is one of {', '.join(PER_CHOICES)}")
-        if per in WORKLOAD_KINDS:
+        if per == "kind":
+            flags.append("-DPER_KIND")
+        elif per in WORKLOAD_KINDS:
             flags += ["-DPER_CGROUP", f"-DMAX_PROCS={max_procs}"]
         else:
             flags += [f"-DPER_PROCESS={SHARED['PER_' + per.upper()]}",
@@ -102,6 +125,38 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
             raise ValueError("floor is 'empty' or 'clock'")
         flags.append("-DFLOOR" if floor == "empty" else "-DFLOOR_CLOCK")
     return flags
+
+
+def kind_feature() -> Feature:
+    """The kind of file, where its struct reads can be placed: this
+    kernel's own headers, else its BTF (pytools/probes.py place_fields)."""
+    from ..loader import prepare
+    from ..probes import place_fields
+    flags, source, problem = place_fields(KIND_FIELDS, prepare().facts)
+    return Feature("kind", defines=tuple(flags) + ("-DKIND",), problem=problem,
+                   detail=f"the kind of file, from {source}" if source else "")
+
+
+def kind_of(opts: dict) -> str:
+    """What is counted: every kind with -P kind, else --kind, by default
+    (None) regular files."""
+    if opts.get("per") == "kind":
+        return "all"
+    kind = opts.get("kind", "all")
+    return "file" if kind is None else kind
+
+
+def wants_kind(opts: dict) -> bool:
+    return kind_of(opts) != "all" or opts.get("per") == "kind"
+
+
+def counted(kind: Optional[str], missing: Optional[str]) -> str:
+    """What the histograms count, for the banner."""
+    if missing:
+        return f"reads on every kind of file (the kind is unknown here: {missing})"
+    if kind in KINDS:
+        return f"reads on {KIND_HELP[kind]} only"
+    return "reads on every kind of file"
 
 
 ProcKey = Tuple[int, str]   # (tgid or 0, comm)
@@ -115,13 +170,15 @@ class LatencySnapshot:
     taken_at: float = 0.0
     elapsed: float = 0.0
     per_cgroup: Optional[Dict[int, Log2Hist]] = None    # by cgroup id (-P pod|container)
+    per_kind: Optional[Dict[str, Log2Hist]] = None      # by kind of file (-P kind)
 
 
 def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
     procs = None if cur.per_process is None else diff(cur.per_process, prev.per_process or {})
     cgroups = None if cur.per_cgroup is None else diff(cur.per_cgroup, prev.per_cgroup or {})
+    kinds = None if cur.per_kind is None else diff(cur.per_kind, prev.per_kind or {})
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
-                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups)
+                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups, kinds)
 
 
 def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey, int],
@@ -140,15 +197,26 @@ class VfsReadReader(Reader):
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
                  comm: Optional[str] = None, min_latency_ns: Optional[int] = None,
                  per: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
-                 mode: str = "auto", floor: str = ""):
+                 mode: str = "auto", floor: str = "", kind: Optional[str] = "all"):
+        """kind: "all" (every read, no struct read), one of KINDS (only
+        those; an error where the kind cannot be told), or None: regular
+        files where the kind can be told, else every read, said so."""
         from ..loader import load
         self.unit_name = unit
         self.unit_ns = UNITS.get(unit, 1)
         self.per = per
         opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
-                "per": per, "max_procs": max_procs, "floor": floor}
+                "per": per, "max_procs": max_procs, "floor": floor, "kind": kind}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            command=TOOL.command)
+                            TOOL.features(opts), command=TOOL.command)
+        missing = self.program.missing_features.get("kind")
+        if missing and (kind is not None or per == "kind"):
+            self.program.close()
+            from ..errors import ToolError
+            raise ToolError(f"cannot tell the kind of file a read is on: {missing}",
+                            "use --kind all, or give the node its kernel's headers or BTF")
+        self.kind = None if missing else kind_of(opts)
+        self.counted = counted(kind_of(opts), missing)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -168,8 +236,17 @@ class VfsReadReader(Reader):
         slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
         total_ns = sum(h.sum_ns for h in per_cpu)
         clashes = sum(h.clashes for h in per_cpu)
-        procs = cgroups = None
-        if self.per in WORKLOAD_KINDS:
+        procs = cgroups = kinds = None
+        if self.per == "kind":
+            table = self.program.table("vfs_read_kind_hist")
+            kinds = {}
+            for i, name in enumerate(KINDS):
+                cpus = table[table.Key(i)]
+                hist = Log2Hist(tuple(sum(h.slots[k] for h in cpus) for k in range(SLOTS)),
+                                self.unit_ns, sum(h.sum_ns for h in cpus), self.unit_name)
+                if hist.count:
+                    kinds[name] = hist
+        elif self.per in WORKLOAD_KINDS:
             counts = {(k.cgroup_id, "", k.slot): v for k, v in
                       items(self.program.table("vfs_read_latency_cgroup_hist"))}
             sums = {(scalar(k), ""): v
@@ -183,7 +260,8 @@ class VfsReadReader(Reader):
                     for k, v in items(self.program.table("vfs_read_latency_proc_sum"))}
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
-                               clashes, procs, time.monotonic(), per_cgroup=cgroups)
+                               clashes, procs, time.monotonic(), per_cgroup=cgroups,
+                               per_kind=kinds)
 
 
 # ----------------------------------------------------------------- rendering
@@ -203,6 +281,11 @@ def _workload_hists(snap: LatencySnapshot, workloads, by: str):
     return sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))
 
 
+def _kinds(snap: LatencySnapshot) -> List[Tuple[str, Log2Hist]]:
+    """Per kind of file, in KINDS' order."""
+    return [(k, snap.per_kind[k]) for k in KINDS if k in (snap.per_kind or {})]
+
+
 def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: int,
                  timestamp: Optional[str] = None, workloads=None, by: str = "") -> str:
     parts = [render.title(f"{probe_label}, {seconds:.1f}s", timestamp),
@@ -215,6 +298,8 @@ def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: i
             parts += ["", proc_label(key), render.hist_text(hist)]
         if len(ordered) > top:
             parts.append(f"[{len(ordered) - top} more processes]")
+    for name, hist in _kinds(snap):
+        parts += ["", f"kind = {name}", render.hist_text(hist)]
     if snap.per_cgroup is not None:
         from ..workloads import describe
         ordered = _workload_hists(snap, workloads, by)
@@ -234,6 +319,8 @@ def latency_json(snap: LatencySnapshot, probe: dict, seconds: float, top: int,
         out["per_process"] = [{"pid": key[0] or None, "comm": key[1],
                                "hist": render.hist_json(h)} for key, h in ordered[:top]]
         out["other_processes"] = max(0, len(ordered) - top)
+    if snap.per_kind is not None:
+        out["per_kind"] = [{"kind": k, "hist": render.hist_json(h)} for k, h in _kinds(snap)]
     if snap.per_cgroup is not None:
         from ..workloads import GROUPINGS
         ordered = _workload_hists(snap, workloads, by)
@@ -306,15 +393,23 @@ Examples:
   vfsread-latency --min-latency 1000   # ignore reads under 1000 us
   vfsread-latency --json 1 3  # one JSON object per interval
   vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
+  vfsread-latency --kind all  # reads on pipes, sockets, ttys too
+  vfsread-latency -P kind     # one histogram per kind of file
 """
     options = (
         unit_options,
         pid_option("Only reads by this process."),
         comm_option("Only reads by processes with this name"),
         click.option("-P", "--per", "per", type=click.Choice(PER_CHOICES),
-                     is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container]",
+                     is_flag=False, flag_value="pid", metavar="[pid|comm|pod|container|kind]",
                      help="One histogram per process (pid, the default), process name, "
-                          "pod or container."),
+                          "pod, container or kind of file (with --kind all: every kind)."),
+        click.option("--kind", type=click.Choice(KINDS + ("all",)), default=None,
+                     help="Only reads on this kind of file: file (regular files), pipe "
+                          "(pipes, FIFOs), socket, tty (ttys, other character devices), "
+                          "other; or all. Default: regular files, where the kind can be "
+                          "told (else all, said in the banner): waits on pipes, sockets "
+                          "and ttys are idle time, not slow reads."),
         click.option("--per-pid", "per", flag_value="pid", hidden=True),
         click.option("--per-comm", "per", flag_value="comm",
                      help="One histogram per process name."),
@@ -345,11 +440,20 @@ Examples:
     def cflags(self, opts):
         return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
                       opts.get("per"), opts.get("max_procs", DEFAULT_MAX_PROCS),
-                      read_pid_max(), opts.get("floor", ""))
+                      read_pid_max(), opts.get("floor", ""), kind=kind_of(opts))
+
+    # Where the kind of file is read (bpf/vfs_read.c's `// btf:` line), by
+    # the kind feature rather than a candidate.
+    feature_fields = KIND_FIELDS
+
+    def features(self, opts):
+        return [kind_feature()] if wants_kind(opts) else []
 
     def open(self, opts, mode="auto"):
+        if opts.get("per") == "kind" and opts.get("kind") not in (None, "all"):
+            raise click.UsageError("-P kind shows every kind: use it with --kind all")
         return VfsReadReader(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                              opts["per"], mode=mode)
+                             opts["per"], mode=mode, kind=opts.get("kind"))
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -359,8 +463,10 @@ Examples:
                             getattr(view.reader, "workloads", None), view.opts["per"])
 
     def json(self, shown, view: View) -> dict:
-        return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                            getattr(view.reader, "workloads", None), view.opts["per"])
+        out = latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
+                           getattr(view.reader, "workloads", None), view.opts["per"])
+        out["kind"] = getattr(view.reader, "kind", None) or "all"    # what is counted
+        return out
 
     def exporter_open(self, opts, mode="auto"):
         per = "pod" if opts.get("by") == "pod" else None
