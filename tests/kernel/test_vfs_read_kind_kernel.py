@@ -56,26 +56,27 @@ def run(mode, args):
         child = subprocess.Popen([sys.executable, "-c", WORKLOAD, go, data, str(N_FILE),
                                   str(N_WAIT), str(N_NULL), str(DELAY)],
                                  stdout=subprocess.PIPE, text=True)
+        proc = None
         try:
             assert child.stdout.readline() == "ready\n"
-            cli = tool_command("vfsread-latency") + ["--probe", mode, "-p", str(child.pid),
-                                                     "--json", "3600"] + args
-            proc = subprocess.Popen(cli, cwd="/", stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            banner = proc.stderr.readline()
-            assert banner.startswith("Tracing"), banner + proc.stderr.read()
+            proc = start_tool(tool_command("vfsread-latency") + [
+                "--probe", mode, "-p", str(child.pid), "--json", "3600"] + args)
             open(go, "w").close()
-            assert child.stdout.readline() == "done\n"
-            assert wait_for(lambda: child.poll() is not None, 10)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
+            assert wait_for(lambda: child.poll() is not None, 30)
+            assert child.stdout.read() == "done\n"
+        except BaseException:
+            if proc is not None:
+                proc.kill()
+            raise
         finally:
             child.kill()
             child.wait()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     assert obj["probe"]["mode"] == mode
-    return obj, banner
+    return obj, proc.banner
 
 
 def slow(hist) -> int:

@@ -177,6 +177,7 @@ def start_tool(args: List[str], cwd: str = "/") -> subprocess.Popen:
                             text=True)
     banner = proc.stderr.readline()
     assert banner.startswith("Tracing"), f"no banner, got {banner!r}; rest: {proc.stderr.read()}"
+    proc.banner = banner        # what it says it counts
     return proc
 
 
