@@ -47,8 +47,8 @@ from ..kernel.modes import scratch_dir
 from ..kernel.test_exporter_kernel import diff, free_port, parse, value
 from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, run_in,
                                             uid, workload_execs)
-from ..kernel.workload import (bpf_map_ids, bpf_program_ids, make_executables, programs_gone,
-                               wait_for, write_file, zero_reads)
+from ..kernel.workload import (bpf_map_ids, bpf_program_ids, file_reads, make_executables,
+                               programs_gone, wait_for, write_file, zero_reads)
 from .pod import REPO, Placement, PodSpec, podman_run_args
 
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
@@ -424,7 +424,7 @@ def pod_workload(node: FakeNode, true_copy: str, path: str, stop: threading.Even
     """Execs, reads and a cold read in the fake pods until stopped."""
     while not stop.is_set():
         workload_execs(node, true_copy)
-        run_in(node.containers["web"].cgroup, zero_reads, 50)
+        run_in(node.containers["web"].cgroup, file_reads, 50)
         run_in(node.containers["batch"].cgroup, cold_read, path)
         stop.wait(0.2)
 
