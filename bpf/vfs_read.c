@@ -35,7 +35,7 @@
 // PER_KIND keeps a histogram per kind.
 #include "btf.h"          // FIELD_AT(), PTR_AT()
 // btf: FD_ARRAY MAX_FDS FILE_MODE
-// (-D flags from this kernel's BTF, pytools/tools/vfs_read.py KIND_FIELDS,
+// (-D flags from this kernel's BTF, pytools/tools/read_kinds.py KIND_FIELDS,
 // where the headers are not this kernel's own; else offsetof, here)
 #ifndef STRUCTS_BTF
 #include <linux/sched.h>

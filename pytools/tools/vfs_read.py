@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -14,8 +13,9 @@ from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import c_string, comm_words
 from ..options import comm_option, pid_option, top_option, unit_options
-from ..probes import Candidate, Feature, Hook
-from ..structs import Field
+from ..probes import Candidate, Hook
+from .read_kinds import (KIND_FIELDS, KIND_SHARED, KINDS, counted, kind_feature, kind_of,
+                         wants_kind)
 from ..kernel import read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import Reader
@@ -24,21 +24,7 @@ READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
 PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
 # What bpf/vfs_read.c takes from here (pytools/cdefs.py): passed as -D flags;
 # and NR_<syscall> where the machine's numbers are known (pytools/syscalls.py).
-# The kinds of file a read can be on, by its inode's type (KIND_* in C).
-KINDS = ("file", "pipe", "socket", "tty", "other")
-KIND_HELP = {"file": "regular files", "pipe": "pipes and FIFOs", "socket": "sockets",
-             "tty": "ttys and other character devices",
-             "other": "directories, block devices, eventfds and the like"}
-SHARED = {**cdefs.enum("PER", PER_PROCESS_KEYS, first=1), **cdefs.enum("KIND", KINDS),
-          "KIND_COUNT": len(KINDS), "MODE_FMT": 0o170000, "MODE_REG": stat.S_IFREG,
-          "MODE_FIFO": stat.S_IFIFO, "MODE_SOCK": stat.S_IFSOCK, "MODE_CHR": stat.S_IFCHR}
-# Where the kind is read (bpf/vfs_read.c's `// btf:` line): the fd's file
-# (current->files->fdt->fd[fd], tracepoint modes) and its inode's mode.
-KIND_FIELDS = (
-    Field("FD_ARRAY", "task_struct->files->fdt->fd"),
-    Field("MAX_FDS", "task_struct->files->fdt->max_fds"),
-    Field("FILE_MODE", "file->f_inode->i_mode"),
-)
+SHARED = {**cdefs.enum("PER", PER_PROCESS_KEYS, first=1), **KIND_SHARED}
 DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
 PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS + ("kind",)
@@ -125,38 +111,6 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
             raise ValueError("floor is 'empty' or 'clock'")
         flags.append("-DFLOOR" if floor == "empty" else "-DFLOOR_CLOCK")
     return flags
-
-
-def kind_feature() -> Feature:
-    """The kind of file, where its struct reads can be placed: this
-    kernel's own headers, else its BTF (pytools/probes.py place_fields)."""
-    from ..loader import prepare
-    from ..probes import place_fields
-    flags, source, problem = place_fields(KIND_FIELDS, prepare().facts)
-    return Feature("kind", defines=tuple(flags) + ("-DKIND",), problem=problem,
-                   detail=f"the kind of file, from {source}" if source else "")
-
-
-def kind_of(opts: dict) -> str:
-    """What is counted: every kind with -P kind, else --kind, by default
-    (None) regular files."""
-    if opts.get("per") == "kind":
-        return "all"
-    kind = opts.get("kind", "all")
-    return "file" if kind is None else kind
-
-
-def wants_kind(opts: dict) -> bool:
-    return kind_of(opts) != "all" or opts.get("per") == "kind"
-
-
-def counted(kind: Optional[str], missing: Optional[str]) -> str:
-    """What the histograms count, for the banner."""
-    if missing:
-        return f"reads on every kind of file (the kind is unknown here: {missing})"
-    if kind in KINDS:
-        return f"reads on {KIND_HELP[kind]} only"
-    return "reads on every kind of file"
 
 
 ProcKey = Tuple[int, str]   # (tgid or 0, comm)
