@@ -105,12 +105,22 @@ class Selection:
     structs: Optional[str] = None   # where its struct layouts come from, if it reads any
 
 
-def place_fields(fields: Sequence[Wanted], facts: Facts
+def place_fields(fields: Sequence[Wanted], facts: Facts, btf_first: bool = False
                  ) -> Tuple[List[str], Optional[str], Optional[str]]:
     """Order of truth for code that reads these struct fields: this
     kernel's own headers (no flags: the C takes offsetof from them); else
     its BTF, every field found (-D offsets and STRUCTS_BTF); else the
-    reason, in one line. (flags, where the layouts come from, problem)."""
+    reason, in one line. (flags, where the layouts come from, problem).
+    btf_first: BTF before exact headers, the same truth (the kernel's own
+    type information) for code that would otherwise include kernel headers
+    it does not need (seconds of compile: the kind of file a read is on)."""
+    if btf_first and fields and facts.btf_fields is not None:
+        flags, missing = facts.btf_fields(fields)
+        if not missing:
+            return flags + ["-DSTRUCTS_BTF"], BTF_SOURCE, None
+        if not facts.struct_layout_problem:
+            return [], facts.headers_how, None
+        return [], None, f"{facts.struct_layout_problem}, and {missing}"
     if not (facts.prefer_btf and fields) and not facts.struct_layout_problem:
         return [], facts.headers_how, None
     problem = facts.struct_layout_problem or "PYTOOLS_STRUCTS=btf"

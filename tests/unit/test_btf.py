@@ -221,3 +221,17 @@ def test_the_kernels_build_id_is_read_from_its_notes():
     other = struct.pack("<III", 6, 4, 1) + b"Linux\0\0\0" + b"\1\2\3\4"
     assert structs.build_id(other + note) == bytes(range(20)).hex()
     assert structs.build_id(other) is None
+
+
+def test_btf_first_takes_btf_over_exact_headers_and_headers_where_btf_lacks_a_field(tmp_path):
+    from pytools.probes import place_fields
+    path = tmp_path / "vmlinux"
+    path.write_bytes(kernel_blob())
+    exact = facts_on(path, tmp_path / "cache", layout=None)
+    flags, source, problem = place_fields(FIELDS, exact, btf_first=True)
+    assert source == BTF_SOURCE and "-DSTRUCTS_BTF" in flags and problem is None
+    path.write_bytes(kernel_blob(state="task_state"))
+    lacking = facts_on(path, tmp_path / "cache2", layout=None)
+    assert place_fields(FIELDS, lacking, btf_first=True) == ([], "kernel headers (exact)", None)
+    generic = facts_on(path, tmp_path / "cache2")
+    assert "lacks task_struct->__state|state" in place_fields(FIELDS, generic, True)[2]
