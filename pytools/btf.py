@@ -12,6 +12,7 @@ Little-endian BTF only (the magic says which).
 from __future__ import annotations
 
 import struct
+from array import array
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -61,7 +62,8 @@ class Btf:
         self.strings_end = self.strings_at + str_len
         if self.types_end > len(data) or self.strings_end > len(data):
             raise BtfError("sections run past the end of the blob")
-        self._starts: List[int] = [0]          # type id -> record offset (id 0: void)
+        # type id -> record offset (id 0: void); 4 bytes each, not an int object
+        self._starts = array("I", [0])
         self._named: Dict[int, List[int]] = {}  # name offset -> struct/union/enum ids
         self._scan()
 
