@@ -34,7 +34,7 @@ KIND_FIELDS = (
 def kind_feature() -> Feature:
     """The kind of file, where its struct reads can be placed: the kernel's
     BTF first, else its own headers (pytools/probes.py place_fields): with
-    headers the program includes linux/fs.h and linux/sched.h, ~1.8 s more
+    headers the program includes linux/fs.h and linux/sched.h, ~1.1 s more
     compile at every start (scripts/bench-btf), for the same offsets."""
     from ..loader import prepare
     flags, source, problem = place_fields(KIND_FIELDS, prepare().facts, btf_first=True)
