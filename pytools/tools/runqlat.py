@@ -19,6 +19,7 @@ from ..names import comm_words
 from ..options import (alias_option, comm_option, histograms_option, pid_option, top_option,
                        unit_options)
 from ..probes import Candidate, Hook
+from ..structs import Field
 from ..kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import Reader
@@ -51,13 +52,25 @@ COST_NOTE = (
     "added 560-660 (scripts/bench-runqlat, docs/benchmarks.md)")
 
 
+# What the raw tracepoints read of a task (bpf/runqlat.c's `// btf:` line),
+# placed from the kernel's BTF where the headers are not its own.
+FIELDS = (
+    Field("TASK_PID", "task_struct->pid"),
+    Field("TASK_TGID", "task_struct->tgid"),
+    Field("TASK_STATE", "task_struct->__state|state"),     # renamed in 5.14
+    Field("TASK_COMM", "task_struct->comm"),
+    Field("TASK_CGROUP", "task_struct->cgroups->dfl_cgrp->kn->id"),
+)
+
+
 def plan() -> List[Candidate]:
-    """Raw tracepoints (they read struct task_struct: exact headers), else
-    the tracepoints' own fields (see bpf/runqlat.c for what each loses)."""
+    """Raw tracepoints (they read struct task_struct: exact headers or
+    BTF), else the tracepoints' own fields (see bpf/runqlat.c for what each
+    loses)."""
     return [
         Candidate("raw_tracepoint", "scheduler via raw tracepoints", "PROBE_RAW_TRACEPOINT",
                   tuple(Hook("raw_tracepoint", f"sched:{h}") for h in HOOKS),
-                  reads_structs=True),
+                  reads_structs=True, fields=FIELDS),
         Candidate("tracepoint", "scheduler via tracepoints", "PROBE_TRACEPOINT",
                   tuple(Hook("tracepoint", f"sched:{h}") for h in HOOKS),
                   note="a task's process and cgroup as of when it last left a CPU"),

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .modes import need_mode
+from .modes import need_feature, need_mode
 from .test_exporter_kernel import Exporter
 from .test_workloads_kernel import MOUNT, FakeNode
 from .workload import Bpftrace, tool_command
@@ -87,11 +87,12 @@ def waits_at_least(hist: dict, usecs: int) -> int:
 def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
     need_mode(mode, tracepoint="sched:sched_switch")
     if mode == "raw_tracepoint":
-        from pytools import headers, kernel, loader
-        found = loader.prepare().headers
-        problem = headers.struct_layout_problem(found, kernel.kernel_release())
-        if problem:
-            pytest.skip(f"kernel lacks raw_tracepoint for runqlat: {problem}")
+        # It reads task_struct: this kernel's own headers or its BTF.
+        from pytools.probes import usable_hooks
+        from pytools.loader import prepare
+        from pytools.tools.runqlat import plan
+        raw = next(c for c in plan() if c.mode == mode)
+        need_feature("task_struct", usable_hooks(raw, prepare().facts).problem)
     hogs = start_hogs(2, 1.5)
     try:
         obj = cli(["-P", "--probe", mode, "--top", "50"],
