@@ -105,14 +105,21 @@ def run_trace(reader, session, workload: Callable[[int], Dict[str, str]], pages:
               deadline: Optional[float] = None) -> None:
     """Events as they come, until `deadline` (monotonic) or Ctrl-C/SIGTERM;
     then the rest already in the buffer, the lost count, and a summary."""
+    follow(Tracer(reader, session.emit, session.as_json, workload, pages), session,
+           reader.program, HEADER, deadline)
+
+
+def follow(tracer, session, program, header: str, deadline: Optional[float] = None,
+           closing: Optional[Callable[[], list]] = None) -> None:
+    """The loop of any tool's event stream (a tracer with stream,
+    show_lost() and summary()); `closing` gives what is emitted last."""
     import click
 
     from ..runloop import signals_held
-    tracer = Tracer(reader, session.emit, session.as_json, workload, pages)
     try:   # from the banner on, Ctrl-C ends the trace cleanly
-        session.announce(reader.program)
+        session.announce(program)
         if not session.as_json:
-            session.emit(HEADER)
+            session.emit(header)
         while deadline is None or time.monotonic() < deadline:
             with signals_held():      # a signal waits for the poll: no half-printed event
                 tracer.stream.poll(100)
@@ -127,3 +134,5 @@ def run_trace(reader, session, workload: Callable[[int], Dict[str, str]], pages:
             session.emit(summary)
         else:
             click.echo(summary, err=True)
+        for item in (closing() if closing else []):
+            session.emit(item)

@@ -1,0 +1,218 @@
+"""oomkill against real OOM kills: a fake pod's container (tests/kernel/
+test_workloads_kernel.py's FakeNode) whose process also sits in a memory
+cgroup limited to MEMORY_LIMIT runs a child that allocates more, N times;
+each kill the tool prints names the child's command and the pod, and the
+tool's and the exporter's counts equal the memory cgroup's own oom_kill
+counter. The memory cgroup is the machine's: cgroup v1's memory
+controller where it is bound there (this host), else the pod's own
+cgroup v2 (memory.max, memory.events).
+
+A machine-wide OOM is not made here (it would take the test machine down,
+and this kernel has no sysrq to force one): what decides "global" is the
+walk over the victim's memory cgroups finding no limit within reach,
+tested here by a kill under a limit set on the parent memory cgroup (the
+walk goes up) and in tests/unit/test_oomkill.py for the rest."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from typing import Optional
+
+import pytest
+
+from .modes import need_mode
+from .test_exporter_kernel import Exporter, value
+from .test_workloads_kernel import MOUNT, node  # noqa: F401  (a fixture)
+from .workload import tool_command
+
+MEMORY_LIMIT = 32 << 20
+V1_MEMORY = "/sys/fs/cgroup/memory"
+HOG = "oom-hog"
+# Names itself, then allocates (and touches) 1 MiB at a time until killed.
+ALLOCATOR = f"""
+import ctypes
+ctypes.CDLL(None).prctl(15, b"{HOG}", 0, 0, 0)
+held = []
+while True:
+    held.append(b"\\x01" * (1 << 20))
+"""
+pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount")
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class MemoryCgroup:
+    """A memory cgroup limited to `limit` bytes (set on `limited`, itself or
+    its parent), with its oom_kill counter: v1 where the memory controller
+    is bound to v1, else the container's own v2 cgroup."""
+
+    def __init__(self, container_cgroup: str, name: str, limit: int, on_parent: bool = False):
+        self.v1 = os.path.exists(os.path.join(V1_MEMORY, "memory.limit_in_bytes"))
+        if self.v1:
+            self.top = os.path.join(V1_MEMORY, name)
+            self.path = os.path.join(self.top, "child") if on_parent else self.top
+            os.makedirs(self.path)
+            limited = self.top
+            write(os.path.join(limited, "memory.limit_in_bytes"), str(limit))
+            for d in {self.top, self.path}:
+                write(os.path.join(d, "memory.swappiness"), "0")
+        else:
+            self.top = None
+            self.path = container_cgroup
+            enable_memory_down_to(container_cgroup)
+            limited = os.path.dirname(container_cgroup) if on_parent else container_cgroup
+            write(os.path.join(limited, "memory.max"), str(limit))
+            for d in (limited, container_cgroup):
+                if os.path.exists(os.path.join(d, "memory.swap.max")):
+                    write(os.path.join(d, "memory.swap.max"), "0")
+        self.container = container_cgroup
+
+    def oom_kills(self) -> int:
+        name = "memory.oom_control" if self.v1 else "memory.events"
+        with open(os.path.join(self.path, name)) as f:
+            return int(dict(line.split() for line in f)["oom_kill"])
+
+    def run_hog(self) -> int:
+        """The allocator in the container's cgroup and this memory cgroup;
+        its exit status (-SIGKILL once killed)."""
+        procs = [os.path.join(self.container, "cgroup.procs")]
+        if self.v1:
+            procs.append(os.path.join(self.path, "cgroup.procs"))
+
+        def place():
+            for path in procs:
+                write(path, str(os.getpid()))
+        return subprocess.run([sys.executable, "-c", ALLOCATOR], preexec_fn=place,
+                              timeout=120).returncode
+
+    def close(self) -> None:
+        if self.top:
+            for d in (os.path.join(self.top, "child"), self.top):
+                if os.path.isdir(d):
+                    os.rmdir(d)
+
+
+def enable_memory_down_to(cgroup: str) -> None:
+    """cgroup v2: the memory controller enabled from the mount down to
+    `cgroup`'s parent, so that `cgroup` has memory.max."""
+    parts = os.path.relpath(cgroup, MOUNT).split(os.sep)
+    path = MOUNT
+    for part in parts:
+        write(os.path.join(path, "cgroup.subtree_control"), "+memory")
+        path = os.path.join(path, part)
+
+
+def start(args, node):  # noqa: F811
+    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
+    proc = subprocess.Popen(tool_command("oomkill") + args + ["--json", "3600"], cwd="/",
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    banner = proc.stderr.readline()
+    assert banner.startswith("Tracing"), banner + proc.stderr.read()
+    return proc
+
+
+def stop(proc) -> list:
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def kill_n(memory: MemoryCgroup, n: int) -> int:
+    before = memory.oom_kills()
+    for _ in range(n):
+        assert memory.run_hog() == -signal.SIGKILL
+    return memory.oom_kills() - before
+
+
+KILLS = 3
+
+
+@pytest.fixture
+def memory(node):  # noqa: F811
+    cg = MemoryCgroup(node.containers["batch"].cgroup, f"pytools-oom-{os.getpid()}",
+                      MEMORY_LIMIT)
+    yield cg
+    cg.close()
+
+
+def check_kills(kills: list, container, n: int, limit: Optional[int]) -> None:
+    assert len(kills) == n
+    for e in kills:
+        assert e["comm"] == HOG and e["attributed"]
+        assert (e["namespace"], e["pod"], e["container"]) == \
+            (container.namespace, container.pod, container.name)
+        assert e["constraint"] == "memcg" and e["memcg_limit_bytes"] == limit
+        assert e["trigger"]["comm"] == HOG      # the hog's own allocation set it off
+        if e["anon_rss_kb"] is not None:        # 6.8+: the tracepoint carries the memory
+            assert 0 < e["anon_rss_kb"] * 1024 <= limit
+
+
+def test_each_kill_in_a_fake_pod_is_printed_and_counted_as_the_kernel_counts(node, memory):  # noqa: F811
+    need_mode("raw_tracepoint", tracepoint="signal:signal_generate")
+    batch = node.containers["batch"]
+    proc = start(["--cgroup", node.root], node)
+    counted = kill_n(memory, KILLS)
+    objects = stop(proc)
+    assert counted == KILLS
+    check_kills([o for o in objects if o["event"] == "oom_kill"], batch, counted, MEMORY_LIMIT)
+    (counts,) = [o for o in objects if o["event"] == "counts"]
+    assert [(g["namespace"], g["pod"], g["count"]) for g in counts["groups"]] == \
+        [(batch.namespace, batch.pod, counted)]
+    assert counts["unattributed"] == 0 and counts["total"] == counted
+
+
+def test_a_limit_on_the_parent_memory_cgroup_is_the_one_named(node):  # noqa: F811
+    need_mode("raw_tracepoint", tracepoint="signal:signal_generate")
+    web = node.containers["web"]
+    memory = MemoryCgroup(web.cgroup, f"pytools-oom-parent-{os.getpid()}", MEMORY_LIMIT,
+                          on_parent=True)
+    try:
+        proc = start(["--cgroup", os.path.dirname(web.cgroup)], node)
+        counted = kill_n(memory, 1)
+        objects = stop(proc)
+    finally:
+        memory.close()
+    check_kills([o for o in objects if o["event"] == "oom_kill"], web, counted, MEMORY_LIMIT)
+
+
+def test_kills_outside_the_cgroup_filter_are_not_shown(node, memory):  # noqa: F811
+    need_mode("raw_tracepoint", tracepoint="signal:signal_generate")
+    proc = start(["--cgroup", os.path.dirname(node.containers["web"].cgroup)], node)
+    assert kill_n(memory, 1) == 1                          # in the batch pod
+    objects = stop(proc)
+    assert not [o for o in objects if o["event"] == "oom_kill"]
+
+
+def test_the_tracepoint_mode_counts_kills_as_not_attributed(node, memory):  # noqa: F811
+    need_mode("tracepoint", tracepoint="oom:mark_victim")
+    proc = start(["--probe", "tracepoint"], node)
+    counted = kill_n(memory, 2)
+    objects = stop(proc)
+    mine = [o for o in objects if o["event"] == "oom_kill"
+            and o["comm"] in (HOG, None)]                     # 6.1: pid only
+    assert len(mine) >= counted == 2
+    assert all(not o["attributed"] and o["pod"] is None and o["constraint"] == "unknown"
+               for o in mine)
+    (counts,) = [o for o in objects if o["event"] == "counts"]
+    assert counts["unattributed"] >= counted and not counts["groups"]
+
+
+def test_the_exporter_counts_a_pods_kills_as_the_kernel_does(node, memory):  # noqa: F811
+    batch = node.containers["batch"]
+    exp = Exporter("--collectors", "oomkill", "--pod-logs", node.logs)
+    try:
+        exp.assert_serving()
+        labels = dict(namespace=batch.namespace, pod=batch.pod, container=batch.name)
+        assert not [k for k in exp.scrape() if k[0] == "oom_kills_total"
+                    and dict(k[1]) == labels]
+        counted = kill_n(memory, KILLS)
+        assert counted == KILLS
+        assert value(exp.scrape(), "oom_kills_total", **labels) == counted
+    finally:
+        exp.stop()
