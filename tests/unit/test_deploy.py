@@ -27,6 +27,7 @@ from pytools.privileges import LEAST_CAPABILITIES
 from pytools.tools.biolatency import BioSnapshot
 from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.file_opens_output import OpensSnapshot
+from pytools.tools.oomkill_output import OomSnapshot
 from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
@@ -331,6 +332,8 @@ def emitted_metric_names():
         tool_collector("runqlat", FixedSource(RunqSnapshot(hist, per_key={1: hist})),
                        stats, "k", 10, by="pod"),
         tool_collector("file_opens", FixedSource(OpensSnapshot("cgroup", {(1, b"", 2): 1})),
+                       stats, "k", 10),
+        tool_collector("oomkill", FixedSource(OomSnapshot({(1, 0, "", "memcg", True): 1})),
                        stats, "k", 10)]
     names = set()
     for collectors in (default, by_pod):
@@ -354,6 +357,7 @@ def metric_names_in(expr):
     expr = re.sub(r'"[^"]*"', "", expr)                 # label values, $variables
     expr = re.sub(r"\{[^}]*\}", "", expr)               # label matchers
     expr = re.sub(r"\[[^\]]*\]", "", expr)              # ranges
+    expr = re.sub(r"\boffset\s+-?[0-9a-z]+", "", expr)    # offsets
     expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)   # grouping labels
     names = set()
     for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr):
