@@ -32,9 +32,7 @@
 #include <uapi/linux/ptrace.h>
 #include "events.h"
 
-#ifndef TASK_COMM_LEN
-#define TASK_COMM_LEN 16
-#endif
+#define COMM_LEN 16          // TASK_COMM_LEN, an enum in linux/sched.h
 // shared: CONSTRAINT_UNKNOWN CONSTRAINT_MEMCG CONSTRAINT_GLOBAL
 // shared: MEMCG_MARGIN_PAGES MEMCG_LEVELS CGROUP_LEVELS
 // (-D flags from pytools/tools/oomkill.py, SHARED)
@@ -93,7 +91,7 @@ struct oomkill_key {
     u32 constraint;
     u32 attributed;          // 1: the victim's task was read
     u32 pad;
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 };
 
 // Kills per victim since attach. Never cleared: readers take deltas.
@@ -110,7 +108,7 @@ struct oomkill_victim {      // the victim's task as signal_generate read it
     u32 constraint;
     u32 allowed;             // in --cgroup's subtree (1 without --cgroup)
     u32 pad;
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 };
 // A SIGKILL the kernel sent, by the sending thread id, until its mark_victim.
 BPF_HASH(oomkill_pending, u32, struct oomkill_victim, 1024);
@@ -135,8 +133,8 @@ struct oomkill_event {
     u32 attributed;
     u32 have;                // HAVE_* bits: which fields were known
     u32 pad;
-    char comm[TASK_COMM_LEN];
-    char trigger_comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
+    char trigger_comm[COMM_LEN];
 };
 #define HAVE_RSS 1
 #define HAVE_ADJ 2
