@@ -14,3 +14,20 @@ class Reader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class CgroupKeyed(Reader):
+    """A reader whose count map (`count_map`) keys by cgroup_id, with
+    Workloads in `workloads`: gone pods' keys deleted, cgroups named."""
+    count_map = ""
+    workloads = None
+
+    def forget_cgroups(self, ids) -> None:
+        """Delete these cgroup ids' counts (gone pods) from the kernel."""
+        from ..maps import delete_keys
+        delete_keys(self.program.table(self.count_map), ids, lambda k: k.cgroup_id)
+
+    def pod_of(self, cgroup_id: int) -> dict:
+        """namespace, pod and container of a cgroup id ("" outside pods)."""
+        from ..workloads import container_fields
+        return container_fields(self.workloads.of(cgroup_id))

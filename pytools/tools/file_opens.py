@@ -15,7 +15,7 @@ from ..options import pid_option, top_option
 from ..probes import Candidate, Hook
 from ..syscalls import numbers
 from ..tool import Tool, View
-from .base import Reader
+from .base import CgroupKeyed
 from .file_opens_output import (OpensSnapshot, by_workload, delta, errors_families,
                                 opens_json, opens_table)
 
@@ -82,8 +82,9 @@ def decode_key(by: str, raw):
     return int(raw.cgroup_id)
 
 
-class FileOpensReader(Reader):
+class FileOpensReader(CgroupKeyed):
     """Loads bpf/file_opens.c and reads its maps into OpensSnapshots."""
+    count_map = "file_opens_total"
 
     def __init__(self, by: str = "comm", pid: Optional[int] = None, failed: bool = False,
                  trace: bool = False, paths: bool = True, max_keys: int = DEFAULT_MAX_KEYS,
@@ -111,17 +112,6 @@ class FileOpensReader(Reader):
                              int(self.program.table("file_opens_overflow")[0].value),
                              time.monotonic(),
                              path_cut=SHARED["PATH_KEY_LEN"] - 1 if self.paths else 0)
-
-    def forget_cgroups(self, ids) -> None:
-        """Delete these cgroup ids' counts (gone pods) from the kernel."""
-        from ..maps import delete_keys
-        delete_keys(self.program.table("file_opens_total"), ids, lambda k: k.cgroup_id)
-
-    def pod_of(self, cgroup_id: int) -> dict:
-        """namespace, pod and container of a cgroup id ("" outside pods)."""
-        from ..workloads import GROUPINGS, labels
-        return dict(zip(GROUPINGS["container"],
-                        labels(self.workloads.of(cgroup_id), "container")))
 
 
 class FileOpensTool(Tool):

@@ -15,7 +15,7 @@ from ..escape import escape
 from ..probes import Candidate, Hook
 from ..structs import Enumerator, Field
 from ..tool import Tool, View
-from .base import Reader
+from .base import CgroupKeyed
 from .oomkill_output import (CONSTRAINTS, OomSnapshot, counts_json, counts_table, delta,
                              oom_families)
 
@@ -96,8 +96,9 @@ def cflags(trace: bool = True, cgroup_keys: bool = False, max_keys: int = DEFAUL
     return flags
 
 
-class OomKillReader(Reader):
+class OomKillReader(CgroupKeyed):
     """Loads bpf/oomkill.c and reads its count map into OomSnapshots."""
+    count_map = "oomkill_total"
 
     def __init__(self, trace: bool = True, cgroup_keys: bool = False,
                  max_keys: int = DEFAULT_MAX_KEYS, pages: int = events.DEFAULT_PAGES,
@@ -123,17 +124,6 @@ class OomKillReader(Reader):
             counts[cell] = counts.get(cell, 0) + int(value)
         return OomSnapshot(counts, int(self.program.table("oomkill_overflow")[0].value),
                            time.monotonic())
-
-    def forget_cgroups(self, ids) -> None:
-        """Delete these cgroup ids' counts (gone pods) from the kernel."""
-        from ..maps import delete_keys
-        delete_keys(self.program.table("oomkill_total"), ids, lambda k: k.cgroup_id)
-
-    def pod_of(self, cgroup_id: int) -> dict:
-        """namespace, pod and container of a cgroup id ("" outside pods)."""
-        from ..workloads import GROUPINGS, labels
-        return dict(zip(GROUPINGS["container"],
-                        labels(self.workloads.of(cgroup_id), "container")))
 
 
 class OomKillTool(Tool):
