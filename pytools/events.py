@@ -52,6 +52,22 @@ def page_flags(pages: int) -> list:
     return [f"-DEVENTS_PAGES={pages}"]
 
 
+def stream_features(wanted: bool, ringbuf: bool = True) -> list:
+    """A tool's features(opts) where it sends events: the ring buffer
+    (ringbuf=False, in tests: the perf buffer, as before 5.8)."""
+    return [ringbuf_feature()] if wanted and ringbuf else []
+
+
+def checked_pages(pages: int) -> int:
+    """--buffer-pages as given, or click's one-line error."""
+    try:
+        page_flags(pages)
+    except ValueError as e:
+        import click
+        raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
+    return pages
+
+
 class EventStream:
     """Events of a loaded program (pytools.loader.Program) handed to
     on_event(address, size) as they are polled; lost() is the count of

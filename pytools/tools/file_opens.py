@@ -170,18 +170,12 @@ Examples:
                       opts.get("buffer_pages", events.DEFAULT_PAGES))
 
     def features(self, opts):
-        # ringbuf=False (tests): the perf buffer, as on kernels before 5.8.
-        wanted = opts.get("trace") and opts.get("ringbuf", True)
-        return [events.ringbuf_feature()] if wanted else []
+        return events.stream_features(bool(opts.get("trace")), opts.get("ringbuf", True))
 
     def open(self, opts, mode="auto"):
-        try:
-            events.page_flags(opts["buffer_pages"])
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
         return FileOpensReader(opts["by"], opts["pid"], opts["failed"], opts["trace"],
-                               max_keys=opts["max_keys"], pages=opts["buffer_pages"],
-                               mode=mode)
+                               max_keys=opts["max_keys"],
+                               pages=events.checked_pages(opts["buffer_pages"]), mode=mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)

@@ -174,15 +174,10 @@ Examples:
                       opts.get("buffer_pages", events.DEFAULT_PAGES), mark_victim_fields())
 
     def features(self, opts):
-        wanted = opts.get("trace", True) and opts.get("ringbuf", True)
-        return [events.ringbuf_feature()] if wanted else []
+        return events.stream_features(opts.get("trace", True), opts.get("ringbuf", True))
 
     def open(self, opts, mode="auto"):
-        try:
-            events.page_flags(opts["buffer_pages"])
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
-        return OomKillReader(pages=opts["buffer_pages"], mode=mode)
+        return OomKillReader(pages=events.checked_pages(opts["buffer_pages"]), mode=mode)
 
     def delta(self, cur, prev):
         return delta(cur, prev)

@@ -216,3 +216,11 @@ def test_the_exporter_counts_a_pods_kills_as_the_kernel_does(node, memory):  # n
         assert value(exp.scrape(), "oom_kills_total", **labels) == counted
     finally:
         exp.stop()
+
+
+def test_non_root_gets_one_line_error():
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+                            + tool_command("oomkill") + ["1", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "root" in result.stderr
