@@ -19,6 +19,7 @@ import pytest
 from pytools.hist import NATIVE
 from pytools.tools.vfs_read import VfsReadReader
 
+from .memory_cgroup import oom_kill_in
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
@@ -79,6 +80,7 @@ def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_
             exp.assert_serving()
             for port in (classic, native):
                 wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+            oom_kill_in(node.containers["sidecar"].cgroup)      # oomkill
             for round_ in range(6):                     # load over several scrapes
                 workload_execs(node, true_copy)
                 run_in(node.containers["web"].cgroup, zero_reads, 500)

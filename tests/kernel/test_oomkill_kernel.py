@@ -17,94 +17,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from typing import Optional
 
 import pytest
 
+from .memory_cgroup import HOG, MEMORY_LIMIT, MemoryCgroup, kill_n
 from .modes import need_mode
 from .test_exporter_kernel import Exporter, value
 from .test_workloads_kernel import MOUNT, node  # noqa: F401  (a fixture)
 from .workload import tool_command
 
-MEMORY_LIMIT = 32 << 20
-V1_MEMORY = "/sys/fs/cgroup/memory"
-HOG = "oom-hog"
-# Names itself, then allocates (and touches) 1 MiB at a time until killed.
-ALLOCATOR = f"""
-import ctypes
-ctypes.CDLL(None).prctl(15, b"{HOG}", 0, 0, 0)
-held = []
-while True:
-    held.append(b"\\x01" * (1 << 20))
-"""
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount")
-
-
-def write(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
-class MemoryCgroup:
-    """A memory cgroup limited to `limit` bytes (set on `limited`, itself or
-    its parent), with its oom_kill counter: v1 where the memory controller
-    is bound to v1, else the container's own v2 cgroup."""
-
-    def __init__(self, container_cgroup: str, name: str, limit: int, on_parent: bool = False):
-        self.v1 = os.path.exists(os.path.join(V1_MEMORY, "memory.limit_in_bytes"))
-        if self.v1:
-            self.top = os.path.join(V1_MEMORY, name)
-            self.path = os.path.join(self.top, "child") if on_parent else self.top
-            os.makedirs(self.path)
-            limited = self.top
-            write(os.path.join(limited, "memory.limit_in_bytes"), str(limit))
-            for d in {self.top, self.path}:
-                write(os.path.join(d, "memory.swappiness"), "0")
-        else:
-            self.top = None
-            self.path = container_cgroup
-            enable_memory_down_to(container_cgroup)
-            limited = os.path.dirname(container_cgroup) if on_parent else container_cgroup
-            write(os.path.join(limited, "memory.max"), str(limit))
-            for d in (limited, container_cgroup):
-                if os.path.exists(os.path.join(d, "memory.swap.max")):
-                    write(os.path.join(d, "memory.swap.max"), "0")
-        self.container = container_cgroup
-
-    def oom_kills(self) -> int:
-        name = "memory.oom_control" if self.v1 else "memory.events"
-        with open(os.path.join(self.path, name)) as f:
-            return int(dict(line.split() for line in f)["oom_kill"])
-
-    def run_hog(self) -> int:
-        """The allocator in the container's cgroup and this memory cgroup;
-        its exit status (-SIGKILL once killed)."""
-        procs = [os.path.join(self.container, "cgroup.procs")]
-        if self.v1:
-            procs.append(os.path.join(self.path, "cgroup.procs"))
-
-        def place():
-            for path in procs:
-                write(path, str(os.getpid()))
-        return subprocess.run([sys.executable, "-c", ALLOCATOR], preexec_fn=place,
-                              timeout=120).returncode
-
-    def close(self) -> None:
-        if self.top:
-            for d in (os.path.join(self.top, "child"), self.top):
-                if os.path.isdir(d):
-                    os.rmdir(d)
-
-
-def enable_memory_down_to(cgroup: str) -> None:
-    """cgroup v2: the memory controller enabled from the mount down to
-    `cgroup`'s parent, so that `cgroup` has memory.max."""
-    parts = os.path.relpath(cgroup, MOUNT).split(os.sep)
-    path = MOUNT
-    for part in parts:
-        write(os.path.join(path, "cgroup.subtree_control"), "+memory")
-        path = os.path.join(path, part)
 
 
 def start(args, node):  # noqa: F811
@@ -121,13 +44,6 @@ def stop(proc) -> list:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "Traceback" not in err, err
     return [json.loads(line) for line in out.splitlines()]
-
-
-def kill_n(memory: MemoryCgroup, n: int) -> int:
-    before = memory.oom_kills()
-    for _ in range(n):
-        assert memory.run_hog() == -signal.SIGKILL
-    return memory.oom_kills() - before
 
 
 KILLS = 3

@@ -21,6 +21,7 @@ import pytest
 
 from pytools.workloads import find_cgroup2
 
+from .memory_cgroup import oom_kill_in
 from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter, diff, value
@@ -477,6 +478,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node
                                 rules=True) as port:
             exp.assert_serving()
             wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
+            oom_kill_in(node.containers["sidecar"].cgroup)      # oomkill
             start = time.monotonic()
             while time.monotonic() - start < 30:        # load over several scrapes
                 workload_execs(node, true_copy)
