@@ -8,7 +8,8 @@
 //                   syscalls:sys_exit_execve{,at}: which calls failed.
 //
 // Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID,
-// FILTER_CGROUP_ID/LEVEL (cgroup.h).
+// FILTER_CGROUP_ID/LEVEL (cgroup.h), TRACE (each exec as an event:
+// execve_trace.h; the counts never depend on it).
 #include <uapi/linux/ptrace.h>
 #include "cgroup.h"
 
@@ -22,6 +23,11 @@
 #define MAX_KEYS 10240
 #endif
 #define FILENAME_LEN 128
+
+#ifdef TRACE
+#include "events.h"
+#include "execve_trace.h"
+#endif
 
 struct execve_key {
 #if defined(BY_FILENAME)
@@ -55,7 +61,7 @@ static __always_inline void count_overflow(int slot)
         __sync_fetch_and_add(slot_count, 1);
 }
 
-static __always_inline int on_exec_enter(const char *filename)
+static __always_inline int on_exec_enter(const char *filename, const char *const *argv)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
 #ifdef FILTER_PID
@@ -87,11 +93,17 @@ static __always_inline int on_exec_enter(const char *filename)
         count_overflow(0);
     u32 tid = (u32)pid_tgid;
     execve_inflight.update(&tid, &key);
+#ifdef TRACE
+    trace_enter(filename, argv);
+#endif
     return 0;
 }
 
-static __always_inline int on_exec_exit(long ret)
+static __always_inline int on_exec_exit(void *ctx, long ret)
 {
+#ifdef TRACE
+    trace_exit(ctx, ret);
+#endif
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct execve_key *key = execve_inflight.lookup(&tid);
     if (!key)
@@ -111,21 +123,21 @@ static __always_inline int on_exec_exit(long ret)
 #ifdef PROBE_TRACEPOINT
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
-    return on_exec_enter(args->filename);
+    return on_exec_enter(args->filename, args->argv);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 {
-    return on_exec_enter(args->filename);
+    return on_exec_enter(args->filename, args->argv);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_execve)
 {
-    return on_exec_exit(args->ret);
+    return on_exec_exit(args, args->ret);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 {
-    return on_exec_exit(args->ret);
+    return on_exec_exit(args, args->ret);
 }
 #endif
