@@ -14,7 +14,8 @@ from ..names import c_string
 from ..options import alias_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..tool import Tool, View
-from . import execve_trace
+from .execve_trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS
+from .execve_trace import cflags as trace_cflags, features as trace_features, reader_opts
 from .base import Reader
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
@@ -335,7 +336,7 @@ class ExecveTool(Tool):
     Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print the
     keys with most execs that ran, then the total. Columns: {COLUMNS_HELP}
 
-    {execve_trace.NOTE}
+    {TRACE_NOTE}
     """
     examples = """\b
 Examples:
@@ -368,7 +369,7 @@ Examples:
         click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
                      default=DEFAULT_MAX_KEYS, show_default=True,
                      help="Bound of the kernel map; calls beyond it are counted as not keyed."),
-    ) + execve_trace.OPTIONS
+    ) + TRACE_OPTIONS
     exporter_options = (
         click.option("--execve-by", "execve_by", type=click.Choice(EXPORTER_KINDS),
                      default="comm", show_default=True,
@@ -381,19 +382,20 @@ Examples:
 
     def cflags(self, opts):
         return cflags(opts["by"], opts.get("pid"), opts.get("uid"),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS)) + execve_trace.cflags(opts)
+                      opts.get("max_keys", DEFAULT_MAX_KEYS)) + trace_cflags(opts)
 
     def features(self, opts):
-        return execve_trace.features(opts)
+        return trace_features(opts)
 
     def open(self, opts, mode="auto"):
         return ExecveReader(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], mode,
-                            execve_trace.reader_opts(opts))
+                            reader_opts(opts))
 
     def run(self, reader, session):
         if not session.opts.get("trace"):
             return session.intervals(reader)
-        execve_trace.run(reader, session)
+        from .execve_trace import run
+        run(reader, session)
 
     def delta(self, cur, prev):
         return delta(cur, prev)

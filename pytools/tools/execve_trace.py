@@ -42,12 +42,14 @@ OPTIONS = (
 
 
 def cflags(opts: dict) -> List[str]:
-    """The sizes always (bpf/execve_trace.h's shared line); with trace,
-    TRACE, which results to send and the buffer's pages."""
-    flags = cdefs.flags(SHARED)
+    """The sizes always (the shared lines of bpf/execve_trace.h and events.h,
+    both left out of the program without TRACE); with trace, TRACE, which
+    results to send and the parent's offsets."""
+    flags = cdefs.flags(SHARED) + events.page_flags(
+        opts.get("buffer_pages", events.DEFAULT_PAGES))
     if not opts.get("trace"):
         return flags
-    flags += ["-DTRACE"] + events.page_flags(opts.get("buffer_pages", events.DEFAULT_PAGES))
+    flags.append("-DTRACE")
     offsets = kernel_offsets("task_struct", ["real_parent", "tgid"])
     if offsets:          # else no parent pid (shown as unknown): see execve_trace.h
         flags += [f"-DTASK_REAL_PARENT_OFF={offsets['real_parent']}",
