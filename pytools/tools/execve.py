@@ -361,9 +361,10 @@ Examples:
                      help="Only execs by this user id."),
         top_option("Rows to show; the rest are summed on one line."),
         click.option("--failed", "outcome", flag_value="failed",
-                     help="Only keys with failed execs, most failures first."),
+                     help="Only keys with failed execs, most failures first "
+                          "(--trace: only failed execs)."),
         click.option("--ok", "outcome", flag_value="ok",
-                     help="Only keys with execs that ran."),
+                     help="Only keys with execs that ran (--trace: only those execs)."),
         click.option("--cumulative", is_flag=True,
                      help="Show totals since start, not per interval."),
         click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),

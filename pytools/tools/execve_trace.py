@@ -24,7 +24,8 @@ POD_KINDS = ("pod", "container")     # --by values that keep only execs in pods
 MORE = "[more args]"
 HEADER = (f"{'TIME':<15} {'POD':<32} {'PID':>7} {'PPID':>7} {'COMM':<16} {'RESULT':>7} "
           "FILE ARGS")
-NOTE = (f"With --trace, print each exec instead: the time it returned, the pod "
+NOTE = (f"With --trace, print each exec instead (for INTERVAL x COUNT seconds, or until "
+        f"Ctrl-C): the time it returned, the pod "
         f"(namespace/pod/container, where the caller's cgroup is a pod's; --by pod or "
         f"container keeps only those), pid and parent pid, the caller's name, the result "
         f"(ok, or the errno name of a failed exec), the file and argv: argv[0] (shown when "

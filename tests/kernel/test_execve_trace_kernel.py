@@ -190,3 +190,24 @@ def test_a_burst_through_a_tiny_perf_buffer_is_counted_from_the_maps_all_the_sam
     assert after.total - before.total == BURST and after.total_failed - before.total_failed == BURST
     execs = [o for o in printed if o["event"] == "exec"]
     assert len(execs) + tracer.lost_shown == BURST and tracer.lost_shown > 0
+
+
+THREAD_EXEC = """
+import os, sys, threading
+sys.stdin.read(1)
+t = threading.Thread(target=os.execv, args=(sys.argv[1], ["from-thread", "arg"]))
+t.start()
+t.join()
+"""
+
+
+def test_an_exec_from_a_thread_that_is_not_the_leader_is_traced(true_copy):  # noqa: F811
+    """It returns under the leader's thread id (the kernel's de_thread)."""
+    child = subprocess.Popen([sys.executable, "-c", THREAD_EXEC, true_copy],
+                             stdin=subprocess.PIPE)
+    execs = json_trace(["-p", str(child.pid)],
+                       lambda: child.communicate(b"x", timeout=60))
+    assert child.returncode == 0
+    assert [(e["pid"], e["file"], e["argv"], e["result"]) for e in execs] == \
+        [(child.pid, true_copy, ["from-thread", "arg"], "ok")]
+    assert execs[0]["tid"] != child.pid and execs[0]["ppid"] == os.getpid()
