@@ -6,6 +6,7 @@ format; this module is what every --trace shares."""
 
 from __future__ import annotations
 
+import ctypes
 import time
 from typing import Callable, Optional
 
@@ -46,6 +47,20 @@ class Tracer:
             return {"event": "end", "printed": self.printed, "lost": self.lost_shown,
                     "buffer": self.stream.kind}
         return f"{self.printed} events printed, {self.lost_shown} lost ({self.stream.kind})"
+
+
+def event_struct(program, scratch: str):
+    """The ctypes type of a program's event, from the per-CPU array it is
+    built in (`scratch`: an array's Leaf is one value per CPU)."""
+    leaf = program.table(scratch).Leaf
+    return getattr(leaf, "_type_", leaf)
+
+
+def tail(event_type, field: str, address: int, size: int, length: int) -> bytes:
+    """The first `length` bytes of an event's variable tail `field` (the
+    last member, sent only as far as used), never past the `size` sent."""
+    offset = getattr(event_type, field).offset
+    return ctypes.string_at(address + offset, max(0, min(length, size - offset)))
 
 
 def wall_offset() -> float:

@@ -5,7 +5,6 @@ prints them, with the events the kernel could not deliver counted)."""
 
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
 from typing import Callable, Dict, List, Optional
 
@@ -146,15 +145,12 @@ class Tracer(tracing.Tracer):
                  pods_only: bool = False):
         self.workload, self.pods_only = workload, pods_only
         self.wall_offset = tracing.wall_offset()   # bpf_ktime_get_ns is monotonic
-        per_cpu = reader.program.table("execve_scratch").Leaf   # an array: one per CPU
-        self.event_type = getattr(per_cpu, "_type_", per_cpu)
-        self.data_offset = self.event_type.data.offset
+        self.event_type = tracing.event_struct(reader.program, "execve_scratch")
         super().__init__(reader.program, emit, as_json, self._decode, event_line, pages)
 
     def _decode(self, address: int, size: int) -> Optional[dict]:
         event = self.event_type.from_address(address)
-        length = max(0, min(int(event.data_len), size - self.data_offset))
-        data = ctypes.string_at(address + self.data_offset, length)
+        data = tracing.tail(self.event_type, "data", address, size, int(event.data_len))
         e = decode(event, data, self.wall_offset, self.workload)
         return None if self.pods_only and not in_pod(e) else e
 

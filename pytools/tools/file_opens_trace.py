@@ -4,7 +4,6 @@ kernel could not deliver counted and shown, never dropped silently."""
 
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
 import os
 from typing import Callable, Dict, Optional
@@ -66,16 +65,13 @@ class Tracer(tracing.Tracer):
                  workload: Callable[[int], Dict[str, str]], pages: int):
         self.reader, self.workload = reader, workload
         self.wall_offset = tracing.wall_offset()   # bpf_ktime_get_ns is monotonic
-        per_cpu = reader.program.table("file_opens_scratch").Leaf   # an array: one per CPU
-        self.event_type = getattr(per_cpu, "_type_", per_cpu)
-        self.path_offset = self.event_type.path.offset
+        self.event_type = tracing.event_struct(reader.program, "file_opens_scratch")
         super().__init__(reader.program, emit, as_json, self._decode, event_line, pages)
 
     def _decode(self, address: int, size: int) -> dict:
         event = self.event_type.from_address(address)
-        length = max(0, min(int(event.path_len), size - self.path_offset))
-        path = ctypes.string_at(address + self.path_offset, length).rstrip(b"\0") \
-            if length else b""
+        path = tracing.tail(self.event_type, "path", address, size,
+                            int(event.path_len)).rstrip(b"\0")
         return decode(event, path, self.reader.calls, self.wall_offset, self.workload)
 
 
