@@ -8,7 +8,8 @@
 // has taken (rq, error, nr_bytes) since 4.x). A request is keyed by its
 // address, so flushes are timed too; its disk and op are read from it
 // (rq->q->disk since 5.18, rq->rq_disk before; cmd_flags), which needs this
-// kernel's own headers and probe reads (refused by lockdown=confidentiality).
+// kernel's own headers, or (STRUCTS_BTF) the offsets and op codes from its
+// BTF, and probe reads (refused by lockdown=confidentiality).
 // Cheaper than the tracepoints below: no trace record is formatted. No
 // kprobe or fentry candidate: the completion functions were renamed and
 // inlined across 5.16 and 6.4 (blk_account_io_done, __blk_account_io_done)
@@ -36,8 +37,16 @@
 #include <uapi/linux/ptrace.h>
 #include "cgroup.h"
 #ifdef PROBE_RAW_TRACEPOINT
+#ifdef STRUCTS_BTF
+#include "btf.h"          // FIELD_AT(), PTR_AT()
+// btf: RQ_MAJOR RQ_MINOR RQ_FLAGS RQ_OP_READ RQ_OP_WRITE RQ_OP_FLUSH RQ_OP_DISCARD
+// btf: RQ_OP_BITS RQ_SYNC_BIT
+// (-D flags from this kernel's BTF, pytools/tools/biolatency.py FIELDS:
+// where the request's disk and flags are, and the op codes and flag bits)
+#else
 #include <linux/blkdev.h>
 #include <linux/blk-mq.h>
+#endif
 #endif
 
 #ifndef UNIT_NS
@@ -249,6 +258,34 @@ TRACEPOINT_PROBE(block, block_rq_complete)
 #endif
 
 #ifdef PROBE_RAW_TRACEPOINT
+#ifdef STRUCTS_BTF
+// The same reads as below, at offsets from this kernel's BTF: rq->q->disk's
+// major and first_minor (5.15+: older kernels' BTF has no request_queue.disk
+// and this mode is not offered there), rq->cmd_flags.
+struct request;
+static __always_inline u32 rq_dev(struct request *rq)
+{
+    const void *q = PTR_AT(rq, RQ_MAJOR_OFF0);
+    const void *disk = PTR_AT(q, RQ_MAJOR_OFF1);
+    if (!disk)
+        return 0;
+    u32 major = FIELD_AT(disk, RQ_MAJOR_OFF2, RQ_MAJOR_SIZE);
+    u32 minor = FIELD_AT(disk, RQ_MINOR_OFF2, RQ_MINOR_SIZE);
+    return major << 20 | minor;
+}
+
+static __always_inline u32 rq_op(struct request *rq)
+{
+    u32 flags = FIELD_AT(rq, RQ_FLAGS_OFF0, RQ_FLAGS_SIZE);
+    u32 req_op = flags & ((1U << RQ_OP_BITS) - 1);
+    u32 op = req_op == RQ_OP_READ ? OP_READ : req_op == RQ_OP_WRITE ? OP_WRITE :
+             req_op == RQ_OP_FLUSH ? OP_FLUSH : req_op == RQ_OP_DISCARD ? OP_DISCARD :
+             OP_OTHER;
+    if (flags & (1U << RQ_SYNC_BIT))
+        op |= OP_SYNC;
+    return op;
+}
+#else
 static __always_inline u32 rq_dev(struct request *rq)
 {
 #if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0): rq_disk is gone
@@ -272,6 +309,7 @@ static __always_inline u32 rq_op(struct request *rq)
         op |= OP_SYNC;
     return op;
 }
+#endif
 
 #if KERNEL_VERSION_CODE >= 0x050b00   // KERNEL_VERSION(5, 11, 0): (rq)
 #define RQ_ARG(ctx) ((struct request *)(ctx)->args[0])

@@ -13,6 +13,23 @@
 #include <uapi/linux/ptrace.h>
 #include "cgroup.h"
 
+#ifdef PARENT
+// The trace's parent pid (pytools/tools/execve_trace.py parent_feature):
+// the caller's real_parent->tgid.
+#include "btf.h"          // FIELD_AT(), PTR_AT()
+// btf: PARENT_TGID
+// (-D flags from this kernel's BTF, execve_trace.py PARENT_FIELDS, where the
+// headers are not this kernel's own; else offsetof, here)
+#ifndef STRUCTS_BTF
+#include <linux/sched.h>
+#define PARENT_TGID_OFF0 offsetof(struct task_struct, real_parent)
+#define PARENT_TGID_OFF1 offsetof(struct task_struct, tgid)
+#define PARENT_TGID_SIZE sizeof(pid_t)
+#endif
+#define PARENT_TGID(task) \
+    ((u32)FIELD_AT(PTR_AT(task, PARENT_TGID_OFF0), PARENT_TGID_OFF1, PARENT_TGID_SIZE))
+#endif
+
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
 // start-up); define the two things needed instead of including them.
 #ifndef TASK_COMM_LEN

@@ -12,11 +12,10 @@
 //
 // shared: ARG_LEN ARGV_MAX FILE_LEN
 // (-D flags from pytools/tools/execve_trace.py, SHARED)
-// The parent's pid is task_struct's real_parent->tgid, at the offsets the
-// running kernel's BTF gives (TASK_REAL_PARENT_OFF, TASK_TGID_OFF, from
-// pytools/btf.py; the headers at hand may be another kernel's): without
-// BTF, ppid is 0, shown as unknown. execve.c includes events.h first (the
-// loader puts in only the main file's own includes).
+// The parent's pid is real_parent->tgid with PARENT (execve.c: from BTF
+// offsets or this kernel's own headers); else 0, shown as unknown.
+// execve.c includes events.h first (the loader puts in only the main
+// file's own includes).
 
 #define ARG_SLOT (ARG_LEN + 1)
 #define FILE_SLOT (FILE_LEN + 1)
@@ -73,13 +72,10 @@ static __always_inline void trace_enter(const char *filename, const char *const 
     e->tid = (u32)pid_tgid;
     e->uid = (u32)bpf_get_current_uid_gid();
     e->cgroup_id = bpf_get_current_cgroup_id();
+#ifdef PARENT
+    e->ppid = PARENT_TGID((const void *)bpf_get_current_task());
+#else
     e->ppid = 0;
-#ifdef TASK_REAL_PARENT_OFF
-    char *task = (char *)bpf_get_current_task();
-    char *parent = NULL;
-    bpf_probe_read_kernel(&parent, sizeof(parent), task + TASK_REAL_PARENT_OFF);
-    if (parent)
-        bpf_probe_read_kernel(&e->ppid, sizeof(e->ppid), parent + TASK_TGID_OFF);
 #endif
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     e->argc = 0;

@@ -6,9 +6,12 @@
 // PROBE_RAW_TRACEPOINT (4.17+): sched:sched_wakeup(p), sched_wakeup_new(p)
 // and sched_switch(preempt, prev, next), raw: the task_structs themselves,
 // so the wakee's tgid and cgroup are read from it where it waits, exact for
-// every task, short-lived ones included. Reading task_struct needs this
-// kernel's own headers (or BTF) and probe reads. No trace record is
-// formatted. prev's state is prev->__state (5.14+; ->state before).
+// every task, short-lived ones included. Reading task_struct needs where
+// its fields are on this kernel: from its own headers (offsetof), else from
+// its BTF (STRUCTS_BTF: -D offsets, no kernel header parsed at all), and
+// probe reads. No trace record is formatted. prev's state is the
+// tracepoint's own prev_state argument (5.18+), else prev->__state (5.14+;
+// ->state before).
 //
 // PROBE_TRACEPOINT (every kernel): the same three tracepoints' own fields
 // (pid, comm; prev_pid, prev_state, next_pid, next_comm). They carry no
@@ -36,9 +39,32 @@
 // verdict kept for its next wait, in both modes), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
 #ifdef PROBE_RAW_TRACEPOINT
+#include "btf.h"          // FIELD_AT(), PTR_AT()
+// btf: TASK_PID TASK_TGID TASK_STATE TASK_COMM TASK_CGROUP
+// (-D flags from this kernel's BTF, pytools/tools/runqlat.py FIELDS, where
+// the headers are not this kernel's own; else from the headers, here)
+#ifndef STRUCTS_BTF
 #include <linux/sched.h>
 #include <linux/cgroup-defs.h>
 #include <linux/kernfs.h>
+#define TASK_PID_OFF0 offsetof(struct task_struct, pid)
+#define TASK_PID_SIZE sizeof(pid_t)
+#define TASK_TGID_OFF0 offsetof(struct task_struct, tgid)
+#define TASK_TGID_SIZE sizeof(pid_t)
+#if KERNEL_VERSION_CODE >= 0x050e00   // KERNEL_VERSION(5, 14, 0): state became __state
+#define TASK_STATE_OFF0 offsetof(struct task_struct, __state)
+#define TASK_STATE_SIZE sizeof(unsigned int)
+#else
+#define TASK_STATE_OFF0 offsetof(struct task_struct, state)
+#define TASK_STATE_SIZE sizeof(long)
+#endif
+#define TASK_COMM_OFF0 offsetof(struct task_struct, comm)
+#define TASK_CGROUP_OFF0 offsetof(struct task_struct, cgroups)
+#define TASK_CGROUP_OFF1 offsetof(struct css_set, dfl_cgrp)
+#define TASK_CGROUP_OFF2 offsetof(struct cgroup, kn)
+#define TASK_CGROUP_OFF3 offsetof(struct kernfs_node, id)
+#define TASK_CGROUP_SIZE sizeof(u64)
+#endif
 #endif
 
 #ifndef UNIT_NS
@@ -102,6 +128,18 @@ struct runq_key {
 };
 BPF_HASH(runqlat_key_hist, struct runq_key, u64, MAX_KEYS * 16);
 BPF_HASH(runqlat_key_sum, u64, u64, MAX_KEYS);
+#if PER_KEY == KEY_TGID || PER_KEY == KEY_TID
+// The name a thread had at its last wait (-L), or a process's main thread
+// (-P; another thread's until the main one waits), kept as it was seen: a
+// short-lived thread is gone from /proc by the time it is shown, and a
+// thread names itself after its first wait. One more lookup and a 16-byte
+// copy per wait, under -P and -L only.
+#define KEEP_NAMES 1
+struct runq_name {
+    char comm[16];
+};
+BPF_HASH(runqlat_key_comm, u64, struct runq_name, MAX_KEYS);
+#endif
 #endif
 BPF_PERCPU_ARRAY(runqlat_hist, struct runq_hist, 1);
 // [0] waits of tasks with no remembered tgid/cgroup (tracepoint mode's
@@ -147,7 +185,9 @@ static __always_inline void enqueue(u32 tid, u32 tgid, u64 cgroup, u64 now)
 #endif
 }
 
-static __always_inline void record(u64 id, u64 delta)
+// comm: the waiting task's name; named: whether it names the key (the
+// thread itself, or a process's main thread).
+static __always_inline void record(u64 id, u64 delta, const char *comm, int named)
 {
     u32 zero = 0;
     u32 slot = unit_slot(delta);
@@ -173,6 +213,17 @@ static __always_inline void record(u64 id, u64 delta)
         __sync_fetch_and_add(sum, delta);
     else
         runqlat_key_sum.insert(&id, &delta);
+#ifdef KEEP_NAMES
+    struct runq_name *known = runqlat_key_comm.lookup(&id);
+    if (known) {
+        if (named)
+            bpf_probe_read_kernel(known->comm, sizeof(known->comm), comm);
+    } else {
+        struct runq_name name = {};
+        bpf_probe_read_kernel(name.comm, sizeof(name.comm), comm);
+        runqlat_key_comm.insert(&id, &name);
+    }
+#endif
 #endif
 }
 
@@ -212,17 +263,17 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
         count_unattributed(0);
         return;
     }
-    record(tgid, delta);
+    record(tgid, delta, comm, tid == tgid);
 #elif PER_KEY == KEY_TID
-    record(tid, delta);
+    record(tid, delta, comm, 1);
 #elif PER_KEY == KEY_CGROUP
     if (!cgroup) {
         count_unattributed(0);
         return;
     }
-    record(cgroup, delta);
+    record(cgroup, delta, comm, 0);
 #else
-    record(0, delta);
+    record(0, delta, comm, 0);
 #endif
 }
 
@@ -295,29 +346,34 @@ TRACEPOINT_PROBE(sched, sched_switch)
 #endif
 
 #ifdef PROBE_RAW_TRACEPOINT
-static __always_inline u64 task_cgroup(struct task_struct *p)
+// The task's fields, read at offsets from this kernel's headers or its BTF
+// (the same code either way: only where the offsets come from differs).
+#define TASK_PID(p) ((u32)FIELD_AT(p, TASK_PID_OFF0, TASK_PID_SIZE))
+#define TASK_TGID(p) ((u32)FIELD_AT(p, TASK_TGID_OFF0, TASK_TGID_SIZE))
+
+static __always_inline u64 task_cgroup(const void *p)
 {
 #if PER_KEY == KEY_CGROUP || defined(FILTER_CGROUP_ID)
-    return p->cgroups->dfl_cgrp->kn->id;
+    const void *cgroups = PTR_AT(p, TASK_CGROUP_OFF0);
+    const void *cgrp = PTR_AT(cgroups, TASK_CGROUP_OFF1);
+    const void *kn = PTR_AT(cgrp, TASK_CGROUP_OFF2);
+    return FIELD_AT(kn, TASK_CGROUP_OFF3, TASK_CGROUP_SIZE);
 #else
     return 0;
 #endif
 }
 
-// Each probe reads its task itself: BCC turns p->field into a probe read
-// only where p comes from ctx in the same function (a helper taking the
-// pointer made the program fail to load).
 RAW_TRACEPOINT_PROBE(sched_wakeup)
 {
-    struct task_struct *p = (struct task_struct *)ctx->args[0];
-    enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
+    const void *p = (const void *)ctx->args[0];
+    enqueue(TASK_PID(p), TASK_TGID(p), task_cgroup(p), bpf_ktime_get_ns());
     return 0;
 }
 
 RAW_TRACEPOINT_PROBE(sched_wakeup_new)
 {
-    struct task_struct *p = (struct task_struct *)ctx->args[0];
-    enqueue(p->pid, p->tgid, task_cgroup(p), bpf_ktime_get_ns());
+    const void *p = (const void *)ctx->args[0];
+    enqueue(TASK_PID(p), TASK_TGID(p), task_cgroup(p), bpf_ktime_get_ns());
     return 0;
 }
 
@@ -325,19 +381,21 @@ RAW_TRACEPOINT_PROBE(sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
     bool preempt = (bool)ctx->args[0];
-    struct task_struct *prev = (struct task_struct *)ctx->args[1];
-    struct task_struct *next = (struct task_struct *)ctx->args[2];
-#if KERNEL_VERSION_CODE >= 0x050e00
-    long state = prev->__state;
+    const void *prev = (const void *)ctx->args[1];
+    const void *next = (const void *)ctx->args[2];
+#if KERNEL_VERSION_CODE >= 0x051200   // KERNEL_VERSION(5, 18, 0): prev_state passed
+    // The state the scheduler switched prev out with: prev->__state may
+    // have been changed since by a wakeup on another CPU.
+    u64 state = (unsigned int)ctx->args[3];
 #else
-    long state = prev->state;
+    u64 state = FIELD_AT(prev, TASK_STATE_OFF0, TASK_STATE_SIZE);
 #endif
-    u32 prev_tid = prev->pid, tgid = 0;
+    u32 prev_tid = TASK_PID(prev), tgid = 0;
     u64 cgroup = 0;
     remember_current(prev_tid, &tgid, &cgroup);
-    if (preempt || state == TASK_RUNNING)
-        enqueue(prev_tid, prev->tgid, task_cgroup(prev), now);
-    dequeue(next->pid, task_cgroup(next), next->comm, now);
+    if (preempt || state == 0)                     // TASK_RUNNING
+        enqueue(prev_tid, TASK_TGID(prev), task_cgroup(prev), now);
+    dequeue(TASK_PID(next), task_cgroup(next), (const char *)next + TASK_COMM_OFF0, now);
     return 0;
 }
 #endif

@@ -24,8 +24,33 @@
 // FILTER_COMM_LO/HI (the comm's 16 bytes as two u64s), MIN_LATENCY_NS,
 // PER_PROCESS (PER_PID or PER_COMM), PER_CGROUP (by cgroup id: pods,
 // containers, services, named in user space), MAX_PROCS, START_SLOTS (power
-// of two >= pid_max).
+// of two >= pid_max), KIND with KIND_FILTER and PER_KIND (the kind of file).
 #include <uapi/linux/ptrace.h>
+#ifdef KIND
+// The kind of file a read is on (regular file, pipe, socket, char device,
+// other), from its inode's mode: file->f_inode->i_mode. The kprobe and
+// fentry modes have the file (vfs_read's first argument); the syscall
+// tracepoints only the fd, looked up as current->files->fdt->fd[fd] (five
+// probe reads more per read). KIND_FILTER keeps one kind (--kind),
+// PER_KIND keeps a histogram per kind.
+#include "btf.h"          // FIELD_AT(), PTR_AT()
+// btf: FD_ARRAY MAX_FDS FILE_MODE
+// (-D flags from this kernel's BTF, pytools/tools/read_kinds.py KIND_FIELDS,
+// where the headers are not this kernel's own; else offsetof, here)
+#ifndef STRUCTS_BTF
+#include <linux/sched.h>
+#include <linux/fdtable.h>
+#include <linux/fs.h>
+#define FD_ARRAY_OFF0 offsetof(struct task_struct, files)
+#define FD_ARRAY_OFF1 offsetof(struct files_struct, fdt)
+#define FD_ARRAY_OFF2 offsetof(struct fdtable, fd)
+#define MAX_FDS_OFF2 offsetof(struct fdtable, max_fds)
+#define MAX_FDS_SIZE sizeof(unsigned int)
+#define FILE_MODE_OFF0 offsetof(struct file, f_inode)
+#define FILE_MODE_OFF1 offsetof(struct inode, i_mode)
+#define FILE_MODE_SIZE sizeof(umode_t)
+#endif
+#endif
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
 // start-up); define the two things needed instead of including them.
@@ -45,9 +70,12 @@ typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 #define MAX_PROCS 1024
 #endif
 // shared: PER_PID PER_COMM NR_read NR_pread64 NR_readv NR_preadv NR_preadv2
+// shared: KIND_FILE KIND_PIPE KIND_SOCKET KIND_TTY KIND_OTHER KIND_COUNT
+// shared: MODE_FMT MODE_REG MODE_FIFO MODE_SOCK MODE_CHR
 // (-D flags from pytools/tools/vfs_read.py, SHARED and cflags: what
-// PER_PROCESS keys by, and the read syscalls' numbers on this machine, which
-// the raw tracepoint mode matches; pytools/syscalls.py)
+// PER_PROCESS keys by, the read syscalls' numbers on this machine, which
+// the raw tracepoint mode matches (pytools/syscalls.py), the kinds of file
+// and the inode mode bits that tell them)
 #ifndef PER_COMM
 #error "compile with the flags of pytools/tools/vfs_read.py (SHARED)"
 #endif
@@ -60,6 +88,7 @@ typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 // larger than the array; such clashes are counted, never mis-timed.
 struct read_start {
     u32 tid;
+    u32 kind;              // KIND_*, with KIND
     u64 ts;
 };
 BPF_ARRAY(vfs_read_start, struct read_start, START_SLOTS);
@@ -99,6 +128,39 @@ BPF_HASH(vfs_read_latency_cgroup_hist, struct cgroup_slot, u64, MAX_PROCS * 16);
 BPF_HASH(vfs_read_latency_cgroup_sum, u64, u64, MAX_PROCS);
 #endif
 
+#ifdef KIND
+#ifdef PER_KIND
+BPF_PERCPU_ARRAY(vfs_read_kind_hist, struct latency_hist, KIND_COUNT);
+#endif
+
+static __always_inline u32 file_kind(const void *file)
+{
+    const void *inode = PTR_AT(file, FILE_MODE_OFF0);
+    if (!inode)
+        return KIND_OTHER;
+    u32 fmt = FIELD_AT(inode, FILE_MODE_OFF1, FILE_MODE_SIZE) & MODE_FMT;
+    return fmt == MODE_REG ? KIND_FILE : fmt == MODE_FIFO ? KIND_PIPE :
+           fmt == MODE_SOCK ? KIND_SOCKET : fmt == MODE_CHR ? KIND_TTY : KIND_OTHER;
+}
+
+// The file behind the current task's descriptor fd: current->files->fdt->fd[fd].
+static __always_inline u32 fd_kind(u64 fd)
+{
+    const void *task = (const void *)bpf_get_current_task();
+    const void *fdt = PTR_AT(PTR_AT(task, FD_ARRAY_OFF0), FD_ARRAY_OFF1);
+    if (!fdt || fd >= FIELD_AT(fdt, MAX_FDS_OFF2, MAX_FDS_SIZE))
+        return KIND_OTHER;
+    const void *fds = PTR_AT(fdt, FD_ARRAY_OFF2);
+    const void *file = PTR_AT(fds, fd * sizeof(void *));
+    return file ? file_kind(file) : KIND_OTHER;
+}
+#define FILE_KIND(file) file_kind(file)
+#define FD_KIND(fd) fd_kind(fd)
+#else
+#define FILE_KIND(file) 0
+#define FD_KIND(fd) 0
+#endif
+
 #ifdef FLOOR_CLOCK
 // Benchmark only: the least any latency tool must do, read the clock at a
 // read's entry and at its exit, kept so the compiler cannot drop it. On the
@@ -115,12 +177,16 @@ static __always_inline int read_clock(void)
 }
 #endif
 
-static __always_inline int on_read_enter(void)
+static __always_inline int on_read_enter(u32 kind)
 {
 #ifdef FLOOR_CLOCK
     return read_clock();
 #endif
 #ifndef FLOOR
+#if defined(KIND) && defined(KIND_FILTER)
+    if (kind != KIND_FILTER)
+        return 0;
+#endif
     u64 pid_tgid = bpf_get_current_pid_tgid();
 #ifdef FILTER_PID
     if ((pid_tgid >> 32) != FILTER_PID)
@@ -148,6 +214,7 @@ static __always_inline int on_read_enter(void)
             hist->clashes++;
     }
     start->tid = tid;
+    start->kind = kind;
     start->ts = bpf_ktime_get_ns();
 #endif
     return 0;
@@ -169,6 +236,9 @@ static __always_inline int on_read_exit(void)
     // sees every syscall's exit, and most are not reads.
     u64 delta = bpf_ktime_get_ns() - start->ts;
     start->ts = 0;
+#if defined(KIND) && defined(PER_KIND)
+    u32 kind = start->kind;
+#endif
 #ifdef MIN_LATENCY_NS
     if (delta < MIN_LATENCY_NS)
         return 0;
@@ -207,6 +277,14 @@ static __always_inline int on_read_exit(void)
             __sync_fetch_and_add(ccount, 1);
     }
 #endif
+#if defined(KIND) && defined(PER_KIND)
+    struct latency_hist *khist = vfs_read_kind_hist.lookup(&kind);
+    if (khist) {
+        asm volatile("" : "+r"(slot));
+        khist->slots[slot & (HIST_SLOTS - 1)]++;
+        khist->sum_ns += delta;
+    }
+#endif
     int only = 0;
     struct latency_hist *hist = vfs_read_latency_hist.lookup(&only);
     if (hist) {
@@ -221,12 +299,15 @@ static __always_inline int on_read_exit(void)
 }
 
 #ifdef PROBE_KPROBE
-int vfs_read_entry(struct pt_regs *ctx) { return on_read_enter(); }
+int vfs_read_entry(struct pt_regs *ctx)
+{
+    return on_read_enter(FILE_KIND((const void *)PT_REGS_PARM1(ctx)));
+}
 int vfs_read_return(struct pt_regs *ctx) { return on_read_exit(); }
 #endif
 
 #ifdef PROBE_FENTRY
-KFUNC_PROBE(vfs_read) { return on_read_enter(); }
+KFUNC_PROBE(vfs_read) { return on_read_enter(FILE_KIND((const void *)ctx[0])); }
 KRETFUNC_PROBE(vfs_read) { return on_read_exit(); }
 #endif
 
@@ -237,20 +318,28 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     if (id != NR_read && id != NR_pread64 && id != NR_readv && id != NR_preadv &&
         id != NR_preadv2)
         return 0;
-    return on_read_enter();
+#ifdef KIND
+    // The syscall's first argument, the fd, from the user registers.
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    unsigned long fd = 0;
+    bpf_probe_read_kernel(&fd, sizeof(fd), &PT_REGS_PARM1(regs));
+    return on_read_enter(fd_kind(fd));
+#else
+    return on_read_enter(0);
+#endif
 }
 RAW_TRACEPOINT_PROBE(sys_exit) { return on_read_exit(); }
 #endif
 
 #ifdef PROBE_TRACEPOINT
-TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_read) { return on_read_enter(FD_KIND(args->fd)); }
 TRACEPOINT_PROBE(syscalls, sys_exit_read) { return on_read_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_pread64) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_pread64) { return on_read_enter(FD_KIND(args->fd)); }
 TRACEPOINT_PROBE(syscalls, sys_exit_pread64) { return on_read_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_readv) { return on_read_enter(FD_KIND(args->fd)); }
 TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return on_read_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_preadv) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_preadv) { return on_read_enter(FD_KIND(args->fd)); }
 TRACEPOINT_PROBE(syscalls, sys_exit_preadv) { return on_read_exit(); }
-TRACEPOINT_PROBE(syscalls, sys_enter_preadv2) { return on_read_enter(); }
+TRACEPOINT_PROBE(syscalls, sys_enter_preadv2) { return on_read_enter(FD_KIND(args->fd)); }
 TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return on_read_exit(); }
 #endif

@@ -80,8 +80,9 @@ def emit(text_or_obj) -> None:
     sys.stdout.flush()
 
 
-def announce(program, verbose: bool, order: str = "") -> None:
-    """The bcc-style banner on stderr, and with -v the probe choice."""
+def announce(program, verbose: bool, order: str = "", counted: str = "") -> None:
+    """The bcc-style banner on stderr (with what is counted, where a reader
+    says: `counted`), and with -v the probe choice."""
     if verbose:
         for attempt in program.attempts:
             status = "attached" if attempt.error is None else f"failed: {attempt.error}"
@@ -92,11 +93,17 @@ def announce(program, verbose: bool, order: str = "") -> None:
         from .loader import prepare
         headers = prepare().headers
         click.echo(f"headers: {headers.path} ({headers.how})", err=True)
+        if program.structs:
+            click.echo(f"structs: {program.structs}", err=True)
         if program.candidate.note:
             click.echo(f"note: {program.candidate.note}", err=True)
+        for feature in program.features:
+            if feature.detail and feature.name not in program.missing_features:
+                click.echo(f"{feature.name}: {feature.detail}", err=True)
         for feature, problem in program.missing_features.items():
             click.echo(f"without {feature}: {problem}", err=True)
-    click.echo(f"Tracing {program.candidate.label}... Hit Ctrl-C to end.", err=True)
+    what = f": {counted}" if counted else ""
+    click.echo(f"Tracing {program.candidate.label}{what}... Hit Ctrl-C to end.", err=True)
 
 
 class Session:
@@ -110,8 +117,8 @@ class Session:
 
     emit = staticmethod(emit)
 
-    def announce(self, program) -> None:
-        announce(program, self.verbose, self.tool.order_reason)
+    def announce(self, program, counted: str = "") -> None:
+        announce(program, self.verbose, self.tool.order_reason, counted)
 
     def show(self, reader, shown, probe: dict, cost=None, cost_problem=None,
              seconds: float = 0.0) -> None:
@@ -163,7 +170,8 @@ class Session:
 
         try:
             run_intervals(self.interval, self.count, tick,
-                          on_start=lambda: self.announce(reader.program))
+                          on_start=lambda: self.announce(reader.program,
+                                                          getattr(reader, "counted", "")))
         finally:
             if stats:
                 stats.close()
@@ -196,6 +204,8 @@ def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
             program = reader.program
             lines = [f"// cflags: {' '.join(program.cflags)}",
                      f"// probe: {program.candidate.label} (attached on this kernel)"]
+            if program.structs:
+                lines.append(f"// structs: {program.structs}")
             lines += [f"// without {name}: {problem}"
                       for name, problem in program.missing_features.items()]
             text = program.text

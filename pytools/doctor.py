@@ -68,8 +68,10 @@ def environment_checks() -> List[Check]:
 
     mode, source = kernel.lockdown_mode()
     checks.append(Check("lockdown", None, f"{mode} ({source})" if mode else f"unknown: {source}"))
-    checks.append(Check("BTF", None, "yes (/sys/kernel/btf/vmlinux)" if kernel.btf_available()
-                        else "no: fentry/fexit unavailable"))
+    checks.append(Check("BTF", None, "yes (/sys/kernel/btf/vmlinux): struct offsets where "
+                        "the headers are not this kernel's own" if kernel.btf_available()
+                        else "no: fentry/fexit unavailable, and struct reads need this "
+                             "kernel's own headers"))
     kprobe_problem = kernel.kprobes_supported(tracefs)
     checks.append(Check("kprobes", None, kprobe_problem or "supported"))
     return checks
@@ -99,6 +101,8 @@ def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> L
                 detail = program.candidate.label
                 if verbose:
                     detail += f", compiled against {headers_how()}"
+                if program.structs:
+                    detail += f", structs from {program.structs}"
                 if failed and verbose:
                     detail += f" (not: {'; '.join(failed)})"
                 elif failed:
@@ -115,7 +119,7 @@ def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> L
                     checks.append(Check(f"{tool.command} {feature.name}",
                                         None if problem else True,
                                         f"not measured: {problem}" if problem
-                                        else f"measured via {hooks}"))
+                                        else feature.detail or f"measured via {hooks}"))
         except ToolError as e:
             checks.append(Check(tool.command, False, e.message, e.hint))
     return checks

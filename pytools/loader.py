@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import headers, kernel, privileges
+from . import headers, kernel, privileges, structs
 from .errors import ToolError
 from .probes import Candidate, Facts, Feature, Hook, cflags_for, order_for, usable_hooks
 
@@ -88,13 +88,25 @@ def gather_facts(tracefs: str, found: headers.Headers) -> Facts:
         with captured_stderr():  # libbpf prints its lookup failures
             return kernel.fentry_load_problem(function)
 
+    layout_problem = headers.struct_layout_problem(found, kernel.kernel_release())
+    forced = os.environ.get(STRUCTS_ENV, "")
+    btf_fields = None if forced == "headers" else structs.BtfFields().lookup
     return Facts(
         tracepoint_exists=lambda name: kernel.tracepoint_exists(tracefs, name),
         kprobes_problem=kernel.kprobes_supported(tracefs),
         fentry_problem=fentry_problem,
         traceable=lambda fn: _known_function(kernel.traceable_functions(tracefs), fn),
-        struct_layout_problem=headers.struct_layout_problem(found, kernel.kernel_release()),
+        struct_layout_problem=layout_problem,
+        btf_fields=btf_fields,
+        prefer_btf=forced == "btf",
+        headers_how=f"kernel headers ({found.how})",
     )
+
+
+# Where programs that read kernel structs take their layouts: unset, this
+# kernel's own headers, else its BTF; "btf" or "headers" forces one (tests
+# compare the two on a kernel that has both).
+STRUCTS_ENV = "PYTOOLS_STRUCTS"
 
 
 def _known_function(functions: Optional[frozenset], name: str) -> Optional[bool]:
@@ -137,7 +149,8 @@ class Program:
     def __init__(self, bpf, candidate: Candidate, hooks: Sequence[Hook],
                  attempts: Sequence[Attempt], cflags: Sequence[str] = (), text: str = "",
                  features: Sequence[Feature] = (),
-                 missing_features: Optional[Dict[str, str]] = None):
+                 missing_features: Optional[Dict[str, str]] = None,
+                 structs: Optional[str] = None):
         self.bpf = bpf
         self.candidate = candidate
         self.hooks = list(hooks)
@@ -148,6 +161,7 @@ class Program:
         # Of those, the ones this program runs without, and why.
         self.missing_features: Dict[str, str] = dict(missing_features or {})
         self._tables: dict = {}
+        self.structs = structs          # where its struct layouts came from, if it reads any
 
     def table(self, name: str):
         """A map of the program. Cached: bcc builds per-CPU tables by reading
@@ -165,6 +179,7 @@ class Program:
             "hooks": [h.describe() for h in self.hooks],
             "attempts": [a.to_dict() for a in self.attempts],
             "missing_features": dict(self.missing_features),
+            "structs": self.structs,
         }
 
     def close(self) -> None:
@@ -230,6 +245,8 @@ def log_probe(tool: str, command: str, asked: str, program: Program, release: st
               "kernel": release, "mode": program.candidate.mode,
               "label": program.candidate.label,
               "hooks": [h.describe() for h in program.hooks]}
+    if program.structs:
+        record["structs"] = program.structs
     try:
         with open(path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -278,7 +295,7 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
         if selection.problem:
             attempts.append(Attempt(candidate.mode, candidate.label, selection.problem))
             continue
-        base = list(cflags) + cflags_for(candidate, selection.hooks)
+        base = list(cflags) + cflags_for(candidate, selection.hooks) + selection.cflags
         feature_error = None
         for feats in ([wanted, []] if wanted else [[]]):
             defines, feature_hooks = _feature_flags(feats)
@@ -299,7 +316,8 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
                 missing.update({f.name: f"its hooks did not load: {feature_error}"
                                 for f in wanted})
             attempts.append(Attempt(candidate.mode, candidate.label, None))
-            program = Program(bpf, candidate, hooks, attempts, flags, text, features, missing)
+            program = Program(bpf, candidate, hooks, attempts, flags, text, features, missing,
+                              selection.structs)
             log_probe(tool, command or tool, mode, program, os.uname().release)
             return program
     tried = "; ".join(f"{a.label}: {a.error}" for a in attempts)

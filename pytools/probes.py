@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from .structs import Wanted
+
 MODES = ("tracepoint", "raw_tracepoint", "kprobe", "fentry")
 
 
@@ -35,8 +37,10 @@ class Candidate:
     any_of: bool = False         # True: attach whichever hooks exist (renamed functions)
     note: str = ""               # e.g. what this mode measures differently
     # True: its code reads kernel structs (struct request...), whose layout
-    # only this kernel's own headers give: not tried with generic headers.
+    # only this kernel's own headers or its BTF give: with generic headers,
+    # tried only if every one of `fields` is in the BTF (pytools/structs.py).
     reads_structs: bool = False
+    fields: Tuple[Wanted, ...] = ()
     # False: tried only when forced with --probe (a mode that taxes the whole
     # machine more than the others, worth it only on some machines).
     auto: bool = True
@@ -52,6 +56,7 @@ class Feature:
     defines: Tuple[str, ...] = ()   # cflags, e.g. ("-DEFFICIENCY", "-DUSE_FEXIT")
     hooks: Tuple[Hook, ...] = ()
     problem: Optional[str] = None   # set: known unavailable before any compile
+    detail: str = ""                # what -v and doctor say of it where it is had
 
 
 @dataclass
@@ -64,6 +69,14 @@ class Facts:
     # Why the headers BCC compiles with may not describe this kernel's
     # structs (generic headers of another version), or None.
     struct_layout_problem: Optional[str] = None
+    # Where struct fields are placed when the headers are not exact: the
+    # -D flags for a candidate's fields, or why not (structs.BtfFields.lookup).
+    btf_fields: Optional[Callable[[Sequence[Wanted]], Tuple[List[str], Optional[str]]]] = None
+    prefer_btf: bool = False      # PYTOOLS_STRUCTS=btf: BTF even over exact headers
+    headers_how: str = "kernel headers"
+
+
+BTF_SOURCE = "BTF offsets (/sys/kernel/btf/vmlinux)"
 
 
 def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
@@ -88,14 +101,47 @@ def hook_problem(hook: Hook, facts: Facts) -> Optional[str]:
 class Selection:
     hooks: List[Hook] = field(default_factory=list)
     problem: Optional[str] = None   # set when the candidate cannot be tried
+    cflags: List[str] = field(default_factory=list)   # struct offsets, from BTF
+    structs: Optional[str] = None   # where its struct layouts come from, if it reads any
+
+
+def place_fields(fields: Sequence[Wanted], facts: Facts, btf_first: bool = False
+                 ) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """Order of truth for code that reads these struct fields: this
+    kernel's own headers (no flags: the C takes offsetof from them); else
+    its BTF, every field found (-D offsets and STRUCTS_BTF); else the
+    reason, in one line. (flags, where the layouts come from, problem).
+    btf_first: BTF before exact headers, the same truth (the kernel's own
+    type information) for code that would otherwise include kernel headers
+    it does not need (seconds of compile: the kind of file a read is on)."""
+    if btf_first and fields and facts.btf_fields is not None:
+        flags, missing = facts.btf_fields(fields)
+        if not missing:
+            return flags + ["-DSTRUCTS_BTF"], BTF_SOURCE, None
+        if not facts.struct_layout_problem:
+            return [], facts.headers_how, None
+        return [], None, f"{facts.struct_layout_problem}, and {missing}"
+    if not (facts.prefer_btf and fields) and not facts.struct_layout_problem:
+        return [], facts.headers_how, None
+    problem = facts.struct_layout_problem or "PYTOOLS_STRUCTS=btf"
+    if not fields:
+        return [], None, problem
+    if facts.btf_fields is None:
+        return [], None, f"{problem}, and PYTOOLS_STRUCTS=headers keeps BTF offsets off"
+    flags, missing = facts.btf_fields(fields)
+    if missing:
+        return [], None, f"{problem}, and {missing}"
+    return flags + ["-DSTRUCTS_BTF"], BTF_SOURCE, None
 
 
 def usable_hooks(candidate: Candidate, facts: Facts) -> Selection:
     """The hooks of `candidate` worth trying, or why none are."""
     selection = Selection()
-    if candidate.reads_structs and facts.struct_layout_problem:
-        selection.problem = facts.struct_layout_problem
-        return selection
+    if candidate.reads_structs:
+        selection.cflags, selection.structs, selection.problem = \
+            place_fields(candidate.fields, facts)
+        if selection.problem:
+            return selection
     problems = []
     for hook in candidate.hooks:
         problem = hook_problem(hook, facts)

@@ -129,7 +129,8 @@ def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, str
                 collectors.append(ToolCollector(tool, source, stats, kernel, max_series,
                                                 options.get(name, {})))
                 probe = collectors[-1].probe
-                log.info("collector %s: %s (%s)", name, probe["label"], ", ".join(probe["hooks"]))
+                log.info("collector %s: %s (%s)%s", name, probe["label"], ", ".join(probe["hooks"]),
+                         f"; structs from {probe['structs']}" if probe.get("structs") else "")
             except ToolError as e:
                 if strict:
                     raise ToolError(f"collector {name}: {e}", "without --strict it would be "

@@ -14,6 +14,7 @@ from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
 from ..names import DeviceNames, dev_text
 from ..options import device_option, histograms_option, top_option, unit_options
 from ..probes import Candidate, Hook
+from ..structs import Enumerator, Field
 from ..kernel import kernel_version_code
 from ..tool import Tool, View
 from .base import Reader
@@ -45,18 +46,35 @@ ORDER_REASON = (
     "otherwise. Both run only on block I/O.")
 
 
+# What the raw tracepoints read of a request (bpf/biolatency.c's `// btf:`
+# lines), from the kernel's BTF where the headers are not its own: its disk
+# (request_queue.disk: 5.15+) and flags, the op codes, REQ_OP_BITS (the
+# first flag bit, __REQ_FAILFAST_DEV) and the sync flag's bit.
+FIELDS = (
+    Field("RQ_MAJOR", "request->q->disk->major"),
+    Field("RQ_MINOR", "request->q->disk->first_minor"),
+    Field("RQ_FLAGS", "request->cmd_flags"),
+    Enumerator("RQ_OP_READ", "REQ_OP_READ"),
+    Enumerator("RQ_OP_WRITE", "REQ_OP_WRITE"),
+    Enumerator("RQ_OP_FLUSH", "REQ_OP_FLUSH"),
+    Enumerator("RQ_OP_DISCARD", "REQ_OP_DISCARD"),
+    Enumerator("RQ_OP_BITS", "__REQ_FAILFAST_DEV"),
+    Enumerator("RQ_SYNC_BIT", "__REQ_SYNC"),
+)
+
+
 def plan(queued: bool = False) -> List[Candidate]:
     """The raw block tracepoints first: they hand over the request itself
     (timed by its address, flushes included) and format no trace record;
-    they read struct request, so they need this kernel's own headers and
-    probe reads. Else the block tracepoints, matching a request by device
+    they read struct request, so they need this kernel's own headers or
+    its BTF, and probe reads. Else the block tracepoints, matching a request by device
     and sector. Why no kprobe or fentry: see bpf/biolatency.c."""
     events = (["block_rq_insert"] if queued else []) + ["block_rq_issue", "block_rq_complete"]
     return [
         Candidate("raw_tracepoint", "block requests via raw tracepoints",
                   "PROBE_RAW_TRACEPOINT",
                   tuple(Hook("raw_tracepoint", f"block:{e}") for e in events),
-                  reads_structs=True),
+                  reads_structs=True, fields=FIELDS),
         Candidate("tracepoint", "block I/O via tracepoints", "PROBE_TRACEPOINT",
                   tuple(Hook("tracepoint", f"block:{e}") for e in events),
                   note="requests matched by device and sector; flushes not timed"),

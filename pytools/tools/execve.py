@@ -14,7 +14,7 @@ from ..names import c_string
 from ..options import alias_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..tool import Tool, View
-from .execve_trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS
+from .execve_trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS, PARENT_FIELDS
 from .execve_trace import cflags as trace_cflags, features as trace_features, reader_opts
 from .base import Reader
 
@@ -384,6 +384,8 @@ Examples:
     def cflags(self, opts):
         return cflags(opts["by"], opts.get("pid"), opts.get("uid"),
                       opts.get("max_keys", DEFAULT_MAX_KEYS)) + trace_cflags(opts)
+
+    feature_fields = PARENT_FIELDS
 
     def features(self, opts):
         return trace_features(opts)

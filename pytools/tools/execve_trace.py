@@ -11,7 +11,8 @@ from typing import Callable, Dict, List, Optional
 import click
 
 from .. import cdefs, events, tracing
-from ..btf import kernel_offsets
+from ..probes import Feature, place_fields
+from ..structs import Field
 from ..escape import escape
 from .file_opens_output import CUT, errno_name
 
@@ -44,26 +45,38 @@ OPTIONS = (
 def cflags(opts: dict) -> List[str]:
     """The sizes always (the shared lines of bpf/execve_trace.h and events.h,
     both left out of the program without TRACE); with trace, TRACE, which
-    results to send and the parent's offsets."""
+    results to send."""
     flags = cdefs.flags(SHARED) + events.page_flags(
         opts.get("buffer_pages", events.DEFAULT_PAGES))
     if not opts.get("trace"):
         return flags
     flags.append("-DTRACE")
-    offsets = kernel_offsets("task_struct", ["real_parent", "tgid"])
-    if offsets:          # else no parent pid (shown as unknown): see execve_trace.h
-        flags += [f"-DTASK_REAL_PARENT_OFF={offsets['real_parent']}",
-                  f"-DTASK_TGID_OFF={offsets['tgid']}"]
     outcome = opts.get("outcome")
     if outcome:
         flags.append(f"-DTRACE_{outcome.upper()}")
     return flags
 
 
+# The caller's parent (bpf/execve.c's `// btf:` line), with PARENT.
+PARENT_FIELDS = (Field("PARENT_TGID", "task_struct->real_parent->tgid"),)
+
+
+def parent_feature() -> Feature:
+    """The parent's pid, where its struct reads can be placed: the kernel's
+    BTF first, else its own headers (pytools/probes.py place_fields); else
+    the trace runs without it (ppid unknown)."""
+    from ..loader import prepare
+    flags, source, problem = place_fields(PARENT_FIELDS, prepare().facts, btf_first=True)
+    return Feature("parent pid", defines=tuple(flags) + ("-DPARENT",), problem=problem,
+                   detail=f"the parent's pid, from {source}" if source else "")
+
+
 def features(opts: dict) -> list:
+    if not opts.get("trace"):
+        return []
     # ringbuf=False (tests): the perf buffer, as on kernels before 5.8.
-    wanted = opts.get("trace") and opts.get("ringbuf", True)
-    return [events.ringbuf_feature()] if wanted else []
+    ringbuf = [events.ringbuf_feature()] if opts.get("ringbuf", True) else []
+    return ringbuf + [parent_feature()]
 
 
 def reader_opts(opts: dict) -> Optional[dict]:

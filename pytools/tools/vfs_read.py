@@ -15,6 +15,8 @@ from ..names import c_string, comm_words
 from ..options import (Duration, alias_option, comm_option, display_unit, histograms_option,
                        pid_option, top_option, unit_options)
 from ..probes import Candidate, Hook
+from .read_kinds import (KIND_FIELDS, KIND_SHARED, KINDS, counted, grouping, kind_feature,
+                         kind_of, wants_kind)
 from ..kernel import read_pid_max, start_slots
 from ..tool import Tool, View
 from .base import Reader
@@ -23,10 +25,10 @@ READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
 PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
 # What bpf/vfs_read.c takes from here (pytools/cdefs.py): passed as -D flags;
 # and NR_<syscall> where the machine's numbers are known (pytools/syscalls.py).
-SHARED = cdefs.enum("PER", PER_PROCESS_KEYS, first=1)
+SHARED = {**cdefs.enum("PER", PER_PROCESS_KEYS, first=1), **KIND_SHARED}
 DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
-PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS
+PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS + ("kind",)
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
@@ -77,9 +79,12 @@ def plan(machine: Optional[str] = None) -> List[Candidate]:
 def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,
            min_latency_ns: Optional[int] = None, per: Optional[str] = None,
            max_procs: int = DEFAULT_MAX_PROCS, pid_max: int = DEFAULT_PID_MAX,
-           floor: str = "", machine: Optional[str] = None) -> List[str]:
+           floor: str = "", machine: Optional[str] = None,
+           kind: Optional[str] = None) -> List[str]:
     """floor, for the benchmark only: "empty" (hooks with empty bodies) or
-    "clock" (bodies that only read the clock at a read's entry and exit)."""
+    "clock" (bodies that only read the clock at a read's entry and exit).
+    kind: only reads on that kind of file (KINDS); they take effect with
+    the kind feature (kind_feature) compiled in."""
     flags = slot_flags(unit) + cdefs.flags(SHARED) + [f"-DSTART_SLOTS={start_slots(pid_max)}"]
     numbers = syscalls.numbers(machine)
     flags += [f"-DNR_{name}={numbers[name]}" for name in READ_SYSCALLS if name in numbers]
@@ -90,10 +95,14 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
         flags += [f"-DFILTER_COMM_LO={low:#x}ULL", f"-DFILTER_COMM_HI={high:#x}ULL"]
     if min_latency_ns:
         flags.append(f"-DMIN_LATENCY_NS={min_latency_ns}ULL")
+    if kind in KINDS:
+        flags.append(f"-DKIND_FILTER={SHARED['KIND_' + kind.upper()]}")
     if per is not None:
         if per not in PER_CHOICES:
             raise ValueError(f"per is one of {', '.join(PER_CHOICES)}")
-        if per in WORKLOAD_KINDS:
+        if per == "kind":
+            flags.append("-DPER_KIND")
+        elif per in WORKLOAD_KINDS:
             flags += ["-DPER_CGROUP", f"-DMAX_PROCS={max_procs}"]
         else:
             flags += [f"-DPER_PROCESS={SHARED['PER_' + per.upper()]}",
@@ -116,13 +125,15 @@ class LatencySnapshot:
     taken_at: float = 0.0
     elapsed: float = 0.0
     per_cgroup: Optional[Dict[int, Log2Hist]] = None    # by cgroup id (-P pod|container)
+    per_kind: Optional[Dict[str, Log2Hist]] = None      # by kind of file (--by kind)
 
 
 def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
     procs = None if cur.per_process is None else diff(cur.per_process, prev.per_process or {})
     cgroups = None if cur.per_cgroup is None else diff(cur.per_cgroup, prev.per_cgroup or {})
+    kinds = None if cur.per_kind is None else diff(cur.per_kind, prev.per_kind or {})
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
-                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups)
+                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups, kinds)
 
 
 def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey, int],
@@ -141,15 +152,26 @@ class VfsReadReader(Reader):
     def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
                  comm: Optional[str] = None, min_latency_ns: Optional[int] = None,
                  per: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
-                 mode: str = "auto", floor: str = ""):
+                 mode: str = "auto", floor: str = "", kind: Optional[str] = "all"):
+        """kind: "all" (every read, no struct read), one of KINDS (only
+        those; an error where the kind cannot be told), or None: regular
+        files where the kind can be told, else every read, said so."""
         from ..loader import load
         self.unit_name = unit
         self.unit_ns = UNITS.get(unit, 1)
         self.per = per
         opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
-                "per": per, "max_procs": max_procs, "floor": floor}
+                "per": per, "max_procs": max_procs, "floor": floor, "kind": kind}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            command=TOOL.command)
+                            TOOL.features(opts), command=TOOL.command)
+        missing = self.program.missing_features.get("kind")
+        if missing and (kind is not None or per == "kind"):
+            self.program.close()
+            from ..errors import ToolError
+            raise ToolError(f"cannot tell the kind of file a read is on: {missing}",
+                            "use --kind all, or give the node its kernel's headers or BTF")
+        self.kind = None if missing else kind_of(opts)
+        self.counted = counted(kind_of(opts), missing)
         self.workloads = None
         if per in WORKLOAD_KINDS:
             from ..workloads import Workloads, pod_log_root
@@ -169,8 +191,17 @@ class VfsReadReader(Reader):
         slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
         total_ns = sum(h.sum_ns for h in per_cpu)
         clashes = sum(h.clashes for h in per_cpu)
-        procs = cgroups = None
-        if self.per in WORKLOAD_KINDS:
+        procs = cgroups = kinds = None
+        if self.per == "kind":
+            table = self.program.table("vfs_read_kind_hist")
+            kinds = {}
+            for i, name in enumerate(KINDS):
+                cpus = table[table.Key(i)]
+                hist = Log2Hist(tuple(sum(h.slots[k] for h in cpus) for k in range(SLOTS)),
+                                self.unit_ns, sum(h.sum_ns for h in cpus), self.unit_name)
+                if hist.count:
+                    kinds[name] = hist
+        elif self.per in WORKLOAD_KINDS:
             counts = {(k.cgroup_id, "", k.slot): v for k, v in
                       items(self.program.table("vfs_read_latency_cgroup_hist"))}
             sums = {(scalar(k), ""): v
@@ -184,7 +215,8 @@ class VfsReadReader(Reader):
                     for k, v in items(self.program.table("vfs_read_latency_proc_sum"))}
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
-                               clashes, procs, time.monotonic(), per_cgroup=cgroups)
+                               clashes, procs, time.monotonic(), per_cgroup=cgroups,
+                               per_kind=kinds)
 
 
 # ----------------------------------------------------------------- rendering
@@ -195,8 +227,9 @@ def proc_label(key: ProcKey) -> str:
 
 
 GROUP_HEADERS = {"pid": "PROCESS", "comm": "COMM", "pod": "NAMESPACE/POD",
-                 "container": "NAMESPACE/POD/CONTAINER"}
-GROUP_NOUNS = {"pid": "processes", "comm": "names", "pod": "pods", "container": "containers"}
+                 "container": "NAMESPACE/POD/CONTAINER", "kind": "KIND"}
+GROUP_NOUNS = {"pid": "processes", "comm": "names", "pod": "pods", "container": "containers",
+               "kind": "kinds"}
 
 
 def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = None
@@ -212,7 +245,14 @@ def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = No
         ordered = sorted(snap.per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
         return [(proc_label(key), {"pid": key[0], "comm": key[1]} if key[0] else
                  {"comm": key[1]}, h) for key, h in ordered]
+    if snap.per_kind is not None:      # in KINDS' order, not by count
+        return [(k, {"kind": k}, h) for k, h in _kinds(snap)]
     return []
+
+
+def _kinds(snap: LatencySnapshot) -> List[Tuple[str, Log2Hist]]:
+    """Per kind of file, in KINDS' order."""
+    return [(k, snap.per_kind[k]) for k in KINDS if k in (snap.per_kind or {})]
 
 
 def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: int,
@@ -304,14 +344,16 @@ Examples:
   vfsread-latency --min-latency 1ms    # ignore reads under 1 ms
   vfsread-latency --json 1 3  # one JSON object per interval
   vfsread-latency --probe tracepoint   # force the per-syscall tracepoints
+  vfsread-latency --kind all  # reads on pipes, sockets, ttys too
+  vfsread-latency --by kind   # one histogram per kind of file
 """
     options = (
         unit_options,
         pid_option("Only reads by this process."),
         comm_option("Only reads by processes with this name"),
         click.option("--by", type=click.Choice(PER_CHOICES),
-                     help="One histogram per process (pid), process name (comm), pod or "
-                          "container."),
+                     help="One histogram per process (pid), process name (comm), pod, "
+                          "container or kind of file (kind: every kind)."),
         alias_option("-P", to="by", flag_value="pid", help="Same as --by pid."),
         alias_option("--per", to="by", use="--by", type=click.Choice(PER_CHOICES)),
         alias_option("--per-pid", to="by", use="--by pid", flag_value="pid"),
@@ -322,6 +364,12 @@ Examples:
                      metavar="DURATION",
                      help="Ignore reads faster than this: 1ms, 250us, or a number in the "
                           "display unit."),
+        click.option("--kind", type=click.Choice(KINDS + ("all",)), default=None,
+                     help="Only reads on this kind of file: file (regular files), pipe "
+                          "(pipes, FIFOs), socket, tty (ttys, other character devices), "
+                          "other; or all. Default: regular files, where the kind can be "
+                          "told (else all, said in the banner): waits on pipes, sockets "
+                          "and ttys are idle time, not slow reads."),
     )
     # `-P pod` (the old -P took a value): still read, with a warning.
     legacy_values = {"-P": PER_CHOICES}
@@ -345,18 +393,25 @@ Examples:
             return opts["min_latency_ns"]
         return opts.get("min_latency", 0) or None
 
-    @staticmethod
-    def _by(opts) -> Optional[str]:
-        return opts.get("per") if "per" in opts else opts.get("by")
+    _by = staticmethod(grouping)
 
     def cflags(self, opts):
         return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
                       self._by(opts), opts.get("max_procs", DEFAULT_MAX_PROCS),
-                      read_pid_max(), opts.get("floor", ""))
+                      read_pid_max(), opts.get("floor", ""), kind=kind_of(opts))
+
+    # Where the kind of file is read (bpf/vfs_read.c's `// btf:` line), by
+    # the kind feature rather than a candidate.
+    feature_fields = KIND_FIELDS
+
+    def features(self, opts):
+        return [kind_feature()] if wants_kind(opts) else []
 
     def open(self, opts, mode="auto"):
+        if self._by(opts) == "kind" and opts.get("kind") not in (None, "all"):
+            raise click.UsageError("--by kind shows every kind: use it with --kind all")
         return VfsReadReader(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                              self._by(opts), mode=mode)
+                              self._by(opts), mode=mode, kind=opts.get("kind"))
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -367,8 +422,10 @@ Examples:
                             view.opts.get("histograms", False))
 
     def json(self, shown, view: View) -> dict:
-        return latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                            getattr(view.reader, "workloads", None), view.opts["by"])
+        out = latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
+                           getattr(view.reader, "workloads", None), view.opts["by"])
+        out["kind"] = getattr(view.reader, "kind", None) or "all"    # what is counted
+        return out
 
     def exporter_open(self, opts, mode="auto"):
         per = "pod" if opts.get("by") == "pod" else None

@@ -47,8 +47,8 @@ from ..kernel.modes import scratch_dir
 from ..kernel.test_exporter_kernel import diff, free_port, parse, value
 from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, run_in,
                                             uid, workload_execs)
-from ..kernel.workload import (bpf_map_ids, bpf_program_ids, make_executables, programs_gone,
-                               wait_for, write_file, zero_reads)
+from ..kernel.workload import (bpf_map_ids, bpf_program_ids, file_reads, make_executables,
+                               programs_gone, wait_for, write_file, zero_reads)
 from .pod import REPO, Placement, PodSpec, podman_run_args
 
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
@@ -424,7 +424,7 @@ def pod_workload(node: FakeNode, true_copy: str, path: str, stop: threading.Even
     """Execs, reads and a cold read in the fake pods until stopped."""
     while not stop.is_set():
         workload_execs(node, true_copy)
-        run_in(node.containers["web"].cgroup, zero_reads, 50)
+        run_in(node.containers["web"].cgroup, file_reads, 50)
         run_in(node.containers["batch"].cgroup, cold_read, path)
         stop.wait(0.2)
 
@@ -461,6 +461,25 @@ def test_the_readmes_incident_commands_run_in_the_pod_and_name_pods(pod, node, t
     assert "cgroup " not in outputs["execve-counter"].stdout
     assert "count" in outputs["biolatency"].stdout
     FIGURES["peak_container_rss_with_a_cli_mib"] = round(pod.watch.peak_total_kib / 1024, 1)
+
+
+@pytest.mark.parametrize("command", ["runqlat", "biolatency"])
+def test_the_pod_reads_kernel_structs_through_btf_without_the_nodes_headers(pod, command):
+    """The image has no /lib/modules nor /usr/src of this kernel, and the
+    node's (mounted under /host) hold no headers for it: the struct-reading
+    raw modes attach with offsets from the kernel's BTF."""
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("kernel has no BTF (/sys/kernel/btf/vmlinux)")
+    release = os.uname().release
+    trees = [f"/lib/modules/{release}", f"/host/lib/modules/{release}/build",
+             f"/usr/src/linux-headers-{release}", f"/host/usr/src/linux-headers-{release}"]
+    listing = pod.exec(["python3", "-c", "import os, sys; print([p for p in sys.argv[1:] "
+                        "if os.path.exists(p)])"] + trees)
+    assert listing.returncode == 0 and listing.stdout.strip() == "[]", listing
+    result = pod.exec([command, "-v", "--probe", "raw_tracepoint", "1", "1"])
+    assert result.returncode == 0, result.stderr
+    assert "attached" in result.stderr and "structs: BTF offsets" in result.stderr, \
+        result.stderr
 
 
 def test_closed_files_read_in_a_pod_are_named_where_the_pod_mounts_them(pod, node):

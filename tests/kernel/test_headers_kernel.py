@@ -7,7 +7,9 @@ private mount namespace shaped like a pod on a node.
 - Node headers mounted under a host root (the DaemonSet's /host): chosen
   before the generic tree. Where this kernel has its own headers package
   (the VM's stock kernel) those are bound there, and biolatency's struct
-  reads, which only exact headers allow, attach through them."""
+  reads attach through them.
+- Node without headers, kernel with BTF: the struct-reading modes attach
+  with offsets from /sys/kernel/btf/vmlinux."""
 
 import os
 import shlex
@@ -152,10 +154,24 @@ def test_node_headers_under_the_host_root_come_first(host_root):
 def test_struct_reads_attach_through_exact_node_headers_under_the_host_root(host_root):
     root, exact = host_root
     need_feature("exact_headers", None if exact else
-                 f"no headers package for kernel {RELEASE} on this machine: only exact "
-                 "headers let biolatency read kernel structs")
+                 f"no headers package for kernel {RELEASE} on this machine to bind as "
+                 "the node's")
     binds = [("/usr/src", f"{root}/usr/src")]
     result = run(tool_command("biolatency") + ["-v", "--probe", "raw_tracepoint", "1", "1"],
                  HIDE_ALL, binds, root)
     assert result.returncode == 0, result.stderr
     assert "probe raw_tracepoint" in result.stderr and "attached" in result.stderr
+    assert "structs: kernel headers (the node's headers" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("command", ["biolatency", "runqlat"])
+def test_on_a_headerless_node_struct_reads_attach_through_btf(command):
+    """What a pod on a node without headers gets: the generic tree to
+    compile with, and the structs' layouts from the kernel's BTF."""
+    need_feature("btf", None if os.path.exists("/sys/kernel/btf/vmlinux") else
+                 "no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=n)")
+    result = run(tool_command(command) + ["-v", "--probe", "raw_tracepoint", "1", "1"],
+                 HIDE_NODE)
+    assert result.returncode == 0, result.stderr
+    assert "attached" in result.stderr and "structs: BTF offsets" in result.stderr, \
+        result.stderr

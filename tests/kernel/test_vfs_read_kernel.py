@@ -102,7 +102,7 @@ with open("/proc/self/comm", "w") as f:
     f.write(sys.argv[1])
 print("ready", flush=True)
 os.read(0, 1)                       # started before the tool attached: not counted
-fd = os.open("/dev/zero", os.O_RDONLY)
+fd = os.open(sys.executable, os.O_RDONLY)   # a regular file: counted by default
 for _ in range(int(sys.argv[2])):
     os.read(fd, 64)
 print("done", flush=True)
@@ -163,7 +163,7 @@ def test_cli_comm_of_15_bytes_or_longer_counts_exactly(name, option):
 
 
 def test_ebpf_prints_what_the_tool_loads():
-    with VfsReadReader() as tool:
+    with VfsReadReader(kind=None) as tool:       # the command's default: regular files
         expected = tool.program.cflags
         source = tool.program.text
     out = subprocess.run(tool_command("vfsread-latency") + ["--ebpf"], capture_output=True,
@@ -205,7 +205,8 @@ def test_cli_json_matches_the_workload(mode):
     try:
         time.sleep(0.3)  # let the child reach its first blocking read
         proc = start_tool(tool_command("vfsread-latency") +
-                          ["--json", "--probe", mode, "-p", str(child.pid), "1", "3"])
+                          ["--json", "--probe", mode, "-p", str(child.pid), "--kind", "all",
+                           "1", "3"])
         child.stdin.write("x")
         child.stdin.flush()
         done = child.stdout.readline().split()
@@ -230,7 +231,8 @@ def test_cli_json_matches_the_workload(mode):
 
 def test_cli_text_says_which_probe_and_detaches_on_sigint():
     before = bpf_program_ids()
-    proc = start_tool(tool_command("vfsread-latency") + ["-p", str(os.getpid()), "30"])
+    proc = start_tool(tool_command("vfsread-latency") + ["-p", str(os.getpid()), "--kind",
+                                                         "all", "30"])
     ours = bpf_program_ids() - before
     assert ours
     zero_reads(50)

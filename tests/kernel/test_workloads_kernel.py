@@ -25,8 +25,8 @@ from .modes import scratch_dir
 from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter, diff, value
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
-from .workload import (bpf_map_ids, bpf_map_keys, evict, make_executables, start_tool,
-                       tool_command, write_file, zero_reads)
+from .workload import (bpf_map_ids, bpf_map_keys, evict, file_reads, make_executables,
+                       start_tool, tool_command, write_file, zero_reads)
 
 MOUNT = find_cgroup2()
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
@@ -232,7 +232,7 @@ def test_vfsread_latency_per_container_and_pod(node):
 
     def work():
         for key, n in reads.items():
-            run_in(node.containers[key].cgroup, zero_reads, n)
+            run_in(node.containers[key].cgroup, file_reads, n)
 
     got = cli(node, tool_command("vfsread-latency") + ["--by", "container", "--top", "20"], work)
     per = {(w["namespace"], w["pod"], w["container"]): w["hist"]["count"]
@@ -457,7 +457,9 @@ def assert_dashboard_answers(port: int, pod: str) -> None:
             # pod are the one series with no label left).
             pods = {r["metric"].get("pod") for r in result}
             assert pod in pods, (expr, result)
-            assert all(r["metric"].get("pod") for r in result if r["metric"]), result
+            # (node: the scrape's own label, on every series)
+            assert all(r["metric"].get("pod") for r in result
+                       if set(r["metric"]) - {"node"}), result
         if "program_run_seconds" in expr:       # the programs' CPU, per collector
             busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
             assert {"execve", "vfs_read"} <= busy, (expr, result)

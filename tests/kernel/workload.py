@@ -139,6 +139,17 @@ def execs_as_comm(comm: str, path: str, times: int) -> None:
     subprocess.run([sys.executable, "-c", EXECS_AS_COMM, comm, path, str(times)], check=True)
 
 
+def file_reads(n: int, path: str = __file__) -> None:
+    """n reads of 64 bytes from a regular file (this one, cached), from this
+    process: what vfsread-latency counts by default."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(n):
+            os.pread(fd, 64, 0)
+    finally:
+        os.close(fd)
+
+
 def zero_reads(n: int) -> None:
     """n reads of 64 bytes from /dev/zero, from this process."""
     fd = os.open("/dev/zero", os.O_RDONLY)
@@ -177,6 +188,7 @@ def start_tool(args: List[str], cwd: str = "/") -> subprocess.Popen:
                             text=True)
     banner = proc.stderr.readline()
     assert banner.startswith("Tracing"), f"no banner, got {banner!r}; rest: {proc.stderr.read()}"
+    proc.banner = banner        # what it says it counts
     return proc
 
 

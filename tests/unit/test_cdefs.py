@@ -69,3 +69,25 @@ def test_a_name_the_c_side_takes_but_python_does_not_pass_is_found():
     text = "// shared: FOO BAR\n#if FOO == BAR\n#endif\n"
     assert shared_names(text) == {"FOO", "BAR"}
     assert set(shared_names(text)) - set(defined_in_flags(["-DFOO=1"])) == {"BAR"}
+
+
+def btf_names(text):
+    return {n for line in re.findall(r"^// btf: (.*)$", text, re.M)
+            for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", line.split("(")[0])}
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
+def test_the_struct_fields_a_program_reads_are_the_ones_its_plan_places_from_btf(tool):
+    """Each candidate that reads structs declares its fields in Python
+    (pytools/structs.py) and the C names the same ones in `// btf:` lines;
+    a field comes as <NAME>_OFF<i> and <NAME>_SIZE, used, never defined
+    under STRUCTS_BTF."""
+    text = source(f"{tool.name}.c")
+    declared = {f.name for c in tool.plan() for f in c.fields} | \
+        {f.name for f in getattr(tool, "feature_fields", ())}
+    assert btf_names(text) == declared
+    code = re.sub(r"//.*", "", text)
+    for name in declared:
+        assert re.search(rf"\b{name}(_OFF0|_SIZE)?\b", code), f"{name} is never used"
+    if declared:
+        assert all(c.reads_structs for c in tool.plan() if c.fields)

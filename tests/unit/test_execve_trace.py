@@ -1,12 +1,10 @@
 """execve-counter --trace's pure parts: flags, decoding an event, the
-line it prints; and the BTF reader that finds the parent's offsets."""
+line it prints."""
 
 import json
-import struct
 from types import SimpleNamespace
 
 from pytools import events
-from pytools.btf import BTF
 from pytools.escape import unescape
 from pytools.tools import execve
 from pytools.tools.execve_trace import (ARGS, SHARED, args_text, cflags, decode, event_line,
@@ -26,8 +24,6 @@ def test_trace_flags_carry_the_outcome_and_the_buffer():
     assert "-DTRACE" in flags and "-DTRACE_FAILED" in flags and "-DEVENTS_PAGES=8" in flags
     assert "-DTRACE_OK" in cflags({"trace": True, "outcome": "ok"})
     assert SHARED["ARGV_MAX"] == ARGS + 1
-    assert [f.name for f in features({"trace": True})] == [events.RINGBUF]
-    assert features({"trace": True, "ringbuf": False}) == []
 
 
 def event(**kw):
@@ -73,28 +69,3 @@ def test_words_are_quoted_only_where_a_shell_would_split_them():
     e = {"file": "/bin/x", "file_cut": True, "argv": ["/bin/x", "a"], "argv_cut": [],
          "argv_more": False}
     assert args_text(e) == "/bin/x[cut] a"
-
-
-def btf_blob():
-    """A BTF with int, struct task_struct { int pid; union { int a; int tgid; };
-    struct task_struct *real_parent; } and its strings."""
-    strings = b"\0int\0task_struct\0pid\0a\0tgid\0real_parent\0"
-    name = {s: strings.index(s.encode() + b"\0") for s in
-            ("int", "task_struct", "pid", "a", "tgid", "real_parent")}
-    types = b""
-    types += struct.pack("<III", name["int"], 1 << 24, 4) + struct.pack("<I", 32)   # 1: int
-    types += struct.pack("<III", 0, 5 << 24 | 2, 4) + struct.pack(      # 2: anonymous union
-        "<III", name["a"], 1, 0) + struct.pack("<III", name["tgid"], 1, 0)
-    types += struct.pack("<III", name["task_struct"], 4 << 24 | 3, 24) + struct.pack(
-        "<III", name["pid"], 1, 0) + struct.pack("<III", 0, 2, 32) + struct.pack(
-        "<III", name["real_parent"], 4, 128)
-    types += struct.pack("<III", 0, 2 << 24, 3)                            # 4: pointer
-    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
-                         len(strings))
-    return header + types + strings
-
-
-def test_btf_offsets_of_members_anonymous_unions_included():
-    btf = BTF(btf_blob())
-    assert btf.struct_offsets("task_struct", ["real_parent", "tgid", "pid"]) == \
-        {"real_parent": 16, "tgid": 4, "pid": 0}

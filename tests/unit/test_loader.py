@@ -144,6 +144,23 @@ def test_a_candidate_reading_structs_is_not_tried_with_another_kernels_headers(k
     assert loader.load("f", [reads]).candidate.mode == "raw_tracepoint"
 
 
+def test_a_candidate_reading_structs_compiles_with_btf_offsets_and_says_so(kernel):
+    from pytools.structs import Field
+    reads = Candidate("raw_tracepoint", "f via raw tracepoint", "PROBE_RAW",
+                      (Hook("raw_tracepoint", "syscalls:sys_enter_f"),), reads_structs=True,
+                      fields=(Field("TASK_TGID", "task_struct->tgid"),))
+    facts = loader._environment.facts
+    facts.struct_layout_problem = "headers are 6.1's, not 6.18's"
+    facts.btf_fields = lambda fields: (["-DTASK_TGID_OFF0=1268", "-DTASK_TGID_SIZE=4"], None)
+    program = loader.load("f", [reads])
+    assert program.cflags[-3:] == ["-DTASK_TGID_OFF0=1268", "-DTASK_TGID_SIZE=4",
+                                   "-DSTRUCTS_BTF"]
+    assert program.probe_info()["structs"] == "BTF offsets (/sys/kernel/btf/vmlinux)"
+    facts.btf_fields = lambda fields: ([], "this kernel's BTF lacks task_struct->tgid: x")
+    with pytest.raises(ToolError, match="6.18's, and this kernel's BTF lacks task_struct"):
+        loader.load("f", [reads])
+
+
 def test_summarize_failure_prefers_the_kernels_words():
     err = Exception("Failed to attach BPF program b'f_entry' to kprobe b'f'")
     assert loader.summarize_failure(err, ["libbpf: loading", "  cannot attach: Invalid argument",

@@ -9,7 +9,7 @@ import pytest
 
 from pytools import loader
 from pytools.cli import COMMANDS, tool_options
-from pytools.tools import TOOLS, by_name, readahead
+from pytools.tools import TOOLS, by_name, readahead, vfs_read
 
 
 class Loaded(Exception):
@@ -29,6 +29,8 @@ def recorded(monkeypatch):
     # what this kernel offers for readahead efficiency is asked of tracefs
     monkeypatch.setattr(readahead, "kernel_efficiency_feature",
                         lambda: SimpleNamespace(name=readahead.EFFICIENCY))
+    # and where the kind of file a read is on can be read, of the headers or BTF
+    monkeypatch.setattr(vfs_read, "kind_feature", lambda: SimpleNamespace(name="kind"))
     return calls
 
 
@@ -36,7 +38,8 @@ VARIANTS = {      # options whose plan or flags differ from the defaults
     "execve": [{"by": "pod"}, {"by": "uid", "pid": 1, "uid": 0, "max_keys": 16}],
     "biolatency": [{"queued": True}, {"by_device": True, "by_op": True, "unit": "msecs"},
                    {"by": "disk,op"}],
-    "vfs_read": [{"by": "comm", "min_latency": 5000, "comm": "sh"}],
+    "vfs_read": [{"by": "comm", "min_latency": 5000, "comm": "sh"}, {"kind": "all"},
+                 {"kind": "pipe"}, {"by": "kind"}],
     "readahead": [{"efficiency": True}, {"table": "pod", "pid": 1}],
     "runqlat": [{"by": "pid"}, {"by": "pod", "comm": "sh"}],
     "file_opens": [{"failed": True, "trace": True, "buffer_pages": 1}, {"by": "pod", "pid": 1}],

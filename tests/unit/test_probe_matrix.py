@@ -40,6 +40,20 @@ def test_auto_and_forced_modes_per_kernel():
     assert len(table) == 4
 
 
+def test_a_struct_reading_mode_says_where_its_layouts_came_from():
+    pm = load_script()
+    raw = record("runqlat", "auto", "6.18", "raw_tracepoint", "scheduler via raw tracepoints",
+                 ["raw_tracepoint sched:sched_switch"])
+    table = pm.render(pm.matrix([
+        dict(raw, structs="BTF offsets (/sys/kernel/btf/vmlinux)"),
+        dict(raw, kernel="6.1", structs="kernel headers (headers package for 6.1)")]))
+    rows = table.splitlines()[2:]
+    assert rows[0].startswith("| runqlat | 6.1 | scheduler via raw tracepoints "
+                              "(structs: kernel headers) | - |")
+    assert rows[1].startswith("| runqlat | 6.18 | scheduler via raw tracepoints "
+                              "(structs: BTF offsets) | - |")
+
+
 def test_no_records_is_an_error(tmp_path, capsys):
     pm = load_script()
     assert pm.main([str(tmp_path / "missing.jsonl")]) == 1

@@ -16,8 +16,9 @@ def test_cflags_for_every_option():
     flags = vfs_read.cflags("msecs", pid=42, comm="ab", min_latency_ns=5000,
                             per="comm", max_procs=8, pid_max=4_194_304,
                             machine="x86_64")
-    assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DPER_PID=1",
-                     "-DPER_COMM=2", "-DSTART_SLOTS=4194304",
+    shared = [f"-D{k}={v}" for k, v in vfs_read.SHARED.items()]
+    assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20"] + shared + [
+                     "-DSTART_SLOTS=4194304",
                      "-DNR_read=0", "-DNR_pread64=17", "-DNR_readv=19", "-DNR_preadv=295",
                      "-DNR_preadv2=327", "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL",
                      "-DFILTER_COMM_HI=0x0ULL",
@@ -110,3 +111,49 @@ def test_latency_json():
     assert [(p["key"], p["pid"], p["comm"]) for p in obj["groups"]] == [("dd [8]", 8, "dd"),
                                                                        ("cat [7]", 7, "cat")]
     assert obj["other"]["keys"] == 0 and obj["start_clashes"] == 2
+
+
+def test_the_kind_of_file_is_told_by_the_inode_type_bits_pythons_stat_knows():
+    import stat
+    shared = vfs_read.SHARED
+    assert [shared[f"KIND_{k.upper()}"] for k in vfs_read.KINDS] == list(range(5))
+    assert shared["KIND_COUNT"] == len(vfs_read.KINDS)
+    for name, test in (("MODE_REG", stat.S_ISREG), ("MODE_FIFO", stat.S_ISFIFO),
+                       ("MODE_SOCK", stat.S_ISSOCK), ("MODE_CHR", stat.S_ISCHR)):
+        assert test(shared[name] | 0o644) and stat.S_IFMT(shared[name]) == shared[name]
+    assert "-DKIND_FILTER=1" in vfs_read.cflags(kind="pipe")
+    assert "-DPER_KIND" in vfs_read.cflags(per="kind")
+    assert not any("KIND_FILTER" in f for f in vfs_read.cflags(kind="all"))
+
+
+@pytest.mark.parametrize("opts, kind, wanted", [
+    ({"kind": None}, "file", True),              # the command's default
+    ({"kind": "all"}, "all", False),             # every read, no struct read
+    ({"kind": "socket"}, "socket", True),
+    ({"kind": None, "per": "kind"}, "all", True),
+    ({"kind": None, "by": "kind"}, "all", True),     # the command's --by kind
+    ({}, "all", False),                          # a reader's (the exporter's) default
+])
+def test_what_is_counted_by_default_and_when_struct_reads_are_needed(opts, kind, wanted):
+    assert vfs_read.kind_of(opts) == kind and vfs_read.wants_kind(opts) == wanted
+
+
+def test_the_banner_says_what_is_counted():
+    assert vfs_read.counted("file", None) == "reads on regular files only"
+    assert vfs_read.counted("all", None) == "reads on every kind of file"
+    assert vfs_read.counted("file", "no BTF") == \
+        "reads on every kind of file (the kind is unknown here: no BTF)"
+
+
+def test_per_kind_histograms_in_text_json_and_delta():
+    slow = Log2Hist((0,) * 14 + (3,) + (0,) * 49, 1000, 3 * 20_000_000, "usecs")
+    fast = Log2Hist((5,) + (0,) * 63, 1000, 5000, "usecs")
+    snap = LatencySnapshot(fast + slow, per_kind={"pipe": slow, "file": fast})
+    text = vfs_read.latency_text(snap, "read syscalls via tracepoints", 1.0, 5, by="kind",
+                                 histograms=True)
+    assert text.index("file") < text.index("pipe")
+    obj = vfs_read.latency_json(snap, {"mode": "x"}, 1.0, 5, "t", by="kind")
+    assert [(g["kind"], g["hist"]["count"]) for g in obj["groups"]] == [("file", 5),
+                                                                        ("pipe", 3)]
+    later = LatencySnapshot(fast + slow + fast, per_kind={"pipe": slow, "file": fast + fast})
+    assert delta(later, snap).per_kind == {"file": fast}

@@ -89,10 +89,10 @@ def test_doctor_is_short_and_within_80_columns_and_v_gives_every_detail(monkeypa
     from pytools.probes import Hook
     attempts = [SimpleNamespace(mode="fentry", error="EPERM: " + "lockdown " * 12),
                 SimpleNamespace(mode="tracepoint", error=None)]
-    feature = SimpleNamespace(name="efficiency", hooks=[Hook("tracepoint", f"filemap:e{i}")
-                                                        for i in range(5)])
+    feature = SimpleNamespace(name="efficiency", detail="",
+                              hooks=[Hook("tracepoint", f"filemap:e{i}") for i in range(5)])
     program = SimpleNamespace(attempts=attempts, candidate=SimpleNamespace(label="x via y"),
-                              features=[feature], missing_features={})
+                              features=[feature], missing_features={}, structs=None)
 
     class Reader:
         def __enter__(self):
@@ -110,3 +110,8 @@ def test_doctor_is_short_and_within_80_columns_and_v_gives_every_detail(monkeypa
     assert len(short) == 1 + 5 * 2 and "(not fentry: -v says why)" in "\n".join(short)
     assert "measured via 5 tracepoint hooks" in "\n".join(short)
     assert len(full) > 3 * len(short) and "order" in "\n".join(full)
+    # where a mode reads kernel structs, even the short form says from what
+    program.structs = "BTF (/sys/kernel/btf/vmlinux)"
+    short = doctor.render(doctor.tool_checks(lambda tool: {}, verbose=False)).splitlines()
+    assert max(len(line) for line in short) <= 80
+    assert "\n".join(short).count("structs from BTF") == 5
