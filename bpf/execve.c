@@ -8,9 +8,27 @@
 //                   syscalls:sys_exit_execve{,at}: which calls failed.
 //
 // Tunables: MAX_KEYS (map bound), FILTER_PID (tgid), FILTER_UID,
-// FILTER_CGROUP_ID/LEVEL (cgroup.h).
+// FILTER_CGROUP_ID/LEVEL (cgroup.h), TRACE (each exec as an event:
+// execve_trace.h; the counts never depend on it).
 #include <uapi/linux/ptrace.h>
 #include "cgroup.h"
+
+#ifdef PARENT
+// The trace's parent pid (pytools/tools/execve_trace.py parent_feature):
+// the caller's real_parent->tgid.
+#include "btf.h"          // FIELD_AT(), PTR_AT()
+// btf: PARENT_TGID
+// (-D flags from this kernel's BTF, execve_trace.py PARENT_FIELDS, where the
+// headers are not this kernel's own; else offsetof, here)
+#ifndef STRUCTS_BTF
+#include <linux/sched.h>
+#define PARENT_TGID_OFF0 offsetof(struct task_struct, real_parent)
+#define PARENT_TGID_OFF1 offsetof(struct task_struct, tgid)
+#define PARENT_TGID_SIZE sizeof(pid_t)
+#endif
+#define PARENT_TGID(task) \
+    ((u32)FIELD_AT(PTR_AT(task, PARENT_TGID_OFF0), PARENT_TGID_OFF1, PARENT_TGID_SIZE))
+#endif
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
 // start-up); define the two things needed instead of including them.
@@ -22,6 +40,11 @@
 #define MAX_KEYS 10240
 #endif
 #define FILENAME_LEN 128
+
+#ifdef TRACE
+#include "events.h"
+#include "execve_trace.h"
+#endif
 
 struct execve_key {
 #if defined(BY_FILENAME)
@@ -55,7 +78,7 @@ static __always_inline void count_overflow(int slot)
         __sync_fetch_and_add(slot_count, 1);
 }
 
-static __always_inline int on_exec_enter(const char *filename)
+static __always_inline int on_exec_enter(const char *filename, const char *const *argv)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
 #ifdef FILTER_PID
@@ -87,11 +110,17 @@ static __always_inline int on_exec_enter(const char *filename)
         count_overflow(0);
     u32 tid = (u32)pid_tgid;
     execve_inflight.update(&tid, &key);
+#ifdef TRACE
+    trace_enter(filename, argv);
+#endif
     return 0;
 }
 
-static __always_inline int on_exec_exit(long ret)
+static __always_inline int on_exec_exit(void *ctx, long ret)
 {
+#ifdef TRACE
+    trace_exit(ctx, ret);
+#endif
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct execve_key *key = execve_inflight.lookup(&tid);
     if (!key)
@@ -111,21 +140,21 @@ static __always_inline int on_exec_exit(long ret)
 #ifdef PROBE_TRACEPOINT
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
-    return on_exec_enter(args->filename);
+    return on_exec_enter(args->filename, args->argv);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
 {
-    return on_exec_enter(args->filename);
+    return on_exec_enter(args->filename, args->argv);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_execve)
 {
-    return on_exec_exit(args->ret);
+    return on_exec_exit(args, args->ret);
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 {
-    return on_exec_exit(args->ret);
+    return on_exec_exit(args, args->ret);
 }
 #endif

@@ -128,6 +128,18 @@ struct runq_key {
 };
 BPF_HASH(runqlat_key_hist, struct runq_key, u64, MAX_KEYS * 16);
 BPF_HASH(runqlat_key_sum, u64, u64, MAX_KEYS);
+#if PER_KEY == KEY_TGID || PER_KEY == KEY_TID
+// The name a thread had at its last wait (-L), or a process's main thread
+// (-P; another thread's until the main one waits), kept as it was seen: a
+// short-lived thread is gone from /proc by the time it is shown, and a
+// thread names itself after its first wait. One more lookup and a 16-byte
+// copy per wait, under -P and -L only.
+#define KEEP_NAMES 1
+struct runq_name {
+    char comm[16];
+};
+BPF_HASH(runqlat_key_comm, u64, struct runq_name, MAX_KEYS);
+#endif
 #endif
 BPF_PERCPU_ARRAY(runqlat_hist, struct runq_hist, 1);
 // [0] waits of tasks with no remembered tgid/cgroup (tracepoint mode's
@@ -173,7 +185,9 @@ static __always_inline void enqueue(u32 tid, u32 tgid, u64 cgroup, u64 now)
 #endif
 }
 
-static __always_inline void record(u64 id, u64 delta)
+// comm: the waiting task's name; named: whether it names the key (the
+// thread itself, or a process's main thread).
+static __always_inline void record(u64 id, u64 delta, const char *comm, int named)
 {
     u32 zero = 0;
     u32 slot = unit_slot(delta);
@@ -199,6 +213,17 @@ static __always_inline void record(u64 id, u64 delta)
         __sync_fetch_and_add(sum, delta);
     else
         runqlat_key_sum.insert(&id, &delta);
+#ifdef KEEP_NAMES
+    struct runq_name *known = runqlat_key_comm.lookup(&id);
+    if (known) {
+        if (named)
+            bpf_probe_read_kernel(known->comm, sizeof(known->comm), comm);
+    } else {
+        struct runq_name name = {};
+        bpf_probe_read_kernel(name.comm, sizeof(name.comm), comm);
+        runqlat_key_comm.insert(&id, &name);
+    }
+#endif
 #endif
 }
 
@@ -238,17 +263,17 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
         count_unattributed(0);
         return;
     }
-    record(tgid, delta);
+    record(tgid, delta, comm, tid == tgid);
 #elif PER_KEY == KEY_TID
-    record(tid, delta);
+    record(tid, delta, comm, 1);
 #elif PER_KEY == KEY_CGROUP
     if (!cgroup) {
         count_unattributed(0);
         return;
     }
-    record(cgroup, delta);
+    record(cgroup, delta, comm, 0);
 #else
-    record(0, delta);
+    record(0, delta, comm, 0);
 #endif
 }
 

@@ -421,11 +421,6 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     return (namespace, pod, workload.container_label() if by == "container" else "")
 
 
-def container_fields(workload: Workload) -> Dict[str, str]:
-    """namespace, pod and container of a workload ("" outside pods)."""
-    return dict(zip(GROUPINGS["container"], labels(workload, "container")))
-
-
 def group_by_workload(values: Dict[int, object], workloads: "Workloads",
                       by: str) -> Dict[Tuple[str, ...], object]:
     """Values keyed by cgroup id summed per workload label (see labels)."""

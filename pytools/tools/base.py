@@ -29,5 +29,5 @@ class CgroupKeyed(Reader):
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
-        from ..workloads import container_fields
-        return container_fields(self.workloads.of(cgroup_id))
+        from ..tracing import pod_fields
+        return pod_fields(self.workloads, cgroup_id)

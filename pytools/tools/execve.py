@@ -14,6 +14,8 @@ from ..names import c_string
 from ..options import alias_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..tool import Tool, View
+from .execve_trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS, PARENT_FIELDS
+from .execve_trace import cflags as trace_cflags, features as trace_features, reader_opts
 from .base import Reader
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
@@ -123,14 +125,15 @@ class ExecveReader(Reader):
 
     def __init__(self, by: str = "filename", pid: Optional[int] = None,
                  uid: Optional[int] = None, max_keys: int = DEFAULT_MAX_KEYS,
-                 mode: str = "auto"):
+                 mode: str = "auto", trace: Optional[dict] = None):
         from ..loader import load  # keeps this module importable without bcc
         self.by = by
-        opts = {"by": by, "pid": pid, "uid": uid, "max_keys": max_keys}
+        # trace: execve_trace's options (trace, outcome, buffer_pages, ringbuf)
+        opts = {"by": by, "pid": pid, "uid": uid, "max_keys": max_keys, **(trace or {})}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            command=TOOL.command)
+                            TOOL.features(opts), command=TOOL.command)
         self.workloads = None
-        if by in WORKLOAD_KINDS:
+        if by in WORKLOAD_KINDS or opts.get("trace"):
             from ..workloads import Workloads, pod_log_root
             self.workloads = Workloads(log_root=pod_log_root())
 
@@ -332,6 +335,8 @@ class ExecveTool(Tool):
 
     Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print the
     keys with most execs that ran, then the total. Columns: {COLUMNS_HELP}
+
+    {TRACE_NOTE}
     """
     examples = """\b
 Examples:
@@ -343,6 +348,8 @@ Examples:
   execve-counter --failed     # only keys with failed execs, most first
   execve-counter -p 1234      # execs made by process 1234 only
   execve-counter --json 1 5   # one JSON object per interval
+  execve-counter --trace      # each exec: pod, pid, ppid, result, arguments
+  execve-counter --trace --failed --by pod  # failed execs in pods only
   execve-counter --cumulative # totals since start instead of per interval
 """
     options = (
@@ -354,15 +361,16 @@ Examples:
                      help="Only execs by this user id."),
         top_option("Rows to show; the rest are summed on one line."),
         click.option("--failed", "outcome", flag_value="failed",
-                     help="Only keys with failed execs, most failures first."),
+                     help="Only keys with failed execs, most failures first "
+                          "(--trace: only failed execs)."),
         click.option("--ok", "outcome", flag_value="ok",
-                     help="Only keys with execs that ran."),
+                     help="Only keys with execs that ran (--trace: only those execs)."),
         click.option("--cumulative", is_flag=True,
                      help="Show totals since start, not per interval."),
         click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
                      default=DEFAULT_MAX_KEYS, show_default=True,
                      help="Bound of the kernel map; calls beyond it are counted as not keyed."),
-    )
+    ) + TRACE_OPTIONS
     exporter_options = (
         click.option("--execve-by", "execve_by", type=click.Choice(EXPORTER_KINDS),
                      default="comm", show_default=True,
@@ -375,10 +383,22 @@ Examples:
 
     def cflags(self, opts):
         return cflags(opts["by"], opts.get("pid"), opts.get("uid"),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS))
+                      opts.get("max_keys", DEFAULT_MAX_KEYS)) + trace_cflags(opts)
+
+    feature_fields = PARENT_FIELDS
+
+    def features(self, opts):
+        return trace_features(opts)
 
     def open(self, opts, mode="auto"):
-        return ExecveReader(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], mode)
+        return ExecveReader(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], mode,
+                            reader_opts(opts))
+
+    def run(self, reader, session):
+        if not session.opts.get("trace"):
+            return session.intervals(reader)
+        from .execve_trace import run
+        run(reader, session)
 
     def delta(self, cur, prev):
         return delta(cur, prev)

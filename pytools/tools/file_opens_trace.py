@@ -4,13 +4,13 @@ kernel could not deliver counted and shown, never dropped silently."""
 
 from __future__ import annotations
 
-import ctypes
 import datetime as _dt
 import os
-import time
 from typing import Callable, Dict, Optional
 
+from .. import tracing
 from ..escape import escape
+from ..tracing import lost_line  # noqa: F401  (re-exported: the line file-opens prints)
 from .file_opens_output import UNREADABLE, errno_name
 
 ACCESS = {os.O_RDONLY: "O_RDONLY", os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR"}
@@ -58,81 +58,25 @@ def event_line(e: dict) -> str:
             f"{e['result']:>7} {e['flags']:<24} {path}")
 
 
-def lost_line(count: int, kind: str) -> str:
-    return f"[{count} events lost: the {kind} was full]"
-
-
-class Tracer:
+class Tracer(tracing.Tracer):
     """Reads a FileOpensReader's events, emitting each through `emit`."""
 
     def __init__(self, reader, emit: Callable[[object], None], as_json: bool,
                  workload: Callable[[int], Dict[str, str]], pages: int):
-        from ..events import EventStream
-        self.reader, self.emit, self.as_json, self.workload = reader, emit, as_json, workload
-        self.printed = 0
-        self.lost_shown = 0
-        self.wall_offset = time.time() - time.monotonic()   # bpf_ktime_get_ns is monotonic
-        per_cpu = reader.program.table("file_opens_scratch").Leaf   # an array: one per CPU
-        self.event_type = getattr(per_cpu, "_type_", per_cpu)
-        self.path_offset = self.event_type.path.offset
-        self.stream = EventStream(reader.program, self.on_event, pages)
+        self.reader, self.workload = reader, workload
+        self.wall_offset = tracing.wall_offset()   # bpf_ktime_get_ns is monotonic
+        self.event_type = tracing.event_struct(reader.program, "file_opens_scratch")
+        super().__init__(reader.program, emit, as_json, self._decode, event_line, pages)
 
-    def on_event(self, address: int, size: int) -> None:
+    def _decode(self, address: int, size: int) -> dict:
         event = self.event_type.from_address(address)
-        length = max(0, min(int(event.path_len), size - self.path_offset))
-        path = ctypes.string_at(address + self.path_offset, length).rstrip(b"\0") \
-            if length else b""
-        e = decode(event, path, self.reader.calls, self.wall_offset, self.workload)
-        self.emit(e if self.as_json else event_line(e))
-        self.printed += 1
-
-    def show_lost(self) -> None:
-        """Say how many more events were lost since last said."""
-        lost = self.stream.lost()
-        if lost > self.lost_shown:
-            more, self.lost_shown = lost - self.lost_shown, lost
-            self.emit({"event": "lost", "count": more, "buffer": self.stream.kind}
-                      if self.as_json else lost_line(more, self.stream.kind))
-
-    def summary(self):
-        if self.as_json:
-            return {"event": "end", "printed": self.printed, "lost": self.lost_shown,
-                    "buffer": self.stream.kind}
-        return f"{self.printed} events printed, {self.lost_shown} lost ({self.stream.kind})"
+        path = tracing.tail(self.event_type, "path", address, size,
+                            int(event.path_len)).rstrip(b"\0")
+        return decode(event, path, self.reader.calls, self.wall_offset, self.workload)
 
 
 def run_trace(reader, session, workload: Callable[[int], Dict[str, str]], pages: int,
               deadline: Optional[float] = None) -> None:
-    """Events as they come, until `deadline` (monotonic) or Ctrl-C/SIGTERM;
-    then the rest already in the buffer, the lost count, and a summary."""
-    follow(Tracer(reader, session.emit, session.as_json, workload, pages), session,
-           reader.program, HEADER, deadline)
-
-
-def follow(tracer, session, program, header: str, deadline: Optional[float] = None,
-           closing: Optional[Callable[[], list]] = None) -> None:
-    """The loop of any tool's event stream (a tracer with stream,
-    show_lost() and summary()); `closing` gives what is emitted last."""
-    import click
-
-    from ..runloop import signals_held
-    try:   # from the banner on, Ctrl-C ends the trace cleanly
-        session.announce(program)
-        if not session.as_json:
-            session.emit(header)
-        while deadline is None or time.monotonic() < deadline:
-            with signals_held():      # a signal waits for the poll: no half-printed event
-                tracer.stream.poll(100)
-                tracer.show_lost()
-    except KeyboardInterrupt:
-        pass
-    with signals_held():
-        tracer.stream.drain()
-        tracer.show_lost()
-        summary = tracer.summary()
-        if session.as_json:
-            session.emit(summary)
-        else:
-            click.echo(summary, err=True)
-        for item in (closing() if closing else []):
-            session.emit(item)
+    """Events as they come, until `deadline` or Ctrl-C (pytools.tracing)."""
+    tracer = Tracer(reader, session.emit, session.as_json, workload, pages)
+    tracing.run_trace(tracer, reader.program, session, HEADER, deadline)

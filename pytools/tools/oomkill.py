@@ -4,7 +4,6 @@ task's allocation set it off; counted per pod."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Iterable, List, Optional
 
@@ -186,10 +185,9 @@ Examples:
         return True
 
     def run(self, reader, session):
+        from ..tracing import session_deadline
         from .oomkill_trace import run_trace
-        deadline = (time.monotonic() + session.interval * session.count
-                    if session.count else None)
-        run_trace(reader, session, deadline)
+        run_trace(reader, session, session_deadline(session))
 
     def text(self, shown, view: View) -> str:
         return counts_table(shown, view.opts.get("by", "pod"), view.reader.workloads)

@@ -7,7 +7,7 @@ import ast
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import click
@@ -15,7 +15,7 @@ import click
 from .. import cdefs, render
 from ..deltas import diff
 from ..hist import NATIVE, NS_PER_SECOND, SLOTS, UNITS, Log2Hist, slot_flags
-from ..names import comm_words
+from ..names import c_string, comm_words
 from ..options import (alias_option, comm_option, histograms_option, pid_option, top_option,
                        unit_options)
 from ..probes import Candidate, Hook
@@ -157,13 +157,15 @@ class RunqSnapshot:
     lost: int = 0             # waits not timed: another thread took their start slot
     taken_at: float = 0.0
     elapsed: float = 0.0
+    # tgid or tid -> its name at its last wait (the kernel's), else /proc's
+    names: Dict[int, str] = field(default_factory=dict)
 
 
 def delta(cur: RunqSnapshot, prev: RunqSnapshot) -> RunqSnapshot:
     keys = None if cur.per_key is None else diff(cur.per_key, prev.per_key or {})
     return RunqSnapshot(cur.hist - prev.hist, keys, cur.unattributed - prev.unattributed,
                         cur.map_full - prev.map_full, cur.lost - prev.lost, cur.taken_at,
-                        cur.taken_at - prev.taken_at)
+                        cur.taken_at - prev.taken_at, cur.names)
 
 
 def key_hists(slot_counts: Dict[Tuple[int, int], int], sums: Dict[int, int], unit_ns: int,
@@ -205,13 +207,18 @@ class RunqLatReader(Reader):
         hist = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu), self.unit_name)
         counts = self.program.table("runqlat_unattributed")
         unattributed, full, lost = (sum(counts[counts.Key(i)]) for i in range(3))
-        keys = None
+        keys, names = None, {}
         if self.per:
             slot_counts = {(k.id, k.slot): v
                            for k, v in items(self.program.table("runqlat_key_hist"))}
             sums = {scalar(k): v for k, v in items(self.program.table("runqlat_key_sum"))}
             keys = key_hists(slot_counts, sums, self.unit_ns, self.unit_name)
-        return RunqSnapshot(hist, keys, unattributed, full, lost, time.monotonic())
+        if self.per in ("pid", "tid"):
+            names = {scalar(k): c_string(v.comm)
+                     for k, v in items(self.program.table("runqlat_key_comm"))}
+            names.update({key: task_name(key) for key in keys if key not in names})
+        return RunqSnapshot(hist, keys, unattributed, full, lost, time.monotonic(),
+                            names=names)
 
 
 # ----------------------------------------------------------------- rendering
@@ -242,7 +249,7 @@ def runqlat_groups(snap: RunqSnapshot, per: Optional[str], workloads
                 sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))]
     out = []
     for key, h in sorted(snap.per_key.items(), key=lambda kv: (-kv[1].count, kv[0])):
-        name = task_name(key)
+        name = snap.names.get(key, "?")
         out.append((render.process_label(name, key), {per: key, "comm": name}, h))
     return out
 

@@ -216,6 +216,7 @@ def test_a_removed_user_stops_working_on_an_open_connection(tmp_path):
     assert code == 0 and "Traceback" not in err
 
 
+@pytest.mark.wall_clock      # medians of wall time: real CPUs only
 def test_a_wrong_password_takes_as_long_whoever_it_names(tmp_path):
     """Users of cost 4 and 9: a wrong password for either, for a user that
     does not exist, with a NUL byte or over 72 bytes, each timed 15 times,

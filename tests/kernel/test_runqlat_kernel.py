@@ -108,6 +108,55 @@ def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
         assert waits_at_least(per[hog.pid], 1 * MS) >= 5, per[hog.pid]
 
 
+SHORT_THREAD = r"""
+import os, threading, time
+def run():
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as f:
+        f.write("pytools-thr")
+    for _ in range(50):
+        time.sleep(0.001)           # each wakeup a wait
+    print(threading.get_native_id(), flush=True)
+os.read(0, 1)                       # started once the tracer is attached
+t = threading.Thread(target=run)
+t.start()
+t.join()
+"""
+
+
+@pytest.mark.parametrize("mode", ["tracepoint", "raw_tracepoint"])
+def test_a_gone_thread_keeps_the_name_it_had_when_it_waited(mode):
+    """-L names a thread by what it was called at its wait, not by /proc
+    when shown: by then a short-lived thread is gone."""
+    need_mode(mode, tracepoint="sched:sched_switch")
+    if mode == "raw_tracepoint":
+        from pytools.loader import prepare
+        from pytools.probes import usable_hooks
+        from pytools.tools.runqlat import plan
+        raw = next(c for c in plan() if c.mode == mode)
+        need_feature("task_struct", usable_hooks(raw, prepare().facts).problem)
+    child = subprocess.Popen([sys.executable, "-c", SHORT_THREAD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    tids = []
+
+    def work():
+        child.stdin.write("g")
+        child.stdin.flush()
+        tids.append(int(child.stdout.readline()))
+        child.wait(timeout=60)
+    try:
+        obj = cli(["-L", "--probe", mode, "-p", str(child.pid), "--top", "50"], work)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    (tid,) = tids
+    assert not os.path.exists(f"/proc/{tid}")
+    rows = {row["tid"]: row for row in obj["groups"]}
+    assert tid in rows, (tid, list(rows))
+    assert rows[tid]["comm"] == "pytools-thr" and rows[tid]["key"] == f"pytools-thr [{tid}]"
+    assert rows[tid]["hist"]["count"] >= 50
+
+
 @pytest.mark.wall_clock
 def test_a_task_alone_that_sleeps_waits_only_in_the_lowest_slots():
     sleeper = r"""

@@ -28,11 +28,17 @@ def test_count_must_be_positive():
     assert run("1", "0").exit_code == 2
 
 
+# The trace's sizes are passed always (bpf/execve_trace.h's shared line),
+# used only with --trace.
+CFLAGS = ("// cflags: -DBY_UID -DMAX_KEYS=16 -DARG_LEN=128 -DARGV_MAX=21 -DFILE_LEN=4096 "
+          "-DEVENTS_PAGES=64 -DPROBE_TRACEPOINT")
+
+
 def test_ebpf_prints_the_program_with_its_flags():
     result = run("--ebpf", "--by", "uid", "--max-keys", "16")
     assert result.exit_code == 0
     first, rest = result.output.split("\n", 1)
-    assert first == "// cflags: -DBY_UID -DMAX_KEYS=16 -DPROBE_TRACEPOINT"
+    assert first == CFLAGS
     assert "BPF_HASH(execve_total" in rest
 
 
@@ -45,7 +51,7 @@ def test_ebpf_without_bcc_prints_the_unchecked_program(monkeypatch):
     result = run("--ebpf", "--by", "uid", "--max-keys", "16")
     assert result.exit_code == 0, result.output
     first, second, rest = result.output.split("\n", 2)
-    assert first == "// cflags: -DBY_UID -DMAX_KEYS=16 -DPROBE_TRACEPOINT"
+    assert first == CFLAGS
     assert "not checked against this kernel: the bcc module is not installed" in second
     assert "BPF_HASH(execve_total" in rest
 

@@ -118,3 +118,15 @@ def test_families_unlabelled_with_exact_sums():
     assert get("run_queue_unattributed_total") == 3 and get("run_queue_lost_total") == 5
     assert get("runqlat_probe_info", {"mode": "tracepoint", "probe": "via tracepoints",
                                       "kernel": "k"}) == 1
+
+
+def test_threads_are_named_as_the_kernel_saw_them_and_names_survive_the_delta():
+    """-L labels come from the snapshot (the name at the thread's last
+    wait, from the kernel), never from /proc at rendering time."""
+    prev = RunqSnapshot(hist(1000), {8006: hist(1000)}, names={8006: "old"})
+    cur = RunqSnapshot(hist(1000, 3000), {8006: hist(1000, 3000, 4000), 7: hist(5)},
+                       names={8006: "worker-3"})
+    shown = delta(cur, prev)
+    groups = rq.runqlat_groups(shown, "tid", None)
+    assert [(key, labels["comm"]) for key, labels, _ in groups] == \
+        [("worker-3 [8006]", "worker-3"), ("? [7]", "?")]
