@@ -134,6 +134,12 @@ def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey,
             for key, s in slots.items()}
 
 
+def cgroup_hist(per_cpu, unit_ns: int, unit_name: str) -> Log2Hist:
+    """One cgroup's histogram from its per-CPU values (slots, sum_ns)."""
+    return Log2Hist(tuple(sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)), unit_ns,
+                    sum(h.sum_ns for h in per_cpu), unit_name)
+
+
 class VfsReadReader(Reader):
     """Loads bpf/vfs_read.c and reads its histograms into LatencySnapshots."""
 
@@ -157,9 +163,7 @@ class VfsReadReader(Reader):
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
         from ..maps import delete_keys
-        delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids,
-                    lambda k: k.cgroup_id)
-        delete_keys(self.program.table("vfs_read_latency_cgroup_sum"), ids, lambda k: k.value)
+        delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids, lambda k: k.value)
 
     def snapshot(self) -> LatencySnapshot:
         from ..maps import items, scalar
@@ -170,12 +174,8 @@ class VfsReadReader(Reader):
         clashes = sum(h.clashes for h in per_cpu)
         procs = cgroups = None
         if self.per in WORKLOAD_KINDS:
-            counts = {(k.cgroup_id, "", k.slot): v for k, v in
-                      items(self.program.table("vfs_read_latency_cgroup_hist"))}
-            sums = {(scalar(k), ""): v
-                    for k, v in items(self.program.table("vfs_read_latency_cgroup_sum"))}
-            cgroups = {key[0]: h for key, h in
-                       proc_hists(counts, sums, self.unit_ns, self.unit_name).items()}
+            cgroups = {scalar(k): cgroup_hist(per_cpu, self.unit_ns, self.unit_name)
+                       for k, per_cpu in items(self.program.table("vfs_read_latency_cgroup_hist"))}
         elif self.per:
             counts = {(k.tgid, c_string(k.comm), k.slot): v
                       for k, v in items(self.program.table("vfs_read_latency_proc_hist"))}
