@@ -24,7 +24,8 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .test_workloads_kernel import (assert_dashboard_answers, cold_read, daemonset_args,
-                                    node, run_in, workload_execs)  # noqa: F401 (node: fixture)
+                                    node, run_in, stats_by_sysctl,  # noqa: F401 (fixtures)
+                                    workload_execs)
 from .workload import make_executables, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
@@ -65,7 +66,8 @@ def one(port, query, at):
 
 
 @pytest.mark.wall_clock      # two Prometheus servers scraping every second: real CPUs only
-def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_path):
+def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_path,
+                                                                stats_by_sysctl):
     exp = Exporter(*daemonset_args(node))
     (true_copy,) = make_executables(str(tmp_path), ["pytools-native-true"])
     path = write_file(scratch_dir(), 8 << 20)

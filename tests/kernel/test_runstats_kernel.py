@@ -2,7 +2,6 @@
 real: N reads of this test's own make the programs' run count grow by at
 least N, and their run time grow, in the CLI's JSON and in the exporter."""
 
-import contextlib
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ from pytools.selfcost import SelfCost
 from .test_exporter_kernel import Exporter, diff, value
 from .test_privileges_kernel import least, paranoid, perf_allowed  # noqa: F401 (fixtures)
 from .test_vfs_read_kernel import NAMED_CHILD
-from .workload import tool_command
+from .workload import STATS_SYSCTL, stats_sysctl, tool_command
 
 
 def named_reads(comm: str, n: int, run_tool, stop_tool=lambda handle: handle):
@@ -90,23 +89,6 @@ def test_without_the_right_to_turn_statistics_on_nothing_is_reported_not_zeros(p
     cost = json.loads(result.stdout)["bpf_cost"]
     assert cost["runs"] is None and cost["run_ns"] is None
     assert "CAP_SYS_ADMIN" in cost["note"]
-
-
-STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
-
-
-@contextlib.contextmanager
-def stats_sysctl(value: str):
-    """kernel.bpf_stats_enabled set to value for the block, then restored."""
-    with open(STATS_SYSCTL) as f:
-        before = f.read().strip()
-    with open(STATS_SYSCTL, "w") as f:
-        f.write(value)
-    try:
-        yield
-    finally:
-        with open(STATS_SYSCTL, "w") as f:
-            f.write(before)
 
 
 def holds_stats(pid: int) -> bool:
@@ -212,17 +194,34 @@ while True:
     d = t - time.monotonic()
     if d > 0:
         time.sleep(d)
+    elif d < -0.05:                 # fell behind (a busy machine): no catch-up burst
+        t = time.monotonic()
 """
 RATE = 50_000
 RUNS_ERROR, TIME_ERROR = 0.05, 0.20     # the stated errors (measured here: 0.3% and 4%)
 
 
+def always_on(read_costs, seconds: float):
+    """Runs and run ns per second with statistics held on for `seconds`."""
+    fd, problem = enable_stats()
+    assert fd is not None, problem
+    try:
+        t0, c0 = time.monotonic(), read_costs()
+        time.sleep(seconds)
+        t1, c1 = time.monotonic(), read_costs()
+    finally:
+        os.close(fd)
+    grew = total(c1) - total(c0)
+    return grew.runs / (t1 - t0), grew.run_ns / (t1 - t0)
+
+
 def test_a_sampled_estimate_stays_near_the_always_on_figure():
     """A program on getppid (which nothing else on the machine calls much)
-    and a paced workload of RATE calls a second: always on for 3 s, then
-    sampled (0.25 s in every 1 s: the exporter's scheme, shorter) for
-    about 8 s. The estimate's runs and run time per second stay within
-    RUNS_ERROR and TIME_ERROR of the always-on figures."""
+    and a paced workload of RATE calls a second: statistics sampled (0.25 s
+    in every 1 s: the exporter's scheme, shorter) for about 8 s, and held
+    on for 2 s before and after. The estimate's runs and
+    run time per second stay within RUNS_ERROR and TIME_ERROR of the
+    always-on figures' mean."""
     from bcc import BPF
 
     from pytools.loader import prepare
@@ -236,22 +235,15 @@ def test_a_sampled_estimate_stays_near_the_always_on_figure():
     try:
         with stats_sysctl("0"):
             time.sleep(0.5)             # the child at its pace
-            fd, problem = enable_stats()
-            assert fd is not None, problem
-            try:
-                t0, c0 = time.monotonic(), read_costs()
-                time.sleep(3.0)
-                t1, c1 = time.monotonic(), read_costs()
-            finally:
-                os.close(fd)
-            exact = total(c1) - total(c0)
-            exact_runs, exact_ns = exact.runs / (t1 - t0), exact.run_ns / (t1 - t0)
+            first = always_on(read_costs, 2.0)
             cost = SelfCost(read_costs, "sampled", window=0.25, period=1.0)
             try:
                 assert cost.how == "sampled", cost.describe()
                 time.sleep(8.2)
             finally:
                 cost.close()
+            second = always_on(read_costs, 2.0)
+        exact_runs, exact_ns = ((a + b) / 2 for a, b in zip(first, second))
         elapsed = cost.estimator.elapsed_seconds
         estimate = list(cost.costs().values())
     finally:
@@ -260,7 +252,7 @@ def test_a_sampled_estimate_stays_near_the_always_on_figure():
         bpf.cleanup()
     est_runs = sum(e.runs for e in estimate) / elapsed
     est_ns = sum(e.run_ns for e in estimate) / elapsed
-    assert 7 <= elapsed <= 9.5 and 0.2 <= cost.duty() <= 0.3
-    assert exact_runs > 0.8 * RATE, "the workload did not keep its pace"
+    assert 7 <= elapsed <= 9.5 and 0.2 <= cost.duty() <= 0.3, (elapsed, cost.duty())
+    assert exact_runs > 0.8 * RATE, f"the workload did not keep its pace: {exact_runs}/s"
     assert abs(est_runs / exact_runs - 1) <= RUNS_ERROR, (est_runs, exact_runs)
     assert abs(est_ns / exact_ns - 1) <= TIME_ERROR, (est_ns, exact_ns)
