@@ -185,7 +185,11 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
         from .self_metrics import program_costs_of
         from .selfcost import SelfCost
         cost = SelfCost(lambda: program_costs_of(collectors), self_cost)
-        (log.warning if cost.problem else log.info)("program cost: %s", cost.describe())
+        # Said even without -v where it is not the default (sampled): off
+        # for a reason, or exact because the node's sysctl taxes every
+        # BPF program all the time.
+        (log.warning if cost.problem or cost.how == "exact" else log.info)(
+            "program cost: %s", cost.describe())
         registry.register(SelfCollector(stats, cost))
         # What start-up made (bcc's tables, the compiled programs' objects)
         # lives as long as the process: out of the cyclic collector's sight,

@@ -147,6 +147,8 @@ def test_where_the_operator_holds_statistics_on_the_figures_are_exact():
         finally:
             exp.stop()
     assert not held, "the exporter turned statistics on where the sysctl holds them"
+    said = "".join(exp.early)        # logged before the banner, without -v
+    assert "program cost: exact: kernel.bpf_stats_enabled=1" in said, said
     programs = {dict(k[1])["program"] for k in second
                 if k[0] == "bpf_exporter_program_runs_total"}
     assert programs, "no program cost exported"
