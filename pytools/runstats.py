@@ -4,7 +4,9 @@ The kernel counts each program's runs and run time (`run_cnt`,
 `run_time_ns`, shown in /proc/<pid>/fdinfo/<prog fd>) while BPF statistics
 are enabled: by `bpf(BPF_ENABLE_STATS, BPF_STATS_RUN_TIME)` (5.8+), which
 holds them on only as long as its file descriptor is open, so only while the
-tool runs; or by the sysctl kernel.bpf_stats_enabled. Where neither is on
+tool runs (bpf-exporter samples them instead: pytools/selfcost.py); or by
+the sysctl kernel.bpf_stats_enabled. While on, every BPF program on the
+machine pays two clock reads per run. Where neither is on
 and this process may not turn them on (it needs CAP_SYS_ADMIN), the cost is
 not reported at all, and `problem` says why: never zeros.
 """
