@@ -90,17 +90,15 @@ BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
 #endif
 
 #ifdef PER_CGROUP
-// By cgroup id, one entry per cgroup and CPU holding its whole histogram
-// and sum: one lookup per read and no atomic operations (the reader sums
-// the CPUs). Entries are allocated at a cgroup's first read
-// (BPF_F_NO_PREALLOC), so the memory follows the cgroups that read (520
-// bytes per CPU each), not MAX_PROCS times the CPUs.
+// By cgroup id, one entry per cgroup holding its whole histogram and sum:
+// one lookup per read and two atomic additions. Not per CPU: a scrape
+// reads every entry, and per-CPU values would make that read (and the
+// map's memory) grow with the CPUs: 520 bytes per cgroup, on any node.
 struct cgroup_hist {
     u64 slots[HIST_SLOTS];
     u64 sum_ns;
 };
-BPF_F_TABLE("percpu_hash", u64, struct cgroup_hist, vfs_read_latency_cgroup_hist, MAX_PROCS,
-            BPF_F_NO_PREALLOC);
+BPF_HASH(vfs_read_latency_cgroup_hist, u64, struct cgroup_hist, MAX_PROCS);
 // A new cgroup's first value (the stack is too small for a zeroed one).
 BPF_ARRAY(vfs_read_cgroup_zero, struct cgroup_hist, 1);
 #endif
@@ -216,8 +214,8 @@ static __always_inline int on_read_exit(void)
     if (ch) {       // else the map is full: counted in the global histogram only
         u32 cslot = slot;
         asm volatile("" : "+r"(cslot));
-        ch->slots[cslot & (HIST_SLOTS - 1)]++;
-        ch->sum_ns += delta;
+        __sync_fetch_and_add(&ch->slots[cslot & (HIST_SLOTS - 1)], 1);
+        __sync_fetch_and_add(&ch->sum_ns, delta);
     }
 #endif
     int only = 0;
