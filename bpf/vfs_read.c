@@ -119,13 +119,17 @@ BPF_HASH(vfs_read_latency_proc_sum, struct proc_key, u64, MAX_PROCS);
 #endif
 
 #ifdef PER_CGROUP
-struct cgroup_slot {
-    u64 cgroup_id;
-    u32 slot;
-    u32 pad;
+// By cgroup id, one entry per cgroup holding its whole histogram and sum:
+// one lookup per read and two atomic additions. Not per CPU: a scrape
+// reads every entry, and per-CPU values would make that read (and the
+// map's memory) grow with the CPUs: 520 bytes per cgroup, on any node.
+struct cgroup_hist {
+    u64 slots[HIST_SLOTS];
+    u64 sum_ns;
 };
-BPF_HASH(vfs_read_latency_cgroup_hist, struct cgroup_slot, u64, MAX_PROCS * 16);
-BPF_HASH(vfs_read_latency_cgroup_sum, u64, u64, MAX_PROCS);
+BPF_HASH(vfs_read_latency_cgroup_hist, u64, struct cgroup_hist, MAX_PROCS);
+// A new cgroup's first value (the stack is too small for a zeroed one).
+BPF_ARRAY(vfs_read_cgroup_zero, struct cgroup_hist, 1);
 #endif
 
 #ifdef KIND
@@ -267,14 +271,21 @@ static __always_inline int on_read_exit(void)
     // every read is counted in the global histogram below.
 #endif
 #ifdef PER_CGROUP
-    struct cgroup_slot ckey = {.cgroup_id = bpf_get_current_cgroup_id(), .slot = slot};
-    u64 czero = 0;
-    u64 *csum = vfs_read_latency_cgroup_sum.lookup_or_try_init(&ckey.cgroup_id, &czero);
-    if (csum) {
-        __sync_fetch_and_add(csum, delta);
-        u64 *ccount = vfs_read_latency_cgroup_hist.lookup_or_try_init(&ckey, &czero);
-        if (ccount)
-            __sync_fetch_and_add(ccount, 1);
+    u64 cgroup_id = bpf_get_current_cgroup_id();
+    struct cgroup_hist *ch = vfs_read_latency_cgroup_hist.lookup(&cgroup_id);
+    if (!ch) {
+        int first = 0;
+        struct cgroup_hist *zero = vfs_read_cgroup_zero.lookup(&first);
+        if (zero) {
+            vfs_read_latency_cgroup_hist.insert(&cgroup_id, zero);
+            ch = vfs_read_latency_cgroup_hist.lookup(&cgroup_id);
+        }
+    }
+    if (ch) {       // else the map is full: counted in the global histogram only
+        u32 cslot = slot;
+        asm volatile("" : "+r"(cslot));
+        __sync_fetch_and_add(&ch->slots[cslot & (HIST_SLOTS - 1)], 1);
+        __sync_fetch_and_add(&ch->sum_ns, delta);
     }
 #endif
 #if defined(KIND) && defined(PER_KIND)

@@ -11,14 +11,14 @@ import sys
 from typing import Callable, Dict, Optional
 
 import click
+from click.core import ParameterSource
 
 from .errors import ToolError
 from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
-from click.core import ParameterSource
-
 from .options import (cgroup_option, interval_arguments, resolve_aliases,
                       rewrite_legacy_values, warn)
 from .runloop import run_intervals, sigterm_as_interrupt
+from .selfcost import PERIOD_S, WINDOW_S
 from .tool import Tool, View
 from .tools import TOOLS
 
@@ -308,7 +308,7 @@ def collector_options(params: dict, shared: Optional[dict] = None) -> Dict[str, 
 
 def exporter_command() -> click.Command:
     def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
-                 max_connections, web_config, pod_logs, gone_after, **params):
+                 max_connections, web_config, pod_logs, gone_after, self_cost, **params):
         import logging
 
         from .httpd import Limits
@@ -321,7 +321,7 @@ def exporter_command() -> click.Command:
               options=collector_options(params, {"pod_logs": pod_logs,
                                                  "gone_after": gone_after}),
               limits=Limits(read_timeout=read_timeout, max_connections=max_connections),
-              web_config=web_config)
+              web_config=web_config, self_cost=self_cost)
 
     func = fails_cleanly(callback)
     for option in reversed([
@@ -354,6 +354,14 @@ def exporter_command() -> click.Command:
                      help="Force a collector's probe mode (auto or one its tool offers); "
                           "repeatable."),
         click.option("--strict", is_flag=True, help="Exit if any collector cannot attach."),
+        click.option("--self-cost", type=click.Choice(["sampled", "off"]), default="sampled",
+                     show_default=True,
+                     help="The programs' CPU (bpf_exporter_program_*): estimated from the "
+                          f"kernel's BPF statistics turned on {WINDOW_S:g} s in every "
+                          f"{PERIOD_S:g} s (while on, "
+                          "every BPF program on the node pays two clock reads per run; "
+                          "exact, and never toggled, where kernel.bpf_stats_enabled=1), or "
+                          "off: statistics never turned on, no such series."),
         click.option("--read-timeout", type=click.FloatRange(0.1, 60), default=5.0,
                      show_default=True, metavar="SECONDS",
                      help="Close a connection whose request has not fully arrived, or "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from . import headers, kernel, privileges
 from .errors import ToolError
@@ -74,7 +74,26 @@ def environment_checks() -> List[Check]:
                              "kernel's own headers"))
     kprobe_problem = kernel.kprobes_supported(tracefs)
     checks.append(Check("kprobes", None, kprobe_problem or "supported"))
+    from . import runstats
+    checks.append(Check("BPF statistics", None,
+                        stats_detail(runstats.sysctl_value(), runstats.holders())))
     return checks
+
+
+def stats_detail(sysctl: Optional[str], holders: List[Tuple[int, str]]) -> str:
+    """Whether the kernel's BPF run-time statistics are on, and who holds
+    them: the sysctl, and the processes with a BPF_ENABLE_STATS fd."""
+    who = [f"{comm} (pid {pid})" for pid, comm in holders]
+    if sysctl == "1":
+        detail = "on: kernel.bpf_stats_enabled=1 (the node's sysctl)"
+        if who:
+            detail += ", and held by " + ", ".join(who)
+    elif who:
+        detail = f"on: held by {', '.join(who)} (BPF_ENABLE_STATS)"
+    else:
+        return (f"off (kernel.bpf_stats_enabled={sysctl if sysctl is not None else '?'}, "
+                "no process holds them)")
+    return detail + ": every BPF program on the node pays two clock reads per run"
 
 
 def headers_how() -> str:

@@ -1,14 +1,16 @@
 """The exporter's own metrics: whether each collector attached, its map
 reads' time and errors, the values folded into ~other, the gone cgroups
-forgotten, and what its BPF programs cost (runstats)."""
+forgotten, and what its BPF programs cost (selfcost)."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .selfcost import PERIOD_S, WINDOW_S
 
 # ------------------------------------------------------------- self metrics
 
@@ -60,39 +62,61 @@ def self_families(stats: Optional[SelfStats]) -> List[Metric]:
     return [up, seconds, errors, folded, gone]
 
 
-def cost_families(costs: Optional[Dict[str, Dict[str, object]]]) -> List[Metric]:
-    """bpf_exporter_program_run_seconds_total and _runs_total per collector
-    and program, from the kernel's BPF run-time statistics (runstats.Cost);
-    no series at all where they are off (never zeros)."""
+COST_HELP = ("the kernel's BPF run-time statistics: an estimate, from windows of {window:g} s "
+             "in every {period:g} s with statistics on, scaled by the share of time they were "
+             "on (exact where kernel.bpf_stats_enabled=1 holds them on).")
+
+
+def cost_families(costs: Optional[Dict[Tuple[str, str], object]], duty: Optional[float] = None,
+                  window: float = WINDOW_S, period: float = PERIOD_S) -> List[Metric]:
+    """bpf_exporter_program_run_seconds_total and _runs_total per
+    (collector, program), from pytools.selfcost (runs, run_ns), and the
+    share of time the statistics were on; no series at all where they are
+    not measured (never zeros)."""
+    how = COST_HELP.format(window=window, period=period)
     seconds = CounterMetricFamily(
-        "bpf_exporter_program_run_seconds", "CPU time the collector's BPF programs ran "
-        "(kernel BPF run-time statistics).", labels=["collector", "program"])
+        "bpf_exporter_program_run_seconds", "CPU time the collector's BPF programs ran, by "
+        + how, labels=["collector", "program"])
     runs = CounterMetricFamily("bpf_exporter_program_runs", "Runs of the collector's BPF "
-                               "programs.", labels=["collector", "program"])
-    for collector, by_program in sorted((costs or {}).items()):
-        for program, cost in sorted(by_program.items()):
-            seconds.add_metric([collector, program], cost.run_ns / 1e9)
-            runs.add_metric([collector, program], cost.runs)
-    return [seconds, runs]
+                               "programs, by " + how, labels=["collector", "program"])
+    share = GaugeMetricFamily(
+        "bpf_exporter_program_stats_on_ratio", "Share of time the kernel's BPF run-time "
+        "statistics were on for the program cost figures (1: kernel.bpf_stats_enabled=1, "
+        "exact; below 1: sampled, the figures are the windows' counts divided by it). While "
+        "on, every BPF program on the node pays two clock reads per run.")
+    for (collector, program), cost in sorted((costs or {}).items()):
+        seconds.add_metric([collector, program], cost.run_ns / 1e9)
+        runs.add_metric([collector, program], cost.runs)
+    if costs is not None and duty is not None:
+        share.add_metric([], duty)
+    return [seconds, runs, share]
 
 
 class SelfCollector:
-    """The exporter's own metrics; with `run_stats` (runstats.RunStats) and
-    the tool collectors, what their BPF programs cost."""
+    """The exporter's own metrics; with `self_cost` (selfcost.SelfCost, or
+    anything with costs() by (collector, program) and duty()), what the
+    collectors' BPF programs cost."""
 
-    def __init__(self, stats: SelfStats, collectors: Sequence = (), run_stats=None):
+    def __init__(self, stats: SelfStats, self_cost=None):
         self.stats = stats
-        self.collectors = list(collectors)
-        self.run_stats = run_stats
+        self.self_cost = self_cost
 
     def describe(self) -> List[Metric]:
         return self_families(None) + cost_families(None)
 
     def collect(self) -> List[Metric]:
-        costs = {}
-        if self.run_stats is not None:
-            for c in self.collectors:
-                cost = self.run_stats.cost(getattr(c.source, "program", None))
-                if cost is not None:
-                    costs[c.name] = cost
-        return self_families(self.stats) + cost_families(costs)
+        if self.self_cost is None:
+            return self_families(self.stats) + cost_families(None)
+        sc = self.self_cost
+        return self_families(self.stats) + cost_families(
+            sc.costs(), sc.duty(), getattr(sc, "window", WINDOW_S), getattr(sc, "period", PERIOD_S))
+
+
+def program_costs_of(collectors: Sequence) -> Dict[Tuple[str, str], object]:
+    """Every collector's programs' counters now, by (collector, program)."""
+    from .runstats import program_costs
+    out = {}
+    for c in collectors:
+        for program, cost in (program_costs(getattr(c.source, "program", None)) or {}).items():
+            out[(c.name, program)] = cost
+    return out

@@ -147,7 +147,7 @@ def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, str
 def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
           announce: Callable[[str], None], modes: Optional[Dict[str, str]] = None,
           options: Optional[Dict[str, dict]] = None, limits: Optional[Limits] = None,
-          web_config: Optional[str] = None) -> None:
+          web_config: Optional[str] = None, self_cost: str = "sampled") -> None:
     host, port = parse_listen(listen)
     try:
         web = WebState(web_config)
@@ -173,7 +173,7 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: reload.set())
     readers: list = []
-    run_stats = None
+    cost = None
     try:
         # What every collector needs (privileges, tracefs, headers, bcc):
         # checked once, so its failure is one line, not one per collector.
@@ -184,11 +184,15 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:
             registry.register(c)
-        from .runstats import RunStats
-        run_stats = RunStats()
-        if run_stats.problem:
-            log.warning("program cost not exported: %s", run_stats.problem)
-        registry.register(SelfCollector(stats, collectors, run_stats))
+        from .self_metrics import program_costs_of
+        from .selfcost import SelfCost
+        cost = SelfCost(lambda: program_costs_of(collectors), self_cost)
+        # Said even without -v where it is not the default (sampled): off
+        # for a reason, or exact because the node's sysctl taxes every
+        # BPF program all the time.
+        (log.warning if cost.problem or cost.how == "exact" else log.info)(
+            "program cost: %s", cost.describe())
+        registry.register(SelfCollector(stats, cost))
         registry.register(BuildInfoCollector(build_info()))
         # What start-up made (bcc's tables, the compiled programs' objects)
         # lives as long as the process: out of the cyclic collector's sight,
@@ -208,8 +212,8 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
                 web.reload()
     finally:
         http.stop()
-        if run_stats is not None:
-            run_stats.close()
+        if cost is not None:
+            cost.close()
         # Detach the tools at once: each waits on the kernel, not the CPU.
         closers = [threading.Thread(target=reader.close) for reader in readers]
         for t in closers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -146,6 +147,13 @@ def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey,
             for key, s in slots.items()}
 
 
+def cgroup_hist(value, unit_ns: int, unit_name: str) -> Log2Hist:
+    """One cgroup's histogram from its map value (slots, then sum_ns), read
+    as one buffer: a scrape at node scale reads hundreds of them."""
+    words = struct.unpack(f"{SLOTS + 1}Q", bytes(value))
+    return Log2Hist(words[:SLOTS], unit_ns, words[SLOTS], unit_name)
+
+
 class VfsReadReader(Reader):
     """Loads bpf/vfs_read.c and reads its histograms into LatencySnapshots."""
 
@@ -180,9 +188,7 @@ class VfsReadReader(Reader):
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
         from ..maps import delete_keys
-        delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids,
-                    lambda k: k.cgroup_id)
-        delete_keys(self.program.table("vfs_read_latency_cgroup_sum"), ids, lambda k: k.value)
+        delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids, lambda k: k.value)
 
     def snapshot(self) -> LatencySnapshot:
         from ..maps import items, scalar
@@ -202,12 +208,8 @@ class VfsReadReader(Reader):
                 if hist.count:
                     kinds[name] = hist
         elif self.per in WORKLOAD_KINDS:
-            counts = {(k.cgroup_id, "", k.slot): v for k, v in
-                      items(self.program.table("vfs_read_latency_cgroup_hist"))}
-            sums = {(scalar(k), ""): v
-                    for k, v in items(self.program.table("vfs_read_latency_cgroup_sum"))}
-            cgroups = {key[0]: h for key, h in
-                       proc_hists(counts, sums, self.unit_ns, self.unit_name).items()}
+            cgroups = {scalar(k): cgroup_hist(v, self.unit_ns, self.unit_name)
+                       for k, v in items(self.program.table("vfs_read_latency_cgroup_hist"))}
         elif self.per:
             counts = {(k.tgid, c_string(k.comm), k.slot): v
                       for k, v in items(self.program.table("vfs_read_latency_proc_hist"))}

@@ -25,8 +25,8 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .test_workloads_kernel import (NODE_LABEL, assert_dashboard_answers, cold_read,
-                                    daemonset_args, failed_opens, node,  # noqa: F401 (fixture)
-                                    run_in, workload_execs)
+                                    daemonset_args, failed_opens, node,  # noqa: F401
+                                    run_in, stats_by_sysctl, workload_execs)
 from .workload import make_executables, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
@@ -67,7 +67,8 @@ def one(port, query, at):
 
 
 @pytest.mark.wall_clock      # two Prometheus servers scraping every second: real CPUs only
-def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_path):
+def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_path,
+                                                                stats_by_sysctl):
     exp = Exporter(*daemonset_args(node))
     (true_copy,) = make_executables(str(tmp_path), ["pytools-native-true"])
     path = write_file(scratch_dir(), 8 << 20)

@@ -27,7 +27,7 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter, diff, value
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, file_reads, make_executables,
-                       start_tool, tool_command, write_file, zero_reads)
+                       start_tool, stats_sysctl, tool_command, write_file, zero_reads)
 
 MOUNT = find_cgroup2()
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
@@ -466,7 +466,17 @@ def assert_dashboard_answers(port: int, pod: str) -> None:
             assert {"execve", "vfs_read"} <= busy, (expr, result)
 
 
-def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(node, true_copy):
+@pytest.fixture
+def stats_by_sysctl():
+    """kernel.bpf_stats_enabled=1 for the test: the README's recipe for the
+    dashboard's programs' CPU panel under the DaemonSet, which has no
+    CAP_SYS_ADMIN to sample the statistics itself."""
+    with stats_sysctl("1"):
+        yield
+
+
+def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(
+        node, true_copy, stats_by_sysctl):
     """The DaemonSet's own arguments (from its YAML), a real Prometheus
     scraping every second and evaluating the shipped rules, and each
     dashboard expression evaluated by it (assert_dashboard_answers).

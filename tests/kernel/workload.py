@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -358,3 +359,20 @@ class Bpftrace:
         self.proc.wait()
         self.proc.stdout.close()
         return self.lines
+
+
+STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+@contextlib.contextmanager
+def stats_sysctl(value: str):
+    """kernel.bpf_stats_enabled set to value for the block, then restored."""
+    with open(STATS_SYSCTL) as f:
+        before = f.read().strip()
+    with open(STATS_SYSCTL, "w") as f:
+        f.write(value)
+    try:
+        yield
+    finally:
+        with open(STATS_SYSCTL, "w") as f:
+            f.write(before)

@@ -298,10 +298,16 @@ def test_systemd_unit_command_line_is_accepted_by_the_cli():
 # ------------------------------------------------------------------- Grafana
 
 class FixedCosts:
-    """RunStats' interface, a fixed cost for every collector's programs."""
+    """SelfCost's interface, a fixed cost for every collector's program."""
 
-    def cost(self, program):
-        return {"prog": Cost(10, 1000)}
+    def __init__(self, collectors):
+        self.collectors = collectors
+
+    def costs(self):
+        return {(c.name, "prog"): Cost(10, 1000) for c in self.collectors}
+
+    def duty(self):
+        return 1 / 60
 
 
 def emitted_metric_names():
@@ -321,7 +327,7 @@ def emitted_metric_names():
             usage={8 << 20: Usage(32, 16, 8, 0)})), stats, "k", 10, efficiency=True),
         tool_collector("runqlat", FixedSource(RunqSnapshot(hist)), stats, "k", 10),
     ]
-    default.append(SelfCollector(stats, default, FixedCosts()))
+    default.append(SelfCollector(stats, FixedCosts(list(default))))
     by_pod = [   # cgroup ids, named (or not) from this machine's cgroup2 mount
         ExecveCollector(FixedSource(ExecveSnapshot("pod", {1: 1}, 1)), stats, "k", 10, "pod"),
         tool_collector("vfs_read", FixedSource(LatencySnapshot(hist, per_cgroup={1: hist})),

@@ -1,6 +1,6 @@
 """pytools doctor's table: 80 columns, continuation lines under DETAIL."""
 
-from pytools.doctor import Check, render
+from pytools.doctor import Check, render, stats_detail
 
 LONG = ("read syscalls via tracepoints, compiled against generic "
         "linux-headers-6.1.0-57-amd64, copied by scripts/setup (not: fentry: the kernel "
@@ -40,3 +40,14 @@ def test_every_line_fits_80_columns_and_continues_under_detail():
     # The words of a wrapped detail are all there, in order.
     assert " ".join(text.split()).count("kernel lockdown refuses fentry this way") == 2
     assert "fix: run as root" in " ".join(text.split())
+
+
+def test_statistics_row_says_whether_they_are_on_and_who_holds_them():
+    assert stats_detail("0", []) == \
+        "off (kernel.bpf_stats_enabled=0, no process holds them)"
+    held = stats_detail("0", [(42, "bpf-exporter")])
+    assert held.startswith("on: held by bpf-exporter (pid 42) (BPF_ENABLE_STATS)")
+    assert "every BPF program on the node pays two clock reads per run" in held
+    both = stats_detail("1", [(7, "bpftool")])
+    assert both.startswith("on: kernel.bpf_stats_enabled=1 (the node's sysctl), and held by "
+                           "bpftool (pid 7)")

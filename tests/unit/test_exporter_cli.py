@@ -68,3 +68,12 @@ def test_unresolvable_address_is_one_line():
     result = run("--listen", "no-such-host.invalid:9000")
     assert result.exit_code == 1
     assert result.output.startswith("bpf-exporter: error: cannot listen on no-such-host.invalid")
+
+
+def test_self_cost_is_sampled_by_default_or_off_and_nothing_else():
+    ctx = bpf_exporter.make_context("bpf-exporter", [])
+    assert ctx.params["self_cost"] == "sampled"
+    ctx = bpf_exporter.make_context("bpf-exporter", ["--self-cost", "off"])
+    assert ctx.params["self_cost"] == "off"
+    result = run("--self-cost", "always")
+    assert result.exit_code == 2 and "--self-cost" in result.output
