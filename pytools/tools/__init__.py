@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List
 
 from ..tool import Tool
-from . import biolatency, execve, file_opens, readahead, runqlat, vfs_read
+from . import biolatency, execve, file_opens, readahead, runqlat, tcp, vfs_read
 
 TOOLS: List[Tool] = [
     execve.TOOL,
@@ -15,6 +15,7 @@ TOOLS: List[Tool] = [
     biolatency.TOOL,
     runqlat.TOOL,
     file_opens.TOOL,
+    tcp.TOOL,
 ]
 
 

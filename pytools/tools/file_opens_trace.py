@@ -102,17 +102,18 @@ class Tracer:
 
 
 def run_trace(reader, session, workload: Callable[[int], Dict[str, str]], pages: int,
-              deadline: Optional[float] = None) -> None:
+              deadline: Optional[float] = None, tracer_class=None, header: str = HEADER
+              ) -> None:
     """Events as they come, until `deadline` (monotonic) or Ctrl-C/SIGTERM;
     then the rest already in the buffer, the lost count, and a summary."""
     import click
 
     from ..runloop import signals_held
-    tracer = Tracer(reader, session.emit, session.as_json, workload, pages)
+    tracer = (tracer_class or Tracer)(reader, session.emit, session.as_json, workload, pages)
     try:   # from the banner on, Ctrl-C ends the trace cleanly
         session.announce(reader.program)
         if not session.as_json:
-            session.emit(HEADER)
+            session.emit(header)
         while deadline is None or time.monotonic() < deadline:
             with signals_held():      # a signal waits for the poll: no half-printed event
                 tracer.stream.poll(100)

@@ -1,0 +1,174 @@
+"""tcpretrans against the kernel's own counters: in a private network
+namespace on loopback (offloads off), an nftables rule in the input hook
+drops a share of the data segments arriving at a server; a client in one
+fake pod sends to a server in another. The client pod's retransmits equal
+the namespace's RetransSegs delta, the server pod's are zero, and resets
+sent equal OutRsts. Needs nft and ip (iproute2); ethtool where present."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pytools.tools.tcp import TcpRetransReader
+
+from .test_workloads_kernel import MOUNT, FakeNode
+
+PORT = 8479
+CLIENT = r"""
+import socket, struct, sys
+host, port, mb, resets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.create_connection((host, port))
+block = b"x" * 65536
+for _ in range(mb * 16):
+    s.sendall(block)
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536):
+    pass
+s.close()
+for _ in range(resets):            # the server resets each (SO_LINGER 0)
+    c = socket.create_connection((host, port + 1))
+    try:
+        while c.recv(100):
+            pass
+    except ConnectionResetError:
+        pass
+    c.close()
+for _ in range(resets):            # a closed port: a reset for no socket
+    try:
+        socket.create_connection((host, port + 2)).close()
+    except ConnectionRefusedError:
+        pass
+"""
+SERVER = r"""
+import socket, struct, sys
+host, port, resets = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+l, r = socket.socket(family), socket.socket(family)
+for sock, p in ((l, port), (r, port + 1)):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, p))
+    sock.listen(16)
+print("ready", flush=True)
+c, _ = l.accept()
+while c.recv(1 << 16):
+    pass
+c.close()
+for _ in range(resets):
+    c, _ = r.accept()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+"""
+
+
+def tcp_counters(netns: str) -> dict:
+    out = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
+    return {name: int(v) for name, v in zip(rows[0], rows[1])}
+
+
+def in_cgroup(path: str):
+    """preexec_fn: join the cgroup before `ip netns exec` (which mounts a
+    /sys of its own, without the cgroup tree)."""
+    def join():
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    return join
+
+
+@pytest.fixture
+def netns():
+    for tool in ("nft", "ip"):
+        if not shutil.which(tool):
+            pytest.skip(f"needs {tool} (apt-get install nftables iproute2)")
+    name = f"pytools-tcp-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+                       check=True)
+        if shutil.which("ethtool"):     # offloads off: see test_offloads_on below
+            subprocess.run(["ip", "netns", "exec", name, "ethtool", "-K", "lo", "tso", "off",
+                            "gso", "off"], check=False, capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def drop_rule(netns: str, percent: int) -> None:
+    """Input hook: drop `percent`% of the segments with data arriving at
+    the server's port (pure ACKs and handshakes pass: only the client's
+    data is lost, so only the client retransmits)."""
+    rules = f"""
+table inet pytools_loss {{
+  chain input {{
+    type filter hook input priority 0;
+    meta nfproto ipv4 tcp dport {PORT} ip length > 80 numgen random mod 100 < {percent} drop
+    meta nfproto ipv6 tcp dport {PORT} ip6 length > 60 numgen random mod 100 < {percent} drop
+  }}
+}}
+"""
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input=rules, text=True,
+                   check=True)
+
+
+def run_pair(netns: str, node: FakeNode, host: str, mb: int, resets: int) -> None:
+    client_pod, server_pod = node.containers["web"], node.containers["db"]
+    exe = [sys.executable, "-c"]
+    server = subprocess.Popen(["ip", "netns", "exec", netns] + exe + [SERVER, host, str(PORT),
+                                                                      str(resets)],
+                              stdout=subprocess.PIPE, text=True,
+                              preexec_fn=in_cgroup(server_pod.cgroup))
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        subprocess.run(["ip", "netns", "exec", netns] + exe + [CLIENT, host, str(PORT), str(mb),
+                                                               str(resets)],
+                       check=True, timeout=120, preexec_fn=in_cgroup(client_pod.cgroup))
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def pod_counts(snap, reader):
+    from pytools.tools.tcp_output import groups
+    return {labels.get("pod", key): c for key, labels, c in groups(snap, "pod",
+                                                                   reader.workloads)}
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_counts_equal_kernel_counters(netns, host, monkeypatch):
+    if MOUNT is None:
+        pytest.skip("needs cgroup v2")
+    node = FakeNode()
+    monkeypatch.setenv("PYTOOLS_POD_LOGS", node.logs)
+    try:
+        drop_rule(netns, 5)
+        resets = 3
+        with TcpRetransReader(by="pod") as reader:
+            before, start = tcp_counters(netns), reader.snapshot()
+            run_pair(netns, node, host, 8, resets)
+            time.sleep(0.2)
+            after, end = tcp_counters(netns), reader.snapshot()
+        from pytools.tools.tcp_output import delta
+        counts = pod_counts(delta(end, start), reader)
+        retrans = after["RetransSegs"] - before["RetransSegs"]
+        assert retrans > 0, "the drop rule caused no retransmits"
+        client = counts["cart-7d9f-x2"]
+        assert client.segments == retrans
+        assert counts.get("db-0") is None or counts["db-0"].segments == 0
+        # Resets: the server's abortive closes (its pod's), the closed
+        # port's (no socket: unattributed); the client received both.
+        out_rsts = after["OutRsts"] - before["OutRsts"]
+        sent = sum(c.rst_sent for c in counts.values())
+        assert sent == out_rsts == 2 * resets
+        assert counts["db-0"].rst_sent == resets
+        assert counts["[no socket owner]"].rst_sent == resets
+        assert client.rst_received == 2 * resets
+    finally:
+        node.close()
