@@ -21,7 +21,7 @@
 // Unattributed (cgroup 0): a reset sent for no socket, a socket with no
 // cgroup: counted under cgroup 0, never dropped.
 //
-// Tunables: KEY_ADDR (SIDE_REMOTE, SIDE_LOCAL: which address and port are
+// Tunables: RETRANSMIT_ERR (tcp_retransmit_skb has `err`: 6.9+), KEY_ADDR (SIDE_REMOTE, SIDE_LOCAL: which address and port are
 // part of a count's key), KEY_STATE, MAX_KEYS, TRACE (events.h: one event
 // per retransmit or reset). --cgroup's FILTER_CGROUP_ID (cgroup.h) asks
 // about the current task, not the socket's owner: the reader filters keys
@@ -63,8 +63,11 @@
 #include "btf.h"          // FIELD_AT(), PTR_AT()
 
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
-// shared: STATE_SYN_SENT STATE_SYN_RECV
+// shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
 // (-D flags from pytools/tools/tcp.py, SHARED)
+#ifndef PROBE_TRACEPOINT
+#error "compile with a candidate of pytools/tools/tcp.py (PROBE_TRACEPOINT)"
+#endif
 #ifndef SIDE_LOCAL
 #error "compile with the flags of pytools/tools/tcp.py (SHARED)"
 #endif
@@ -193,6 +196,16 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
 {
     const void *sk = args->skaddr;
     const void *skb = args->skbaddr;
+#ifdef RETRANSMIT_ERR
+    // 6.9+ also fires for a retransmit that returned early, before the
+    // kernel counted it: busy (still in the host's queue: TSQ), -EAGAIN,
+    // -ENOMEM (fragmenting), -EHOSTUNREACH (no route to rebuild the
+    // header). Those are not in RetransSegs; a later error (the transmit
+    // itself failed) is, and is counted here.
+    int err = args->err;
+    if (err == -EBUSY_ || err == -EAGAIN_ || err == -ENOMEM_ || err == -EHOSTUNREACH_)
+        return 0;
+#endif
     struct tcp_ends e = {};
     sock_ends(sk, &e);
     // tcp_skb_pcount(skb): the segments this skb carries (RetransSegs' unit).

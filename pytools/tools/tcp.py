@@ -5,12 +5,15 @@ kernel's own unit; --trace prints each one."""
 from __future__ import annotations
 
 import ctypes
+import errno
+import os
 import time
 from typing import List, Optional
 
 import click
 
 from .. import cdefs, events
+from ..kernel import find_tracefs
 from ..probes import Candidate, Hook
 from ..structs import Field
 from ..tool import Tool, View
@@ -20,7 +23,9 @@ from .tcp_output import (BY_KINDS, KINDS, Counts, TcpSnapshot, delta, only_cgrou
 
 SHARED = {**cdefs.enum("KIND", KINDS), "KINDS": len(KINDS),
           **cdefs.enum("SIDE", ("remote", "local"), first=1),
-          "STATE_SYN_SENT": 2, "STATE_SYN_RECV": 3}      # include/net/tcp_states.h
+          "STATE_SYN_SENT": 2, "STATE_SYN_RECV": 3,      # include/net/tcp_states.h
+          **{f"{name}_": getattr(errno, name) for name in
+             ("EBUSY", "EAGAIN", "ENOMEM", "EHOSTUNREACH")}}
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
 HOOKS = ("tcp_retransmit_skb", "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset")
@@ -57,19 +62,32 @@ def plan() -> List[Candidate]:
                       reads_structs=True, fields=FIELDS)]
 
 
+def retransmit_has_err(tracefs: Optional[str]) -> bool:
+    """Whether tcp_retransmit_skb's record has `err` (6.9+: it then fires
+    for failed retransmits too, some never counted by the kernel)."""
+    try:
+        with open(os.path.join(tracefs or "/sys/kernel/tracing", "events", "tcp",
+                               "tcp_retransmit_skb", "format")) as f:
+            return " err;" in f.read()
+    except OSError:
+        return False
+
+
 def cflags(by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
-           pages: int = events.DEFAULT_PAGES) -> List[str]:
+           pages: int = events.DEFAULT_PAGES, with_err: bool = False) -> List[str]:
     if by not in BY_KINDS:
         raise ValueError(f"unknown grouping {by!r}; choose from {', '.join(BY_KINDS)}")
     if max_keys < 1:
         raise ValueError("max_keys must be at least 1")
-    flags = cdefs.flags(SHARED) + [f"-DMAX_KEYS={max_keys}"]
+    flags = cdefs.flags(SHARED) + events.page_flags(pages) + [f"-DMAX_KEYS={max_keys}"]
     if by in ("remote", "local"):
         flags.append(f"-DKEY_ADDR={SHARED['SIDE_' + by.upper()]}")
     if by == "state":
         flags.append("-DKEY_STATE")
     if trace:
-        flags += ["-DTRACE"] + events.page_flags(pages)
+        flags.append("-DTRACE")
+    if with_err:
+        flags.append("-DRETRANSMIT_ERR")
     return flags
 
 
@@ -96,6 +114,25 @@ def in_subtree(path: Optional[str], top: Optional[str]) -> bool:
     if path is None or top is None:
         return False
     return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def recursion_misses(program) -> int:
+    """Runs of the program the kernel skipped (`recursion_misses` in each
+    function's fdinfo, 5.12+): a tracepoint fired while another BPF program
+    ran on that CPU (a retransmit in a softirq that interrupted one)."""
+    total = 0
+    for function in list(program.bpf.funcs.values()):
+        fd = getattr(function, "fd", None)
+        if fd is None or fd < 0:
+            continue
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("recursion_misses:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 class TcpRetransReader(Reader):
@@ -126,7 +163,7 @@ class TcpRetransReader(Reader):
         table = self.program.table("tcp_totals")
         sums = [sum(int(v) for v in table[table.Key(i)]) for i in range(len(KINDS) + 1)]
         snap = TcpSnapshot(counts, Counts(*sums[:len(KINDS)]), sums[len(KINDS)],
-                           time.monotonic())
+                           time.monotonic(), missed=recursion_misses(self.program))
         if self.cgroup is not None:
             snap = only_cgroups(snap, self.allowed)
         return snap
@@ -197,7 +234,8 @@ Examples:
     def cflags(self, opts):
         return cflags(opts.get("by", "pod"), opts.get("trace", False),
                       opts.get("max_keys", DEFAULT_MAX_KEYS),
-                      opts.get("buffer_pages", events.DEFAULT_PAGES))
+                      opts.get("buffer_pages", events.DEFAULT_PAGES),
+                      retransmit_has_err(find_tracefs()))
 
     def features(self, opts):
         return [events.ringbuf_feature()] if opts.get("trace") else []

@@ -59,11 +59,12 @@ class TcpSnapshot:
     map_full: int = 0             # events not kept per key: the map was full
     taken_at: float = 0.0
     elapsed: float = 0.0
+    missed: int = 0               # events the kernel ran no program for (recursion)
 
 
 def delta(cur: TcpSnapshot, prev: TcpSnapshot) -> TcpSnapshot:
     return replace(cur, counts=diff(cur.counts, prev.counts), totals=cur.totals - prev.totals,
-                   map_full=cur.map_full - prev.map_full,
+                   map_full=cur.map_full - prev.map_full, missed=cur.missed - prev.missed,
                    elapsed=cur.taken_at - prev.taken_at)
 
 
@@ -141,6 +142,9 @@ def tcp_text(snap: TcpSnapshot, by: str, top: int, probe_label: str, workloads=N
             lines.append(f"[{len(rows) - top} more]")
     if snap.map_full:
         lines.append(f"[{snap.map_full} events not kept per key: map full; in the totals]")
+    if snap.missed:
+        lines.append(f"[{snap.missed} events missed: the kernel ran no program for them, "
+                     "another BPF program was running on that CPU]")
     return "\n".join(lines)
 
 
@@ -158,6 +162,7 @@ def tcp_json(snap: TcpSnapshot, by: str, top: int, probe: dict, when: str,
         other = other + c
     return {"time": when, "interval_s": round(snap.elapsed, 3), "probe": probe, "by": by,
             "totals": counts_json(snap.totals), "map_full": snap.map_full,
+            "missed": snap.missed,
             "groups": [{"key": key, **labels, **counts_json(c)} for key, labels, c in found[:top]],
             "other": {"keys": len(rest), **counts_json(other)}}
 
@@ -185,7 +190,10 @@ def tcp_families(snapshot: Optional[TcpSnapshot], collector) -> list:
         ["namespace", "pod", "direction"], collector.render_cache("tcp_resets_total"))
     unkeyed = counters((("tcp_unkeyed_events", "TCP retransmits and resets counted in no "
                          "pod's series: the kernel's per-key map was full.",
-                         lambda s: s.map_full),), snapshot)
+                         lambda s: s.map_full),
+                        ("tcp_missed_events", "TCP retransmits and resets the kernel ran no "
+                         "program for (another BPF program was running on that CPU).",
+                         lambda s: s.missed)), snapshot)
     if snapshot is None:
         return [retrans, syn, resets] + unkeyed
     series = collector.cgroup_series("container")

@@ -141,6 +141,17 @@ def pod_counts(snap, reader):
                                                                    reader.workloads)}
 
 
+def measured(reader, netns, node, host, mb, resets):
+    """(kernel counter deltas, counts by pod) over one run of the pair."""
+    from pytools.tools.tcp_output import delta
+    before, start = tcp_counters(netns), reader.snapshot()
+    run_pair(netns, node, host, mb, resets)
+    time.sleep(0.2)
+    after, end = tcp_counters(netns), reader.snapshot()
+    shown = delta(end, start)
+    return ({k: after[k] - before[k] for k in after}, pod_counts(shown, reader), shown.missed)
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_counts_equal_kernel_counters(netns, host, monkeypatch):
     if MOUNT is None:
@@ -149,26 +160,31 @@ def test_counts_equal_kernel_counters(netns, host, monkeypatch):
     monkeypatch.setenv("PYTOOLS_POD_LOGS", node.logs)
     try:
         drop_rule(netns, 5)
-        resets = 3
         with TcpRetransReader(by="pod") as reader:
-            before, start = tcp_counters(netns), reader.snapshot()
-            run_pair(netns, node, host, 8, resets)
-            time.sleep(0.2)
-            after, end = tcp_counters(netns), reader.snapshot()
-        from pytools.tools.tcp_output import delta
-        counts = pod_counts(delta(end, start), reader)
-        retrans = after["RetransSegs"] - before["RetransSegs"]
-        assert retrans > 0, "the drop rule caused no retransmits"
-        client = counts["cart-7d9f-x2"]
-        assert client.segments == retrans
-        assert counts.get("db-0") is None or counts["db-0"].segments == 0
-        # Resets: the server's abortive closes (its pod's), the closed
-        # port's (no socket: unattributed); the client received both.
-        out_rsts = after["OutRsts"] - before["OutRsts"]
-        sent = sum(c.rst_sent for c in counts.values())
-        assert sent == out_rsts == 2 * resets
-        assert counts["db-0"].rst_sent == resets
-        assert counts["[no socket owner]"].rst_sent == resets
-        assert client.rst_received == 2 * resets
+            # Data lost on its way to the server: only the client retransmits.
+            kernel, counts, missed = measured(reader, netns, node, host, 8, 0)
+            assert kernel["RetransSegs"] > 0, "the drop rule caused no retransmits"
+            # Exact, but for runs the kernel skipped (another BPF program
+            # was running on that CPU: other tools on a shared machine),
+            # which it counts, machine-wide, and the tool shows.
+            client = counts["cart-7d9f-x2"].segments
+            assert kernel["RetransSegs"] - missed <= client <= kernel["RetransSegs"], \
+                (counts, missed)
+            assert "db-0" not in counts, counts
+            # Resets: the server's abortive closes (its pod's), the closed
+            # port's (no socket: unattributed); the client received both.
+            resets = 3
+            kernel, counts, missed = measured(reader, netns, node, host, 0, resets)
+        # Resets for no socket are machine-wide (any namespace's refused
+        # connection): at least ours; the server's are its pod's. Each
+        # exact but for runs the kernel skipped (`missed`, counted).
+        assert kernel["OutRsts"] == 2 * resets
+        assert resets - missed <= counts["db-0"].rst_sent <= resets, (counts, missed)
+        assert counts["[no socket owner]"].rst_sent >= resets - missed, (counts, missed)
+        received = counts["cart-7d9f-x2"].rst_received
+        assert 2 * resets - missed <= received <= 2 * resets, (counts, missed)
+        # whatever else was retransmitted (a SYN-ACK...) is one of the pods'
+        segments = counts["cart-7d9f-x2"].segments + counts["db-0"].segments
+        assert kernel["RetransSegs"] - missed <= segments <= kernel["RetransSegs"], counts
     finally:
         node.close()

@@ -29,6 +29,7 @@ from pytools.tools.execve import ExecveSnapshot
 from pytools.tools.file_opens_output import OpensSnapshot
 from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
+from pytools.tools.tcp_output import Counts as TcpCounts, TcpSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, VfsReadCollector,
@@ -331,6 +332,9 @@ def emitted_metric_names():
         tool_collector("runqlat", FixedSource(RunqSnapshot(hist, per_key={1: hist})),
                        stats, "k", 10, by="pod"),
         tool_collector("file_opens", FixedSource(OpensSnapshot("cgroup", {(1, b"", 2): 1})),
+                       stats, "k", 10),
+        tool_collector("tcp", FixedSource(TcpSnapshot({(1, 2, bytes(16), 80, 1):
+                                                       TcpCounts(3, 1, 1, 1)})),
                        stats, "k", 10)]
     names = set()
     for collectors in (default, by_pod):
