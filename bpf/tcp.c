@@ -65,7 +65,7 @@
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
 // shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
 // (-D flags from pytools/tools/tcp.py, SHARED)
-#ifndef PROBE_TRACEPOINT
+#if !defined(PROBE_TRACEPOINT)
 #error "compile with a candidate of pytools/tools/tcp.py (PROBE_TRACEPOINT)"
 #endif
 #ifndef SIDE_LOCAL
