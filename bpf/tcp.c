@@ -4,12 +4,13 @@
 // sockets from their listener), never the task on the CPU, which for a
 // retransmit from a timer or softirq is whoever happened to run there.
 //
-// PROBE_TRACEPOINT: tcp:tcp_retransmit_skb (4.15+; `err` 6.9+, where it
-// also fires for a retransmit that failed after the kernel counted it),
-// tcp:tcp_retransmit_synack (4.16+), tcp:tcp_send_reset (4.15+, raw: 4.17+;
-// its sk may be NULL: a reset to a segment no socket took, 6.10+), tcp:tcp_receive_reset
-// (4.15+). Each hands over the struct sock (and for retransmits the
-// sk_buff), read at offsets from this kernel's headers or its BTF:
+// PROBE_RAW_TRACEPOINT (4.17+): tcp:tcp_retransmit_skb (4.15+; `err` 6.9+,
+// where it also fires for a retransmit that failed, some before the kernel
+// counted it), tcp:tcp_retransmit_synack (4.16+), tcp:tcp_send_reset
+// (4.15+; its sk NULL for a reset to a segment no socket took, 6.10+),
+// tcp:tcp_receive_reset (4.15+); raw: their arguments, not their records.
+// They hand over the struct sock (and the sk_buff, the request sock),
+// read at offsets from this kernel's headers or its BTF:
 //   - segments: RetransSegs adds tcp_skb_pcount(skb) per retransmitted skb,
 //     the skb's tcp_skb_cb->tcp_gso_segs (skb->cb); TCP builds multi-segment
 //     skbs (GSO) even with offloads off, so an skb is not a segment;
@@ -17,15 +18,16 @@
 //     before, a `val` word also used by net_prio/net_cls: not tried there);
 //   - addresses, ports, family and state from sk->__sk_common.
 // A SYN-ACK retransmit hands the listener (the server's socket: its owner)
-// and the request's addresses from the tracepoint's own fields.
+// and the request sock, whose sock_common gives the addresses.
 // Unattributed (cgroup 0): a reset sent for no socket, a socket with no
 // cgroup: counted under cgroup 0, never dropped.
 //
-// Tunables: RETRANSMIT_ERR (tcp_retransmit_skb has `err`: 6.9+), KEY_ADDR (SIDE_REMOTE, SIDE_LOCAL: which address and port are
-// part of a count's key), KEY_STATE, MAX_KEYS, TRACE (events.h: one event
-// per retransmit or reset). --cgroup's FILTER_CGROUP_ID (cgroup.h) asks
-// about the current task, not the socket's owner: the reader filters keys
-// and events by the owner's cgroup instead, and this file ignores it.
+// Tunables: RETRANSMIT_ERR (tcp_retransmit_skb has `err`: 6.9+), KEY_ADDR
+// (SIDE_REMOTE, SIDE_LOCAL: which address and port are part of a count's
+// key), KEY_STATE, MAX_KEYS, TRACE (events.h: one event per retransmit or
+// reset). --cgroup's FILTER_CGROUP_ID (cgroup.h) asks about the current
+// task, not the socket's owner: the reader filters keys and events by the
+// owner's cgroup instead, and this file ignores it.
 #include <uapi/linux/ptrace.h>
 // btf: SK_CGROUP SK_FAMILY SK_STATE SK_DADDR SK_SADDR SK_DPORT SK_NUM SK_V6_DADDR SK_V6_SADDR SKB_CB TCB_SEGS
 // (-D flags from this kernel's BTF, pytools/tools/tcp.py FIELDS,
@@ -65,8 +67,8 @@
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
 // shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
 // (-D flags from pytools/tools/tcp.py, SHARED)
-#if !defined(PROBE_TRACEPOINT)
-#error "compile with a candidate of pytools/tools/tcp.py (PROBE_TRACEPOINT)"
+#if !defined(PROBE_RAW_TRACEPOINT)
+#error "compile with a candidate of pytools/tools/tcp.py (PROBE_RAW_TRACEPOINT)"
 #endif
 #ifndef SIDE_LOCAL
 #error "compile with the flags of pytools/tools/tcp.py (SHARED)"
@@ -192,17 +194,24 @@ static __always_inline void count(void *ctx, u64 cgroup, struct tcp_ends *e, u32
 #endif
 }
 
-TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
+// Each hook is a raw tracepoint: its program is skipped only when the
+// same program is already running on that CPU (a tracepoint's is skipped
+// whenever any BPF program is: a retransmit in a softirq that interrupted
+// another tool's program), and no trace record is formatted. Skipped runs
+// are counted by the kernel (recursion_misses) and read by the reader.
+
+// (sk, skb), and err from 6.9 (RETRANSMIT_ERR)
+RAW_TRACEPOINT_PROBE(tcp_retransmit_skb)
 {
-    const void *sk = args->skaddr;
-    const void *skb = args->skbaddr;
+    const void *sk = (const void *)ctx->args[0];
+    const void *skb = (const void *)ctx->args[1];
 #ifdef RETRANSMIT_ERR
     // 6.9+ also fires for a retransmit that returned early, before the
     // kernel counted it: busy (still in the host's queue: TSQ), -EAGAIN,
     // -ENOMEM (fragmenting), -EHOSTUNREACH (no route to rebuild the
     // header). Those are not in RetransSegs; a later error (the transmit
     // itself failed) is, and is counted here.
-    int err = args->err;
+    int err = (int)ctx->args[2];
     if (err == -EBUSY_ || err == -EAGAIN_ || err == -ENOMEM_ || err == -EHOSTUNREACH_)
         return 0;
 #endif
@@ -213,42 +222,39 @@ TRACEPOINT_PROBE(tcp, tcp_retransmit_skb)
     if (segs == 0)
         segs = 1;
     u32 kind = e.state == STATE_SYN_SENT ? KIND_SYN : KIND_RETRANS;
-    count(args, sock_cgroup(sk), &e, kind, segs);
+    count(ctx, sock_cgroup(sk), &e, kind, segs);
     return 0;
 }
 
-TRACEPOINT_PROBE(tcp, tcp_retransmit_synack)
+// (sk: the listener, req): a request sock begins with a sock_common too,
+// so its addresses and ports are read at the same offsets as a socket's.
+RAW_TRACEPOINT_PROBE(tcp_retransmit_synack)
 {
-    const void *sk = args->skaddr;      // the listener
-    struct tcp_ends e = {.family = args->family, .sport = args->sport,
-                         .dport = args->dport, .state = STATE_SYN_RECV};
-    if (e.family == AF_INET6) {
-        __builtin_memcpy(e.saddr, args->saddr_v6, 16);
-        __builtin_memcpy(e.daddr, args->daddr_v6, 16);
-    } else {
-        __builtin_memcpy(e.saddr, args->saddr, 4);
-        __builtin_memcpy(e.daddr, args->daddr, 4);
-    }
-    count(args, sock_cgroup(sk), &e, KIND_SYN, 1);
+    const void *sk = (const void *)ctx->args[0];
+    const void *req = (const void *)ctx->args[1];
+    struct tcp_ends e = {};
+    sock_ends(req, &e);
+    e.state = STATE_SYN_RECV;
+    count(ctx, sock_cgroup(sk), &e, KIND_SYN, 1);
     return 0;
 }
 
-// Raw: its record's fields changed in 6.10 (an enum BCC cannot declare);
-// its first argument has always been the socket.
+// (sk, skb[, reason]): sk NULL for a reset for no socket.
 RAW_TRACEPOINT_PROBE(tcp_send_reset)
 {
-    const void *sk = (const void *)ctx->args[0];      // NULL: a reset for no socket
+    const void *sk = (const void *)ctx->args[0];
     struct tcp_ends e = {};
     sock_ends(sk, &e);
     count(ctx, sock_cgroup(sk), &e, KIND_RST_SENT, 1);
     return 0;
 }
 
-TRACEPOINT_PROBE(tcp, tcp_receive_reset)
+// (sk)
+RAW_TRACEPOINT_PROBE(tcp_receive_reset)
 {
-    const void *sk = args->skaddr;
+    const void *sk = (const void *)ctx->args[0];
     struct tcp_ends e = {};
     sock_ends(sk, &e);
-    count(args, sock_cgroup(sk), &e, KIND_RST_RECEIVED, 1);
+    count(ctx, sock_cgroup(sk), &e, KIND_RST_RECEIVED, 1);
     return 0;
 }

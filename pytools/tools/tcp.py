@@ -29,7 +29,6 @@ SHARED = {**cdefs.enum("KIND", KINDS), "KINDS": len(KINDS),
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
 HOOKS = ("tcp_retransmit_skb", "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset")
-RAW = ("tcp_send_reset",)    # its record has an enum BCC cannot declare (6.10+)
 
 # What the program reads of a socket and an skb (bpf/tcp.c's
 # `// btf:` line), placed from the kernel's BTF where the headers are not
@@ -56,9 +55,8 @@ ATTRIBUTION = (
 
 
 def plan() -> List[Candidate]:
-    return [Candidate("tracepoint", "TCP tracepoints", "PROBE_TRACEPOINT",
-                      tuple(Hook("raw_tracepoint" if h in RAW else "tracepoint", f"tcp:{h}")
-                            for h in HOOKS),
+    return [Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                      tuple(Hook("raw_tracepoint", f"tcp:{h}") for h in HOOKS),
                       reads_structs=True, fields=FIELDS)]
 
 

@@ -6,7 +6,9 @@ the namespace's RetransSegs delta, the server pod's are zero, and resets
 sent equal OutRsts. Needs nft and ip (iproute2); ethtool where present."""
 
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,19 +84,22 @@ def in_cgroup(path: str):
     return join
 
 
-@pytest.fixture
-def netns():
+@pytest.fixture(params=["offloads off"])
+def netns(request):
     for tool in ("nft", "ip"):
         if not shutil.which(tool):
             pytest.skip(f"needs {tool} (apt-get install nftables iproute2)")
     name = f"pytools-tcp-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
-                       check=True)
-        if shutil.which("ethtool"):     # offloads off: see test_offloads_on below
+        # A real link's MTU: segments of 1448 bytes, many to an skb with GSO.
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "mtu", "1500",
+                        "up"], check=True)
+        if request.param == "offloads off":
+            if not shutil.which("ethtool"):
+                pytest.skip("needs ethtool to turn offloads off (apt-get install ethtool)")
             subprocess.run(["ip", "netns", "exec", name, "ethtool", "-K", "lo", "tso", "off",
-                            "gso", "off"], check=False, capture_output=True)
+                            "gso", "off"], check=True, capture_output=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
@@ -188,3 +193,53 @@ def test_counts_equal_kernel_counters(netns, host, monkeypatch):
         assert kernel["RetransSegs"] - missed <= segments <= kernel["RetransSegs"], counts
     finally:
         node.close()
+
+
+# bpftrace's tcpretrans.bt kprobes tcp_retransmit_skb (no kprobes here):
+# the same count on the tracepoint, for this namespace's sockets only,
+# as skbs and as the segments they carry.
+BPFTRACE = """
+tracepoint:tcp:tcp_retransmit_skb
+/((struct sock *)args->skaddr)->__sk_common.skc_net.net->ns.inum == NETNS/
+{
+  $cb = (struct tcp_skb_cb *)((struct sk_buff *)args->skbaddr)->cb;
+  @skbs = count();
+  @segs = sum((uint64)$cb->tcp_gso_segs);
+}
+"""
+
+
+@pytest.mark.parametrize("netns", ["offloads off", "offloads on"], indirect=True)
+def test_segments_not_skbs_agree_with_bpftrace(netns, monkeypatch):
+    """An skb is not a segment: TCP builds multi-segment skbs (GSO) with
+    offloads on and off alike; the counts are segments, as RetransSegs,
+    and agree with bpftrace summing tcp_skb_pcount on the tracepoint."""
+    if MOUNT is None:
+        pytest.skip("needs cgroup v2")
+    if not shutil.which("bpftrace"):
+        pytest.skip("needs bpftrace (apt-get install bpftrace)")
+    node = FakeNode()
+    monkeypatch.setenv("PYTOOLS_POD_LOGS", node.logs)
+    inum = os.stat(f"/run/netns/{netns}").st_ino
+    tracer = subprocess.Popen(["bpftrace", "-e", BPFTRACE.replace("NETNS", str(inum))],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "Attaching" in tracer.stdout.readline()
+        drop_rule(netns, 5)
+        with TcpRetransReader(by="pod") as reader:
+            kernel, counts, missed = measured(reader, netns, node, "127.0.0.1", 16, 0)
+        tracer.send_signal(signal.SIGINT)
+        out = tracer.communicate(timeout=30)[0]
+    finally:
+        tracer.kill()
+        node.close()
+    found = dict(re.findall(r"@(\w+): (\d+)", out))
+    skbs, segs = int(found.get("skbs", 0)), int(found.get("segs", 0))
+    client = counts["cart-7d9f-x2"].segments
+    assert kernel["RetransSegs"] - missed <= client <= kernel["RetransSegs"], \
+        (counts, missed, skbs, segs)
+    # bpftrace's program is on the tracepoint, skipped whenever another
+    # BPF program runs on that CPU (ours, on the raw tracepoint, only when
+    # itself does): it agrees, or it missed some.
+    assert segs <= client and (segs == client or kernel["RetransSegs"] > segs), (segs, client)
+    assert 0 < skbs < segs, (skbs, segs)      # several segments to some skbs

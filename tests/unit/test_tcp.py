@@ -38,9 +38,8 @@ def test_plan_reads_socket_through_btf_fields():
     (candidate,) = tcp.plan()
     assert candidate.reads_structs
     assert {f.name for f in candidate.fields} >= {"SK_CGROUP", "SKB_CB", "TCB_SEGS"}
-    kinds = {h.target: h.kind for h in candidate.hooks}
-    assert kinds["tcp:tcp_send_reset"] == "raw_tracepoint"
-    assert kinds["tcp:tcp_retransmit_skb"] == "tracepoint"
+    assert {h.kind for h in candidate.hooks} == {"raw_tracepoint"}
+    assert len(candidate.hooks) == 4
 
 
 def test_cgroup_filter_from_shared_flags():
