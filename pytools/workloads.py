@@ -421,6 +421,11 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     return (namespace, pod, workload.container_label() if by == "container" else "")
 
 
+def label_dict(workload: Workload, by: str = "container") -> Dict[str, str]:
+    """labels() by name: namespace, pod and container ("" outside pods)."""
+    return dict(zip(GROUPINGS[by], labels(workload, by)))
+
+
 def group_by_workload(values: Dict[int, object], workloads: "Workloads",
                       by: str) -> Dict[Tuple[str, ...], object]:
     """Values keyed by cgroup id summed per workload label (see labels)."""

@@ -119,9 +119,8 @@ class FileOpensReader(Reader):
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
-        from ..workloads import GROUPINGS, labels
-        return dict(zip(GROUPINGS["container"],
-                        labels(self.workloads.of(cgroup_id), "container")))
+        from ..workloads import label_dict
+        return label_dict(self.workloads.of(cgroup_id))
 
 
 class FileOpensTool(Tool):

@@ -179,9 +179,8 @@ class TcpRetransReader(Reader):
         delete_keys(self.program.table("tcp_counts"), ids, lambda k: k.cgroup)
 
     def pod_of(self, cgroup_id: int) -> dict:
-        from ..workloads import GROUPINGS, labels
-        return dict(zip(GROUPINGS["container"],
-                        labels(self.workloads.of(cgroup_id), "container")))
+        from ..workloads import label_dict
+        return label_dict(self.workloads.of(cgroup_id))
 
 
 class TcpRetransTool(Tool):
