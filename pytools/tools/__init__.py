@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List
 
 from ..tool import Tool
-from . import biolatency, execve, file_opens, oomkill, readahead, runqlat, vfs_read
+from . import biolatency, execve, file_opens, oomkill, readahead, runqlat, tcp, vfs_read
 
 TOOLS: List[Tool] = [
     execve.TOOL,
@@ -16,6 +16,7 @@ TOOLS: List[Tool] = [
     runqlat.TOOL,
     file_opens.TOOL,
     oomkill.TOOL,
+    tcp.TOOL,
 ]
 
 

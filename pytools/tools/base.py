@@ -20,12 +20,14 @@ class CgroupKeyed(Reader):
     """A reader whose count map (`count_map`) keys by cgroup_id, with
     Workloads in `workloads`: gone pods' keys deleted, cgroups named."""
     count_map = ""
+    cgroup_field = "cgroup_id"      # the key's member that holds the cgroup id
     workloads = None
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
         from ..maps import delete_keys
-        delete_keys(self.program.table(self.count_map), ids, lambda k: k.cgroup_id)
+        delete_keys(self.program.table(self.count_map), ids,
+                    lambda k: getattr(k, self.cgroup_field))
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""

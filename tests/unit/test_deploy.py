@@ -30,6 +30,7 @@ from pytools.tools.file_opens_output import OpensSnapshot
 from pytools.tools.oomkill_output import OomSnapshot
 from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
 from pytools.tools.runqlat import RunqSnapshot
+from pytools.tools.tcp_output import Counts as TcpCounts, TcpSnapshot
 from pytools.tools.vfs_read import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, VfsReadCollector,
@@ -340,6 +341,9 @@ def emitted_metric_names():
         tool_collector("file_opens", FixedSource(OpensSnapshot("cgroup", {(1, b"", 2): 1})),
                        stats, "k", 10),
         tool_collector("oomkill", FixedSource(OomSnapshot({(1, 0, "", "memcg", True): 1})),
+                       stats, "k", 10),
+        tool_collector("tcp", FixedSource(TcpSnapshot({(1, 2, bytes(16), 80, 1):
+                                                       TcpCounts(3, 1, 1, 1)})),
                        stats, "k", 10)]
     names = set()
     for collectors in (default, by_pod):

@@ -1,0 +1,100 @@
+"""tcpretrans' pure parts: cflags, plan, delta, groups, text and JSON
+against fixed snapshots, its families through a CollectorRegistry."""
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from pytools.self_metrics import SelfStats
+from pytools.tools import tcp
+from pytools.tools.tcp_output import (UNATTRIBUTED, Counts, TcpSnapshot, address, delta, groups,
+                                      tcp_json, tcp_text)
+from pytools.tools.tcp_trace import decode, event_line
+
+from .sources import FixedSource, tool_collector
+
+V4 = socket.inet_aton("10.0.0.7") + bytes(12)
+V6 = socket.inet_pton(socket.AF_INET6, "fd00::1")
+
+
+def snap(counts, at=10.0):
+    totals = sum(counts.values(), Counts())
+    return TcpSnapshot(counts, totals, 0, at)
+
+
+def test_cflags():
+    flags = tcp.cflags("remote", trace=True, max_keys=64, pages=8)
+    assert "-DKEY_ADDR=1" in flags and "-DTRACE" in flags and "-DEVENTS_PAGES=8" in flags
+    assert "-DMAX_KEYS=64" in flags and "-DKINDS=4" in flags
+    assert "-DKEY_STATE" in tcp.cflags("state")
+    assert not any(f.startswith("-DKEY_") for f in tcp.cflags("pod"))
+    with pytest.raises(ValueError):
+        tcp.cflags("pid")
+
+
+def test_plan_reads_socket_through_btf_fields():
+    (candidate,) = tcp.plan()
+    assert candidate.reads_structs
+    assert {f.name for f in candidate.fields} >= {"SK_CGROUP", "SKB_CB", "TCB_SEGS"}
+    assert {h.kind for h in candidate.hooks} == {"raw_tracepoint"}
+    assert len(candidate.hooks) == 4
+
+
+def test_cgroup_filter_from_shared_flags():
+    assert tcp.cgroup_filter(["-DX=1", "-DFILTER_CGROUP_ID=1234ULL"]) == 1234
+    assert tcp.cgroup_filter([]) is None
+    assert tcp.in_subtree("/a/b", "/a") and tcp.in_subtree("/a", "/a")
+    assert not tcp.in_subtree("/ab", "/a") and not tcp.in_subtree(None, "/a")
+
+
+def test_delta_and_segments():
+    prev = snap({(5, 0, bytes(16), 0, 0): Counts(2, 1, 0, 0)}, 10.0)
+    cur = snap({(5, 0, bytes(16), 0, 0): Counts(7, 1, 1, 0)}, 12.0)
+    d = delta(cur, prev)
+    assert d.counts == {(5, 0, bytes(16), 0, 0): Counts(5, 0, 1, 0)}
+    assert d.totals.segments == 5 and d.elapsed == 2.0
+
+
+def test_groups_by_address_and_state_and_unattributed():
+    s = snap({(5, socket.AF_INET, V4, 443, 1): Counts(4, 0, 0, 0),
+              (6, socket.AF_INET6, V6, 80, 2): Counts(0, 2, 0, 0),
+              (0, 0, bytes(16), 0, 7): Counts(0, 0, 3, 0)})
+    by_remote = groups(s, "remote")
+    assert [g[0] for g in by_remote[:2]] == ["10.0.0.7:443", "[fd00::1]:80"]
+    by_state = {g[0]: g[2] for g in groups(s, "state")}
+    assert by_state["ESTABLISHED"].segments == 4 and by_state["SYN_SENT"].syn == 2
+    by_cgroup = groups(s, "cgroup")
+    assert by_cgroup[-1][0] == UNATTRIBUTED and by_cgroup[-1][2].rst_sent == 3
+    assert address(0, bytes(16), 0) == "-"
+
+
+def test_text_and_json():
+    s = TcpSnapshot({(5, 0, bytes(16), 0, 0): Counts(4, 1, 0, 2)}, Counts(4, 1, 0, 2), 0,
+                    12.0, 2.0)
+    text = tcp_text(s, "cgroup", 10, "TCP tracepoints")
+    assert "5 segments retransmitted (1 SYN)" in text
+    assert "2.5" in text             # 5 segments in 2 s
+    out = tcp_json(s, "cgroup", 10, {}, "t")
+    assert out["groups"] == [{"key": "5", "cgroup": 5, "retransmits": 5, "syn_retransmits": 1,
+                              "resets_sent": 0, "resets_received": 2}]
+    assert out["totals"]["retransmits"] == 5 and out["other"]["keys"] == 0
+
+
+def test_trace_line():
+    event = SimpleNamespace(ts=0, cgroup=0, family=socket.AF_INET, kind=0, saddr=V4,
+                            daddr=V4, sport=1, dport=2, state=1, segs=3)
+    e = decode(event, 0.0, lambda c: {})
+    assert e["unattributed"] and e["segments"] == 3 and e["kind"] == "R"
+    assert "10.0.0.7:1" in event_line(e) and "ESTABLISHED" in event_line(e)
+
+
+def test_families():
+    s = snap({(1, 0, bytes(16), 0, 0): Counts(3, 1, 1, 2),
+              (0, 0, bytes(16), 0, 0): Counts(0, 0, 4, 0)})
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(tool_collector("tcp", FixedSource(s), SelfStats(), "k", 10))
+    text = generate_latest(registry).decode()
+    assert 'tcp_resets_total{direction="sent",namespace="~other",pod="~other"} 4.0' in text
+    assert "tcp_retransmits_total{" in text and "tcp_unkeyed_events_total 0.0" in text
