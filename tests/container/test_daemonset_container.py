@@ -489,7 +489,7 @@ def test_closed_files_read_in_a_pod_are_named_where_the_pod_mounts_them(pod, nod
     mounted = write_file(mounted_dir, 8 << 20)
     outside = write_file(scratch_dir(), 8 << 20)
     try:
-        proc = pod.exec_popen(["readahead-stats", "--by", "pod", "--json", "3600"])
+        proc = pod.exec_popen(["readahead-stats", "--table", "pod", "--json", "3600"])
         assert proc.stderr.readline().startswith("Tracing"), proc.stderr.read()
         run_in(node.containers["batch"].cgroup, cold_read, mounted)
         run_in(node.containers["batch"].cgroup, cold_read, outside)

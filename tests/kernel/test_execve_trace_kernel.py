@@ -18,7 +18,7 @@ from pytools.tools.execve_trace import SHARED, Tracer
 from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
 from .test_file_opens_kernel import hostile_names
 from .test_workloads_kernel import node, run_in, true_copy  # noqa: F401  (fixtures)
-from .workload import start_tool, tool_command
+from .workload import BURST_SCALE, start_tool, tool_command
 
 ARG_LEN = SHARED["ARG_LEN"]
 
@@ -151,7 +151,7 @@ for _ in range(int(sys.argv[1])):
         pass
 os._exit(0)
 """
-BURST = 20000
+BURST = 20000 // BURST_SCALE
 
 
 def burster():

@@ -21,7 +21,7 @@ from pytools.tools.file_opens_trace import Tracer
 from .test_exporter_kernel import Exporter, diff
 from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
 from .test_workloads_kernel import MOUNT, cli, failed_opens, node, run_in  # noqa: F401
-from .workload import NOBODY, start_tool, tool_command
+from .workload import BURST_SCALE, NOBODY, start_tool, tool_command
 
 # Opens made by a child: argv[1] is a JSON list of [call, path as latin-1
 # text, flags, times]; it waits for a byte on stdin first, and leaves by
@@ -157,7 +157,7 @@ def burst(n):
     return Opener([("openat", b"/nonexistent/pytools-burst", os.O_RDONLY, n)])
 
 
-BURST = 30000
+BURST = 30000 // BURST_SCALE
 
 
 def test_a_burst_through_a_tiny_ring_buffer_is_printed_or_counted_lost():
