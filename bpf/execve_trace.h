@@ -48,7 +48,8 @@ BPF_TABLE("lru_hash", u32, struct execve_event, execve_traced, 512);
 BPF_TABLE("lru_hash", u32, u32, execve_threads, 512);
 
 // Read a NUL-ended string of at most `len` bytes into dst (room len + 1);
-// returns the bytes stored with the NUL (0: unreadable); sets *cut when
+// returns the bytes stored with the NUL (negative: unreadable; 0 for "" on
+// kernels whose helper does not count the NUL, 6.1 among them); sets *cut when
 // the string went on.
 static __always_inline long read_cut(char *dst, u32 room, const char *src, u32 *cut)
 {
@@ -100,8 +101,12 @@ static __always_inline void trace_enter(const char *filename, const char *const 
             goto done;
         cut = 0;
         long m = read_cut(&e->data[off], ARG_SLOT, arg, &cut);
-        if (m <= 0)
-            goto done;
+        if (m < 0)
+            goto done;       // unreadable: argv ends here
+        if (m == 0) {        // "": before 6.x the helper returns 0, not 1, for it
+            e->data[off] = 0;
+            m = 1;
+        }
         e->cut |= cut << (i + 1);
         off += m;
         e->argc = i + 1;
