@@ -27,7 +27,7 @@ from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait
 from .test_workloads_kernel import (NODE_LABEL, assert_dashboard_answers, cold_read,
                                     daemonset_args, failed_opens, node,  # noqa: F401
                                     run_in, stats_by_sysctl, workload_execs)
-from .workload import make_executables, write_file, zero_reads
+from .workload import make_executables, syn_retransmits, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"
 PODS = {"web": "cart-7d9f-x2", "batch": "nightly-job-1"}
@@ -82,6 +82,7 @@ def test_native_and_classic_prometheus_agree_on_the_same_reads(node, disks, tmp_
             for port in (classic, native):
                 wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
             oom_kill_in(node.containers["sidecar"].cgroup)      # oomkill
+            run_in(node.containers["web"].cgroup, syn_retransmits)     # tcp
             for round_ in range(6):                     # load over several scrapes
                 workload_execs(node, true_copy)
                 run_in(node.containers["web"].cgroup, zero_reads, 500)

@@ -27,7 +27,8 @@ from .test_biolatency_kernel import Loop
 from .test_exporter_kernel import Exporter, diff, value
 from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
 from .workload import (bpf_map_ids, bpf_map_keys, evict, file_reads, make_executables,
-                       start_tool, stats_sysctl, tool_command, write_file, zero_reads)
+                       start_tool, stats_sysctl, syn_retransmits, tool_command, write_file,
+                       zero_reads)
 
 MOUNT = find_cgroup2()
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
@@ -491,6 +492,7 @@ def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(
             exp.assert_serving()
             wait_for_query(port, 'up{job="bpf"}', lambda r: r and r[0]["value"][1] == "1")
             oom_kill_in(node.containers["sidecar"].cgroup)      # oomkill
+            run_in(node.containers["web"].cgroup, syn_retransmits)     # tcp
             start = time.monotonic()
             while time.monotonic() - start < 30:        # load over several scrapes
                 workload_execs(node, true_copy)

@@ -381,3 +381,29 @@ def stats_sysctl(value: str):
     finally:
         with open(STATS_SYSCTL, "w") as f:
             f.write(before)
+
+
+def syn_retransmits() -> None:
+    """TCP retransmits owned by the caller's cgroup, on loopback, with no
+    packet filter: connections to a listener whose accept queue is full
+    (backlog 0, never accepted) have their SYNs dropped by the kernel, and
+    each client retransmits its SYN after a second."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    clients = []
+    try:
+        for _ in range(4):
+            client = socket.socket()
+            client.setblocking(False)
+            try:
+                client.connect(listener.getsockname())
+            except BlockingIOError:
+                pass
+            clients.append(client)
+        time.sleep(1.5)                 # the first SYN retransmit comes at 1 s
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
