@@ -141,7 +141,7 @@ Examples:
   file-opens --by pid 1 5      # per process, every second, five times
 """
     options = (
-        click.option("-b", "--by", type=click.Choice(KEY_KINDS), default="comm",
+        click.option("--by", type=click.Choice(KEY_KINDS), default="comm",
                      show_default=True, help="What to count opens by (with file and result)."),
         pid_option("Only opens by this process."),
         top_option("Rows to show; the rest are summed on one line."),

@@ -156,7 +156,7 @@ Examples:
     default_interval = 1.0
     order_reason = ORDER_REASON
     options = (
-        click.option("-b", "--by", type=click.Choice(KEY_KINDS), default="pod",
+        click.option("--by", type=click.Choice(KEY_KINDS), default="pod",
                      show_default=True, help="What the counts at the end are by."),
         click.option("--buffer-pages", type=click.IntRange(1, events.PAGES_LIMIT),
                      default=events.DEFAULT_PAGES, hidden=True,
