@@ -208,18 +208,19 @@ def test_hostile_paths_are_printed_escaped_on_one_line(scratch):
     paths = hostile_names(scratch)
     assert len(paths[-1]) == 4095
     for as_json in (False, True):
-        out, _ = traced(["--json"] if as_json else [],
-                        Opener([("openat", p, os.O_RDONLY, 1) for p in paths]))
+        out, err = traced(["--json"] if as_json else [],
+                          Opener([("openat", p, os.O_RDONLY, 1) for p in paths]))
         lines = out.splitlines()
+        seen = f"stdout: {out!r}\nstderr: {err!r}"      # what the tool said, if a check fails
         assert "\x1b" not in out and "\x9b" not in out
         if as_json:
             opens = [json.loads(line) for line in lines if '"event": "open"' in line]
-            assert [unescape(o["path"]) for o in opens] == paths
-            assert all(o["result"] not in ("ENOENT",) for o in opens)
+            assert [unescape(o["path"]) for o in opens] == paths, seen
+            assert all(o["result"] not in ("ENOENT",) for o in opens), seen
         else:
             body = lines[1:]                   # the header first
-            assert len(body) == len(paths)     # one line each, newline or not
-            assert [unescape(line.split(maxsplit=7)[7]) for line in body] == paths
+            assert len(body) == len(paths), seen     # one line each, newline or not
+            assert [unescape(line.split(maxsplit=7)[7]) for line in body] == paths, seen
 
 
 @needs_cgroup2
