@@ -210,6 +210,23 @@ def comm_option(what: str) -> Callable:
                              "name, and a longer one is cut to those, with a warning).")
 
 
+def max_keys_option(limit: int, default: int, beyond: str) -> Callable:
+    """--max-keys: the bound of a tool's kernel map; `beyond` says what
+    becomes of what does not fit."""
+    return click.option("--max-keys", type=click.IntRange(1, limit), default=default,
+                        show_default=True, help=f"Bound of the kernel map; {beyond}.")
+
+
+def buffer_pages_option() -> Callable:
+    """--buffer-pages (hidden): the event buffer's size, made small by the
+    tests that make it lose events."""
+    from .events import DEFAULT_PAGES, PAGES_LIMIT
+    return click.option("--buffer-pages", type=click.IntRange(1, PAGES_LIMIT),
+                        default=DEFAULT_PAGES, hidden=True,
+                        help="Pages of the event buffer (a power of two): small to test "
+                             "losses.")
+
+
 def top_option(help: str, default: int = 10) -> Callable:
     return click.option("--top", type=click.IntRange(min=1), default=default,
                         show_default=True, help=help)

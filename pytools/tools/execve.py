@@ -11,7 +11,7 @@ import click
 from .. import render
 from ..deltas import diff
 from ..names import c_string
-from ..options import alias_option, pid_option, top_option
+from ..options import alias_option, max_keys_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..tool import Tool, View
 from .execve_trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS, PARENT_FIELDS
@@ -367,9 +367,8 @@ Examples:
                      help="Only keys with execs that ran (--trace: only those execs)."),
         click.option("--cumulative", is_flag=True,
                      help="Show totals since start, not per interval."),
-        click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
-                     default=DEFAULT_MAX_KEYS, show_default=True,
-                     help="Bound of the kernel map; calls beyond it are counted as not keyed."),
+        max_keys_option(MAX_KEYS_LIMIT, DEFAULT_MAX_KEYS,
+                        "calls beyond it are counted as not keyed"),
     ) + TRACE_OPTIONS
     exporter_options = (
         click.option("--execve-by", "execve_by", type=click.Choice(EXPORTER_KINDS),

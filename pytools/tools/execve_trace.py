@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional
 import click
 
 from .. import cdefs, events, tracing
+from ..options import buffer_pages_option
 from ..probes import Feature, place_fields
 from ..structs import Field
 from ..escape import escape
@@ -36,9 +37,7 @@ NOTE = (f"With --trace, print each exec instead (for INTERVAL x COUNT seconds, o
 
 OPTIONS = (
     click.option("--trace", is_flag=True, help="Print each exec as it happens instead of counts."),
-    click.option("--buffer-pages", type=click.IntRange(1, events.PAGES_LIMIT),
-                 default=events.DEFAULT_PAGES, hidden=True,
-                 help="Pages of the event buffer (a power of two): small to test losses."),
+    buffer_pages_option(),
 )
 
 

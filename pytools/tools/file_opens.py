@@ -11,7 +11,7 @@ import click
 
 from .. import cdefs, events
 from ..escape import escape
-from ..options import pid_option, top_option
+from ..options import buffer_pages_option, max_keys_option, pid_option, top_option
 from ..probes import Candidate, Hook
 from ..syscalls import numbers
 from ..tool import Tool, View
@@ -147,12 +147,9 @@ Examples:
         top_option("Rows to show; the rest are summed on one line."),
         click.option("--failed", is_flag=True, help="Only opens that returned an error."),
         click.option("--trace", is_flag=True, help="Print each open instead of counts."),
-        click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
-                     default=DEFAULT_MAX_KEYS, show_default=True,
-                     help="Bound of the kernel map; opens beyond it are counted as not keyed."),
-        click.option("--buffer-pages", type=click.IntRange(1, events.PAGES_LIMIT),
-                     default=events.DEFAULT_PAGES, hidden=True,
-                     help="Pages of the event buffer (a power of two): small to test losses."),
+        max_keys_option(MAX_KEYS_LIMIT, DEFAULT_MAX_KEYS,
+                        "opens beyond it are counted as not keyed"),
+        buffer_pages_option(),
     )
     exporter_options = ()
 

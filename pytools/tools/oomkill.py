@@ -11,6 +11,7 @@ import click
 
 from .. import cdefs, events
 from ..escape import escape
+from ..options import buffer_pages_option
 from ..probes import Candidate, Hook
 from ..structs import Enumerator, Field
 from ..tool import Tool, View
@@ -158,9 +159,7 @@ Examples:
     options = (
         click.option("--by", type=click.Choice(KEY_KINDS), default="pod",
                      show_default=True, help="What the counts at the end are by."),
-        click.option("--buffer-pages", type=click.IntRange(1, events.PAGES_LIMIT),
-                     default=events.DEFAULT_PAGES, hidden=True,
-                     help="Pages of the event buffer (a power of two)."),
+        buffer_pages_option(),
     )
     exporter_options = ()
 

@@ -14,6 +14,7 @@ import click
 
 from .. import cdefs, events
 from ..kernel import find_tracefs
+from ..options import buffer_pages_option, max_keys_option
 from ..probes import Candidate, Hook
 from ..structs import Field
 from ..tool import Tool, View
@@ -209,12 +210,9 @@ Examples:
         click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Groups to show, most retransmits first."),
         click.option("--trace", is_flag=True, help="Print each retransmit and reset."),
-        click.option("--max-keys", type=click.IntRange(1, MAX_KEYS_LIMIT),
-                     default=DEFAULT_MAX_KEYS, show_default=True,
-                     help="Bound of the kernel map; events beyond it are in the totals only."),
-        click.option("--buffer-pages", type=click.IntRange(1, events.PAGES_LIMIT),
-                     default=events.DEFAULT_PAGES, hidden=True,
-                     help="Pages of the event buffer (a power of two)."),
+        max_keys_option(MAX_KEYS_LIMIT, DEFAULT_MAX_KEYS,
+                        "events beyond it are in the totals only"),
+        buffer_pages_option(),
     )
     exporter_options = ()
     order_reason = ""
