@@ -217,6 +217,7 @@ def always_on(read_costs, seconds: float):
     return grew.runs / (t1 - t0), grew.run_ns / (t1 - t0)
 
 
+@pytest.mark.wall_clock     # a paced 50,000 calls/s over wall-clock windows: real CPUs only
 def test_a_sampled_estimate_stays_near_the_always_on_figure():
     """A program on getppid (which nothing else on the machine calls much)
     and a paced workload of RATE calls a second: statistics sampled (0.25 s
