@@ -11,6 +11,8 @@ import threading
 import time
 import types
 
+import pytest
+
 from pytools.runstats import enable_stats, holders, program_costs, total
 from pytools.selfcost import SelfCost
 
