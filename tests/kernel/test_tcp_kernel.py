@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from pytools.kernel import kernel_version_code
 from pytools.tools.tcp import TcpRetransReader
 
 from .test_workloads_kernel import MOUNT, FakeNode
@@ -206,7 +207,10 @@ def test_counts_equal_kernel_counters(netns, host, monkeypatch):
         # exact but for runs the kernel skipped (`missed`, counted).
         assert kernel["OutRsts"] == 2 * resets, (kernel, counts)
         assert resets - missed <= counts["db-0"].rst_sent <= resets, (counts, missed)
-        assert counts["[no socket owner]"].rst_sent >= resets - missed, (counts, missed)
+        if kernel_version_code() >= 0x060a00:
+            assert counts["[no socket owner]"].rst_sent >= resets - missed, (counts, missed)
+        else:   # tcp_send_reset fires for a reset with no socket from 6.10 on only
+            assert "[no socket owner]" not in counts, counts
         received = counts["cart-7d9f-x2"].rst_received
         assert 2 * resets - missed <= received <= 2 * resets, (counts, missed)
         # whatever else was retransmitted (a SYN-ACK...) is one of the pods'
