@@ -267,6 +267,7 @@ def test_fifty_concurrent_scrapers(exporter):
     assert exporter.proc.poll() is None
 
 
+@pytest.mark.userspace   # series folding is the exporter's code: host run only
 def test_a_real_value_equal_to_the_fold_value_keeps_its_own_series():
     """Processes named like the fold series ("~other") and like its old name
     ("other"), with --max-series 2 and other comms to fold: every series is

@@ -476,6 +476,10 @@ def stats_by_sysctl():
         yield
 
 
+# Prometheus's evaluation of the shipped rules and panels over the exporter's
+# series: the collectors it scrapes are tested on each kernel by the tests
+# above and test_exporter_kernel.py; this one runs on the host only.
+@pytest.mark.userspace
 def test_every_dashboard_query_answers_from_a_real_prometheus_scraping_pods(
         node, true_copy, stats_by_sysctl):
     """The DaemonSet's own arguments (from its YAML), a real Prometheus
