@@ -43,10 +43,9 @@ import bcrypt
 import pytest
 
 from ..certs import make_certs
+from ..kernel.exporter import diff, free_port, parse, value
 from ..kernel.modes import scratch_dir
-from ..kernel.test_exporter_kernel import diff, free_port, parse, value
-from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, run_in,
-                                            uid, workload_execs)
+from ..kernel.pods import EXECS, FakeNode, MOUNT, cold_read, run_in, uid, workload_execs
 from ..kernel.workload import (bpf_map_ids, bpf_program_ids, file_reads, make_executables,
                                programs_gone, wait_for, write_file, zero_reads)
 from .pod import REPO, Placement, PodSpec, podman_run_args

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from pytools.kernel import kernel_version_code
 from pytools.tools.tcp import TcpRetransReader
 
-from .test_workloads_kernel import MOUNT, FakeNode
+from .pods import FakeNode, MOUNT
 
 PORT = 8479
 CLIENT = r"""
