@@ -207,13 +207,14 @@ def stop_tool(proc: subprocess.Popen, timeout: float = 60) -> Tuple[str, str]:
 def run_tool(args: List[str], work: Callable[[], None], env: Optional[Dict[str, str]] = None,
              timeout: float = 60) -> Tuple[str, str]:
     """A CLI's (stdout, stderr) over work(): started (banner seen), work()
-    run, then stopped with Ctrl-C (even if work() failed)."""
+    run, then stopped with one Ctrl-C (killed if work() failed)."""
     proc = start_tool(args, env=env)
     try:
         work()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
     return stop_tool(proc, timeout)
 
 
