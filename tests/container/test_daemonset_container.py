@@ -591,7 +591,8 @@ def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
         context.load_cert_chain(str(secret / "cli.crt"), str(secret / "cli.key"))
         kubelet = ssl.create_default_context(cafile=str(secret / "ca.crt"))  # no client cert
         for path in set(variant.probe_paths().values()):
-            assert wait_for(lambda: fetch_ok_tls(tls.url + path, kubelet), timeout=180), \
+            assert wait_for(lambda path=path: fetch_ok_tls(tls.url + path, kubelet),
+                            timeout=180), \
                 tls.logs()
         token = b64encode(b"prom:s3cret").decode()
         status, body = fetch(tls.url + "/metrics", context=context,

@@ -78,7 +78,8 @@ def test_each_exec_with_its_arguments_parent_pod_and_result(node, true_copy, tmp
         [(missing, [missing, "-v"], "ENOENT", -errno.ENOENT)] * 2
     assert all(e["ppid"] == forker and e["pod"] == web.pod for e in failed)
     (outside,) = [e for e in execs if not e["pod"]]
-    assert outside["file"] == true_copy and outside["ppid"] == int(open(pidfile + "-service").read())
+    with open(pidfile + "-service") as f:
+        assert outside["file"] == true_copy and outside["ppid"] == int(f.read())
 
     # --by pod keeps execs in pods only; --failed only the failed ones.
     execs = json_trace(["--cgroup", node.root, "--by", "pod", "--failed"], work, node.logs)

@@ -22,7 +22,8 @@ CPU = max(os.sched_getaffinity(0))      # the hogs' CPU
 HOG = r"""
 import os, sys
 os.sched_setaffinity(0, {int(sys.argv[1])})
-with open(os.path.join(sys.argv[2], "cgroup.procs"), "w") if sys.argv[2] else open(os.devnull, "w") as f:
+procs = os.path.join(sys.argv[2], "cgroup.procs") if sys.argv[2] else os.devnull
+with open(procs, "w") as f:
     f.write(str(os.getpid()))
 print("ready", flush=True)
 os.read(0, 1)                       # released together, once the tracers are attached

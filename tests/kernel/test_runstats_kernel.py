@@ -248,7 +248,7 @@ def test_a_sampled_estimate_stays_near_the_always_on_figure():
             finally:
                 cost.close()
             second = always_on(read_costs, 2.0)
-        exact_runs, exact_ns = ((a + b) / 2 for a, b in zip(first, second))
+        exact_runs, exact_ns = ((a + b) / 2 for a, b in zip(first, second, strict=True))
         elapsed = cost.estimator.elapsed_seconds
         estimate = list(cost.costs().values())
     finally:

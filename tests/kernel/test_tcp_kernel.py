@@ -72,7 +72,7 @@ def tcp_counters(netns: str) -> dict:
     out = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
                          capture_output=True, text=True, check=True).stdout
     rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
-    return {name: int(v) for name, v in zip(rows[0], rows[1])}
+    return {name: int(v) for name, v in zip(rows[0], rows[1], strict=True)}
 
 
 def in_cgroup(path: str):

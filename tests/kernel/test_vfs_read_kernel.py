@@ -28,7 +28,7 @@ def assert_matches(slots: List[int], total_ns: int, durations: List[int], other_
     """The kernel's slots and exact sum agree with durations timed in user space.
     Scheduling noise on a busy machine moves durations, not this check."""
     assert len(slots) == len(durations), (slots, durations)
-    for k, d in zip(sorted(slots), sorted(durations)):
+    for k, d in zip(sorted(slots), sorted(durations), strict=True):
         low = slot_of(max(0, d - SYSCALL_SLACK_NS) // unit_ns)
         assert low <= k <= slot_of(d // unit_ns), (slots, durations)
     assert sum(durations) - len(durations) * SYSCALL_SLACK_NS <= total_ns
@@ -272,5 +272,6 @@ def test_cli_dash_P_keeps_two_processes_of_one_name_apart(args):
     assert proc.returncode == 0 and "warning" not in err, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     groups = {g["key"]: g["hist"]["count"] for g in obj["groups"]}
-    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts)}, groups
+    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts, strict=True)},\
+        groups
     assert obj["by"] == "pid"

@@ -31,7 +31,8 @@ def bpf_program_ids() -> Set[int]:
     start = 0
     while True:
         attr[0] = start
-        if _libc.syscall(SYS_BPF, BPF_PROG_GET_NEXT_ID, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        if _libc.syscall(SYS_BPF, BPF_PROG_GET_NEXT_ID, ctypes.byref(attr),
+                         ctypes.sizeof(attr)) != 0:
             return ids
         start = attr[1]
         ids.add(start)

@@ -1,7 +1,8 @@
 """Lint and types are part of the suite: ruff (pyflakes, pycodestyle, the
-bugbear checks) and mypy on pytools/, configured in pyproject.toml, run
-with this Python (the venv: both come with the `test` extra, which
-scripts/setup installs). A finding fails here like any other test."""
+bugbear checks) on pytools/ and tests/, and mypy on pytools/, configured in
+pyproject.toml, run with this Python (the venv: both come with the `test`
+extra, which scripts/setup installs). A finding fails here like any other
+test."""
 
 import os
 import subprocess
@@ -11,13 +12,13 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 CHECKS = {
-    "ruff": ["ruff", "check", "--no-cache", "pytools"],
+    "ruff": ["ruff", "check", "--no-cache", "pytools", "tests"],
     "mypy": ["mypy"],              # files = pytools, from pyproject.toml; its cache: .mypy_cache
 }
 
 
 @pytest.mark.parametrize("name", CHECKS)
-def test_pytools_is_clean(name):
+def test_the_code_is_clean(name):
     result = subprocess.run([sys.executable, "-m", *CHECKS[name]], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     if f"No module named {name}" in result.stderr:
