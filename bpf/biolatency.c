@@ -49,22 +49,16 @@
 #endif
 #endif
 
-#ifndef UNIT_NS
-#define UNIT_NS 1000
-#define UNIT_BITS 10
-#endif
 #ifndef MAX_INFLIGHT
 #define MAX_INFLIGHT 10240
-#endif
-#ifndef MAX_KEYS
-#define MAX_KEYS 1024
 #endif
 #include "log2.h"         // HIST_SLOTS, unit_slot()
 
 // shared: OP_READ OP_WRITE OP_FLUSH OP_DISCARD OP_OTHER OP_SYNC
-// shared: UNTIMED_UNMATCHED UNTIMED_FLUSH UNTIMED_MAP_FULL UNTIMED_COUNT
+// shared: UNTIMED_UNMATCHED UNTIMED_FLUSH UNTIMED_MAP_FULL UNTIMED_COUNT MAX_KEYS
 // (-D flags from pytools/tools/biolatency.py, SHARED: the op codes, OP_SYNC
-// or'ed in for REQ_SYNC ('S' in rwbs), and biolatency_untimed's indices)
+// or'ed in for REQ_SYNC ('S' in rwbs), and biolatency_untimed's indices;
+// cflags: MAX_KEYS)
 #ifndef UNTIMED_COUNT
 #error "compile with the flags of pytools/tools/biolatency.py (SHARED)"
 #endif

@@ -31,13 +31,12 @@
 #endif
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
-// start-up); define the two things needed instead of including them.
-#ifndef TASK_COMM_LEN
-#define TASK_COMM_LEN 16
-#endif
-
+// start-up): the comm's length comes as COMM_LEN instead (the kernel's
+// TASK_COMM_LEN is an enum there, which a -D of that name would break).
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
+// shared: MAX_KEYS   (-D flag from pytools/tools/execve.py, cflags)
 #ifndef MAX_KEYS
-#define MAX_KEYS 10240
+#error "compile with the flags of pytools/tools/execve.py (cflags)"
 #endif
 #define FILENAME_LEN 128
 
@@ -50,7 +49,7 @@ struct execve_key {
 #if defined(BY_FILENAME)
     char filename[FILENAME_LEN];
 #elif defined(BY_COMM)
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 #elif defined(BY_UID)
     u32 uid;
 #elif defined(BY_CGROUP)

@@ -10,7 +10,7 @@
 // had entries beyond those read. TRACE_FAILED / TRACE_OK send only execs
 // that failed / ran (the counts keep both).
 //
-// shared: ARG_LEN ARGV_MAX FILE_LEN
+// shared: ARG_LEN ARGV_MAX FILE_LEN COMM_LEN
 // (-D flags from pytools/tools/execve_trace.py, SHARED)
 // The parent's pid is real_parent->tgid with PARENT (execve.c: from BTF
 // offsets or this kernel's own headers); else 0, shown as unknown.
@@ -34,7 +34,7 @@ struct execve_event {
     u32 more;                // 1: argv goes on past ARGV_MAX entries
     u32 data_len;            // bytes of data sent
     u32 pad;
-    char comm[TASK_COMM_LEN];    // the caller's, before the exec
+    char comm[COMM_LEN];    // the caller's, before the exec
     char data[DATA_LEN];     // the file name, then argv[0..argc), each NUL-ended
 };
 

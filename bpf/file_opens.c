@@ -20,20 +20,19 @@
 #include "cgroup.h"
 #include "events.h"
 
-#ifndef TASK_COMM_LEN
-#define TASK_COMM_LEN 16     // without linux/sched.h, slow to parse
-#endif
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
 // shared: KEY_COMM KEY_PID KEY_CGROUP CALL_OPEN CALL_OPENAT CALL_OPENAT2
-// shared: PATH_KEY_LEN PATH_EVENT_LEN
+// shared: PATH_KEY_LEN PATH_EVENT_LEN MAX_KEYS
 // (-D flags from pytools/tools/file_opens.py, SHARED: what BY keys by, which
-// call an event is, the path bytes a count key and an event hold)
+// call an event is, the path bytes a count key and an event hold; cflags:
+// MAX_KEYS)
 #ifndef KEY_CGROUP
 #error "compile with the flags of pytools/tools/file_opens.py (SHARED)"
 #endif
 
 struct file_opens_key {
 #if BY == KEY_COMM
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 #elif BY == KEY_PID
     u32 pid;
     u32 pad;
@@ -73,7 +72,7 @@ struct file_opens_event {
     u32 flags;
     u32 call;
     u32 path_len;            // bytes read, the NUL included (0: unreadable)
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
     char path[PATH_EVENT_LEN];
 };
 // One event being built per CPU: it does not fit the BPF stack.

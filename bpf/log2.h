@@ -1,5 +1,5 @@
 // log2.h: log2 histogram slots, shared by the latency programs (vfs_read.c,
-// biolatency.c). Slot k holds values v with k = 0 if v == 0, else
+// biolatency.c, runqlat.c). Slot k holds values v with k = 0 if v == 0, else
 // floor(log2(v)) + 1 (pytools/hist.py reads them the same way).
 // Needs UNIT_NS (the slot unit in ns: 1, 1000 or 1000000) and UNIT_BITS
 // (its bit length) defined before it is included, or NATIVE_EDGES: then
@@ -7,9 +7,13 @@
 #ifndef PYTOOLS_LOG2_H
 #define PYTOOLS_LOG2_H
 
-// shared: HIST_SLOTS   (-D flags from pytools/hist.py, slot_flags)
+// shared: HIST_SLOTS UNIT_NS UNIT_BITS   (-D flags from pytools/hist.py, slot_flags;
+// UNIT_NS and UNIT_BITS not with NATIVE_EDGES)
 #ifndef HIST_SLOTS
 #error "HIST_SLOTS comes from pytools/hist.py (slot_flags)"
+#endif
+#if !defined(NATIVE_EDGES) && !(defined(UNIT_NS) && defined(UNIT_BITS))
+#error "UNIT_NS and UNIT_BITS come from pytools/hist.py (slot_flags)"
 #endif
 
 static __always_inline u32 log2_slot(u64 v)

@@ -32,10 +32,10 @@
 #include <uapi/linux/ptrace.h>
 #include "events.h"
 
-#define COMM_LEN 16          // TASK_COMM_LEN, an enum in linux/sched.h
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
 // shared: CONSTRAINT_UNKNOWN CONSTRAINT_MEMCG CONSTRAINT_GLOBAL
-// shared: MEMCG_MARGIN_PAGES MEMCG_LEVELS CGROUP_LEVELS
-// (-D flags from pytools/tools/oomkill.py, SHARED)
+// shared: MEMCG_MARGIN_PAGES MEMCG_LEVELS CGROUP_LEVELS MAX_KEYS
+// (-D flags from pytools/tools/oomkill.py, SHARED; cflags: MAX_KEYS)
 #ifndef CONSTRAINT_GLOBAL
 #error "compile with the flags of pytools/tools/oomkill.py (SHARED)"
 #endif
@@ -44,25 +44,16 @@
 #define SEND_SIG_PRIV_PTR 1      // (struct kernel_siginfo *)1: sent by the kernel
 
 #ifdef PROBE_RAW_TRACEPOINT
-#include "btf.h"          // FIELD_AT(), PTR_AT()
-// btf: TASK_PID TASK_TGID TASK_COMM TASK_CGROUP TASK_SUBSYS TASK_OOM_ADJ
+#include "task.h"         // TASK_PID, TASK_TGID, TASK_COMM, TASK_CGROUP; btf.h
+// btf: TASK_SUBSYS TASK_OOM_ADJ
 // btf: CGROUP_SELF CGROUP_PARENT CGROUP_ID MEMORY_CGRP_ID MEMCG_CSS MEMCG_MEMORY
 // btf: PC_USAGE PC_MAX PC_PARENT
 // (-D flags from this kernel's BTF, pytools/tools/oomkill.py FIELDS, where
 // the headers are not this kernel's own; else from the headers, here)
 #ifndef STRUCTS_BTF
-#include <linux/sched.h>
 #include <linux/sched/signal.h>
-#include <linux/cgroup-defs.h>
 #include <linux/kernfs.h>
 #include <linux/memcontrol.h>
-#define TASK_PID_OFF0 offsetof(struct task_struct, pid)
-#define TASK_PID_SIZE sizeof(pid_t)
-#define TASK_TGID_OFF0 offsetof(struct task_struct, tgid)
-#define TASK_TGID_SIZE sizeof(pid_t)
-#define TASK_COMM_OFF0 offsetof(struct task_struct, comm)
-#define TASK_CGROUP_OFF0 offsetof(struct task_struct, cgroups)
-#define TASK_CGROUP_OFF1 offsetof(struct css_set, dfl_cgrp)
 #define TASK_SUBSYS_OFF0 offsetof(struct task_struct, cgroups)
 #define TASK_SUBSYS_OFF1 offsetof(struct css_set, subsys)
 #define TASK_OOM_ADJ_OFF0 offsetof(struct task_struct, signal)

@@ -74,6 +74,7 @@
 
 // shared: KIND_SYNC KIND_ASYNC KIND_FORCED HIST_SLOTS
 // shared: EVENT_SYNC_REQUEST EVENT_ASYNC_REQUEST EVENT_WINDOW
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
 // (-D flags from pytools/tools/readahead.py, SHARED: readahead kinds, the
 // window histogram's slots, and what a traced event is)
 #ifndef EVENT_WINDOW
@@ -179,7 +180,7 @@ struct ra_event {
     u32 kind;
     u32 size;          // request: req_count; window: pages
     u32 async_size;    // window: lookahead (async) part
-    char comm[16];
+    char comm[COMM_LEN];
 };
 BPF_PERF_OUTPUT(readahead_events);
 #endif

@@ -39,18 +39,12 @@
 // verdict kept for its next wait, in both modes), KERNEL_VERSION_CODE.
 #include <uapi/linux/ptrace.h>
 #ifdef PROBE_RAW_TRACEPOINT
-#include "btf.h"          // FIELD_AT(), PTR_AT()
-// btf: TASK_PID TASK_TGID TASK_STATE TASK_COMM TASK_CGROUP
+#include "task.h"         // TASK_PID, TASK_TGID, TASK_COMM, TASK_CGROUP (its first steps)
+// btf: TASK_STATE
 // (-D flags from this kernel's BTF, pytools/tools/runqlat.py FIELDS, where
 // the headers are not this kernel's own; else from the headers, here)
 #ifndef STRUCTS_BTF
-#include <linux/sched.h>
-#include <linux/cgroup-defs.h>
 #include <linux/kernfs.h>
-#define TASK_PID_OFF0 offsetof(struct task_struct, pid)
-#define TASK_PID_SIZE sizeof(pid_t)
-#define TASK_TGID_OFF0 offsetof(struct task_struct, tgid)
-#define TASK_TGID_SIZE sizeof(pid_t)
 #if KERNEL_VERSION_CODE >= 0x050e00   // KERNEL_VERSION(5, 14, 0): state became __state
 #define TASK_STATE_OFF0 offsetof(struct task_struct, __state)
 #define TASK_STATE_SIZE sizeof(unsigned int)
@@ -58,30 +52,18 @@
 #define TASK_STATE_OFF0 offsetof(struct task_struct, state)
 #define TASK_STATE_SIZE sizeof(long)
 #endif
-#define TASK_COMM_OFF0 offsetof(struct task_struct, comm)
-#define TASK_CGROUP_OFF0 offsetof(struct task_struct, cgroups)
-#define TASK_CGROUP_OFF1 offsetof(struct css_set, dfl_cgrp)
 #define TASK_CGROUP_OFF2 offsetof(struct cgroup, kn)
 #define TASK_CGROUP_OFF3 offsetof(struct kernfs_node, id)
 #define TASK_CGROUP_SIZE sizeof(u64)
 #endif
 #endif
 
-#ifndef UNIT_NS
-#define UNIT_NS 1000
-#define UNIT_BITS 10
-#endif
-#ifndef START_SLOTS
-#define START_SLOTS 4194304
-#endif
-#ifndef MAX_KEYS
-#define MAX_KEYS 10240
-#endif
-#ifndef STATE_MASK
-#define STATE_MASK 0xff
-#endif
-// shared: KEY_TGID KEY_TID KEY_CGROUP
-// (-D flags from pytools/tools/runqlat.py, SHARED: what PER_KEY keys by)
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
+// shared: KEY_TGID KEY_TID KEY_CGROUP WAIT_UNATTRIBUTED WAIT_MAP_FULL WAIT_LOST WAIT_COUNTS
+// shared: MAX_KEYS STATE_MASK START_SLOTS
+// (-D flags from pytools/tools/runqlat.py, SHARED: what PER_KEY keys by, and
+// runqlat_unattributed's indices; cflags: MAX_KEYS, STATE_MASK, the
+// prev_state bits that mean "not runnable" on this kernel, START_SLOTS)
 #ifndef KEY_CGROUP
 #error "compile with the flags of pytools/tools/runqlat.py (SHARED)"
 #endif
@@ -136,17 +118,17 @@ BPF_HASH(runqlat_key_sum, u64, u64, MAX_KEYS);
 // copy per wait, under -P and -L only.
 #define KEEP_NAMES 1
 struct runq_name {
-    char comm[16];
+    char comm[COMM_LEN];
 };
 BPF_HASH(runqlat_key_comm, u64, struct runq_name, MAX_KEYS);
 #endif
 #endif
 BPF_PERCPU_ARRAY(runqlat_hist, struct runq_hist, 1);
-// [0] waits of tasks with no remembered tgid/cgroup (tracepoint mode's
-// first waits), [1] waits not counted per key: the key maps were full,
-// [2] waits lost: another waiting thread took their start slot (threads
-// share the START_SLOTS slots by tid).
-BPF_PERCPU_ARRAY(runqlat_unattributed, u64, 3);
+// [WAIT_UNATTRIBUTED] waits of tasks with no remembered tgid/cgroup
+// (tracepoint mode's first waits), [WAIT_MAP_FULL] waits not counted per
+// key: the key maps were full, [WAIT_LOST] waits lost: another waiting
+// thread took their start slot (threads share the START_SLOTS slots by tid).
+BPF_PERCPU_ARRAY(runqlat_unattributed, u64, WAIT_COUNTS);
 
 static __always_inline void count_unattributed(int which)
 {
@@ -158,7 +140,7 @@ static __always_inline void count_unattributed(int which)
 static __always_inline int comm_allowed(const char *comm)
 {
 #ifdef FILTER_COMM_LO
-    union { char c[16]; u64 w[2]; } name = {};
+    union { char c[COMM_LEN]; u64 w[COMM_LEN / 8]; } name = {};
     bpf_probe_read_kernel(name.c, sizeof(name.c), comm);
     return name.w[0] == FILTER_COMM_LO && name.w[1] == FILTER_COMM_HI;
 #else
@@ -176,7 +158,7 @@ static __always_inline void enqueue(u32 tid, u32 tgid, u64 cgroup, u64 now)
     if (!s)
         return;
     if (s->ts && s->tid != tid)
-        count_unattributed(2);      // another thread's wait, still open, is lost
+        count_unattributed(WAIT_LOST);      // another thread's wait, still open, is lost
     s->ts = now;
     s->tid = tid;
     s->tgid = tgid;
@@ -207,7 +189,7 @@ static __always_inline void record(u64 id, u64 delta, const char *comm, int name
     if (n)
         __sync_fetch_and_add(n, 1);
     else if (runqlat_key_hist.insert(&key, &one) != 0)
-        count_unattributed(1);
+        count_unattributed(WAIT_MAP_FULL);
     u64 *sum = runqlat_key_sum.lookup(&id);
     if (sum)
         __sync_fetch_and_add(sum, delta);
@@ -260,7 +242,7 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
 #endif
 #if PER_KEY == KEY_TGID
     if (!tgid) {
-        count_unattributed(0);
+        count_unattributed(WAIT_UNATTRIBUTED);
         return;
     }
     record(tgid, delta, comm, tid == tgid);
@@ -268,7 +250,7 @@ static __always_inline void dequeue(u32 tid, u64 cgroup_now, const char *comm, u
     record(tid, delta, comm, 1);
 #elif PER_KEY == KEY_CGROUP
     if (!cgroup) {
-        count_unattributed(0);
+        count_unattributed(WAIT_UNATTRIBUTED);
         return;
     }
     record(cgroup, delta, comm, 0);

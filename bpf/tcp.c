@@ -65,16 +65,13 @@
 #include "btf.h"          // FIELD_AT(), PTR_AT()
 
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
-// shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
-// (-D flags from pytools/tools/tcp.py, SHARED)
+// shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_ MAX_KEYS
+// (-D flags from pytools/tools/tcp.py, SHARED; cflags: MAX_KEYS)
 #if !defined(PROBE_RAW_TRACEPOINT)
 #error "compile with a candidate of pytools/tools/tcp.py (PROBE_RAW_TRACEPOINT)"
 #endif
 #ifndef SIDE_LOCAL
 #error "compile with the flags of pytools/tools/tcp.py (SHARED)"
-#endif
-#ifndef MAX_KEYS
-#define MAX_KEYS 10240
 #endif
 #ifndef AF_INET
 #define AF_INET 2

@@ -53,26 +53,18 @@
 #endif
 
 // Kernel headers are slow to parse (linux/sched.h alone costs ~0.8 s of
-// start-up); define the two things needed instead of including them.
-#ifndef TASK_COMM_LEN
-#define TASK_COMM_LEN 16
-#endif
+// start-up): the comm's length comes as COMM_LEN instead (the kernel's
+// TASK_COMM_LEN is an enum there, which a -D of that name would break).
+// shared: COMM_LEN   (-D flag from pytools/cdefs.py COMMON: the loader passes it to every program)
 typedef int rwf_t;  // type of a field of sys_enter_preadv2 (linux/types.h)
 
-#ifndef UNIT_NS
-#define UNIT_NS 1000
-#define UNIT_BITS 10
-#endif
-#ifndef START_SLOTS
-#define START_SLOTS 32768
-#endif
 #ifndef MAX_PROCS
 #define MAX_PROCS 1024
 #endif
 // shared: PER_PID PER_COMM NR_read NR_pread64 NR_readv NR_preadv NR_preadv2
 // shared: KIND_FILE KIND_PIPE KIND_SOCKET KIND_TTY KIND_OTHER KIND_COUNT
-// shared: MODE_FMT MODE_REG MODE_FIFO MODE_SOCK MODE_CHR
-// (-D flags from pytools/tools/vfs_read.py, SHARED and cflags: what
+// shared: MODE_FMT MODE_REG MODE_FIFO MODE_SOCK MODE_CHR START_SLOTS
+// (-D flags from pytools/tools/vfs_read.py, SHARED and cflags: START_SLOTS, what
 // PER_PROCESS keys by, the read syscalls' numbers on this machine, which
 // the raw tracepoint mode matches (pytools/syscalls.py), the kinds of file
 // and the inode mode bits that tell them)
@@ -106,11 +98,11 @@ BPF_PERCPU_ARRAY(vfs_read_latency_hist, struct latency_hist, 1);
 struct proc_slot {
     u32 tgid;              // 0 when keyed by comm
     u32 slot;
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 };
 struct proc_key {
     u32 tgid;
-    char comm[TASK_COMM_LEN];
+    char comm[COMM_LEN];
 };
 // One entry per (process, slot) in use: reads of one process spread over
 // about 16 log2 slots in practice (1 us to 32 ms), hence MAX_PROCS * 16.
@@ -199,7 +191,7 @@ static __always_inline int on_read_enter(u32 kind)
 #ifdef FILTER_COMM_LO
     // The comm as the kernel fills it (NUL-padded to 16 bytes), compared
     // as two words with the wanted name's (vfs_read.py comm_words).
-    union { char c[TASK_COMM_LEN]; u64 w[2]; } comm = {};
+    union { char c[COMM_LEN]; u64 w[2]; } comm = {};
     bpf_get_current_comm(comm.c, sizeof(comm.c));
     if (comm.w[0] != FILTER_COMM_LO || comm.w[1] != FILTER_COMM_HI)
         return 0;

@@ -85,14 +85,14 @@ class PasswordCheck:
         ok = False
         for cost in sorted({bcrypt_cost(h) for h in users.values()} or {DEFAULT_COST}):
             mine = stored is not None and bcrypt_cost(stored) == cost
-            hashed = stored if mine else self._stand_in_hash(cost)
+            hashed = stored if mine and stored is not None else self._stand_in_hash(cost)
             try:
                 matches = self._checkpw(secret, hashed)
             except ValueError:          # a hash bcrypt will not read: wrong
                 matches = False
             ok = ok or (mine and matches and usable)
-        if ok:
-            key = self._key(users, user, password)
+        key = self._key(users, user, password) if ok else None
+        if key is not None:
             with self._lock:
                 self._good[key] = None
                 while len(self._good) > self._size:

@@ -186,7 +186,7 @@ def native_spans(used: List[Tuple[int, int]]) -> Tuple[List[Tuple[int, int]], Li
             spans.append([index if end is None else index - end, 1])
         deltas.append(count - previous_count)
         previous_count, end = count, index + 1
-    return [tuple(span) for span in spans], deltas
+    return [(offset, length) for offset, length in spans], deltas
 
 
 def _labelled(values: Iterable[Tuple[str, str]]):
@@ -255,7 +255,7 @@ def parse(data: bytes) -> List:
 def labelled_metric(label_names, values, fill: Callable) -> bytes:
     """One encoded series of a SelfRenderingFamily: its labels, then
     fill(metric) sets the value."""
-    metric = _labelled(zip(label_names, values))
+    metric = _labelled(zip(label_names, values, strict=True))
     fill(metric)
     return _one_metric(metric)
 

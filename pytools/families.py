@@ -5,7 +5,9 @@ slots with their exact bounds; counters and info declared as data."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
+from functools import partial
+from typing import (Callable, Dict, Generic, Hashable, Iterable, List, Optional, Sequence, Tuple,
+                    TypeVar)
 
 from prometheus_client.core import (CounterMetricFamily, HistogramMetricFamily,
                                     InfoMetricFamily)
@@ -15,7 +17,10 @@ from .hist import Log2Hist
 
 # --------------------------------------------------------------- converters
 
-class SelfRenderingFamily:
+T = TypeVar("T")     # what a series holds: a Log2Hist, a counter's value
+
+
+class SelfRenderingFamily(Generic[T]):
     """What the families that write their own text lines (pytools.exposition)
     and protobuf metrics (pytools.exposition_protobuf) share: series kept as
     (label values, item), `samples` built on demand (for client_python's
@@ -26,16 +31,16 @@ class SelfRenderingFamily:
 
     def _init_series(self, labels: Sequence[str], cache: Optional[Dict]) -> None:
         self.label_names = list(labels)
-        self.series: List[Tuple[Tuple[str, ...], object]] = []
+        self.series: List[Tuple[Tuple[str, ...], T]] = []
         self.cache = cache
 
     samples = property(lambda self: self._samples(), lambda self, value: None)
 
-    def add(self, values: Sequence[str], item) -> None:
+    def add(self, values: Sequence[str], item: T) -> None:
         self.series.append((tuple(values), item))
 
     def _labels(self, values: Sequence[str], escape: Callable[[str], str]) -> str:
-        return ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values))
+        return ",".join(f'{n}="{escape(v)}"' for n, v in zip(self.label_names, values, strict=True))
 
     def _cached(self, keyed: Iterable[Tuple[Hashable, Callable[[], object]]],
                 exposition: str = "text") -> List:
@@ -57,7 +62,7 @@ class SelfRenderingFamily:
         return out
 
 
-class Log2HistogramFamily(SelfRenderingFamily, HistogramMetricFamily):
+class Log2HistogramFamily(SelfRenderingFamily[Log2Hist], HistogramMetricFamily):
     """A histogram family of Log2Hist series; each series' lines are made
     once per change of its counts."""
 
@@ -89,21 +94,21 @@ class Log2HistogramFamily(SelfRenderingFamily, HistogramMetricFamily):
 
     def text_lines(self, escape: Callable[[str], str]) -> str:
         return "".join(self._cached(
-            ((values, hist.slots, hist.total),
-             lambda values=values, hist=hist: self._lines(values, hist, escape))
+            ((values, hist.slots, hist.total), partial(self._lines, values, hist, escape))
             for values, hist in self.series))
 
-    def proto_metrics(self) -> List[bytes]:
+    def _proto_metric(self, values: Tuple[str, ...], hist: Log2Hist) -> bytes:
         from .exposition_protobuf import histogram_metric, labelled_metric
+        return labelled_metric(self.label_names, values,
+                               lambda m: histogram_metric(m, hist, self.base, self.last_slot))
+
+    def proto_metrics(self) -> List[bytes]:
         return self._cached((
-            ((values, hist.slots, hist.total),
-             lambda values=values, hist=hist: labelled_metric(
-                 self.label_names, values,
-                 lambda m: histogram_metric(m, hist, self.base, self.last_slot)))
+            ((values, hist.slots, hist.total), partial(self._proto_metric, values, hist))
             for values, hist in self.series), "protobuf")
 
 
-class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
+class LabelledCounterFamily(SelfRenderingFamily[float], CounterMetricFamily):
     """A counter family whose series' names and labels are escaped once
     and kept across scrapes (label values -> line head); only the value is
     written anew. With ~1,000 series this halves a scrape's rendering."""
@@ -124,10 +129,10 @@ class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
         return f"{self.name}_total{{{labels}}} " if labels else f"{self.name}_total "
 
     def text_lines(self, escape: Callable[[str], str]) -> str:
-        heads = self._cached((values, lambda values=values: self._head(values, escape))
+        heads = self._cached((values, partial(self._head, values, escape))
                              for values, _ in self.series)
         return "".join(f"{head}{float(value)!r}\n"
-                       for head, (_, value) in zip(heads, self.series))
+                       for head, (_, value) in zip(heads, self.series, strict=True))
 
     def proto_metrics(self) -> List[bytes]:
         from .exposition_protobuf import labelled_metric

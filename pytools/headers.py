@@ -156,8 +156,8 @@ def find_headers() -> Headers:
                              host_root(), read_link)
     if headers is None:
         if os.environ.get("BCC_KERNEL_SOURCE"):
-            raise ToolError(f"BCC_KERNEL_SOURCE={os.environ['BCC_KERNEL_SOURCE']} has no include/ folder",
-                            "point it at a kernel header tree")
+            raise ToolError(f"BCC_KERNEL_SOURCE={os.environ['BCC_KERNEL_SOURCE']} has no "
+                            "include/ folder", "point it at a kernel header tree")
         raise ToolError(f"no kernel headers found for kernel {release}",
                         f"apt-get install linux-headers-{release}, or run scripts/setup; in a "
                         f"container, mount the node's /lib/modules and /usr/src under {HOST_ROOT}")

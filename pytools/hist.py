@@ -85,7 +85,7 @@ class Log2Hist:
         n = max(len(self.slots), len(other.slots))
         a = list(self.slots) + [0] * (n - len(self.slots))
         b = list(other.slots) + [0] * (n - len(other.slots))
-        return Log2Hist(tuple(x + sign * y for x, y in zip(a, b)), self.unit_ns,
+        return Log2Hist(tuple(x + sign * y for x, y in zip(a, b, strict=True)), self.unit_ns,
                         self.total + sign * other.total, self.unit_name)
 
     def __bool__(self) -> bool:
@@ -152,10 +152,10 @@ class Log2Hist:
         """percentile(q) for display: never past the inclusive top of the
         highest used slot, so an estimate shown beside "max in [16, 31]"
         is at most 31."""
-        p = self.percentile(q)
-        if p is None:
+        p, used = self.percentile(q), self.nonzero_range()
+        if p is None or used is None:
             return None
-        return min(p, slot_range(self.nonzero_range()[1])[1])
+        return min(p, slot_range(used[1])[1])
 
     def prometheus_buckets(self, base: int = NS_PER_SECOND,
                            last_slot: Optional[int] = None) -> List[Tuple[float, int]]:
@@ -217,11 +217,17 @@ def estimate_text(hist: Log2Hist, q: float) -> str:
     stays inside the slot's [lo, hi] (1.9 in slot [1, 1] is "~1")."""
     if hist.timed and hist.quantile_slot(q) == 0:
         return "<1"
-    return f"~{math.floor(hist.estimate(q))}"
+    estimate = hist.estimate(q)
+    if estimate is None:
+        raise ValueError("an empty histogram has no estimate")
+    return f"~{math.floor(estimate)}"
 
 
 def max_text(hist: Log2Hist) -> str:
-    k = hist.nonzero_range()[1]
+    used = hist.nonzero_range()
+    if used is None:
+        raise ValueError("an empty histogram has no max")
+    k = used[1]
     if hist.timed and k == 0:
         return "max <1"
     lo, hi = slot_range(k)

@@ -342,7 +342,8 @@ class HttpServer:
         if now - self._out_of_files_logged >= 60:   # once a minute at most
             self._out_of_files_logged = now
             log.warning("accepting connections: %s (%d open); closing the oldest idle "
-                        "ones to make room", os.strerror(e.errno), len(self.open))
+                        "ones to make room", os.strerror(e.errno) if e.errno else e,
+                        len(self.open))
 
     async def _connection(self, client: socket.socket, conn: Connection) -> None:
         loop = asyncio.get_running_loop()

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import headers, kernel, privileges, structs
+from . import cdefs, headers, kernel, privileges, structs
 from .errors import ToolError
 from .probes import Candidate, Facts, Feature, Hook, cflags_for, order_for, usable_hooks
 
@@ -31,12 +31,16 @@ _LOCAL_INCLUDE = re.compile(r'^#include "([\w.]+\.h)".*$', re.M)
 
 def bpf_source(tool: str) -> str:
     """The text of bpf/<tool>.c, from the installed package or the checkout,
-    with the headers the programs share (#include "log2.h") put in place:
+    with the headers the programs share (#include "log2.h") put in place,
+    and theirs (task.h includes btf.h; a header two may include has a guard):
     BCC compiles text, and --ebpf shows the whole program."""
     package = importlib.resources.files("pytools.bpf")
-    text = package.joinpath(f"{tool}.c").read_text()
-    return _LOCAL_INCLUDE.sub(lambda m: package.joinpath(m.group(1)).read_text().rstrip("\n"),
-                              text)
+
+    def inline(match: re.Match) -> str:
+        return _LOCAL_INCLUDE.sub(inline, package.joinpath(match.group(1)).read_text()
+                                  .rstrip("\n"))
+
+    return _LOCAL_INCLUDE.sub(inline, package.joinpath(f"{tool}.c").read_text())
 
 
 @dataclass(frozen=True)
@@ -281,7 +285,7 @@ def load(tool: str, plan: Sequence[Candidate], cflags: Sequence[str] = (),
     Program.missing_features says why. `command` (the tool's, passed down
     by its reader) is what the probe log names."""
     env = prepare()
-    cflags = list(cflags) + list(_shared_cflags.get())
+    cflags = cdefs.common_flags() + list(cflags) + list(_shared_cflags.get())
     try:
         candidates = order_for(plan, mode)
     except ValueError as e:
@@ -335,5 +339,5 @@ def unchecked_cflags(plan: Sequence[Candidate], cflags: Sequence[str] = (),
         candidate = order_for(plan, mode)[0]
     except ValueError as e:
         raise ToolError(str(e)) from None
-    return candidate, (list(cflags) + list(_shared_cflags.get())
+    return candidate, (cdefs.common_flags() + list(cflags) + list(_shared_cflags.get())
                        + cflags_for(candidate, candidate.hooks))

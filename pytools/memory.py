@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional
 
 MADV_DONTNEED = 4
@@ -49,24 +49,24 @@ class Mapping:
 def compiler_mappings(smaps_text: str) -> List[Mapping]:
     """Each mapping of a compiler library in a /proc/PID/smaps text."""
     out: List[Mapping] = []
-    current = None
+    current: Optional[Mapping] = None
     for line in smaps_text.splitlines():
         head = _HEAD.match(line)
         if head:
             if current is not None:
-                out.append(Mapping(**current))
+                out.append(current)
             fields = line.split(None, 5)
             path = fields[5].strip() if len(fields) == 6 else ""
             current = None
             if COMPILER_LIBRARY.search(path):
-                current = dict(start=int(head.group(1), 16), end=int(head.group(2), 16),
-                               writable="w" in head.group(3))
+                current = Mapping(int(head.group(1), 16), int(head.group(2), 16),
+                                  "w" in head.group(3))
         elif current is not None and line.startswith("Anonymous:"):
-            current["anonymous_kib"] = int(line.split()[1])
+            current = replace(current, anonymous_kib=int(line.split()[1]))
         elif current is not None and line.startswith("Rss:"):
-            current["rss_kib"] = int(line.split()[1])
+            current = replace(current, rss_kib=int(line.split()[1]))
     if current is not None:
-        out.append(Mapping(**current))
+        out.append(current)
     return out
 
 

@@ -11,7 +11,7 @@ import ctypes
 import os
 import stat
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Literal, Optional, Tuple
 
 FileKey = Tuple[int, int]    # (kernel dev, inode)
 
@@ -27,7 +27,8 @@ def c_string(raw) -> str:
 TASK_COMM_LEN = 16               # a comm is at most 15 bytes and a NUL
 
 
-def comm_words(data: bytes, byteorder: str = sys.byteorder) -> Tuple[int, int]:
+def comm_words(data: bytes, byteorder: Literal["little", "big"] = sys.byteorder
+               ) -> Tuple[int, int]:
     """The 16 bytes bpf_get_current_comm() fills for a process named `data`
     (the name, NUL-padded) as the two u64 words the program compares them
     with: any byte (quotes, backslashes) reaches the kernel as it is, and the
@@ -163,7 +164,7 @@ def mounts_of(dev: int, mountinfo_text: str) -> List[str]:
     filesystem's root (a bind mount of a subfolder cannot name what is
     outside it), then the others in mount order."""
     major, minor = split_kernel_dev(dev)
-    found = []
+    found: List[Tuple[bool, int, str]] = []
     for line in mountinfo_text.splitlines():
         fields = line.split()
         if len(fields) >= 5 and fields[2] == f"{major}:{minor}":
@@ -202,14 +203,16 @@ def open_by_inode(dev: int, ino: int, mountinfo: str = "/proc/self/mountinfo"
         return None, f"no mount of {dev_text(dev)} in this mount namespace"
     why = ""
     for mount in mounts:
-        path, why = _path_by_handle(mount, ino)
+        path, problem = _path_by_handle(mount, ino)
         if path is not None:
             return path, ""
-        if why is None:     # opened, but outside this mount: try the next
+        if problem is None:     # opened, but outside this mount: try the next
             why = (f"outside this mount namespace's mounts of {dev_text(dev)} (a container "
                    "names closed files only under the host folders it mounts)")
-        elif why.startswith("open_by_handle_at"):
-            break           # the same for every mount of the filesystem
+        else:
+            why = problem
+            if why.startswith("open_by_handle_at"):
+                break           # the same for every mount of the filesystem
     return None, why
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import click
 
@@ -274,7 +274,7 @@ def resolve_aliases(opts: dict, given: Callable[[str], bool] = lambda name: Fals
     given(name): whether that option was on the command line (then an
     alias saying otherwise is a usage error)."""
     out = {k: v for k, v in opts.items() if k not in _ALIASES}
-    set_by = {}
+    set_by: Dict[str, Tuple[str, object]] = {}     # option -> (the alias that set it, value)
     for key, value in opts.items():
         if key not in _ALIASES or value is None:
             continue
@@ -294,7 +294,9 @@ def rewrite_legacy_values(args: list, legacy: dict) -> Tuple[list, List[str]]:
     """Options that used to take an optional value (`-P pod`) and are flags
     now: `-P pod` becomes `--by pod`, with a deprecation line; `-P` before
     anything else stays the flag (so `-P 1 3` keeps its interval)."""
-    out, lines, i = [], [], 0
+    out: list = []
+    lines: List[str] = []
+    i = 0
     while i < len(args):
         arg = args[i]
         if arg == "--":

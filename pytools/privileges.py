@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from . import syscalls
 from .errors import ToolError
@@ -66,7 +66,7 @@ def check_privileges() -> None:
 
 # ------------------------------------------------------------------- seccomp
 
-SECCOMP_MODES = {0: "disabled", 1: "strict", 2: "filter"}
+SECCOMP_MODES: Dict[Optional[int], str] = {0: "disabled", 1: "strict", 2: "filter"}
 SECCOMP_FIX = ("run it with seccomp profile Unconfined, or the project's "
                "deploy/seccomp/bpf-pytools.json (Kubernetes: securityContext.seccompProfile, as "
                "deploy/kubernetes/base/bpf-exporter.yaml does; docker, podman: --security-opt "

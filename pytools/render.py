@@ -4,7 +4,10 @@ out. Each tool's own text and JSON live in its module (pytools/tools/)."""
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Hashable, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:       # annotations only: the functions import it where they use it
+    from .hist import Log2Hist
 
 
 WIDTH = 80
@@ -120,7 +123,7 @@ def hist_json(hist) -> dict:
     return out
 
 
-def groups_json(groups: Sequence[Tuple[str, dict, object]], top: int) -> Tuple[list, dict]:
+def groups_json(groups: Sequence[Tuple[str, dict, Log2Hist]], top: int) -> Tuple[list, dict]:
     """Grouped histograms as every tool writes them in JSON: `groups[]`, the
     `top` first of (key, labels, hist), each {"key", its labels, "hist"};
     and `other`, the rest: how many keys and what they counted."""
@@ -145,7 +148,7 @@ def max_column(hist) -> str:
     return f"{lo}-{hi}"
 
 
-def compact_table(groups: Sequence[Tuple[str, dict, object]], key_header: str,
+def compact_table(groups: Sequence[Tuple[str, dict, Log2Hist]], key_header: str,
                   unit_label: str, width: int = WIDTH) -> str:
     """One line per group: count, exact average, p50 and p99 estimates and
     the slot of the max, in `width` columns (keys shortened as needed)."""
@@ -162,7 +165,7 @@ def compact_table(groups: Sequence[Tuple[str, dict, object]], key_header: str,
                         width=width)
 
 
-def grouped_text(groups: Sequence[Tuple[str, dict, object]], top: int, key_header: str,
+def grouped_text(groups: Sequence[Tuple[str, dict, Log2Hist]], top: int, key_header: str,
                  unit_label: str, histograms: bool = False, noun: str = "groups") -> List[str]:
     """The `top` first groups: a histogram each (--histograms, or a few
     groups), else one line each; then how many more there are."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .selfcost import PERIOD_S, WINDOW_S
+from .runstats import Cost
+from .selfcost import PERIOD_S, WINDOW_S, Costs, Estimate, Key
 
 # ------------------------------------------------------------- self metrics
 
@@ -67,7 +68,8 @@ COST_HELP = ("the kernel's BPF run-time statistics: an estimate, from windows of
              "on (exact where kernel.bpf_stats_enabled=1 holds them on).")
 
 
-def cost_families(costs: Optional[Dict[Tuple[str, str], object]], duty: Optional[float] = None,
+def cost_families(costs: Optional[Mapping[Key, Union[Cost, Estimate]]],
+                  duty: Optional[float] = None,
                   window: float = WINDOW_S, period: float = PERIOD_S) -> List[Metric]:
     """bpf_exporter_program_run_seconds_total and _runs_total per
     (collector, program), from pytools.selfcost (runs, run_ns), and the
@@ -112,10 +114,10 @@ class SelfCollector:
             sc.costs(), sc.duty(), getattr(sc, "window", WINDOW_S), getattr(sc, "period", PERIOD_S))
 
 
-def program_costs_of(collectors: Sequence) -> Dict[Tuple[str, str], object]:
+def program_costs_of(collectors: Sequence) -> Costs:
     """Every collector's programs' counters now, by (collector, program)."""
     from .runstats import program_costs
-    out = {}
+    out: Costs = {}
     for c in collectors:
         for program, cost in (program_costs(getattr(c.source, "program", None)) or {}).items():
             out[(c.name, program)] = cost

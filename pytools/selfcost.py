@@ -30,7 +30,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Hashable, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from . import runstats
 from .runstats import Cost
@@ -41,7 +41,8 @@ WINDOW_S = 0.5
 PERIOD_S = 30.0
 MODES = ("sampled", "off")
 
-Costs = Dict[Hashable, Cost]
+Key = Tuple[str, str]           # (collector, program)
+Costs = Dict[Key, Cost]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Estimator:
     summed (pure: the numbers come from SelfCost)."""
 
     def __init__(self):
-        self.totals: Dict[Hashable, Estimate] = {}
+        self.totals: Dict[Key, Estimate] = {}
         self.on_seconds = 0.0
         self.elapsed_seconds = 0.0
 
@@ -125,7 +126,7 @@ class SelfCost:
                     f"{self.period:g} s, counts scaled by that share")
         return "not exported: " + (self.problem or "--self-cost off")
 
-    def costs(self) -> Optional[Dict[Hashable, Estimate]]:
+    def costs(self) -> Optional[Dict[Key, Estimate]]:
         """Each program's cost so far (estimated where sampled); None where
         it is not measured."""
         if self.how == "exact":

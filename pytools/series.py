@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, Hashable, Iterable, List, Tuple, TypeVar
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Tuple, TypeVar
 
+from .deltas import Summable
 from .hist import Log2Hist
 
-V = TypeVar("V")
+V = TypeVar("V", bound=Summable)
+K = TypeVar("K", bound=Hashable)
 
 # The label value of the series that sums what --max-series folds. No real
 # value may equal it, whatever the key (a process may well be named
@@ -58,7 +60,7 @@ class SeriesCap:
             else:
                 self.retired = value if self.retired is None else self.retired + value
 
-    def fold(self, counts: Dict[Hashable, int]) -> Tuple[Dict[Hashable, int], int, int]:
+    def fold(self, counts: Dict[K, int]) -> Tuple[Dict[K, int], int, int]:
         """(counts of admitted values, sum of the others, how many were folded)."""
         with self._lock:
             new = [k for k in counts if k not in self.kept]
@@ -118,9 +120,9 @@ class CgroupSeries:
     def label_of(self, cgroup_id: int) -> Tuple[str, ...]:
         return tuple(label_value(v) for v in self._labels(self.workloads.of(cgroup_id), self.by))
 
-    def group(self, values: Dict[int, object]) -> Dict[Tuple, Tuple[object, List[int]]]:
+    def group(self, values: Mapping[int, Summable]) -> Dict[Tuple, Tuple[Summable, List[int]]]:
         """label -> (summed value, cgroup ids)."""
-        out: Dict[Tuple, Tuple[object, List[int]]] = {}
+        out: Dict[Tuple, Tuple[Summable, List[int]]] = {}
         for cgroup_id, value in values.items():
             label = self.label_of(cgroup_id)
             if label in out:
@@ -130,8 +132,8 @@ class CgroupSeries:
                 out[label] = (value, [cgroup_id])
         return out
 
-    def sweep(self, grouped: Dict[Tuple, Tuple[object, List[int]]], cap: "SeriesCap",
-              weight: Callable[[object], int] = int) -> Dict[Tuple, Tuple[object, List[int]]]:
+    def sweep(self, grouped: Mapping[Tuple, Tuple[Any, List[int]]], cap: "SeriesCap",
+              weight: Callable[[Any], int] = int) -> Dict[Tuple, Tuple[Any, List[int]]]:
         """Forget the series that are gone; return the rest."""
         now = self.clock()
         live = {}

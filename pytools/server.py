@@ -93,10 +93,11 @@ def bind(host: str, port: int) -> socket.socket:
     except socket.gaierror as e:
         raise ToolError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     except OSError as e:
-        hint = None
+        hint = ""
         if e.errno == errno.EADDRINUSE:
             hint = f"another process has port {port}; pick another with --listen"
-        raise ToolError(f"cannot listen on {host or '*'}:{port}: {os.strerror(e.errno)}", hint) from None
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise ToolError(f"cannot listen on {host or '*'}:{port}: {why}", hint) from None
 
 
 def raise_file_limit() -> int:
@@ -134,7 +135,7 @@ def load_collectors(names: Sequence[str], stats: SelfStats, max_series: int, str
             except ToolError as e:
                 if strict:
                     raise ToolError(f"collector {name}: {e}", "without --strict it would be "
-                                    "left out and reported as bpf_exporter_collector_up 0")
+                                    "left out and reported as bpf_exporter_collector_up 0") from e
                 log.error("collector %s left out: %s", name, e)
                 stats.up[name] = False
     except BaseException:

@@ -79,9 +79,10 @@ def resolve_field(btf: btf_reader.Btf, path: str) -> dict:
     current = btf.struct(head)
     if current is None:
         raise Missing(f"no struct {head}")
-    where, offsets, offset, member = head, [], 0, None
-    for i, (sep, names) in enumerate(steps):
-        if i:
+    where, offsets, offset = head, [], 0
+    member: Optional[btf_reader.Member] = None      # the step before's
+    for sep, names in steps:
+        if member is not None:      # a step after the first: from the member before
             want = (btf_reader.PTR,) if sep == "->" else (btf_reader.STRUCT, btf_reader.UNION)
             if member.kind not in want:
                 raise Missing(f"{where} is {'not a pointer' if sep == '->' else 'a pointer'}")
@@ -101,6 +102,8 @@ def resolve_field(btf: btf_reader.Btf, path: str) -> dict:
         if member.bits or member.bit_offset % 8:
             raise Missing(f"{where} is a bitfield")
         offset += member.offset
+    if member is None:
+        raise ValueError(f"bad field path {path!r}")    # parse_path gives one step at least
     offsets.append(offset)
     return {"offsets": offsets, "size": member.size}
 

@@ -1,6 +1,7 @@
 """System call numbers, per machine: the one table for the raw calls this
 package makes (bpf, perf_event_open), the read syscalls vfs_read's raw
-mode matches by number, and the opens file_opens hooks (arm64 has no open). arm64's are include/uapi/asm-generic/unistd.h."""
+mode matches by number, and the opens file_opens hooks (arm64 has no open).
+arm64's are include/uapi/asm-generic/unistd.h."""
 
 from __future__ import annotations
 

@@ -104,4 +104,5 @@ def pod_fields(workloads, cgroup_id: int) -> dict:
     """namespace, pod and container of a cgroup id ("" outside pods): the
     pod fields of a traced event (pytools.workloads)."""
     from .workloads import GROUPINGS, labels
-    return dict(zip(GROUPINGS["container"], labels(workloads.of(cgroup_id), "container")))
+    return dict(zip(GROUPINGS["container"], labels(workloads.of(cgroup_id), "container"),
+                    strict=True))

@@ -47,7 +47,7 @@ import os
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 TOP_LEVEL = ("tls_server_config", "http_server_config", "basic_auth_users")
 TLS_SUPPORTED = ("cert_file", "key_file", "client_auth_type", "client_ca_file",
@@ -440,7 +440,7 @@ def file_state(paths: Tuple[str, ...]) -> Tuple:
     """What changes when a file is replaced or rewritten in place (a
     Kubernetes Secret swaps a symlink; cert-manager rewrites): for each,
     (device, inode, size, mtime), None where unreadable."""
-    state = []
+    state: List[Optional[Tuple[int, int, int, int]]] = []
     for path in paths:
         try:
             st = os.stat(path)

@@ -23,7 +23,9 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from .deltas import Summable
 
 log = logging.getLogger("pytools")
 
@@ -98,7 +100,7 @@ class Workload:
         """(namespace, pod) as labels: the pod UID where its name is unknown."""
         if not self.in_pod:
             return ("", "")
-        return (self.namespace or "", self.pod or self.pod_uid)
+        return (self.namespace or "", self.pod or self.pod_uid or "")
 
     def container_label(self) -> str:
         if self.container:
@@ -151,8 +153,9 @@ def identify(path: str) -> Workload:
         for j, item in enumerate(rest):
             slice_match = POD_SLICE.match(item)
             dir_match = POD_DIR.match(item)
-            if slice_match or dir_match:
-                uid = (slice_match.group(2) if slice_match else dir_match.group(1))
+            match = slice_match or dir_match
+            if match:
+                uid = match.group(2) if slice_match else match.group(1)
                 qos = (slice_match.group(1) if slice_match else None) or \
                     next((q for q in rest[:j] if q in QOS), None)
                 if qos is None:
@@ -256,14 +259,14 @@ class KubeletNames:
         self._read_at = self.clock()
         pods = {}
         for entry in self._listdir(self.pods_dir):
-            parsed = parse_pod_dir(entry)
-            if parsed:
-                pods[parsed[0]] = parsed[1]
+            pod = parse_pod_dir(entry)
+            if pod:
+                pods[pod[0]] = pod[1]
         containers = {}
         for entry in self._listdir(self.containers_dir):
-            parsed = parse_container_log(entry)
-            if parsed:
-                containers[parsed[0]] = parsed[1]
+            container = parse_container_log(entry)
+            if container:
+                containers[container[0]] = container[1]
         self.pods, self.containers = pods, containers
 
     def _due(self) -> bool:
@@ -387,7 +390,7 @@ class Workloads:
             # Gone between the event and the read (or never seen): by id.
             return Workload(f"cgroup {cgroup_id}", resolved=False)
         workload = identify(path)
-        if workload.in_pod:
+        if workload.pod_uid is not None:        # in a pod
             named = self.names.pod(workload.pod_uid)
             if named:
                 workload = replace(workload, namespace=named.namespace, pod=named.pod)
@@ -421,10 +424,10 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     return (namespace, pod, workload.container_label() if by == "container" else "")
 
 
-def group_by_workload(values: Dict[int, object], workloads: "Workloads",
-                      by: str) -> Dict[Tuple[str, ...], object]:
+def group_by_workload(values: Mapping[int, Summable], workloads: "Workloads",
+                      by: str) -> Dict[Tuple[str, ...], Any]:
     """Values keyed by cgroup id summed per workload label (see labels)."""
-    out: Dict[Tuple[str, ...], object] = {}
+    out: Dict[Tuple[str, ...], Any] = {}
     for cgroup_id, value in values.items():
         key = labels(workloads.of(cgroup_id), by)
         out[key] = out[key] + value if key in out else value

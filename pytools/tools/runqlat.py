@@ -26,7 +26,9 @@ from .base import Reader
 
 # -P, -L, --by: what a histogram is kept per (PER_KEY in bpf/runqlat.c).
 # What bpf/runqlat.c takes from here (pytools/cdefs.py): passed as -D flags.
-SHARED = cdefs.enum("KEY", ("tgid", "tid", "cgroup"), first=1)
+WAITS = ("unattributed", "map_full", "lost")    # runqlat_unattributed's indices
+SHARED = {**cdefs.enum("KEY", ("tgid", "tid", "cgroup"), first=1), **cdefs.enum("WAIT", WAITS),
+          "WAIT_COUNTS": len(WAITS)}
 PER_KEYS = {"pid": SHARED["KEY_TGID"], "tid": SHARED["KEY_TID"], "pod": SHARED["KEY_CGROUP"],
             "container": SHARED["KEY_CGROUP"]}
 WORKLOAD_KINDS = ("pod", "container")
@@ -135,7 +137,7 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
            mask: int = DEFAULT_STATE_MASK, max_keys: int = DEFAULT_MAX_KEYS) -> List[str]:
     flags = slot_flags(unit) + cdefs.flags(SHARED) + [
         f"-DSTART_SLOTS={min(start_slots(pid_max), MAX_START_SLOTS)}", f"-DSTATE_MASK={mask:#x}",
-        f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}"]
+        f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", f"-DMAX_KEYS={max_keys}"]
     if pid is not None:
         flags.append(f"-DFILTER_PID={pid}")
     if comm is not None:
@@ -144,7 +146,7 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
     if per is not None:
         if per not in PER_KEYS:
             raise ValueError(f"per is one of {', '.join(PER_KEYS)}")
-        flags += [f"-DPER_KEY={PER_KEYS[per]}", f"-DMAX_KEYS={max_keys}"]
+        flags.append(f"-DPER_KEY={PER_KEYS[per]}")
     return flags
 
 
@@ -206,7 +208,8 @@ class RunqLatReader(Reader):
         slots = tuple(sum(h.slots[k] for h in per_cpu) for k in range(SLOTS))
         hist = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu), self.unit_name)
         counts = self.program.table("runqlat_unattributed")
-        unattributed, full, lost = (sum(counts[counts.Key(i)]) for i in range(3))
+        unattributed, full, lost = (sum(counts[counts.Key(SHARED[f"WAIT_{w.upper()}"])])
+                                    for w in WAITS)
         keys, names = None, {}
         if self.per:
             slot_counts = {(k.id, k.slot): v

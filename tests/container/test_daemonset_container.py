@@ -43,10 +43,9 @@ import bcrypt
 import pytest
 
 from ..certs import make_certs
+from ..kernel.exporter import diff, free_port, parse, value
 from ..kernel.modes import scratch_dir
-from ..kernel.test_exporter_kernel import diff, free_port, parse, value
-from ..kernel.test_workloads_kernel import (EXECS, MOUNT, FakeNode, cold_read, run_in,
-                                            uid, workload_execs)
+from ..kernel.pods import EXECS, FakeNode, MOUNT, cold_read, run_in, uid, workload_execs
 from ..kernel.workload import (bpf_map_ids, bpf_program_ids, file_reads, make_executables,
                                programs_gone, wait_for, write_file, zero_reads)
 from .pod import REPO, Placement, PodSpec, podman_run_args
@@ -598,7 +597,8 @@ def test_tls_from_a_web_config_secret_under_the_localhost_seccomp_profile(
         context.load_cert_chain(str(secret / "cli.crt"), str(secret / "cli.key"))
         kubelet = ssl.create_default_context(cafile=str(secret / "ca.crt"))  # no client cert
         for path in set(variant.probe_paths().values()):
-            assert wait_for(lambda: fetch_ok_tls(tls.url + path, kubelet), timeout=180), \
+            assert wait_for(lambda path=path: fetch_ok_tls(tls.url + path, kubelet),
+                            timeout=180), \
                 tls.logs()
         token = b64encode(b"prom:s3cret").decode()
         status, body = fetch(tls.url + "/metrics", context=context,

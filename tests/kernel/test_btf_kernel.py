@@ -17,7 +17,7 @@ from pytools import headers, kernel, loader, structs
 from pytools.tools.runqlat import FIELDS
 
 from .modes import need_feature
-from .test_workloads_kernel import MOUNT
+from .pods import MOUNT
 
 MAGIC = 0x5E7B7F    # the pid the workload asks getpgid about: marks its calls
 

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -16,15 +15,6 @@ from pytools.tools.execve import ExecveReader, delta
 
 from .workload import (NOBODY, bpf_program_ids, cgroup_v2_id, demote, make_executables,
                        programs_gone, run_execs, run_execveat, start_tool, tool_command)
-
-
-@pytest.fixture
-def exec_dir():
-    """A directory user nobody can enter (pytest's tmp_path root is 0700)."""
-    path = tempfile.mkdtemp(prefix="pytools-test-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import errno
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -15,10 +14,8 @@ from pytools.escape import unescape
 from pytools.tools.execve import ExecveReader
 from pytools.tools.execve_trace import SHARED, Tracer
 
-from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
-from .test_file_opens_kernel import hostile_names
-from .test_workloads_kernel import node, run_in, true_copy  # noqa: F401  (fixtures)
-from .workload import BURST_SCALE, start_tool, tool_command
+from .pods import node, run_in, true_copy  # noqa: F401 (fixtures)
+from .workload import BURST_SCALE, hostile_names, run_tool, tool_command
 
 ARG_LEN = SHARED["ARG_LEN"]
 
@@ -41,16 +38,8 @@ def exec_plan(plan, pidfile):
 def trace(args, work, logs=None):
     """The tool's --trace output over work(), and its stderr."""
     env = dict(os.environ, PYTOOLS_POD_LOGS=logs) if logs else None
-    proc = subprocess.Popen(tool_command("execve-counter") + ["--trace"] + args, cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    banner = proc.stderr.readline()
-    assert banner.startswith("Tracing"), banner + proc.stderr.read()
-    work()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and "Traceback" not in err, err
-    return out, err
+    return run_tool(tool_command("execve-counter") + ["--trace"] + args, work, env=env,
+                    timeout=120)
 
 
 def json_trace(args, work, logs=None):
@@ -89,7 +78,8 @@ def test_each_exec_with_its_arguments_parent_pod_and_result(node, true_copy, tmp
         [(missing, [missing, "-v"], "ENOENT", -errno.ENOENT)] * 2
     assert all(e["ppid"] == forker and e["pod"] == web.pod for e in failed)
     (outside,) = [e for e in execs if not e["pod"]]
-    assert outside["file"] == true_copy and outside["ppid"] == int(open(pidfile + "-service").read())
+    with open(pidfile + "-service") as f:
+        assert outside["file"] == true_copy and outside["ppid"] == int(f.read())
 
     # --by pod keeps execs in pods only; --failed only the failed ones.
     execs = json_trace(["--cgroup", node.root, "--by", "pod", "--failed"], work, node.logs)
@@ -111,15 +101,15 @@ def test_each_exec_with_its_arguments_parent_pod_and_result(node, true_copy, tmp
             ("ENOENT", f"{missing} -v"))
 
 
-def test_hostile_names_and_arguments_are_printed_escaped_on_one_line(node, scratch):  # noqa: F811
-    paths = hostile_names(scratch)
+def test_hostile_names_and_arguments_are_printed_escaped_on_one_line(node, exec_dir):  # noqa: F811
+    paths = hostile_names(exec_dir)
     for path in paths:
         shutil.copy("/bin/true", path)
         os.chmod(path, 0o755)
     hostile_args = [b"new\nline", b"\x1b[2J\x1b]0;pwned\x07", b"bad-\xff\xfe-utf8",
                     b"csi-\x9b31m", b"A" * 4096]
     plan = [(path, [b"argv0"] + hostile_args) for path in paths]
-    pidfile = os.path.join(scratch, "forker")
+    pidfile = os.path.join(exec_dir, "forker")
     for as_json in (False, True):
         out, _ = trace(["--cgroup", node.service] + (["--json"] if as_json else []),
                        lambda: run_in(node.service, exec_plan, plan, pidfile))

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from .test_exporter_kernel import Exporter, free_port, parse, value
+from .exporter import Exporter, free_port, parse, raw, value
 from .workload import tool_command
 
 # The HTTP server's handling of hostile connections is the same on every
@@ -169,23 +169,6 @@ def exporter():
     exp.assert_serving()
     yield exp
     exp.stop()
-
-
-def raw(exp, *args) -> bytes:
-    """raw(exp, data) or raw(exp, tls_context, data): send bytes as they
-    are and read the answer until the server closes."""
-    *context, data = args
-    s = socket.create_connection(("127.0.0.1", exp.port), timeout=10)
-    if context:
-        s = context[0].wrap_socket(s, server_hostname="127.0.0.1")
-    with s:
-        s.sendall(data)
-        chunks = []
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
 
 
 def test_head_answers_like_get_without_a_body(exporter):

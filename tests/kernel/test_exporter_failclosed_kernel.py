@@ -23,9 +23,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from .test_exporter_kernel import Exporter
-from .test_exporter_webconfig_kernel import (HASH, MUTUAL, context, node_dir,  # noqa: F401
-                                             start, status)
+from .exporter import Exporter
+from .webconfig import context, HASH, MUTUAL, node_dir, start, status  # noqa: F401 (fixtures)
 from .workload import wait_for
 
 # Wall-clock behaviour (timeouts, once-a-second looks, floods): the host run.

@@ -5,81 +5,25 @@ sequential read."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
-from typing import Dict, Tuple
+from typing import Tuple
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from pytools.names import device_name, kernel_dev
 from pytools.tools import TOOLS
 
+from .exporter import Exporter, diff, free_port, parse, value
 from .modes import mode_problem, scratch_dir
 from .workload import (NOBODY, SYSCALL_SLACK_NS, bpf_program_ids, evict_and_read, execs_as_comm,
                        make_executables, programs_gone, run_execs, slow_pipe_reads,
                        tool_command, write_file)
 
-Samples = Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Exporter:
-    def __init__(self, *args: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            tool_command("bpf-exporter") + ["--listen", f"127.0.0.1:{self.port}", *args],
-            cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.early = []     # stderr lines up to the banner (or to exit)
-        for line in self.proc.stderr:
-            self.early.append(line)
-            if line.startswith("Serving"):
-                break
-
-    def assert_serving(self):
-        assert self.early and self.early[-1].startswith("Serving"), f"no banner: {self.early}"
-
-    def get(self, path: str = "/metrics", timeout: float = 10) -> str:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-            assert response.status == 200
-            return response.read().decode()
-
-    def scrape(self, timeout: float = 10) -> Samples:
-        return parse(self.get(timeout=timeout))
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 10) -> Tuple[int, str]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            _, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        return self.proc.returncode, err
-
-
-def parse(text: str) -> Samples:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def value(samples: Samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def diff(after: Samples, before: Samples, name: str, **labels) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,14 @@ import pytest
 from pytools.hist import NATIVE
 from pytools.tools.vfs_read import VfsReadReader
 
+from .block import Loop
+from .exporter import Exporter
 from .memory_cgroup import oom_kill_in
 from .modes import scratch_dir
-from .test_biolatency_kernel import Loop
-from .test_exporter_kernel import Exporter
-from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
-from .test_workloads_kernel import (NODE_LABEL, assert_dashboard_answers, cold_read,
-                                    daemonset_args, failed_opens, node,  # noqa: F401
-                                    run_in, stats_by_sysctl, workload_execs)
+from .pods import (NODE_LABEL, cold_read, daemonset_args, failed_opens,  # noqa: F401 (fixtures)
+                   node, run_in, stats_by_sysctl, workload_execs)
+from .prometheus import (assert_dashboard_answers, prometheus_query, running_prometheus,
+                         wait_for_query)
 from .workload import make_executables, syn_retransmits, write_file, zero_reads
 
 FIGURES = "/tmp/pytools-native-figures.json"

@@ -2,27 +2,23 @@
 here with openssl, the real exporter with real BPF, scraped by urllib and by
 a real Prometheus server; every refusal; SIGHUP with a new password."""
 
-import contextlib
-import json
 import os
 import shutil
 import signal
 import ssl
-import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from base64 import b64encode
 from pathlib import Path
-from typing import Optional
 
 import bcrypt
 import pytest
 
 from ..certs import make_certs
-from .test_exporter_kernel import Exporter, diff, free_port, parse
+from .exporter import TlsExporter, diff, parse
+from .prometheus import running_prometheus, wait_for_query
 from .workload import make_executables, run_execs
 
 # TLS, client certificates, basic auth and SIGHUP are the exporter's own code
@@ -43,36 +39,6 @@ def web_config(d: Path, password: bytes) -> Path:
     path = d / "web.yml"
     path.write_text(WEB.format(hash=bcrypt.hashpw(password, bcrypt.gensalt(10)).decode()))
     return path
-
-
-class TlsExporter(Exporter):
-    def __init__(self, certs: Path, *args):
-        super().__init__(*args)
-        self.certs = certs
-        self.url = self.url.replace("http://", "https://")
-
-    def context(self, cert="cli"):
-        ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
-        if cert:
-            ctx.load_cert_chain(str(self.certs / f"{cert}.crt"), str(self.certs / f"{cert}.key"))
-        return ctx
-
-    def fetch(self, path="/metrics", user="prom", password="s3cret", cert="cli"):
-        """(status, body)."""
-        request = urllib.request.Request(self.url + path)
-        if user is not None:
-            token = b64encode(f"{user}:{password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10, context=self.context(cert)) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def get(self, path="/metrics", timeout=10):
-        status, body = self.fetch(path)
-        assert status == 200, (status, body)
-        return body
 
 
 @pytest.fixture(scope="module")
@@ -140,56 +106,6 @@ def test_plain_http_gets_nothing(exporter):
 def test_health_stays_open_to_a_certified_client_without_password(exporter):
     assert exporter.fetch("/healthz", user=None) == (200, "ok\n")
     assert exporter.fetch("/", user=None)[0] == 401
-
-
-RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
-
-
-@contextlib.contextmanager
-def running_prometheus(scrape_config: str, native: bool = False, rules: bool = False):
-    """Debian's Prometheus scraping every second with this scrape_configs
-    entry (YAML, indented as a list item), its API on a free loopback port,
-    which is yielded; stopped and its data removed on exit. native: with
-    native histograms on; rules: evaluating deploy/prometheus/rules.yml."""
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus missing: scripts/test installs Debian's prometheus package"
-    d = Path(tempfile.mkdtemp(prefix="pytools-prom-"))
-    (d / "prometheus.yml").write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                                      + (f"rule_files: ['{RULES}']\n" if rules else "")
-                                      + "scrape_configs:\n" + scrape_config)
-    port = free_port()
-    proc = subprocess.Popen([prometheus, f"--config.file={d}/prometheus.yml",
-                             f"--storage.tsdb.path={d}/data",
-                             f"--web.listen-address=127.0.0.1:{port}"]
-                            + (["--enable-feature=native-histograms"] if native else []),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(d)
-
-
-def prometheus_query(port: int, query: str, at: Optional[float] = None) -> list:
-    params = {"query": query, **({"time": f"{at:.3f}"} if at is not None else {})}
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.load(r)["data"]["result"]
-
-
-def wait_for_query(port, query, check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    result = None
-    while time.monotonic() < deadline:
-        try:
-            result = prometheus_query(port, query)
-            if check(result):
-                return result
-        except (urllib.error.URLError, ConnectionError, KeyError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{query}: still {result} after {timeout} s")
 
 
 def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(exporter, certs):

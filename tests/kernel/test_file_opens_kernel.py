@@ -18,9 +18,9 @@ from pytools.tools.file_opens import FileOpensReader
 from pytools.tools.file_opens_output import delta
 from pytools.tools.file_opens_trace import Tracer
 
-from .test_exporter_kernel import Exporter, diff
-from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
-from .test_workloads_kernel import MOUNT, cli, failed_opens, node, run_in  # noqa: F401
+from .exporter import Exporter, diff
+from .pods import cli, failed_opens, MOUNT, node, run_in  # noqa: F401 (fixtures)
+from .workload import hostile_names
 from .workload import BURST_SCALE, NOBODY, start_tool, tool_command
 
 # Opens made by a child: argv[1] is a JSON list of [call, path as latin-1
@@ -67,13 +67,13 @@ class Opener:
         assert self.proc.returncode == 0
 
 
-def test_counts_by_path_and_result_exactly(scratch):
-    ok, secret = os.path.join(scratch, "ok"), os.path.join(scratch, "secret")
+def test_counts_by_path_and_result_exactly(exec_dir):
+    ok, secret = os.path.join(exec_dir, "ok"), os.path.join(exec_dir, "secret")
     for path, mode in ((ok, 0o644), (secret, 0o600)):
         with open(path, "w"):
             pass
         os.chmod(path, mode)
-    missing = os.path.join(scratch, "missing").encode()
+    missing = os.path.join(exec_dir, "missing").encode()
     calls = ["openat", "openat2"] + (["open"] if "open" in numbers() else [])
     plan = [(call, ok.encode(), os.O_RDONLY, 3) for call in calls]
     plan += [("openat", missing, os.O_RDONLY, 17), ("openat", secret.encode(), os.O_RDONLY, 5)]
@@ -89,8 +89,8 @@ def test_counts_by_path_and_result_exactly(scratch):
     assert got.overflow == 0
 
 
-def test_failed_counts_only_errors_and_an_emfile_storm(scratch):
-    ok = os.path.join(scratch, "ok").encode()
+def test_failed_counts_only_errors_and_an_emfile_storm(exec_dir):
+    ok = os.path.join(exec_dir, "ok").encode()
     open(ok, "w").close()
     child = Opener([("openat", b"relative/missing", os.O_RDONLY, 4),
                     ("openat", ok, os.O_RDONLY, 9)])
@@ -190,22 +190,8 @@ def test_a_burst_through_a_tiny_perf_buffer_is_printed_or_counted_lost():
     assert len(opens) + tracer.lost_shown == BURST and tracer.lost_shown > 0
 
 
-def hostile_names(directory):
-    """Files whose names a terminal or a line-based reader would misread."""
-    names = [b"new\nline", b"\x1b[2J\x1b]0;pwned\x07", b"bad-\xff\xfe-utf8", b"csi-\x9b31m"]
-    paths = [os.path.join(directory.encode(), n) for n in names]
-    deep = directory.encode()
-    while len(deep) < 4096 - 260:             # a path of nearly 4 KiB
-        deep = os.path.join(deep, b"d" * 250)
-    os.makedirs(deep)
-    paths.append(os.path.join(deep, b"x" * (4095 - len(deep) - 1)))
-    for path in paths:
-        open(path, "w").close()
-    return paths
-
-
-def test_hostile_paths_are_printed_escaped_on_one_line(scratch):
-    paths = hostile_names(scratch)
+def test_hostile_paths_are_printed_escaped_on_one_line(exec_dir):
+    paths = hostile_names(exec_dir)
     assert len(paths[-1]) == 4095
     for as_json in (False, True):
         out, err = traced(["--json"] if as_json else [],

@@ -23,8 +23,8 @@ import pytest
 from pytools import headers
 from pytools.tools import TOOLS
 
+from .exporter import free_port
 from .modes import need_feature
-from .test_exporter_kernel import free_port
 from .workload import tool_command
 
 RELEASE = os.uname().release

@@ -15,34 +15,27 @@ walk goes up) and in tests/unit/test_oomkill.py for the rest."""
 
 import json
 import os
-import signal
 import subprocess
 from typing import Optional
 
 import pytest
 
+from .exporter import Exporter, value
 from .memory_cgroup import HOG, MEMORY_LIMIT, MemoryCgroup, kill_n
 from .modes import need_mode
-from .test_exporter_kernel import Exporter, value
-from .test_workloads_kernel import MOUNT, node  # noqa: F401  (a fixture)
-from .workload import tool_command
+from .pods import MOUNT, node  # noqa: F401 (fixtures)
+from .workload import start_tool, stop_tool, tool_command
 
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount")
 
 
 def start(args, node):  # noqa: F811
-    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
-    proc = subprocess.Popen(tool_command("oomkill") + args + ["--json", "3600"], cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    banner = proc.stderr.readline()
-    assert banner.startswith("Tracing"), banner + proc.stderr.read()
-    return proc
+    return start_tool(tool_command("oomkill") + args + ["--json", "3600"],
+                      env=dict(os.environ, PYTOOLS_POD_LOGS=node.logs))
 
 
 def stop(proc) -> list:
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err, err
+    out, _ = stop_tool(proc)
     return [json.loads(line) for line in out.splitlines()]
 
 

@@ -19,13 +19,13 @@ import urllib.request
 
 import pytest
 
-from pytools.privileges import LEAST_CAPABILITIES
 from pytools.tools import TOOLS
 
+from .block import loop  # noqa: F401 (fixtures)
+from .exporter import free_port
 from .modes import scratch_dir
-from .test_biolatency_kernel import loop  # noqa: F401 (a fixture)
-from .test_exporter_kernel import free_port
-from .test_vfs_read_kernel import NAMED_CHILD
+from .perf_paranoid import least, paranoid, perf_allowed  # noqa: F401 (fixtures)
+from .workload import NAMED_CHILD
 from .workload import (NOBODY, evict_and_read, make_executables, run_execs, start_tool,
                        tool_command, write_file)
 
@@ -84,31 +84,6 @@ def nobody_may_open_perf_events() -> bool:
     return subprocess.run(least([sys.executable, "-c", PERF_PROBE])).returncode == 0
 
 
-@pytest.fixture
-def paranoid():
-    """Set kernel.perf_event_paranoid for a test; restored after."""
-    path = "/proc/sys/kernel/perf_event_paranoid"
-    with open(path) as f:
-        before = f.read().strip()
-
-    def set_level(level: int):
-        with open(path, "w") as f:
-            f.write(str(level))
-    yield set_level
-    with open(path, "w") as f:
-        f.write(before)
-
-
-@pytest.fixture
-def perf_allowed(paranoid):
-    """The documented setup for the least capabilities: Debian's and
-    Ubuntu's level 3 refuses perf events to all but CAP_SYS_ADMIN, so the
-    README says to set 2 there; at most 2 changes nothing elsewhere."""
-    with open("/proc/sys/kernel/perf_event_paranoid") as f:
-        if int(f.read()) > 2:
-            paranoid(2)
-
-
 def test_perf_event_paranoid_3_is_named_in_one_line_where_it_refuses(paranoid):
     paranoid(3)
     refused = not nobody_may_open_perf_events()
@@ -124,13 +99,6 @@ def test_perf_event_paranoid_3_is_named_in_one_line_where_it_refuses(paranoid):
     else:           # upstream kernels treat 3 as 2: the capabilities suffice
         assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
         assert "TOTAL" in result.stdout
-
-
-def least(command):
-    """command as a non-root user holding exactly LEAST_CAPABILITIES."""
-    flags = ",".join(f"+{c}" for c in LEAST_CAPABILITIES)
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-            f"--inh-caps={flags}", f"--ambient-caps={flags}"] + command
 
 
 def finish(proc):

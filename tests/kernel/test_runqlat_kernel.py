@@ -13,16 +13,17 @@ import time
 
 import pytest
 
+from .exporter import Exporter
 from .modes import need_feature, need_mode
-from .test_exporter_kernel import Exporter
-from .test_workloads_kernel import MOUNT, FakeNode
-from .workload import Bpftrace, tool_command
+from .pods import FakeNode, MOUNT
+from .workload import Bpftrace, run_tool, tool_command
 
 CPU = max(os.sched_getaffinity(0))      # the hogs' CPU
 HOG = r"""
 import os, sys
 os.sched_setaffinity(0, {int(sys.argv[1])})
-with open(os.path.join(sys.argv[2], "cgroup.procs"), "w") if sys.argv[2] else open(os.devnull, "w") as f:
+procs = os.path.join(sys.argv[2], "cgroup.procs") if sys.argv[2] else os.devnull
+with open(procs, "w") as f:
     f.write(str(os.getpid()))
 print("ready", flush=True)
 os.read(0, 1)                       # released together, once the tracers are attached
@@ -65,16 +66,7 @@ def kill(hogs) -> None:
 
 def cli(args, during) -> dict:
     """The CLI's JSON over one interval that covers `during()`."""
-    proc = subprocess.Popen(tool_command("runqlat") + args + ["--json", "3600"], cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    banner = proc.stderr.readline()
-    assert banner.startswith("Tracing"), banner + proc.stderr.read()
-    try:
-        during()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err, err
+    out, _ = run_tool(tool_command("runqlat") + args + ["--json", "3600"], during)
     (obj,) = [json.loads(line) for line in out.splitlines()]
     return obj
 

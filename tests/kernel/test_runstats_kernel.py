@@ -16,9 +16,9 @@ import pytest
 from pytools.runstats import enable_stats, holders, program_costs, total
 from pytools.selfcost import SelfCost
 
-from .test_exporter_kernel import Exporter, diff, value
-from .test_privileges_kernel import least, paranoid, perf_allowed  # noqa: F401 (fixtures)
-from .test_vfs_read_kernel import NAMED_CHILD
+from .exporter import Exporter, diff, value
+from .perf_paranoid import least, paranoid, perf_allowed  # noqa: F401 (fixtures)
+from .workload import NAMED_CHILD
 from .workload import STATS_SYSCTL, stats_sysctl, tool_command
 
 
@@ -248,7 +248,7 @@ def test_a_sampled_estimate_stays_near_the_always_on_figure():
             finally:
                 cost.close()
             second = always_on(read_costs, 2.0)
-        exact_runs, exact_ns = ((a + b) / 2 for a, b in zip(first, second))
+        exact_runs, exact_ns = ((a + b) / 2 for a, b in zip(first, second, strict=True))
         elapsed = cost.estimator.elapsed_seconds
         estimate = list(cost.costs().values())
     finally:

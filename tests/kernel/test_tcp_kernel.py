@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from pytools.kernel import kernel_version_code
 from pytools.tools.tcp import TcpRetransReader
 
-from .test_workloads_kernel import MOUNT, FakeNode
+from .pods import FakeNode, MOUNT
 
 PORT = 8479
 CLIENT = r"""
@@ -73,7 +72,7 @@ def tcp_counters(netns: str) -> dict:
     out = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
                          capture_output=True, text=True, check=True).stdout
     rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
-    return {name: int(v) for name, v in zip(rows[0], rows[1])}
+    return {name: int(v) for name, v in zip(rows[0], rows[1], strict=True)}
 
 
 def in_cgroup(path: str):

@@ -17,11 +17,10 @@ from pytools.tools.vfs_read import VfsReadReader, delta
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,
                        slow_pipe_reads, start_tool, tool_command, zero_reads)
+from .workload import NAMED_CHILD
 
 MODES = ["kprobe", "fentry", "raw_tracepoint", "tracepoint"]
 SLOW_SLOT = slot_of(int(DELAY * 1e6))   # 22 000 us lands in [16384, 32767]
-
-
 
 
 def assert_matches(slots: List[int], total_ns: int, durations: List[int], other_ns: int = 0,
@@ -29,7 +28,7 @@ def assert_matches(slots: List[int], total_ns: int, durations: List[int], other_
     """The kernel's slots and exact sum agree with durations timed in user space.
     Scheduling noise on a busy machine moves durations, not this check."""
     assert len(slots) == len(durations), (slots, durations)
-    for k, d in zip(sorted(slots), sorted(durations)):
+    for k, d in zip(sorted(slots), sorted(durations), strict=True):
         low = slot_of(max(0, d - SYSCALL_SLACK_NS) // unit_ns)
         assert low <= k <= slot_of(d // unit_ns), (slots, durations)
     assert sum(durations) - len(durations) * SYSCALL_SLACK_NS <= total_ns
@@ -94,20 +93,6 @@ def go(child) -> None:
     child.stdin.write("g")
     child.stdin.flush()
     assert child.stdout.readline() == "done\n"
-
-
-NAMED_CHILD = r"""
-import os, sys
-with open("/proc/self/comm", "w") as f:
-    f.write(sys.argv[1])
-print("ready", flush=True)
-os.read(0, 1)                       # started before the tool attached: not counted
-fd = os.open(sys.executable, os.O_RDONLY)   # a regular file: counted by default
-for _ in range(int(sys.argv[2])):
-    os.read(fd, 64)
-print("done", flush=True)
-os.read(0, 1)
-"""
 
 
 @pytest.mark.parametrize("comm", ['q"u\\o', "it's"])
@@ -287,5 +272,6 @@ def test_cli_dash_P_keeps_two_processes_of_one_name_apart(args):
     assert proc.returncode == 0 and "warning" not in err, err
     (obj,) = [json.loads(line) for line in out.splitlines()]
     groups = {g["key"]: g["hist"]["count"] for g in obj["groups"]}
-    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts)}, groups
+    assert groups == {f"{comm} [{c.pid}]": n for c, n in zip(children, counts, strict=True)},\
+        groups
     assert obj["by"] == "pid"

@@ -7,204 +7,29 @@ series nor map entries; --cgroup must count only its subtree."""
 
 import json
 import os
-import re
 import signal
-import shutil
 import struct
 import subprocess
-import tempfile
 import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
 
-from pytools.workloads import find_cgroup2
-
+from .block import Loop
+from .exporter import Exporter, diff, value
 from .memory_cgroup import oom_kill_in
 from .modes import scratch_dir
-from .test_biolatency_kernel import Loop
-from .test_exporter_kernel import Exporter, diff, value
-from .test_exporter_tls_kernel import prometheus_query, running_prometheus, wait_for_query
-from .workload import (bpf_map_ids, bpf_map_keys, evict, file_reads, make_executables,
-                       start_tool, stats_sysctl, syn_retransmits, tool_command, write_file,
-                       zero_reads)
+from .pods import (EXECS, MOUNT, NODE_LABEL, SERVICE_EXECS, cid, cli, cold_read,  # noqa: F401 (fixtures)
+                   daemonset_args, execs, failed_opens, node, remove_cgroups, run_in,
+                   stats_by_sysctl, true_copy, uid, workload_execs)
+from .prometheus import (assert_dashboard_answers, prometheus_query, running_prometheus,
+                         wait_for_query)
+from .workload import (bpf_map_ids, bpf_map_keys, file_reads, start_tool, syn_retransmits,
+                       tool_command, write_file, zero_reads)
 
-MOUNT = find_cgroup2()
 pytestmark = pytest.mark.skipif(MOUNT is None, reason="no cgroup2 mount: the kernel or "
                                 "host has no cgroup v2 hierarchy")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass
-class Container:
-    namespace: str
-    pod: str
-    name: str
-    cgroup: str                     # its directory in the cgroup2 mount
-
-    @property
-    def labels(self):
-        return {"namespace": self.namespace, "pod": self.pod, "container": self.name}
-
-
-def uid(n: int) -> str:
-    return f"{n:08x}-1b2c-4d5e-8f90-{n:012x}"
-
-
-def cid(n: int) -> str:
-    return f"{n:02x}" * 32
-
-
-class FakeNode:
-    """Under <cgroup2>/pytools-node-<pid>/: a systemd-driver burstable pod
-    of two containers (containerd) plus its pause container, a
-    cgroupfs-driver besteffort pod (CRI-O ids), a cgroupfs guaranteed pod,
-    and a systemd service; their kubelet log directories in a temp dir."""
-
-    def __init__(self):
-        self.root = os.path.join(MOUNT, f"pytools-node-{os.getpid()}")
-        self.logs = tempfile.mkdtemp(prefix="pytools-logs-")
-        os.makedirs(os.path.join(self.logs, "pods"))
-        os.makedirs(os.path.join(self.logs, "containers"))
-        u1, u2, u3 = uid(1), uid(2), uid(3)
-        burst = (f"kubepods.slice/kubepods-burstable.slice/"
-                 f"kubepods-burstable-pod{u1.replace('-', '_')}.slice")
-        self.containers = {
-            "web": self.add("shop-prod", "cart-7d9f-x2", u1, "web",
-                            f"{burst}/cri-containerd-{cid(0x11)}.scope", cid(0x11)),
-            "sidecar": self.add("shop-prod", "cart-7d9f-x2", u1, "log-shipper",
-                                f"{burst}/cri-containerd-{cid(0x12)}.scope", cid(0x12)),
-            "batch": self.add("batch", "nightly-job-1", u2, "worker",
-                              f"kubepods/besteffort/pod{u2}/{cid(0x21)}", cid(0x21)),
-            "db": self.add("data", "db-0", u3, "postgres", f"kubepods/pod{u3}/{cid(0x31)}",
-                           cid(0x31)),
-        }
-        self.pause = os.path.join(self.root, burst, f"cri-containerd-{cid(0x10)}.scope")
-        os.makedirs(self.pause)                        # no log: the sandbox
-        self.service = os.path.join(self.root, "system.slice", "pytools-fake.service")
-        os.makedirs(self.service)
-
-    def add(self, namespace, pod, pod_uid, name, path, container_id) -> Container:
-        cgroup = os.path.join(self.root, path)
-        os.makedirs(cgroup)
-        pod_dir = os.path.join(self.logs, "pods", f"{namespace}_{pod}_{pod_uid}")
-        os.makedirs(os.path.join(pod_dir, name), exist_ok=True)
-        os.symlink(os.path.join(pod_dir, name, "0.log"), os.path.join(
-            self.logs, "containers", f"{pod}_{namespace}_{name}-{container_id}.log"))
-        return Container(namespace, pod, name, cgroup)
-
-    def remove_pod(self, container: Container) -> None:
-        """As the kubelet does: the pod's cgroups and log directory go."""
-        pod_cgroup = os.path.dirname(container.cgroup)
-        remove_cgroups(pod_cgroup)
-        for entry in os.listdir(os.path.join(self.logs, "pods")):
-            if f"_{container.pod}_" in entry:
-                shutil.rmtree(os.path.join(self.logs, "pods", entry))
-        for entry in os.listdir(os.path.join(self.logs, "containers")):
-            if entry.startswith(f"{container.pod}_"):
-                os.unlink(os.path.join(self.logs, "containers", entry))
-
-    def close(self) -> None:
-        remove_cgroups(self.root)
-        shutil.rmtree(self.logs, ignore_errors=True)
-
-
-def remove_cgroups(top: str) -> None:
-    """Move any process left to the root cgroup, then remove bottom-up."""
-    if not os.path.isdir(top):
-        return
-    for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-        try:
-            with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                pids = f.read().split()
-            for pid in pids:
-                with open(os.path.join(MOUNT, "cgroup.procs"), "w") as f:
-                    f.write(pid)
-        except OSError:
-            pass
-        for _ in range(50):
-            try:
-                os.rmdir(dirpath)
-                break
-            except OSError:
-                time.sleep(0.1)          # a process just exiting
-
-
-@pytest.fixture
-def node():
-    fake = FakeNode()
-    yield fake
-    fake.close()
-
-
-def run_in(cgroup: str, fn: Callable, *args) -> None:
-    """fn(*args) in a forked child placed in `cgroup` first."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
-            fn(*args)
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
-def execs(path: str, n: int) -> None:
-    for _ in range(n):
-        subprocess.run([path], check=True)
-
-
-def cold_read(path: str) -> None:
-    evict(path)
-    with open(path, "rb") as f:
-        while f.read(1 << 20):
-            pass
-
-
-def failed_opens(n: int, path: str = "/nonexistent/pytools-opens") -> None:
-    for _ in range(n):
-        try:
-            os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            pass
-
-
-EXECS = {"web": 7, "sidecar": 11, "batch": 13, "db": 5}     # primes
-SERVICE_EXECS = 3
-
-
-@pytest.fixture
-def true_copy():
-    d = tempfile.mkdtemp()
-    (path,) = make_executables(d, ["pytools-pod-true"])
-    yield path
-    shutil.rmtree(d)
-
-
-def workload_execs(node: FakeNode, path: str) -> None:
-    for key, n in EXECS.items():
-        run_in(node.containers[key].cgroup, execs, path, n)
-    run_in(node.service, execs, path, SERVICE_EXECS)
-
-
-def cli(node: FakeNode, args: List[str], work: Callable[[], None]) -> dict:
-    env = dict(os.environ, PYTOOLS_POD_LOGS=node.logs)
-    proc = subprocess.Popen(args + ["--cgroup", node.root, "--json", "3600"], cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    banner = proc.stderr.readline()
-    assert banner.startswith("Tracing"), banner + proc.stderr.read()
-    work()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and "Traceback" not in err, err
-    (obj,) = [json.loads(line) for line in out.splitlines()]
-    obj["stderr"] = err
-    return obj
 
 
 def test_execve_counter_by_container_pod_and_service(node, true_copy):
@@ -393,87 +218,6 @@ def test_the_exporter_labels_pods_and_forgets_gone_ones(node, true_copy):
     finally:
         os.unlink(path)
         exp.stop()
-
-
-def dashboard_exprs() -> List[str]:
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "grafana")
-    with open(os.path.join(root, "bpf-pytools-dashboard.json")) as f:
-        board = json.load(f)
-    return [t["expr"] for p in board["panels"] for t in p["targets"]]
-
-
-def daemonset_args(node: FakeNode) -> List[str]:
-    """The DaemonSet's own arguments, read from its YAML, with the fake
-    node's kubelet logs and without --listen (the Exporter sets its own);
-    plus runqlat, the opt-in collector the dashboard's run-queue panels
-    need, by pod (the YAML says how to add it)."""
-    from pytools.tools import TOOLS
-
-    from ..container.pod import PodSpec
-    args = PodSpec.load().args
-    assert "--pod-logs" in args and "--listen" in args and "--collectors" not in args, args
-    args[args.index("--pod-logs") + 1] = node.logs
-    i = args.index("--listen")
-    opt_in = [t.name for t in TOOLS if not t.exporter_default]
-    assert opt_in == ["runqlat"], opt_in
-    return args[:i] + args[i + 2:] + ["--collectors", ",".join(t.name for t in TOOLS),
-                                      "--runqlat-by", "pod"]
-
-
-# What the PodMonitor's relabelling gives every series (the dashboard's
-# node variable), as a static target's label.
-NODE_LABEL = "labels: {node: test-node}"
-
-GROUPING = re.compile(r"\b(by|without) \(([^)]*)\)")
-
-
-def grouping_labels(expr: str) -> List[str]:
-    """The labels a query's `sum by (...)` keeps (le aside): a series of the
-    panel must carry one of them, or it is an unlabelled line."""
-    labels = []
-    for kind, names in GROUPING.findall(expr):
-        if kind == "by":
-            labels += [n.strip() for n in names.split(",") if n.strip() not in ("le", "")]
-    return labels
-
-
-def assert_dashboard_answers(port: int, pod: str) -> None:
-    """Each dashboard expression ($variables as All), evaluated by the
-    Prometheus on `port`: none fails, every panel answers, each series with
-    the labels its panel draws by, and the by-pod panels show `pod`."""
-    for expr in dashboard_exprs():
-        query = (expr.replace("$__rate_interval", "10s").replace("$node", ".*")
-                 .replace("$namespace", ".*").replace("$pod", ".*"))
-        result = prometheus_query(port, query)          # raises on a PromQL error
-        assert result, f"no series under the DaemonSet's arguments: {expr}"
-        by = grouping_labels(expr)
-        for series in result:
-            labels = {k: v for k, v in series["metric"].items() if k not in ("le",)}
-            if by:
-                assert any(labels.get(name) for name in by), (expr, series)
-        if "by (namespace, pod" in expr or "namespace_pod:" in expr:
-            pods = {r["metric"].get("pod") for r in result}
-            assert pod in pods, (expr, result)
-        if "without (instance, job) (rate(execve_total" in expr:
-            # Keyed as --execve-by says: by pod here (execs outside any
-            # pod are the one series with no label left).
-            pods = {r["metric"].get("pod") for r in result}
-            assert pod in pods, (expr, result)
-            # (node: the scrape's own label, on every series)
-            assert all(r["metric"].get("pod") for r in result
-                       if set(r["metric"]) - {"node"}), result
-        if "program_run_seconds" in expr:       # the programs' CPU, per collector
-            busy = {r["metric"]["collector"] for r in result if float(r["value"][1]) > 0}
-            assert {"execve", "vfs_read"} <= busy, (expr, result)
-
-
-@pytest.fixture
-def stats_by_sysctl():
-    """kernel.bpf_stats_enabled=1 for the test: the README's recipe for the
-    dashboard's programs' CPU panel under the DaemonSet, which has no
-    CAP_SYS_ADMIN to sample the statistics itself."""
-    with stats_sysctl("1"):
-        yield
 
 
 # Prometheus's evaluation of the shipped rules and panels over the exporter's

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from pytools.syscalls import SYS_BPF
 
@@ -31,7 +31,8 @@ def bpf_program_ids() -> Set[int]:
     start = 0
     while True:
         attr[0] = start
-        if _libc.syscall(SYS_BPF, BPF_PROG_GET_NEXT_ID, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
+        if _libc.syscall(SYS_BPF, BPF_PROG_GET_NEXT_ID, ctypes.byref(attr),
+                         ctypes.sizeof(attr)) != 0:
             return ids
         start = attr[1]
         ids.add(start)
@@ -183,14 +184,39 @@ def tool_command(name: str) -> List[str]:
     return [path] if os.path.exists(path) else [shutil.which(name) or name]
 
 
-def start_tool(args: List[str], cwd: str = "/") -> subprocess.Popen:
+def start_tool(args: List[str], cwd: str = "/",
+               env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
     """Start a CLI and wait for its 'Tracing...' banner (probes attached)."""
     proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
     banner = proc.stderr.readline()
     assert banner.startswith("Tracing"), f"no banner, got {banner!r}; rest: {proc.stderr.read()}"
     proc.banner = banner        # what it says it counts
     return proc
+
+
+def stop_tool(proc: subprocess.Popen, timeout: float = 60) -> Tuple[str, str]:
+    """Ctrl-C a CLI started by start_tool: its (stdout, stderr), once it
+    exited 0 with no traceback."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    return out, err
+
+
+def run_tool(args: List[str], work: Callable[[], None], env: Optional[Dict[str, str]] = None,
+             timeout: float = 60) -> Tuple[str, str]:
+    """A CLI's (stdout, stderr) over work(): started (banner seen), work()
+    run, then stopped with one Ctrl-C (killed if work() failed)."""
+    proc = start_tool(args, env=env)
+    try:
+        work()
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return stop_tool(proc, timeout)
 
 
 def wait_for(predicate, timeout: float = 5.0) -> bool:
@@ -407,3 +433,31 @@ def syn_retransmits() -> None:
         for client in clients:
             client.close()
         listener.close()
+
+
+NAMED_CHILD = r"""
+import os, sys
+with open("/proc/self/comm", "w") as f:
+    f.write(sys.argv[1])
+print("ready", flush=True)
+os.read(0, 1)                       # started before the tool attached: not counted
+fd = os.open(sys.executable, os.O_RDONLY)   # a regular file: counted by default
+for _ in range(int(sys.argv[2])):
+    os.read(fd, 64)
+print("done", flush=True)
+os.read(0, 1)
+"""
+
+
+def hostile_names(directory):
+    """Files whose names a terminal or a line-based reader would misread."""
+    names = [b"new\nline", b"\x1b[2J\x1b]0;pwned\x07", b"bad-\xff\xfe-utf8", b"csi-\x9b31m"]
+    paths = [os.path.join(directory.encode(), n) for n in names]
+    deep = directory.encode()
+    while len(deep) < 4096 - 260:             # a path of nearly 4 KiB
+        deep = os.path.join(deep, b"d" * 250)
+    os.makedirs(deep)
+    paths.append(os.path.join(deep, b"x" * (4095 - len(deep) - 1)))
+    for path in paths:
+        open(path, "w").close()
+    return paths

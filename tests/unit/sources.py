@@ -1,5 +1,9 @@
 """Stand-ins for loaded tools in unit tests: plain snapshots, no kernel."""
 
+import pytest
+
+from pytools.tools import TOOLS
+
 
 class FixedSource:
     """Stands in for a loaded tool: fixed snapshots, no kernel."""
@@ -67,3 +71,17 @@ class StubCollector:
 
     def render_cache(self, family):
         return self._caches.setdefault(family, {})
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Stops every tool at open() as Ctrl-C while loading would (exit 130),
+    keeping the options it was given: what parsing delivered, no BPF."""
+    seen = {}
+
+    def stop(self, opts, mode="auto"):
+        seen.update(opts)
+        raise KeyboardInterrupt
+    for tool in TOOLS:
+        monkeypatch.setattr(type(tool), "open", stop)
+    return seen

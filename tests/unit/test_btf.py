@@ -67,9 +67,10 @@ class Blob:
 
 
 def kernel_blob(state="__state", cgroups_embedded=False) -> bytes:
-    """task_struct (after a forward declaration of it) with pid, tgid, the state field named `state`, comm, and
-    the cgroup chain task->cgroups->dfl_cgrp->kn->id (id inside an anonymous
-    union, pid_t a typedef, cgroups const)."""
+    """task_struct (after a forward declaration of it) with pid, tgid, the
+    state field named `state`, comm, and the cgroup chain
+    task->cgroups->dfl_cgrp->kn->id (id inside an anonymous union, pid_t a
+    typedef, cgroups const)."""
     b = Blob()
     b.add("task_struct", btf.FWD, 0, 0)      # a forward declaration first
     i32 = b.int("int", 4)

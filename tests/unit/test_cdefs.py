@@ -1,13 +1,15 @@
 """What a BPF program and its Python reader share is said once, in Python
 (pytools/cdefs.py): each program lists the names it takes in `// shared:`
 lines, defines none of them itself, uses each one, and its tool's cflags
-pass exactly those; the Python side reads the same constants."""
+(or the loader's COMMON flags) pass exactly those; the Python side reads the
+same constants."""
 
 import os
 import re
 
 import pytest
 
+from pytools import cdefs
 from pytools.cli import COMMANDS, tool_options
 from pytools.hist import SLOTS
 from pytools.tools import TOOLS
@@ -30,6 +32,20 @@ def includes(text):
     return re.findall(r'^#include "([^"]+)"', text, re.M)
 
 
+def with_headers(name):
+    """bpf/<name> and the headers it includes (theirs too), as one text."""
+    text, seen, todo = "", set(), [name]
+    while todo:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        body = source(current)
+        text += body + "\n"
+        todo += includes(body)
+    return text
+
+
 def defined_in_flags(flags):
     return {m.group(1): m.group(2) for f in flags
             if (m := re.match(r"-D([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", f))}
@@ -37,17 +53,15 @@ def defined_in_flags(flags):
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
 def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
-    text = source(f"{tool.name}.c")
+    text = with_headers(f"{tool.name}.c")
     names = shared_names(text)
-    for header in includes(text):
-        names |= shared_names(source(header))
-        text += source(header)
-    flags = defined_in_flags(tool.cflags(tool_options(COMMANDS[tool.name])))
+    flags = defined_in_flags(cdefs.common_flags()
+                             + tool.cflags(tool_options(COMMANDS[tool.name])))
     missing = names - set(flags)
     assert not missing, f"bpf/{tool.name}.c takes {missing}, its cflags do not pass them"
     code = re.sub(r"//.*", "", text)
     for name in names:
-        assert not re.search(rf"#define\s+{name}\b|\b{name}\s*=", code), \
+        assert not re.search(rf"#define\s+{name}\b|\b{name}\s*=(?!=)", code), \
             f"bpf/{tool.name}.c defines {name} itself"
         assert re.search(rf"\b{name}\b", code), f"bpf/{tool.name}.c never uses {name}"
 
@@ -63,6 +77,9 @@ def test_the_python_side_reads_the_same_constants():
     assert "-DPER_PROCESS=2" in vfs_read.cflags(per="comm")
     assert vfs_read.SHARED["PER_COMM"] == 2
     assert f"-DPER_KEY={runqlat.SHARED['KEY_CGROUP']}" in runqlat.cflags(per="pod")
+    assert [runqlat.SHARED[f"WAIT_{w.upper()}"] for w in runqlat.WAITS] == [0, 1, 2]
+    assert runqlat.SHARED["WAIT_COUNTS"] == len(runqlat.WAITS)
+    assert cdefs.COMMON["COMM_LEN"] == 16
 
 
 def test_a_name_the_c_side_takes_but_python_does_not_pass_is_found():
@@ -79,10 +96,10 @@ def btf_names(text):
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
 def test_the_struct_fields_a_program_reads_are_the_ones_its_plan_places_from_btf(tool):
     """Each candidate that reads structs declares its fields in Python
-    (pytools/structs.py) and the C names the same ones in `// btf:` lines;
-    a field comes as <NAME>_OFF<i> and <NAME>_SIZE, used, never defined
-    under STRUCTS_BTF."""
-    text = source(f"{tool.name}.c")
+    (pytools/structs.py) and the C names the same ones in `// btf:` lines,
+    its own or those of a header it includes (bpf/task.h); a field comes as
+    <NAME>_OFF<i> and <NAME>_SIZE, used, never defined under STRUCTS_BTF."""
+    text = with_headers(f"{tool.name}.c")
     declared = {f.name for c in tool.plan() for f in c.fields} | \
         {f.name for f in getattr(tool, "feature_fields", ())}
     assert btf_names(text) == declared

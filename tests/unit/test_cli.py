@@ -30,8 +30,8 @@ def test_count_must_be_positive():
 
 # The trace's sizes are passed always (bpf/execve_trace.h's shared line),
 # used only with --trace.
-CFLAGS = ("// cflags: -DBY_UID -DMAX_KEYS=16 -DARG_LEN=128 -DARGV_MAX=21 -DFILE_LEN=4096 "
-          "-DEVENTS_PAGES=64 -DPROBE_TRACEPOINT")
+CFLAGS = ("// cflags: -DCOMM_LEN=16 -DBY_UID -DMAX_KEYS=16 -DARG_LEN=128 -DARGV_MAX=21 "
+          "-DFILE_LEN=4096 -DEVENTS_PAGES=64 -DPROBE_TRACEPOINT")
 
 
 def test_ebpf_prints_the_program_with_its_flags():

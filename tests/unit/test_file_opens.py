@@ -14,10 +14,11 @@ from pytools.series import OTHER
 from pytools.tools import file_opens
 from pytools.tools.file_opens import SHARED, cflags, plan
 from pytools.tools.file_opens_output import (OpensSnapshot, by_workload, delta, errno_name,
-                                             errors_families, opens_json, opens_table,
+                                             opens_json, opens_table,
                                              path_text)
 from pytools.tools.file_opens_trace import decode, event_line, flag_names, lost_line
 
+from .pods import Pods
 from .sources import FixedSource, StubCollector, registry_with, tool_collector
 
 CUT = SHARED["PATH_KEY_LEN"] - 1
@@ -128,22 +129,6 @@ def test_a_traced_event_is_one_line_and_valid_json():
     assert ok["result"] == "5" and ok["path_unreadable"] and "[path unreadable]" in \
         event_line(ok) and event_line(ok).split()[1] == "-"
     assert lost_line(12, "ring buffer") == "[12 events lost: the ring buffer was full]"
-
-
-class Pods:
-    """cgroup id -> (namespace, pod), all alive."""
-
-    def __init__(self, pods):
-        from pytools.workloads import Workload
-        self.pods, self.cgroups, self.Workload = pods, self, Workload
-
-    def of(self, cgroup_id):
-        ns, pod = self.pods[cgroup_id]
-        return self.Workload(f"/kubepods/pod{cgroup_id}", pod_uid="u", namespace=ns, pod=pod,
-                             container="c")
-
-    def alive(self, cgroup_id):
-        return True
 
 
 def collector_for(snapshot, pods, max_series=10):

@@ -75,3 +75,46 @@ def test_the_import_graph_has_no_circle():
 def test_the_check_finds_a_circle():
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": set()}) is None
+
+
+TESTS = os.path.join(os.path.dirname(__file__), "..")
+
+
+def imports_of_test_modules(text):
+    """(line, module) of each import in `text` of a test module: from .test_x,
+    from ..kernel.test_x, import tests.unit.test_x, from . import test_x."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found += [(node.lineno, m.lstrip(".")) for m in modules
+                  if m.rpartition(".")[2].startswith("test_")]
+    return found
+
+
+def test_no_test_module_imports_another():
+    """What test modules share lives in helper modules (tests/kernel/pods.py,
+    exporter.py, prometheus.py, ...; tests/unit/sources.py, ...) or in a
+    conftest, never in a test_*.py another one imports: pytest collects each
+    test module once, and a helper in a test module moves with its tests."""
+    offences = []
+    for directory, _, files in os.walk(TESTS):
+        for name in sorted(files):
+            if name.startswith("test_") and name.endswith(".py"):
+                path = os.path.join(directory, name)
+                with open(path) as f:
+                    offences += [f"{os.path.relpath(path, TESTS)}:{line} imports {module}"
+                                 for line, module in imports_of_test_modules(f.read())]
+    assert not offences, "move the shared helpers out of test modules:\n" + "\n".join(offences)
+
+
+def test_the_check_finds_an_import_of_a_test_module():
+    text = ("from .test_exporter_kernel import Exporter\nfrom .exporter import parse\n"
+            "import tests.unit.test_cli\ndef f():\n    from . import test_deploy\n"
+            "from ..kernel.test_workloads_kernel import MOUNT\n")
+    assert sorted(line for line, _ in imports_of_test_modules(text)) == [1, 3, 5, 6]

@@ -73,7 +73,7 @@ def test_auto_walks_the_plan_and_records_why_each_candidate_failed(kernel):
         ("kprobe", "kernel built without kprobes (CONFIG_KPROBES)"),
         ("fentry", "bpf: Failed to load program: Permission denied"),
         ("tracepoint", None)]
-    assert program.cflags == ["-DX=1", "-DPROBE_TRACEPOINT"]
+    assert program.cflags == ["-DCOMM_LEN=16", "-DX=1", "-DPROBE_TRACEPOINT"]
     assert program.text == "// f.c"
     assert FakeBPF.made[0].cleaned          # the refused one was cleaned up
     program.close()
@@ -82,7 +82,7 @@ def test_auto_walks_the_plan_and_records_why_each_candidate_failed(kernel):
 
 def test_any_of_compiles_in_only_the_hooks_that_exist(kernel):
     program = loader.load("f", PLAN, mode="raw_tracepoint")
-    assert program.cflags == ["-DPROBE_ANY", "-DHOOK_new"]
+    assert program.cflags == ["-DCOMM_LEN=16", "-DPROBE_ANY", "-DHOOK_new"]
     assert [h.target for h in program.hooks] == ["a:new"]
 
 
@@ -111,7 +111,7 @@ def test_a_failing_feature_is_dropped_not_the_candidate(kernel):
     feature = Feature("efficiency", ("-DEFFICIENCY",), (Hook("tracepoint", "a:new"),))
     program = loader.load("f", PLAN, mode="tracepoint", features=[feature])
     assert program.candidate.mode == "tracepoint"
-    assert program.cflags == ["-DPROBE_TRACEPOINT"]
+    assert program.cflags == ["-DCOMM_LEN=16", "-DPROBE_TRACEPOINT"]
     assert program.missing_features == {
         "efficiency": "its hooks did not load: bpf: Failed to load program: unknown func bpf_get_x"}
     assert program.probe_info()["missing_features"] == program.missing_features
@@ -121,7 +121,8 @@ def test_a_feature_that_loads_is_compiled_in_with_its_hooks(kernel):
     feature = Feature("efficiency", ("-DEFFICIENCY", "-DUSE_TRACEPOINTS"),
                       (Hook("tracepoint", "a:new"),))
     program = loader.load("f", PLAN, mode="tracepoint", features=[feature])
-    assert program.cflags == ["-DPROBE_TRACEPOINT", "-DEFFICIENCY", "-DUSE_TRACEPOINTS"]
+    assert program.cflags == ["-DCOMM_LEN=16", "-DPROBE_TRACEPOINT", "-DEFFICIENCY",
+                              "-DUSE_TRACEPOINTS"]
     assert [h.describe() for h in program.hooks][-1] == "tracepoint a:new"
     assert program.missing_features == {}
 
@@ -171,6 +172,7 @@ def test_summarize_failure_prefers_the_kernels_words():
 
 def test_unchecked_cflags_name_the_first_candidate():
     candidate, flags = loader.unchecked_cflags(PLAN, ["-DX=1"], "auto")
-    assert candidate.mode == "kprobe" and flags == ["-DX=1", "-DPROBE_KPROBE"]
+    assert candidate.mode == "kprobe" and flags == ["-DCOMM_LEN=16", "-DX=1",
+                                                   "-DPROBE_KPROBE"]
     candidate, flags = loader.unchecked_cflags(PLAN, [], "raw_tracepoint")
-    assert flags == ["-DPROBE_ANY", "-DHOOK_old", "-DHOOK_new"]
+    assert flags == ["-DCOMM_LEN=16", "-DPROBE_ANY", "-DHOOK_old", "-DHOOK_new"]

@@ -12,8 +12,8 @@ from pytools.tools.oomkill import FIELDS, SHARED, cflags, format_flags, plan
 from pytools.tools.oomkill_output import (HAVE_ADJ, HAVE_COMM, HAVE_RSS, HAVE_UID, OomSnapshot,
                                           counts_json, counts_table, decode, delta, event_line)
 
+from .pods import Pods
 from .sources import FixedSource, StubCollector, registry_with, tool_collector
-from .test_file_opens import Pods
 
 V618 = {"pid", "comm", "total_vm", "anon_rss", "file_rss", "shmem_rss", "uid", "pgtables",
         "oom_score_adj"}

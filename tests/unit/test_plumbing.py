@@ -10,6 +10,8 @@ from pytools.hist import Log2Hist
 from pytools.tool import View
 from pytools.tools import TOOLS
 
+from .sources import opened  # noqa: F401 (a fixture)
+
 COMMAND_NAMES = [tool.name for tool in TOOLS]
 
 
@@ -64,20 +66,6 @@ def test_probe_choices_are_the_plans_modes(name):
     tool = TOOLS[COMMAND_NAMES.index(name)]
     for mode in tool.modes():
         assert mode in result.output
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Stops every tool at open() as Ctrl-C while loading would (exit 130),
-    keeping the options it was given: what parsing delivered, no BPF."""
-    seen = {}
-
-    def stop(self, opts, mode="auto"):
-        seen.update(opts)
-        raise KeyboardInterrupt
-    for tool in TOOLS:
-        monkeypatch.setattr(type(tool), "open", stop)
-    return seen
 
 
 def test_missing_process_is_a_warning_not_an_error(opened):

@@ -9,7 +9,8 @@ def facts(tracepoints=(), kprobes=None, fentry=None, traceable=()):
 
 
 KPROBE = Candidate("kprobe", "vfs_read via kprobe", "PROBE_KPROBE",
-                   (Hook("kprobe", "vfs_read", "on_enter"), Hook("kretprobe", "vfs_read", "on_exit")))
+                   (Hook("kprobe", "vfs_read", "on_enter"),
+                    Hook("kretprobe", "vfs_read", "on_exit")))
 TRACEPOINTS = Candidate("tracepoint", "read syscalls", "PROBE_TRACEPOINT",
                         (Hook("tracepoint", "syscalls:sys_enter_read"),
                          Hook("tracepoint", "syscalls:sys_exit_read")))

@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from .test_deploy import emitted_metric_names, metric_names_in
+from .metric_names import emitted_metric_names, metric_names_in
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 RULES = os.path.join(ROOT, "deploy", "prometheus", "rules.yml")

@@ -51,10 +51,12 @@ def test_cflags_and_plan():
     flags = rq.cflags("msecs", pid=42, comm="ab", per="pod", pid_max=4_194_304, mask=0xFF,
                       max_keys=8)
     assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DKEY_TGID=1",
-                     "-DKEY_TID=2", "-DKEY_CGROUP=3", "-DSTART_SLOTS=65536",
-                     "-DSTATE_MASK=0xff", f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}",
+                     "-DKEY_TID=2", "-DKEY_CGROUP=3", "-DWAIT_UNATTRIBUTED=0",
+                     "-DWAIT_MAP_FULL=1", "-DWAIT_LOST=2", "-DWAIT_COUNTS=3",
+                     "-DSTART_SLOTS=65536", "-DSTATE_MASK=0xff",
+                     f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", "-DMAX_KEYS=8",
                      "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL", "-DFILTER_COMM_HI=0x0ULL",
-                     "-DPER_KEY=3", "-DMAX_KEYS=8"]
+                     "-DPER_KEY=3"]
     assert "-DPER_KEY=1" in rq.cflags(per="pid") and "-DPER_KEY=2" in rq.cflags(per="tid")
     with pytest.raises(ValueError):
         rq.cflags(per="service")

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from pytools.cli import COMMANDS
 
-from .test_plumbing import opened  # noqa: F401  (the fixture: options as parsed)
+from .sources import opened  # noqa: F401 (fixtures)
 
 
 def run(name, *args):

@@ -31,7 +31,8 @@ BOTH_ACCEPT = {
     "empty": "",
     "basic auth": f"basic_auth_users:\n  prom: '{HASH}'\n  other: '{HASH}'\n",
     "tls": TLS,
-    "mutual tls": TLS + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    "mutual tls": TLS + "  client_auth_type: RequireAndVerifyClientCert\n"
+                        "  client_ca_file: ca.crt\n",
     "optional client cert": TLS + "  client_auth_type: VerifyClientCertIfGiven\n"
                                   "  client_ca_file: ca.crt\n",
     "versions": TLS + "  min_version: TLS12\n  max_version: TLS13\n",
@@ -286,7 +287,8 @@ def test_unknown_and_cheap_users_take_as_long_as_the_costliest():
 
 
 def test_a_user_called_null_keeps_its_name(certs):
-    config = load_web_config(str(write(certs, "null-user", f"basic_auth_users:\n  null: '{HASH}'\n")))
+    config = load_web_config(str(write(certs, "null-user",
+                                       f"basic_auth_users:\n  null: '{HASH}'\n")))
     assert set(config.users) == {"null"}
 
 
@@ -300,7 +302,8 @@ def test_an_intermediate_ca_as_client_ca_file_is_an_anchor_as_in_go(certs):
     from ..certs import make_intermediate
     make_intermediate(certs)
     config = load_web_config(str(write(certs, "int", TLS + "  client_auth_type: "
-                                       "RequireAndVerifyClientCert\n  client_ca_file: int-ca.crt\n")))
+                                       "RequireAndVerifyClientCert\n"
+                                       "  client_ca_file: int-ca.crt\n")))
     server_side = ssl_context(config.tls)
 
     def handshake(cert):
