@@ -270,10 +270,9 @@ def test_segments_not_skbs_agree_with_bpftrace(netns, monkeypatch):
     found = dict(re.findall(r"@(\w+): (\d+)", out))
     skbs, segs = int(found.get("skbs", 0)), int(found.get("segs", 0))
     client = counts["cart-7d9f-x2"].segments
-    # Segments, not skbs; never more than the kernel counted. (The exact
-    # equality is test_counts_equal_kernel_counters'; here, at times, with
-    # a 16 MB stream, RetransSegs ran a few percent ahead of both this
-    # tool and bpftrace, which agreed with each other: see docs/design.md.)
+    # Segments, not skbs, exactly as the kernel counted them on a 16 MB
+    # stream too (a gap once seen here did not come back: docs/design.md);
+    # should it, the namespace's *Retrans* counters say where.
     assert 0 < skbs < segs, (skbs, segs)      # several segments to some skbs
     extra = {k: v for k, v in kernel.items() if v and "Retrans" in k}
     assert kernel["RetransSegs"] - missed <= client <= kernel["RetransSegs"], \
