@@ -26,9 +26,12 @@
 // the process too, from a per-socket map (tcp_owners, MAX_SOCKETS, a hash
 // keyed by the socket's address) filled where the owner is current:
 // sock:inet_sock_set_state CLOSE->SYN_SENT (connect) and CLOSE->LISTEN
-// (listen), and tcp:tcp_rcv_space_adjust (a read that copied data:
-// tcp_recvmsg), for a socket not in the map yet (an accepted one, made in
-// softirq). Cleaned at tcp:tcp_destroy_sock (every TCP socket's end) and
+// (listen), and for an accepted socket (made in softirq): with
+// PROBE_ACCEPT_KRETPROBE (where kprobes are: the same raw tracepoints
+// besides) a kretprobe on inet_csk_accept, in the accepting process, once
+// per connection; else (PROBE_RAW_TRACEPOINT) tcp:tcp_rcv_space_adjust (a
+// read that copied data: tcp_recvmsg) for a socket not in the map yet, a
+// lookup per read. Cleaned at tcp:tcp_destroy_sock (every TCP socket's end) and
 // when a new accepted socket takes an address (state -> SYN_RECV). A
 // socket not in the map (opened before the tool started, a server socket
 // that never received, the map full) counts under pid 0: shown apart.
@@ -80,7 +83,7 @@
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
 // shared: STATE_SYN_SENT STATE_SYN_RECV STATE_CLOSE STATE_LISTEN OWNER_OVERFLOW EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
 // (-D flags from pytools/tools/tcp.py, SHARED)
-#if !defined(PROBE_RAW_TRACEPOINT)
+#if !defined(PROBE_RAW_TRACEPOINT) && !defined(PROBE_ACCEPT_KRETPROBE)
 #error "compile with a candidate of pytools/tools/tcp.py (PROBE_RAW_TRACEPOINT)"
 #endif
 #ifndef SIDE_LOCAL
@@ -351,6 +354,16 @@ RAW_TRACEPOINT_PROBE(inet_sock_set_state)
     return 0;
 }
 
+#ifdef PROBE_ACCEPT_KRETPROBE
+// inet_csk_accept returns the accepted socket, in the accepting process.
+int owner_accept(struct pt_regs *ctx)
+{
+    const void *sk = (const void *)PT_REGS_RC(ctx);
+    if (sk)
+        own(sk, 0);
+    return 0;
+}
+#else
 // (sk): tcp_recvmsg copied data: process context, the reader is current.
 // The only hook here on the data path: one lookup per copy, measured in
 // docs/benchmarks.md; loaded only for --by pid and -p.
@@ -359,6 +372,7 @@ RAW_TRACEPOINT_PROBE(tcp_rcv_space_adjust)
     own((const void *)ctx->args[0], 1);
     return 0;
 }
+#endif
 
 // (sk): every TCP socket's end (tcp_v4_destroy_sock, IPv6's too).
 RAW_TRACEPOINT_PROBE(tcp_destroy_sock)

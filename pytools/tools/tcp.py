@@ -34,8 +34,12 @@ MAX_KEYS_LIMIT = 1 << 20
 DEFAULT_MAX_SOCKETS = 65536
 MAX_SOCKETS_LIMIT = 1 << 22
 HOOKS = ("tcp_retransmit_skb", "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset")
-# The per-socket owner map's hooks (OWNER_PID): only for --by pid and -p.
-OWNER_HOOKS = ("sock:inet_sock_set_state", "tcp:tcp_rcv_space_adjust", "tcp:tcp_destroy_sock")
+# The per-socket owner map's hooks (OWNER_PID): only for --by pid and -p;
+# an accepted socket's owner at accept (kretprobe) where kprobes are, else
+# at its first read (a raw tracepoint on every read).
+OWNER_HOOKS = ("sock:inet_sock_set_state", "tcp:tcp_destroy_sock")
+ACCEPT_KRETPROBE = Hook("kretprobe", "inet_csk_accept", "owner_accept")
+FIRST_READ = Hook("raw_tracepoint", "tcp:tcp_rcv_space_adjust")
 
 # What the program reads of a socket and an skb (bpf/tcp.c's
 # `// btf:` line), placed from the kernel's BTF where the headers are not
@@ -61,8 +65,9 @@ ATTRIBUTION = (
     "there. A reset sent for no socket has no owner: shown apart, never dropped.")
 PID_NOTE = (
     "With --by pid or -p the process too, from a map of sockets filled where their "
-    "owner runs: connect(), listen(), and an accepted socket's first read; a socket "
-    "opened before the tool started or never read from has no known process and is "
+    "owner runs: connect(), listen(), and accept() where the kernel has kprobes, "
+    "else an accepted socket's first read; a socket opened before the tool started "
+    "(or, without kprobes, accepted and never read from) has no known process and is "
     "shown apart as [process not known].")
 
 
@@ -74,10 +79,17 @@ def wants_owner(by: str, pid: Optional[int]) -> bool:
 
 def plan(owners: bool = False) -> List[Candidate]:
     hooks = tuple(Hook("raw_tracepoint", f"tcp:{h}") for h in HOOKS)
-    if owners:
-        hooks += tuple(Hook("raw_tracepoint", h) for h in OWNER_HOOKS)
-    return [Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
-                      hooks, reads_structs=True, fields=FIELDS)]
+    if not owners:
+        return [Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                          hooks, reads_structs=True, fields=FIELDS)]
+    hooks += tuple(Hook("raw_tracepoint", h) for h in OWNER_HOOKS)
+    return [Candidate("kprobe", "TCP raw tracepoints, accepts via kretprobe",
+                      "PROBE_ACCEPT_KRETPROBE", hooks + (ACCEPT_KRETPROBE,),
+                      reads_structs=True, fields=FIELDS,
+                      note="an accepted socket's process learnt at accept(): nothing on reads"),
+            Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                      hooks + (FIRST_READ,), reads_structs=True, fields=FIELDS,
+                      note="an accepted socket's process learnt at its first read")]
 
 
 def retransmit_has_err(tracefs: Optional[str]) -> bool:
@@ -250,8 +262,8 @@ Examples:
                      help="Group by the socket owner's pod, container, cgroup or "
                           "process (pid), the remote or local address:port, or the TCP "
                           "state."),
-        pid_option("Only sockets this process owns (learnt at its connect, listen or "
-                   "first read after the tool started)."),
+        pid_option("Only sockets this process owns (learnt at its connect, listen, "
+                   "accept or first read after the tool started)."),
         click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Groups to show, most retransmits first."),
         click.option("--trace", is_flag=True, help="Print each retransmit and reset."),

@@ -109,11 +109,16 @@ def test_owner_map_only_for_pids():
     """The per-socket owner map and its hooks (one on the read path) are a
     plan flag: --by pid and -p only, never the exporter's by pod."""
     pod, = tcp.plan(tcp.wants_owner("pod", None))
-    by_pid, = tcp.plan(tcp.wants_owner("pid", None))
-    filtered, = tcp.plan(tcp.wants_owner("remote", 42))
-    assert len(pod.hooks) == 4
-    owner_hooks = {h.target for h in by_pid.hooks} - {h.target for h in pod.hooks}
-    assert owner_hooks == set(tcp.OWNER_HOOKS) and len(filtered.hooks) == 7
+    at_accept, at_read = tcp.plan(tcp.wants_owner("pid", None))
+    assert tcp.plan(tcp.wants_owner("remote", 42)) == [at_accept, at_read]
+    assert len(pod.hooks) == 4 and pod.mode == "raw_tracepoint"
+    # where kprobes are, an accepted socket's owner at accept: nothing on reads
+    assert at_accept.mode == "kprobe" and tcp.ACCEPT_KRETPROBE in at_accept.hooks
+    assert tcp.FIRST_READ not in at_accept.hooks
+    # else at its first read, every hook a tracepoint
+    assert {h.kind for h in at_read.hooks} == {"raw_tracepoint"}
+    owner_hooks = {h.target for h in at_read.hooks} - {h.target for h in pod.hooks}
+    assert owner_hooks == set(tcp.OWNER_HOOKS) | {tcp.FIRST_READ.target}
     assert not any(f.startswith(("-DOWNER_PID", "-DMAX_SOCKETS")) for f in tcp.cflags("pod"))
     flags = tcp.cflags("pid", max_sockets=16)
     assert {"-DOWNER_PID", "-DKEY_PID", "-DMAX_SOCKETS=16"} <= set(flags)
