@@ -339,7 +339,7 @@ static __always_inline void own(const void *sk, int fill)
 // (sk, oldstate, newstate): connect() and listen() run in the owner's
 // process; an accepted socket is made in softirq (-> SYN_RECV), where the
 // task on the CPU is anyone: forget what a freed socket at that address
-// left, learn the owner at its first read.
+// left, learn the owner at accept (kretprobe) or at its first read.
 RAW_TRACEPOINT_PROBE(inet_sock_set_state)
 {
     const void *sk = (const void *)ctx->args[0];
