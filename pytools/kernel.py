@@ -248,6 +248,8 @@ def kernel_version_code(release: Optional[str] = None) -> int:
 # --------------------------------------------------------------------- fentry
 
 BPF_PROG_LOAD = 5
+BPF_RAW_TRACEPOINT_OPEN = 17   # with no name: attaches a tracing (fentry) program
+ENOTSUPP = 524                 # the kernel's own "not supported" (no errno name in libc)
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24
 
@@ -279,9 +281,12 @@ FENTRY_REFUSED = "the kernel refuses fentry programs: {error}"
 
 @lru_cache(maxsize=64)
 def fentry_load_problem(function: str) -> Optional[str]:
-    """Load (not attach) a two-instruction fentry program on `function`:
-    the cheapest real test of fentry, since a refusal (no BTF id, lockdown's
-    EPERM) comes at load time. Saves a full BCC compile that would fail."""
+    """Load a two-instruction fentry program on `function`, attach it and
+    detach it at once: the cheapest real test of fentry. A refusal comes at
+    load time (no BTF id, lockdown's EPERM) or at attach time (ENOTSUPP where
+    the architecture cannot trampoline into kernel functions: arm64 before
+    6.4, which had no ftrace direct calls). Saves a full BCC compile that
+    would fail."""
     import ctypes
     import errno as errno_mod
 
@@ -304,14 +309,39 @@ def fentry_load_problem(function: str) -> Optional[str]:
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(syscalls.SYS_BPF, BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr))
     if fd >= 0:
-        os.close(fd)
-        return None
+        try:
+            return _fentry_attach_problem(libc, fd, function)
+        finally:
+            os.close(fd)
     err = ctypes.get_errno()
     error = f"{errno_mod.errorcode.get(err, err)} ({os.strerror(err)})"
     if err == errno_mod.EPERM:
         # The same for every function: said once however many are hooked.
         return FENTRY_REFUSED.format(error=error + "; kernel lockdown refuses fentry this way")
     return f"the kernel refused to load an fentry program on {function}: {error}"
+
+
+def _fentry_attach_problem(libc, prog_fd: int, function: str) -> Optional[str]:
+    """Attach the loaded fentry program (BPF_RAW_TRACEPOINT_OPEN with no
+    name) and close the link at once: None if it attached."""
+    import ctypes
+    import errno as errno_mod
+
+    class RawTracepointOpen(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32),
+                    ("pad", ctypes.c_uint32), ("tail", ctypes.c_uint64 * 16)]
+
+    attr = RawTracepointOpen(prog_fd=prog_fd)
+    link = libc.syscall(syscalls.SYS_BPF, BPF_RAW_TRACEPOINT_OPEN, ctypes.byref(attr),
+                        ctypes.sizeof(attr))
+    if link >= 0:
+        os.close(link)
+        return None
+    err = ctypes.get_errno()
+    name = "ENOTSUPP" if err == ENOTSUPP else errno_mod.errorcode.get(err, str(err))
+    why = (" (this architecture cannot attach fentry to kernel functions on this kernel)"
+           if err == ENOTSUPP else "")
+    return f"the kernel refused to attach an fentry program on {function}: {name}{why}"
 
 
 def host_root() -> Optional[str]:
