@@ -35,9 +35,10 @@ HIDE_ALL = HIDE_NODE + [os.path.dirname(headers.PREPARED_HEADERS)]
 def namespaced(command, hide, binds=()):
     """sh -c that makes the mounts in a private mount namespace, then execs
     command: binds (source, target) first, then an empty tmpfs over each
-    hidden path."""
+    hidden path that exists (one that does not, e.g. the generic headers on
+    a root that never ran scripts/setup, is hidden already)."""
     steps = [f"mount --bind {shlex.quote(s)} {shlex.quote(t)}" for s, t in binds]
-    steps += [f"mount -t tmpfs none {shlex.quote(p)}" for p in hide]
+    steps += [f"mount -t tmpfs none {shlex.quote(p)}" for p in hide if os.path.isdir(p)]
     steps.append("exec " + " ".join(shlex.quote(c) for c in command))
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", " && ".join(steps)]
 
