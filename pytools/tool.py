@@ -1,6 +1,6 @@
-"""What a tool is: one spec per tool, in pytools/tools/<name>.py.
+"""What a tool is: one spec per tool, in the package pytools/tools/<name>/.
 
-A spec names the tool once (`name`: bpf/<name>.c, pytools/tools/<name>.py,
+A spec names the tool once (`name`: bpf/<name>.c, pytools/tools/<name>/,
 its exporter collector, its tests) and holds everything particular to it:
 its command and help, options, probe plan, the reader that loads its BPF
 program, the delta of two snapshots, its text and JSON rendering, and its

@@ -14,7 +14,8 @@ import pytest
 from pytools.errors import ToolError
 from pytools.hist import slot_of
 from pytools.names import dev_text, kernel_dev
-from pytools.tools.biolatency import BioLatencyReader, delta
+from pytools.tools.biolatency.snapshot import delta
+from pytools.tools.biolatency.spec import BioLatencyReader
 
 from .modes import need_feature, need_mode, scratch_dir
 from .test_exporter_kernel import Exporter, diff

@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 from pytools.escape import unescape
-from pytools.tools.execve import ExecveReader
-from pytools.tools.execve_trace import SHARED, Tracer
+from pytools.tools.execve.spec import ExecveReader
+from pytools.tools.execve.trace import SHARED, Tracer
 
 from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)
 from .test_file_opens_kernel import hostile_names

@@ -14,9 +14,9 @@ import pytest
 
 from pytools.escape import unescape
 from pytools.syscalls import numbers
-from pytools.tools.file_opens import FileOpensReader
-from pytools.tools.file_opens_output import delta
-from pytools.tools.file_opens_trace import Tracer
+from pytools.tools.file_opens.spec import FileOpensReader
+from pytools.tools.file_opens.output import delta
+from pytools.tools.file_opens.trace import Tracer
 
 from .test_exporter_kernel import Exporter, diff
 from .test_execve_kernel import exec_dir as scratch  # noqa: F401  (a fixture)

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from pytools.names import kernel_dev
-from pytools.tools.readahead import ReadaheadReader
-from pytools.tools.readahead_snapshot import delta
+from pytools.tools.readahead.spec import ReadaheadReader
+from pytools.tools.readahead.snapshot import delta
 
 from .modes import need_feature, need_mode, readahead_efficiency_problem, scratch_dir
 from .workload import evict, evict_and_read, start_tool, tool_command, write_file

@@ -12,7 +12,8 @@ from typing import List
 import pytest
 
 from pytools.hist import slot_of
-from pytools.tools.vfs_read import VfsReadReader, delta
+from pytools.tools.vfs_read.snapshot import delta
+from pytools.tools.vfs_read.spec import VfsReadReader
 
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,

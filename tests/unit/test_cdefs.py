@@ -11,7 +11,11 @@ import pytest
 from pytools.cli import COMMANDS, tool_options
 from pytools.hist import SLOTS
 from pytools.tools import TOOLS
-from pytools.tools import biolatency, readahead, runqlat, vfs_read
+from pytools.tools.readahead import snapshot as readahead_snapshot
+from pytools.tools.readahead import spec as readahead_spec
+from pytools.tools.vfs_read import plan as vfs_read_plan
+from pytools.tools.runqlat import plan as runqlat_plan
+from pytools.tools.biolatency import plan as biolatency_plan
 
 BPF = os.path.join(os.path.dirname(__file__), "..", "..", "bpf")
 
@@ -53,16 +57,16 @@ def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
 
 
 def test_the_python_side_reads_the_same_constants():
-    assert biolatency.SHARED["OP_READ"] == biolatency.OPS.index("read")
-    assert biolatency.op_name(biolatency.SHARED["OP_DISCARD"] | biolatency.OP_SYNC) == \
+    assert biolatency_plan.SHARED["OP_READ"] == biolatency_plan.OPS.index("read")
+    assert biolatency_plan.op_name(biolatency_plan.SHARED["OP_DISCARD"] | biolatency_plan.OP_SYNC) == \
         "sync-discard"
-    assert [biolatency.SHARED[f"UNTIMED_{n.upper()}"] for n in biolatency.UNTIMED] == [0, 1, 2]
-    assert readahead.KINDS[readahead.SHARED["KIND_FORCED"]] == "forced"
-    assert readahead.SHARED["EVENT_WINDOW"] == readahead.EVENT_WINDOW
-    assert readahead.SHARED["HIST_SLOTS"] == SLOTS
-    assert "-DPER_PROCESS=2" in vfs_read.cflags(per="comm")
-    assert vfs_read.SHARED["PER_COMM"] == 2
-    assert f"-DPER_KEY={runqlat.SHARED['KEY_CGROUP']}" in runqlat.cflags(per="pod")
+    assert [biolatency_plan.SHARED[f"UNTIMED_{n.upper()}"] for n in biolatency_plan.UNTIMED] == [0, 1, 2]
+    assert readahead_snapshot.KINDS[readahead_spec.SHARED["KIND_FORCED"]] == "forced"
+    assert readahead_spec.SHARED["EVENT_WINDOW"] == readahead_snapshot.EVENT_WINDOW
+    assert readahead_spec.SHARED["HIST_SLOTS"] == SLOTS
+    assert "-DPER_PROCESS=2" in vfs_read_plan.cflags(per="comm")
+    assert vfs_read_plan.SHARED["PER_COMM"] == 2
+    assert f"-DPER_KEY={runqlat_plan.SHARED['KEY_CGROUP']}" in runqlat_plan.cflags(per="pod")
 
 
 def test_a_name_the_c_side_takes_but_python_does_not_pass_is_found():

@@ -24,14 +24,14 @@ from pytools.exporter_config import DEFAULT_PORT
 from pytools.hist import NATIVE, Log2Hist
 from pytools.runstats import Cost
 from pytools.privileges import LEAST_CAPABILITIES
-from pytools.tools.biolatency import BioSnapshot
-from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.file_opens_output import OpensSnapshot
-from pytools.tools.oomkill_output import OomSnapshot
-from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
-from pytools.tools.runqlat import RunqSnapshot
-from pytools.tools.tcp_output import Counts as TcpCounts, TcpSnapshot
-from pytools.tools.vfs_read import LatencySnapshot
+from pytools.tools.biolatency.snapshot import BioSnapshot
+from pytools.tools.execve.snapshot import ExecveSnapshot
+from pytools.tools.file_opens.output import OpensSnapshot
+from pytools.tools.oomkill.output import OomSnapshot
+from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot, Usage
+from pytools.tools.runqlat.snapshot import RunqSnapshot
+from pytools.tools.tcp.output import Counts as TcpCounts, TcpSnapshot
+from pytools.tools.vfs_read.snapshot import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, VfsReadCollector,
                       tool_collector)

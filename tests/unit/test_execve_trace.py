@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from pytools import events
 from pytools.escape import unescape
-from pytools.tools import execve
-from pytools.tools.execve_trace import (ARGS, SHARED, args_text, cflags, decode, event_line,
+from pytools.tools.execve import spec as execve_spec
+from pytools.tools.execve.trace import (ARGS, SHARED, args_text, cflags, decode, event_line,
                                         features, quoted, split_data)
 
 
@@ -16,7 +16,7 @@ def test_counting_pays_nothing_for_the_trace():
     assert plain == [f"-D{k}={v}" for k, v in SHARED.items()] + \
         [f"-DEVENTS_PAGES={events.DEFAULT_PAGES}"]
     assert features({"trace": False}) == []
-    assert "-DTRACE" not in execve.TOOL.cflags({"by": "comm"})
+    assert "-DTRACE" not in execve_spec.TOOL.cflags({"by": "comm"})
 
 
 def test_trace_flags_carry_the_outcome_and_the_buffer():

@@ -9,7 +9,10 @@ import pytest
 
 from pytools import loader
 from pytools.cli import COMMANDS, tool_options
-from pytools.tools import TOOLS, by_name, readahead, vfs_read
+from pytools.tools import TOOLS, by_name
+from pytools.tools.readahead import efficiency as readahead_efficiency
+from pytools.tools.readahead import spec as readahead_spec
+from pytools.tools.vfs_read import spec as vfs_read_spec
 
 
 class Loaded(Exception):
@@ -27,10 +30,10 @@ def recorded(monkeypatch):
     monkeypatch.setattr(loader, "load", load)
     monkeypatch.setattr(loader, "prepare", lambda: None)
     # what this kernel offers for readahead efficiency is asked of tracefs
-    monkeypatch.setattr(readahead, "kernel_efficiency_feature",
-                        lambda: SimpleNamespace(name=readahead.EFFICIENCY))
+    monkeypatch.setattr(readahead_spec, "kernel_efficiency_feature",
+                        lambda: SimpleNamespace(name=readahead_efficiency.EFFICIENCY))
     # and where the kind of file a read is on can be read, of the headers or BTF
-    monkeypatch.setattr(vfs_read, "kind_feature", lambda: SimpleNamespace(name="kind"))
+    monkeypatch.setattr(vfs_read_spec, "kind_feature", lambda: SimpleNamespace(name="kind"))
     return calls
 
 

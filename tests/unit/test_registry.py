@@ -46,8 +46,10 @@ def test_names_and_commands_are_unique_and_found_by_name():
 @pytest.mark.parametrize("tool", TOOLS, ids=ids)
 def test_the_recipes_files_exist(tool):
     assert re.fullmatch(r"[a-z][a-z0-9_]*", tool.name)
-    assert type(tool).__module__ == f"pytools.tools.{tool.name}"
-    for path in (("bpf", f"{tool.name}.c"), ("pytools", "tools", f"{tool.name}.py"),
+    package = f"pytools.tools.{tool.name}"
+    assert type(tool).__module__.startswith(package + ".")
+    assert sys.modules[package].TOOL is tool          # the package exports its spec
+    for path in (("bpf", f"{tool.name}.c"), ("pytools", "tools", tool.name, "__init__.py"),
                  ("tests", "unit", f"test_{tool.name}.py"),
                  ("tests", "kernel", f"test_{tool.name}_kernel.py")):
         assert os.path.isfile(os.path.join(ROOT, *path)), os.path.join(*path)

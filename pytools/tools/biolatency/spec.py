@@ -1,0 +1,128 @@
+"""biolatency: the tool's spec (pytools.tool.Tool) and the reader that loads bpf/biolatency.c."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import click
+
+from ...hist import SLOTS, UNITS, Log2Hist
+from ...names import DeviceNames
+from ...options import device_option, histograms_option, top_option, unit_options
+from ...tool import Tool, View
+from ..base import Reader
+from .metrics import biolatency_families
+from .output import BY_CHOICES, biolatency_json, biolatency_text, grouping
+from .plan import EXPORTER_UNIT, ORDER_REASON, UNTIMED, cflags, op_name, plan
+from .snapshot import BioSnapshot, delta
+
+
+class BioLatencyReader(Reader):
+    """Loads bpf/biolatency.c and reads its histograms into BioSnapshots."""
+
+    def __init__(self, unit: str = "usecs", by_device: bool = False, by_op: bool = False,
+                 queued: bool = False, dev: Optional[int] = None, mode: str = "auto"):
+        from ...loader import load
+        self.unit_name, self.unit_ns = unit, UNITS.get(unit, 1)
+        self.by_device, self.by_op = by_device, by_op
+        opts = {"unit": unit, "by_device": by_device, "by_op": by_op, "queued": queued,
+                "device": dev}
+        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
+                            command=TOOL.command)
+        self.devices = DeviceNames()
+
+    def snapshot(self) -> BioSnapshot:
+        hists = {}
+        for k, per_cpu in self.program.table("biolatency_hist").items():
+            slots = tuple(sum(h.slots[i] for h in per_cpu) for i in range(SLOTS))
+            if self.by_device or self.by_op:        # else a one-entry array
+                key = (k.dev if self.by_device else None,
+                       op_name(k.op) if self.by_op else None)
+            else:
+                key = (None, None)
+            if any(slots):
+                hists[key] = Log2Hist(slots, self.unit_ns, sum(h.sum_ns for h in per_cpu),
+                                      self.unit_name)
+        untimed = self.program.table("biolatency_untimed")
+        counts = {name: sum(untimed[untimed.Key(i)]) for i, name in enumerate(UNTIMED)}
+        return BioSnapshot(hists, counts["unmatched"], counts["flush"], counts["map_full"],
+                           time.monotonic())
+
+
+class BioLatencyTool(Tool):
+    name = "biolatency"
+    command = "biolatency"
+    summary = "log2 histograms of block I/O latency, per disk and operation"
+    description = """Histogram of block I/O latency: from a request's issue to the
+    driver (or its queueing, with -Q) to its completion, per disk (-D) and
+    per operation (-F: read, write, flush, discard, sync-...).
+
+    Every INTERVAL seconds (default 5), COUNT times or until Ctrl-C, print a
+    log2 histogram and a summary: count, exact average, p50/p90/p99 estimated
+    from the slots. Completions whose start was not seen and flushes (no
+    sector to match) are counted, not guessed. Block I/O completes outside
+    the task that issued it, so there is no per-process or per-pod
+    attribution here: use vfsread-latency for that.
+    """
+    examples = """\b
+Examples:
+  biolatency                  # histogram in microseconds every 5 s
+  biolatency 1 10             # every second, ten times
+  biolatency -m               # in milliseconds
+  biolatency --by disk        # per disk (also -D)
+  biolatency --by op          # per operation: read, sync-write... (also -F)
+  biolatency --by disk,op     # per disk and operation (also -D -F)
+  biolatency -Q               # include the time queued in the scheduler
+  biolatency -d nvme0n1       # one disk (name, /dev path or 259:0)
+  biolatency --json 1 3       # one JSON object per interval
+"""
+    options = (
+        unit_options,
+        click.option("--by", type=click.Choice(BY_CHOICES),
+                     help="Per disk, per operation (read, write, flush, discard, sync-...) "
+                          "or both."),
+        click.option("-D", "--disks", "by_device", is_flag=True, help="Same as --by disk."),
+        click.option("-F", "--flags", "by_op", is_flag=True, help="Same as --by op."),
+        top_option("Groups shown with --by, in disk order."),
+        histograms_option(),
+        click.option("-Q", "--queued", is_flag=True,
+                     help="Include the time requests wait in the I/O scheduler."),
+        device_option("Only this disk (nvme0n1, /dev/vda or 254:0)."),
+    )
+
+    order_reason = ORDER_REASON
+
+    def plan(self, opts=None):
+        return plan((opts or {}).get("queued", False))
+
+    def cflags(self, opts):
+        return cflags(opts["unit"], *grouping(opts), opts.get("queued", False),
+                      opts.get("device"))
+
+    def open(self, opts, mode="auto"):
+        return BioLatencyReader(opts["unit"], *grouping(opts),
+                                opts["queued"], opts["device"], mode)
+
+    def delta(self, cur, prev):
+        return delta(cur, prev)
+
+    def text(self, shown, view: View) -> str:
+        return biolatency_text(shown, view.label, shown.elapsed, view.reader.unit_name,
+                               view.reader.devices, view.clock, view.opts.get("top", 10),
+                               view.opts.get("histograms", False))
+
+    def json(self, shown, view: View) -> dict:
+        by_disk, by_op = grouping(view.opts)
+        by = ",".join(["disk"] * by_disk + ["op"] * by_op) or None
+        return biolatency_json(shown, view.probe, shown.elapsed, view.reader.devices,
+                               view.when, view.reader.unit_name, by, view.opts.get("top", 10))
+
+    def exporter_open(self, opts, mode="auto"):
+        return BioLatencyReader(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
+
+    def families(self, snapshot, collector):
+        return biolatency_families(snapshot, collector)
+
+
+TOOL = BioLatencyTool()
