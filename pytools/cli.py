@@ -14,13 +14,14 @@ import click
 from click.core import ParameterSource
 
 from .errors import ToolError
-from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
+from .exporter_config import DEFAULT_GONE_AFTER, DEFAULT_MAX_SERIES, DEFAULT_PORT
 from .options import (cgroup_option, interval_arguments, resolve_aliases,
                       rewrite_legacy_values, warn)
 from .runloop import run_intervals, sigterm_as_interrupt
 from .selfcost import PERIOD_S, WINDOW_S
 from .tool import Tool, View
 from .tools import TOOLS
+from .workloads import DEFAULT_POD_LOGS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf", "cgroup")
@@ -171,7 +172,7 @@ class Session:
         try:
             run_intervals(self.interval, self.count, tick,
                           on_start=lambda: self.announce(reader.program,
-                                                          getattr(reader, "counted", "")))
+                                                          reader.counted))
         finally:
             if stats:
                 stats.close()
@@ -339,10 +340,10 @@ def exporter_command() -> click.Command:
                           + ", ".join(t.name for t in TOOLS if not t.exporter_default)
                           + ", opt-in for its cost to the node)."),
         *[option for tool in TOOLS for option in tool.exporter_options],
-        click.option("--pod-logs", default="/var/log", show_default=True, metavar="DIR",
+        click.option("--pod-logs", default=DEFAULT_POD_LOGS, show_default=True, metavar="DIR",
                      help="Where the kubelet's pods/ and containers/ log directories are "
                           "(pod and container names)."),
-        click.option("--gone-after", type=click.FloatRange(1, 86400), default=90.0,
+        click.option("--gone-after", type=click.FloatRange(1, 86400), default=DEFAULT_GONE_AFTER,
                      show_default=True, metavar="SECONDS",
                      help="Drop a gone pod's series (and its map entries) once unchanged "
                           "this long."),

@@ -11,6 +11,8 @@ from typing import Dict, List, Sequence, Tuple
 # has 9435: 19435 is outside that range and outside Linux's ephemeral ports.
 DEFAULT_PORT = 19435
 DEFAULT_MAX_SERIES = 1000
+# Seconds a gone pod's series (and map entries) stay unchanged before they are dropped.
+DEFAULT_GONE_AFTER = 90.0
 
 
 def parse_listen(text: str) -> Tuple[str, int]:

@@ -27,7 +27,7 @@ from .errors import ToolError
 from .exporter import ToolCollector
 from .self_metrics import SelfCollector, SelfStats
 from .version import BuildInfoCollector, build_info
-from .access import WebState, guarded
+from .access import OPEN_PATHS, WebState, guarded
 from .exporter_config import parse_listen
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
@@ -71,7 +71,7 @@ def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Rout
         if request.path == "/":
             return Response(200, INDEX_PAGE.format(collectors=describe()).encode(),
                             "text/html; charset=utf-8")
-        if request.path in ("/healthz", "/-/healthy"):
+        if request.path in OPEN_PATHS:
             return plain(200, "ok")
         return plain(404, "not found: try /metrics")
     return route

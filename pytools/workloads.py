@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 log = logging.getLogger("pytools")
+# Where the kubelet writes pods/ and containers/ (bpf-exporter --pod-logs).
+DEFAULT_POD_LOGS = "/var/log"
 
 # ------------------------------------------------------------- cgroup mount
 
@@ -229,7 +231,7 @@ class KubeletNames:
     on a miss at most every `refresh` seconds. An unreadable or missing
     directory is one warning, then UIDs and ids are shown."""
 
-    def __init__(self, root: str = "/var/log", refresh: float = 2.0,
+    def __init__(self, root: str = DEFAULT_POD_LOGS, refresh: float = 2.0,
                  clock: Callable[[], float] = time.monotonic,
                  warn: Callable[[str], None] = log.warning):
         self.pods_dir = os.path.join(root, "pods")
@@ -348,7 +350,7 @@ class CgroupPaths:
 def pod_log_root() -> str:
     """Where the kubelet's pods/ and containers/ log directories are:
     $PYTOOLS_POD_LOGS, else /var/log (bpf-exporter: --pod-logs)."""
-    return os.environ.get("PYTOOLS_POD_LOGS") or "/var/log"
+    return os.environ.get("PYTOOLS_POD_LOGS") or DEFAULT_POD_LOGS
 
 
 class Workloads:
@@ -356,7 +358,7 @@ class Workloads:
     whose every name is known is remembered (bounded, least recently used
     first out); one still missing a name is looked up again next time."""
 
-    def __init__(self, mount: Optional[str] = None, log_root: str = "/var/log",
+    def __init__(self, mount: Optional[str] = None, log_root: str = DEFAULT_POD_LOGS,
                  refresh: float = 1.0, max_cached: int = 16384,
                  warn: Callable[[str], None] = log.warning):
         self.mount = find_cgroup2() if mount is None else mount

@@ -1,9 +1,27 @@
-"""What every tool's reader (<Name>Reader) shares: it owns a loaded Program
-and detaches it. The tool itself is its spec (<Name>Tool, pytools.tool)."""
+"""What every tool's reader (<Name>Reader) is to the rest of the package:
+it owns a loaded Program and detaches it, and this is all the command's
+loop (pytools.cli), the exporter (pytools.exporter.ToolCollector) and doctor
+may call on it. The tool itself is its spec (<Name>Tool, pytools.tool)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..maps import delete_keys
+from ..tracing import pod_fields
 
 
 class Reader:
-    program = None   # a pytools.loader.Program, set by the subclass's __init__
+    program: Any = None   # a pytools.loader.Program, set by the subclass's __init__
+    counted = ""          # what the banner says is counted, where the options narrow it
+
+    def snapshot(self) -> Any:
+        """The tool's maps now, as plain data (the tool's <Name>Snapshot)."""
+        raise NotImplementedError
+
+    def forget_cgroups(self, ids: Iterable[int]) -> None:
+        """Delete these cgroup ids' entries (gone pods) from the kernel's
+        maps; nothing for a reader whose maps are not keyed by cgroup."""
 
     def close(self) -> None:
         if self.program is not None:
@@ -25,11 +43,9 @@ class CgroupKeyed(Reader):
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
-        from ..maps import delete_keys
         delete_keys(self.program.table(self.count_map), ids,
                     lambda k: getattr(k, self.cgroup_field))
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
-        from ..tracing import pod_fields
         return pod_fields(self.workloads, cgroup_id)

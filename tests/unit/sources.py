@@ -13,6 +13,9 @@ class FixedSource:
     def probe_info(self):
         return {"mode": self.mode, "label": self.label, "hooks": []}
 
+    def forget_cgroups(self, ids):
+        """Nothing kept per cgroup here (pytools.tools.base.Reader's default)."""
+
     def snapshot(self):
         self.reads += 1
         if not self.snapshots:
