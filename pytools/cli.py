@@ -108,9 +108,10 @@ def announce(program, verbose: bool, order: str = "", counted: str = "") -> None
 
 
 class Session:
-    """One run of a tool's command: its options and how it prints."""
+    """One run of a tool's command: its options (Tool.options_of) and how
+    it prints."""
 
-    def __init__(self, tool: Tool, opts: dict, interval: float, count: Optional[int],
+    def __init__(self, tool: Tool, opts, interval: float, count: Optional[int],
                  as_json: bool, timestamp: bool, verbose: bool):
         self.tool, self.opts = tool, opts
         self.interval, self.count = interval, count
@@ -129,7 +130,7 @@ class Session:
         from .render import clock_time, iso_time
         view = View(probe, reader.program.candidate.label, iso_time(),
                     clock_time() if self.timestamp else None, self.interval, self.opts, reader,
-                    self.verbose)
+                    self.verbose, reader.names)
         if self.as_json:
             obj = self.tool.json(shown, view)
             obj["bpf_cost"] = runstats.as_json(cost, cost_problem)
@@ -178,7 +179,7 @@ class Session:
                 stats.close()
 
 
-def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
+def print_ebpf(tool: Tool, opts, mode: str) -> None:
     """The exact program text and flags the tool would load: found by really
     loading it where this process may (then detached at once), else the
     plan's first candidate, said to be unchecked."""
@@ -234,9 +235,9 @@ def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
         from .loader import shared_cflags
         ctx = click.get_current_context()
-        opts = resolve_aliases(
+        opts = tool.options_of(resolve_aliases(
             opts, lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE,
-            lambda line: warn(ctx, line))
+            lambda line: warn(ctx, line)))
         with shared_cflags(cgroup.cflags() if cgroup else ()):
             if ebpf:
                 print_ebpf(tool, opts, probe)
@@ -417,7 +418,7 @@ def doctor(as_json, verbose):
     """
     from . import doctor as checks_module
 
-    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]),
+    checks = checks_module.run(lambda tool: tool.options_of(tool_options(COMMANDS[tool.name])),
                                verbose or as_json)
     if as_json:
         emit({"ok": checks_module.passed(checks),

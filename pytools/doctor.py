@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from . import headers, kernel, privileges
 from .errors import ToolError
@@ -101,7 +101,7 @@ def headers_how() -> str:
     return prepare().headers.how
 
 
-def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
+def tool_checks(options_of: Callable[[Any], Any], verbose: bool = True) -> List[Check]:
     """Each tool with its default options (options_of(tool): what its
     command line gives with no arguments; the CLI passes it down), really
     attached and detached; a row per optional feature it asked for
@@ -144,7 +144,7 @@ def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> L
     return checks
 
 
-def run(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
+def run(options_of: Callable[[Any], Any], verbose: bool = True) -> List[Check]:
     return environment_checks() + tool_checks(options_of, verbose)
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from .. import loader
 from ..maps import delete_keys
+from ..tool import Names
 from ..tracing import pod_fields
 
 
 class Reader:
     program: Any = None   # a pytools.loader.Program, set by the subclass's __init__
     counted = ""          # what the banner says is counted, where the options narrow it
+    names = Names()       # the name caches its output may use (pytools.tool.View.names)
 
     def snapshot(self) -> Any:
         """The tool's maps now, as plain data (the tool's <Name>Snapshot)."""
@@ -49,3 +52,10 @@ class CgroupKeyed(Reader):
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
         return pod_fields(self.workloads, cgroup_id)
+
+
+def load(tool, options, mode: str = "auto"):
+    """Load and attach bpf/<tool.name>.c as the tool's plan, cflags and
+    features say for these options (the only way a reader loads)."""
+    return loader.load(tool.name, tool.plan(options), tool.cflags(options), mode,
+                       tool.features(options), command=tool.command)

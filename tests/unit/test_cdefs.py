@@ -46,7 +46,7 @@ def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
     for header in includes(text):
         names |= shared_names(source(header))
         text += source(header)
-    flags = defined_in_flags(tool.cflags(tool_options(COMMANDS[tool.name])))
+    flags = defined_in_flags(tool.cflags(tool.options_of(tool_options(COMMANDS[tool.name]))))
     missing = names - set(flags)
     assert not missing, f"bpf/{tool.name}.c takes {missing}, its cflags do not pass them"
     code = re.sub(r"//.*", "", text)

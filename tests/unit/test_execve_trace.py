@@ -16,7 +16,7 @@ def test_counting_pays_nothing_for_the_trace():
     assert plain == [f"-D{k}={v}" for k, v in SHARED.items()] + \
         [f"-DEVENTS_PAGES={events.DEFAULT_PAGES}"]
     assert features({"trace": False}) == []
-    assert "-DTRACE" not in execve_spec.TOOL.cflags({"by": "comm"})
+    assert "-DTRACE" not in execve_spec.TOOL.cflags(execve_spec.TOOL.options_of({"by": "comm"}))
 
 
 def test_trace_flags_carry_the_outcome_and_the_buffer():

@@ -51,9 +51,9 @@ def test_plan_hooks_open_only_where_the_architecture_has_it():
 
 def test_features_ask_for_the_ring_buffer_only_when_tracing():
     tool = file_opens_spec.TOOL
-    assert tool.features({"trace": False}) == []
-    assert [f.name for f in tool.features({"trace": True})] == [events.RINGBUF]
-    assert tool.features({"trace": True, "ringbuf": False}) == []
+    assert tool.features(tool.options_of({"trace": False})) == []
+    assert [f.name for f in tool.features(tool.options_of({"trace": True}))] == [events.RINGBUF]
+    assert tool.features(tool.options_of({"trace": True, "ringbuf": False})) == []
     assert events.ringbuf_problem(0x050700) and events.ringbuf_problem(0x050800) is None
 
 

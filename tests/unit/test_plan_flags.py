@@ -64,7 +64,7 @@ def _cases():
 @pytest.mark.parametrize("name, extra", cases())
 def test_the_command_loads_what_its_plan_and_flags_say(recorded, name, extra):
     tool = by_name(name)
-    opts = {**tool_options(COMMANDS[name]), **extra}
+    opts = tool.options_of({**tool_options(COMMANDS[name]), **extra})
     with pytest.raises(Loaded):
         tool.open(opts)
     (call,) = recorded
@@ -76,10 +76,10 @@ def test_the_command_loads_what_its_plan_and_flags_say(recorded, name, extra):
 def test_options_reach_the_plan_and_the_flags():
     execve, bio = by_name("execve"), by_name("biolatency")
     defaults = tool_options(COMMANDS["execve"])
-    assert "-DBY_CGROUP" in execve.cflags({**defaults, "by": "pod"})
-    queued = bio.plan({"queued": True})
+    assert "-DBY_CGROUP" in execve.cflags(execve.options_of({**defaults, "by": "pod"}))
+    queued = bio.plan(bio.options_of({"queued": True}))
     assert queued[0].hooks[0].target == "block:block_rq_insert"
-    assert bio.plan({})[0].hooks[0].target == "block:block_rq_issue"
+    assert bio.plan(bio.options_of({}))[0].hooks[0].target == "block:block_rq_issue"
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ... import cdefs
@@ -22,6 +23,21 @@ DEFAULT_MAX_KEYS = 1024
 # vfs_read_latency_seconds does.
 EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
 EXPORTER_LAST_SLOT = 27
+
+
+
+@dataclass(frozen=True)
+class BioLatencyOptions:
+    """The command's options (the exporter's: EXPORTER_OPTIONS), built once."""
+    unit: str = "usecs"
+    by: Optional[str] = None       # --by as given; by_device and by_op say what it means
+    by_device: bool = False        # -D, or disk in --by
+    by_op: bool = False            # -F, or op in --by
+    top: int = 10
+    histograms: bool = False
+    queued: bool = False
+    device: Optional[int] = None   # -d: only this disk (a kernel dev)
+
 
 HistKey = Tuple[Optional[int], Optional[str]]    # (kernel dev or None, op or None)
 
@@ -87,3 +103,12 @@ def cflags(unit: str = "usecs", by_device: bool = False, by_op: bool = False,
     if dev is not None:
         flags.append(f"-DFILTER_DEV={dev}")
     return flags
+
+
+def plan_of(options: Optional[BioLatencyOptions] = None) -> List[Candidate]:
+    return plan((options or BioLatencyOptions()).queued)
+
+
+def cflags_of(options: BioLatencyOptions) -> List[str]:
+    return cflags(options.unit, options.by_device, options.by_op, options.queued,
+                  options.device)

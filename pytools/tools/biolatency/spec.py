@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Optional
 
 import click
@@ -10,27 +11,26 @@ import click
 from ...hist import SLOTS, UNITS, Log2Hist
 from ...names import DeviceNames
 from ...options import device_option, histograms_option, top_option, unit_options
-from ...tool import Tool, View
-from ..base import Reader
+from ...tool import Names, Tool, View
+from ..base import Reader, load
 from .metrics import biolatency_families
 from .output import BY_CHOICES, biolatency_json, biolatency_text, grouping
-from .plan import EXPORTER_UNIT, ORDER_REASON, UNTIMED, cflags, op_name, plan
+from .plan import (EXPORTER_UNIT, ORDER_REASON, UNTIMED, BioLatencyOptions, cflags_of, op_name,
+                   plan_of)
 from .snapshot import BioSnapshot, delta
 
 
 class BioLatencyReader(Reader):
     """Loads bpf/biolatency.c and reads its histograms into BioSnapshots."""
 
-    def __init__(self, unit: str = "usecs", by_device: bool = False, by_op: bool = False,
-                 queued: bool = False, dev: Optional[int] = None, mode: str = "auto"):
-        from ...loader import load
-        self.unit_name, self.unit_ns = unit, UNITS.get(unit, 1)
-        self.by_device, self.by_op = by_device, by_op
-        opts = {"unit": unit, "by_device": by_device, "by_op": by_op, "queued": queued,
-                "device": dev}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            command=TOOL.command)
-        self.devices = DeviceNames()
+    def __init__(self, options: Optional[BioLatencyOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or BioLatencyOptions(**fields)
+        self.unit_name, self.unit_ns = options.unit, UNITS.get(options.unit, 1)
+        self.by_device, self.by_op = options.by_device, options.by_op
+        self.program = load(TOOL, options, mode)
+        self.names = Names(devices=DeviceNames())
 
     def snapshot(self) -> BioSnapshot:
         hists = {}
@@ -92,37 +92,32 @@ Examples:
     )
 
     order_reason = ORDER_REASON
+    Options = BioLatencyOptions
+    plan = staticmethod(plan_of)
+    cflags = staticmethod(cflags_of)
+    delta = staticmethod(delta)
+    families = staticmethod(biolatency_families)
 
-    def plan(self, opts=None):
-        return plan((opts or {}).get("queued", False))
+    def options_of(self, params):
+        by_device, by_op = grouping(params)
+        return replace(super().options_of(params), by_device=by_device, by_op=by_op)
 
-    def cflags(self, opts):
-        return cflags(opts["unit"], *grouping(opts), opts.get("queued", False),
-                      opts.get("device"))
-
-    def open(self, opts, mode="auto"):
-        return BioLatencyReader(opts["unit"], *grouping(opts),
-                                opts["queued"], opts["device"], mode)
-
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return BioLatencyReader(options, mode)
 
     def text(self, shown, view: View) -> str:
-        return biolatency_text(shown, view.label, shown.elapsed, view.reader.unit_name,
-                               view.reader.devices, view.clock, view.opts.get("top", 10),
-                               view.opts.get("histograms", False))
+        return biolatency_text(shown, view.label, shown.elapsed, view.opts.unit,
+                               view.names.devices, view.clock, view.opts.top,
+                               view.opts.histograms)
 
     def json(self, shown, view: View) -> dict:
-        by_disk, by_op = grouping(view.opts)
-        by = ",".join(["disk"] * by_disk + ["op"] * by_op) or None
-        return biolatency_json(shown, view.probe, shown.elapsed, view.reader.devices,
-                               view.when, view.reader.unit_name, by, view.opts.get("top", 10))
+        by = ",".join(["disk"] * view.opts.by_device + ["op"] * view.opts.by_op) or None
+        return biolatency_json(shown, view.probe, shown.elapsed, view.names.devices,
+                               view.when, view.opts.unit, by, view.opts.top)
 
     def exporter_open(self, opts, mode="auto"):
-        return BioLatencyReader(EXPORTER_UNIT, by_device=True, by_op=True, mode=mode)
-
-    def families(self, snapshot, collector):
-        return biolatency_families(snapshot, collector)
+        return BioLatencyReader(BioLatencyOptions(EXPORTER_UNIT, by_device=True, by_op=True),
+                                mode)
 
 
 TOOL = BioLatencyTool()
