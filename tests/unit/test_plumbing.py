@@ -2,6 +2,8 @@
 intervals, bad filters, missing processes and devices, 80 columns. Each bad
 value is a usage error (exit 2, no traceback) or a warning, for every tool."""
 
+import dataclasses
+
 import pytest
 from click.testing import CliRunner
 
@@ -73,7 +75,7 @@ def opened(monkeypatch):
     seen = {}
 
     def stop(self, opts, mode="auto"):
-        seen.update(opts)
+        seen.update(opts if isinstance(opts, dict) else dataclasses.asdict(opts))
         raise KeyboardInterrupt
     for tool in TOOLS:
         monkeypatch.setattr(type(tool), "open", stop)

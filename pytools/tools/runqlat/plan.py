@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+from dataclasses import dataclass
 from typing import List, Optional
 
 from ... import cdefs
@@ -12,7 +13,18 @@ from ...hist import NATIVE, slot_flags
 from ...names import comm_words
 from ...probes import Candidate, Hook
 from ...structs import Field
-from ...kernel import kernel_version_code, start_slots
+from ...kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
+
+
+@dataclass(frozen=True)
+class RunqLatOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    unit: str = "usecs"
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    by: Optional[str] = None       # what a histogram is kept per (PER_KEYS), or None
+    top: int = 10
+    histograms: bool = False
 
 
 # -P, -L, --by: what a histogram is kept per (PER_KEY in bpf/runqlat.c).
@@ -137,3 +149,12 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
             raise ValueError(f"per is one of {', '.join(PER_KEYS)}")
         flags += [f"-DPER_KEY={PER_KEYS[per]}", f"-DMAX_KEYS={max_keys}"]
     return flags
+
+
+def plan_of(options: Optional[RunqLatOptions] = None) -> List[Candidate]:
+    return plan()
+
+
+def cflags_of(options: RunqLatOptions) -> List[str]:
+    return cflags(options.unit, options.pid, options.comm, options.by, read_pid_max(),
+                  read_state_mask(find_tracefs() or TRACEFS))

@@ -8,43 +8,41 @@ from typing import Optional
 import click
 
 from ...hist import SLOTS, UNITS, Log2Hist
+from ...loader import prepare
+from ...maps import delete_keys, items, scalar
 from ...names import c_string
 from ...options import (alias_option, comm_option, histograms_option, pid_option, top_option,
                        unit_options)
-from ...kernel import find_tracefs, read_pid_max
-from ...tool import Tool, View
-from ..base import Reader
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import Reader, load
 from .metrics import runqlat_families
 from .output import runqlat_json, runqlat_text, task_name
-from .plan import (COST_NOTE, EXPORTER_UNIT, ORDER_REASON, PER_KEYS, TRACEFS, WORKLOAD_KINDS,
-                   cflags, plan, read_state_mask)
+from .plan import (COST_NOTE, EXPORTER_UNIT, ORDER_REASON, PER_KEYS, WORKLOAD_KINDS,
+                   RunqLatOptions, cflags_of, plan_of)
 from .snapshot import RunqSnapshot, delta, key_hists
 
 
 class RunqLatReader(Reader):
     """Loads bpf/runqlat.c and reads its histograms into RunqSnapshots."""
 
-    def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
-                 comm: Optional[str] = None, per: Optional[str] = None, mode: str = "auto"):
-        from ...loader import load, prepare
-        self.unit_name, self.unit_ns, self.per = unit, UNITS.get(unit, 1), per
+    def __init__(self, options: Optional[RunqLatOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or RunqLatOptions(**fields)
+        self.unit_name, self.unit_ns = options.unit, UNITS.get(options.unit, 1)
+        self.per = options.by
         prepare()                   # tracefs mounted: cflags reads sched_switch's format
-        opts = {"unit": unit, "pid": pid, "comm": comm, "per": per}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            command=TOOL.command)
-        self.workloads = None
-        if per in WORKLOAD_KINDS:
-            from ...workloads import Workloads, pod_log_root
-            self.workloads = Workloads(log_root=pod_log_root())
+        self.program = load(TOOL, options, mode)
+        if self.per in WORKLOAD_KINDS:
+            self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
-        from ...maps import delete_keys
         delete_keys(self.program.table("runqlat_key_hist"), ids, lambda k: k.id)
         delete_keys(self.program.table("runqlat_key_sum"), ids, lambda k: k.value)
 
     def snapshot(self) -> RunqSnapshot:
-        from ...maps import items, scalar
         table = self.program.table("runqlat_hist")
         per_cpu = table[table.Key(0)]
         slots = tuple(sum(h.slots[k] for h in per_cpu) for k in range(SLOTS))
@@ -63,12 +61,6 @@ class RunqLatReader(Reader):
             names.update({key: task_name(key) for key in keys if key not in names})
         return RunqSnapshot(hist, keys, unattributed, full, lost, time.monotonic(),
                             names=names)
-
-
-def _per(opts) -> Optional[str]:
-    """What a histogram is kept per: the reader's `per`, or the command's
-    --by (-P and -L are --by pid and --by tid)."""
-    return opts["per"] if "per" in opts else opts.get("by")
 
 
 class RunqLatTool(Tool):
@@ -122,35 +114,26 @@ Examples:
     # Opt-in in the exporter: it runs on every context switch of the node.
     exporter_default = False
     order_reason = ORDER_REASON
+    Options = RunqLatOptions
+    plan = staticmethod(plan_of)
+    cflags = staticmethod(cflags_of)
+    delta = staticmethod(delta)
+    families = staticmethod(runqlat_families)
 
-    def plan(self, opts=None):
-        return plan()
-
-    def cflags(self, opts):
-        return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), _per(opts),
-                      read_pid_max(), read_state_mask(find_tracefs() or TRACEFS))
-
-    def open(self, opts, mode="auto"):
-        return RunqLatReader(opts["unit"], opts["pid"], opts["comm"], _per(opts), mode)
-
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return RunqLatReader(options, mode)
 
     def text(self, shown, view: View) -> str:
-        return runqlat_text(shown, view.label, shown.elapsed, view.opts["top"],
-                            _per(view.opts), view.reader.workloads, view.clock,
-                            view.opts.get("histograms", False))
+        return runqlat_text(shown, view.label, shown.elapsed, view.opts.top, view.opts.by,
+                            view.names.workloads, view.clock, view.opts.histograms)
 
     def json(self, shown, view: View) -> dict:
-        return runqlat_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                            _per(view.opts), view.reader.workloads)
+        return runqlat_json(shown, view.probe, shown.elapsed, view.opts.top, view.when,
+                            view.opts.by, view.names.workloads)
 
     def exporter_open(self, opts, mode="auto"):
-        per = "pod" if opts.get("by") == "pod" else None
-        return RunqLatReader(unit=EXPORTER_UNIT, per=per, mode=mode)
-
-    def families(self, snapshot, collector):
-        return runqlat_families(snapshot, collector)
+        by = "pod" if opts.get("by") == "pod" else None
+        return RunqLatReader(RunqLatOptions(unit=EXPORTER_UNIT, by=by), mode)
 
 
 TOOL = RunqLatTool()
