@@ -12,7 +12,7 @@ from pytools.cli import COMMANDS, tool_options
 from pytools.tools import TOOLS, by_name
 from pytools.tools.readahead import efficiency as readahead_efficiency
 from pytools.tools.readahead import spec as readahead_spec
-from pytools.tools.vfs_read import spec as vfs_read_spec
+from pytools.tools.vfs_read import plan as vfs_read_plan
 
 
 class Loaded(Exception):
@@ -33,7 +33,7 @@ def recorded(monkeypatch):
     monkeypatch.setattr(readahead_spec, "kernel_efficiency_feature",
                         lambda: SimpleNamespace(name=readahead_efficiency.EFFICIENCY))
     # and where the kind of file a read is on can be read, of the headers or BTF
-    monkeypatch.setattr(vfs_read_spec, "kind_feature", lambda: SimpleNamespace(name="kind"))
+    monkeypatch.setattr(vfs_read_plan, "kind_feature", lambda: SimpleNamespace(name="kind"))
     return calls
 
 

@@ -133,12 +133,13 @@ def test_the_kind_of_file_is_told_by_the_inode_type_bits_pythons_stat_knows():
     ({"kind": None}, "file", True),              # the command's default
     ({"kind": "all"}, "all", False),             # every read, no struct read
     ({"kind": "socket"}, "socket", True),
-    ({"kind": None, "per": "kind"}, "all", True),
     ({"kind": None, "by": "kind"}, "all", True),     # the command's --by kind
     ({}, "all", False),                          # a reader's (the exporter's) default
 ])
 def test_what_is_counted_by_default_and_when_struct_reads_are_needed(opts, kind, wanted):
-    assert vfs_read_kinds.kind_of(opts) == kind and vfs_read_kinds.wants_kind(opts) == wanted
+    options = vfs_read_plan.VfsReadOptions(**opts)
+    assert vfs_read_kinds.kind_of(options.by, options.kind) == kind
+    assert vfs_read_kinds.wants_kind(options.by, options.kind) == wanted
 
 
 def test_the_banner_says_what_is_counted():

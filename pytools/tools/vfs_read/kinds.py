@@ -43,22 +43,16 @@ def kind_feature() -> Feature:
                    detail=f"the kind of file, from {source}" if source else "")
 
 
-def grouping(opts: dict) -> Optional[str]:
-    """The --by of a command's options, or the `per` of a reader's."""
-    return opts.get("per") if "per" in opts else opts.get("by")
-
-
-def kind_of(opts: dict) -> str:
+def kind_of(by: Optional[str], kind: Optional[str]) -> str:
     """What is counted: every kind with --by kind, else --kind, by default
     (None) regular files."""
-    if grouping(opts) == "kind":
+    if by == "kind":
         return "all"
-    kind = opts.get("kind", "all")
     return "file" if kind is None else kind
 
 
-def wants_kind(opts: dict) -> bool:
-    return kind_of(opts) != "all" or grouping(opts) == "kind"
+def wants_kind(by: Optional[str], kind: Optional[str]) -> bool:
+    return kind_of(by, kind) != "all" or by == "kind"
 
 
 def counted(kind: Optional[str], missing: Optional[str]) -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ... import cdefs, syscalls
 from ...hist import NATIVE, slot_flags
+from ...kernel import read_pid_max, start_slots
 from ...names import comm_words
-from ...probes import Candidate, Hook
-from .kinds import (KIND_SHARED, KINDS)
-from ...kernel import start_slots
+from ...probes import Candidate, Feature, Hook
+from .kinds import KIND_SHARED, KINDS, kind_feature, kind_of, wants_kind
 
 
 READ_SYSCALLS = ("read", "pread64", "readv", "preadv", "preadv2")
@@ -21,6 +22,31 @@ DEFAULT_MAX_PROCS = 1024
 WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
 PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS + ("kind",)
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
+
+
+@dataclass(frozen=True)
+class VfsReadOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    unit: str = "usecs"
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    by: Optional[str] = None         # what a histogram is kept per (PER_CHOICES), or None
+    top: int = 10
+    histograms: bool = False
+    min_latency: int = 0             # ns; 0: every read
+    # "all" (every read, no struct read), one of KINDS (only those; an
+    # error where the kind cannot be told), or None: regular files where the
+    # kind can be told, else every read, said so. The command's default is
+    # None; a reader built without it (the exporter's) counts every read.
+    kind: Optional[str] = "all"
+    max_procs: int = DEFAULT_MAX_PROCS
+    floor: str = ""                  # scripts/bench-vfsread only: "empty" or "clock" bodies
+
+    @property
+    def counts(self) -> str:
+        """What is counted: kinds.kind_of."""
+        return kind_of(self.by, self.kind)
+
 # Latencies the exporter exposes: counted in microseconds; slot k's upper
 # bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
 # are counted in +Inf only.
@@ -106,3 +132,17 @@ def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] =
 
 
 ProcKey = Tuple[int, str]   # (tgid or 0, comm)
+
+
+def plan_of(options: Optional[VfsReadOptions] = None) -> List[Candidate]:
+    return plan()
+
+
+def cflags_of(options: VfsReadOptions) -> List[str]:
+    return cflags(options.unit, options.pid, options.comm, options.min_latency or None,
+                  options.by, options.max_procs, read_pid_max(), options.floor,
+                  kind=options.counts)
+
+
+def features_of(options: VfsReadOptions) -> List[Feature]:
+    return [kind_feature()] if wants_kind(options.by, options.kind) else []

@@ -20,6 +20,7 @@ class LatencySnapshot:
     elapsed: float = 0.0
     per_cgroup: Optional[Dict[int, Log2Hist]] = None    # by cgroup id (-P pod|container)
     per_kind: Optional[Dict[str, Log2Hist]] = None      # by kind of file (--by kind)
+    kind: Optional[str] = None    # what is counted (kinds.kind_of); None: the kind is unknown
 
 
 def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
@@ -27,7 +28,8 @@ def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
     cgroups = None if cur.per_cgroup is None else diff(cur.per_cgroup, prev.per_cgroup or {})
     kinds = None if cur.per_kind is None else diff(cur.per_kind, prev.per_kind or {})
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
-                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups, kinds)
+                           procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups, kinds,
+                           cur.kind)
 
 
 def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey, int],

@@ -7,60 +7,49 @@ from typing import Optional
 
 import click
 
+from ...errors import ToolError
 from ...hist import SLOTS, UNITS, Log2Hist
+from ...maps import delete_keys, items, scalar
 from ...names import c_string
 from ...options import (Duration, alias_option, comm_option, display_unit, histograms_option,
                        pid_option, top_option, unit_options)
-from .kinds import (KIND_FIELDS, KINDS, counted, grouping, kind_feature,
-                         kind_of, wants_kind)
-from ...kernel import read_pid_max
-from ...tool import Tool, View
-from ..base import Reader
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import Reader, load
+from .kinds import KIND_FIELDS, KINDS, counted
 from .metrics import vfs_read_families
 from .output import latency_json, latency_text
-from .plan import (DEFAULT_MAX_PROCS, EXPORTER_UNIT, ORDER_REASON, PER_CHOICES, WORKLOAD_KINDS,
-                   cflags, plan)
+from .plan import (EXPORTER_UNIT, ORDER_REASON, PER_CHOICES, WORKLOAD_KINDS, VfsReadOptions,
+                   cflags_of, features_of, plan_of)
 from .snapshot import LatencySnapshot, cgroup_hist, delta, proc_hists
 
 
 class VfsReadReader(Reader):
     """Loads bpf/vfs_read.c and reads its histograms into LatencySnapshots."""
 
-    def __init__(self, unit: str = "usecs", pid: Optional[int] = None,
-                 comm: Optional[str] = None, min_latency_ns: Optional[int] = None,
-                 per: Optional[str] = None, max_procs: int = DEFAULT_MAX_PROCS,
-                 mode: str = "auto", floor: str = "", kind: Optional[str] = "all"):
-        """kind: "all" (every read, no struct read), one of KINDS (only
-        those; an error where the kind cannot be told), or None: regular
-        files where the kind can be told, else every read, said so."""
-        from ...loader import load
-        self.unit_name = unit
-        self.unit_ns = UNITS.get(unit, 1)
-        self.per = per
-        opts = {"unit": unit, "pid": pid, "comm": comm, "min_latency_ns": min_latency_ns,
-                "per": per, "max_procs": max_procs, "floor": floor, "kind": kind}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
+    def __init__(self, options: Optional[VfsReadOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or VfsReadOptions(**fields)
+        self.unit_name = options.unit
+        self.unit_ns = UNITS.get(options.unit, 1)
+        self.per = options.by
+        self.program = load(TOOL, options, mode)
         missing = self.program.missing_features.get("kind")
-        if missing and (kind is not None or per == "kind"):
+        if missing and (options.kind is not None or self.per == "kind"):
             self.program.close()
-            from ...errors import ToolError
             raise ToolError(f"cannot tell the kind of file a read is on: {missing}",
                             "use --kind all, or give the node its kernel's headers or BTF")
-        self.kind = None if missing else kind_of(opts)
-        self.counted = counted(kind_of(opts), missing)
-        self.workloads = None
-        if per in WORKLOAD_KINDS:
-            from ...workloads import Workloads, pod_log_root
-            self.workloads = Workloads(log_root=pod_log_root())
+        self.kind = None if missing else options.counts
+        self.counted = counted(options.counts, missing)
+        if self.per in WORKLOAD_KINDS:
+            self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' histograms (gone pods) from the kernel."""
-        from ...maps import delete_keys
         delete_keys(self.program.table("vfs_read_latency_cgroup_hist"), ids, lambda k: k.value)
 
     def snapshot(self) -> LatencySnapshot:
-        from ...maps import items, scalar
         table = self.program.table("vfs_read_latency_hist")
         per_cpu = table[table.Key(0)]
         slots = [sum(h.slots[k] for h in per_cpu) for k in range(SLOTS)]
@@ -87,7 +76,7 @@ class VfsReadReader(Reader):
             procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
                                clashes, procs, time.monotonic(), per_cgroup=cgroups,
-                               per_kind=kinds)
+                               per_kind=kinds, kind=self.kind)
 
 
 class VfsReadTool(Tool):
@@ -152,58 +141,36 @@ Examples:
     )
 
     order_reason = ORDER_REASON
-
-    def plan(self, opts=None):
-        return plan()
-
-    @staticmethod
-    def _min_ns(opts) -> Optional[int]:
-        """--min-latency in ns (the option's value), or the reader's
-        min_latency_ns."""
-        if "min_latency_ns" in opts:
-            return opts["min_latency_ns"]
-        return opts.get("min_latency", 0) or None
-
-    _by = staticmethod(grouping)
-
-    def cflags(self, opts):
-        return cflags(opts["unit"], opts.get("pid"), opts.get("comm"), self._min_ns(opts),
-                      self._by(opts), opts.get("max_procs", DEFAULT_MAX_PROCS),
-                      read_pid_max(), opts.get("floor", ""), kind=kind_of(opts))
-
+    Options = VfsReadOptions
+    plan = staticmethod(plan_of)
+    cflags = staticmethod(cflags_of)
+    features = staticmethod(features_of)
+    delta = staticmethod(delta)
+    families = staticmethod(vfs_read_families)
     # Where the kind of file is read (bpf/vfs_read.c's `// btf:` line), by
     # the kind feature rather than a candidate.
     feature_fields = KIND_FIELDS
 
-    def features(self, opts):
-        return [kind_feature()] if wants_kind(opts) else []
-
-    def open(self, opts, mode="auto"):
-        if self._by(opts) == "kind" and opts.get("kind") not in (None, "all"):
+    def options_of(self, params):
+        if params.get("by") == "kind" and params.get("kind") not in (None, "all"):
             raise click.UsageError("--by kind shows every kind: use it with --kind all")
-        return VfsReadReader(opts["unit"], opts["pid"], opts["comm"], self._min_ns(opts),
-                              self._by(opts), mode=mode, kind=opts.get("kind"))
+        return super().options_of(params)
 
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return VfsReadReader(options, mode)
 
     def text(self, shown, view: View) -> str:
-        return latency_text(shown, view.label, shown.elapsed, view.opts["top"], view.clock,
-                            getattr(view.reader, "workloads", None), view.opts["by"],
-                            view.opts.get("histograms", False))
+        return latency_text(shown, view.label, shown.elapsed, view.opts.top, view.clock,
+                            view.names.workloads, view.opts.by, view.opts.histograms)
 
     def json(self, shown, view: View) -> dict:
-        out = latency_json(shown, view.probe, shown.elapsed, view.opts["top"], view.when,
-                           getattr(view.reader, "workloads", None), view.opts["by"])
-        out["kind"] = getattr(view.reader, "kind", None) or "all"    # what is counted
+        out = latency_json(shown, view.probe, shown.elapsed, view.opts.top, view.when,
+                           view.names.workloads, view.opts.by)
+        out["kind"] = shown.kind or "all"    # what is counted
         return out
 
     def exporter_open(self, opts, mode="auto"):
-        per = "pod" if opts.get("by") == "pod" else None
-        return VfsReadReader(unit=EXPORTER_UNIT, per=per, mode=mode)
-
-    def families(self, snapshot, collector):
-        return vfs_read_families(snapshot, collector)
-
+        by = "pod" if opts.get("by") == "pod" else None
+        return VfsReadReader(VfsReadOptions(unit=EXPORTER_UNIT, by=by), mode)
 
 TOOL = VfsReadTool()
