@@ -178,7 +178,7 @@ def test_a_burst_through_a_tiny_perf_buffer_is_counted_from_the_maps_all_the_sam
     child = burster()
     printed = []
     trace_opts = {"trace": True, "outcome": None, "buffer_pages": 1, "ringbuf": False}
-    with ExecveReader(by="comm", pid=child.pid, trace=trace_opts) as reader:
+    with ExecveReader(by="comm", pid=child.pid, **trace_opts) as reader:
         tracer = Tracer(reader, printed.append, True, lambda cgroup_id: {}, 1)
         assert tracer.stream.kind == "perf buffer"
         before = reader.snapshot()

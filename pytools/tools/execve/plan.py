@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Union
 
+from ... import events
 from ...names import c_string
 from ...probes import Candidate, Hook
 
@@ -20,6 +22,21 @@ KEY_HEADERS = {"filename": "FILENAME", "comm": "COMM", "uid": "UID", "cgroup": "
                "service": "SERVICE"}
 
 Key = Union[str, int]
+
+
+@dataclass(frozen=True)
+class ExecveOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    by: str = "filename"
+    pid: Optional[int] = None
+    uid: Optional[int] = None
+    top: int = 10
+    outcome: Optional[str] = None     # --failed or --ok
+    cumulative: bool = False
+    max_keys: int = DEFAULT_MAX_KEYS
+    trace: bool = False
+    buffer_pages: int = events.DEFAULT_PAGES
+    ringbuf: bool = True              # False (tests): the perf buffer, as before 5.8
 
 
 def plan() -> List[Candidate]:

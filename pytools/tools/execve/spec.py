@@ -7,21 +7,22 @@ from typing import Dict, Optional
 
 import click
 
+from ...maps import items
 from ...options import alias_option, max_keys_option, pid_option, top_option
-from ...tool import Tool, View
-from .trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS, PARENT_FIELDS
-from .trace import cflags as trace_cflags, features as trace_features, reader_opts
-from ..base import Reader
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import Reader, load
+from .trace import NOTE as TRACE_NOTE, OPTIONS as TRACE_OPTIONS, PARENT_FIELDS, check_pages
+from .trace import cflags as trace_cflags, features as trace_features, run as run_trace
 from .metrics import execve_families
 from .output import COLUMNS_HELP, by_workload, execve_json, execve_table
 from .plan import (DEFAULT_MAX_KEYS, EXPORTER_KINDS, KEY_KINDS, MAX_KEYS_LIMIT, WORKLOAD_KINDS,
-                   Key, cflags, decode_key, plan)
+                   ExecveOptions, Key, cflags, decode_key, plan)
 from .snapshot import ExecveSnapshot, delta
 
 
 def _read_counts(table, by: str) -> Dict[Key, int]:
     counts: Dict[Key, int] = {}
-    from ...maps import items
     for raw_key, value in items(table):
         key = decode_key(by, raw_key)
         counts[key] = counts.get(key, 0) + int(value)
@@ -31,19 +32,14 @@ def _read_counts(table, by: str) -> Dict[Key, int]:
 class ExecveReader(Reader):
     """Loads bpf/execve.c and reads its maps into ExecveSnapshots."""
 
-    def __init__(self, by: str = "filename", pid: Optional[int] = None,
-                 uid: Optional[int] = None, max_keys: int = DEFAULT_MAX_KEYS,
-                 mode: str = "auto", trace: Optional[dict] = None):
-        from ...loader import load  # keeps this module importable without bcc
-        self.by = by
-        # trace: execve_trace's options (trace, outcome, buffer_pages, ringbuf)
-        opts = {"by": by, "pid": pid, "uid": uid, "max_keys": max_keys, **(trace or {})}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
-        self.workloads = None
-        if by in WORKLOAD_KINDS or opts.get("trace"):
-            from ...workloads import Workloads, pod_log_root
-            self.workloads = Workloads(log_root=pod_log_root())
+    def __init__(self, options: Optional[ExecveOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or ExecveOptions(**fields)
+        self.by = options.by
+        self.program = load(TOOL, options, mode)
+        if options.by in WORKLOAD_KINDS or options.trace:
+            self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def forget_cgroups(self, ids) -> None:
         """Delete the counts of these cgroup ids (gone pods) from the kernel."""
@@ -120,52 +116,50 @@ Examples:
                           "container: namespace, pod, container)."),
     )
 
-    def plan(self, opts=None):
+    Options = ExecveOptions
+    feature_fields = PARENT_FIELDS
+    features = staticmethod(trace_features)
+    delta = staticmethod(delta)
+    families = staticmethod(execve_families)
+
+    @staticmethod
+    def plan(options=None):
         return plan()
 
-    def cflags(self, opts):
-        return cflags(opts["by"], opts.get("pid"), opts.get("uid"),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS)) + trace_cflags(opts)
+    @staticmethod
+    def cflags(options):
+        return cflags(options.by, options.pid, options.uid, options.max_keys) + \
+            trace_cflags(options)
 
-    feature_fields = PARENT_FIELDS
+    def options_of(self, params):
+        check_pages(params)
+        return super().options_of(params)
 
-    def features(self, opts):
-        return trace_features(opts)
-
-    def open(self, opts, mode="auto"):
-        return ExecveReader(opts["by"], opts["pid"], opts["uid"], opts["max_keys"], mode,
-                            reader_opts(opts))
+    def open(self, options, mode="auto"):
+        return ExecveReader(options, mode)
 
     def run(self, reader, session):
-        if not session.opts.get("trace"):
+        if not session.opts.trace:
             return session.intervals(reader)
-        from .trace import run
-        run(reader, session)
+        run_trace(reader, session)
 
-    def delta(self, cur, prev):
-        return delta(cur, prev)
-
-    def cumulative(self, opts):
-        return opts["cumulative"]
+    def cumulative(self, options):
+        return options.cumulative
 
     def text(self, shown, view: View) -> str:
         if shown.by in WORKLOAD_KINDS:
-            shown, _ = by_workload(shown, view.reader.workloads)
-        return execve_table(shown, view.opts["top"], shown.elapsed, view.clock,
-                            view.rated(shown.elapsed), view.opts.get("outcome"))
+            shown, _ = by_workload(shown, view.names.workloads)
+        return execve_table(shown, view.opts.top, shown.elapsed, view.clock,
+                            view.rated(shown.elapsed), view.opts.outcome)
 
     def json(self, shown, view: View) -> dict:
         fields = None
         if shown.by in WORKLOAD_KINDS:
-            shown, fields = by_workload(shown, view.reader.workloads)
-        return execve_json(shown, view.opts["top"], shown.elapsed, view.probe, view.when,
-                           view.rated(shown.elapsed), fields, view.opts.get("outcome"))
+            shown, fields = by_workload(shown, view.names.workloads)
+        return execve_json(shown, view.opts.top, shown.elapsed, view.probe, view.when,
+                           view.rated(shown.elapsed), fields, view.opts.outcome)
 
     def exporter_open(self, opts, mode="auto"):
-        return ExecveReader(by=opts["by"], mode=mode)
-
-    def families(self, snapshot, collector):
-        return execve_families(snapshot, collector)
-
+        return ExecveReader(ExecveOptions(by=opts["by"]), mode)
 
 TOOL = ExecveTool()

@@ -39,16 +39,15 @@ OPTIONS = (
 )
 
 
-def cflags(opts: dict) -> List[str]:
+def cflags(options) -> List[str]:
     """The sizes always (the shared lines of bpf/execve_trace.h and events.h,
     both left out of the program without TRACE); with trace, TRACE, which
-    results to send."""
-    flags = cdefs.flags(SHARED) + events.page_flags(
-        opts.get("buffer_pages", events.DEFAULT_PAGES))
-    if not opts.get("trace"):
+    results to send. `options`: the tool's (plan.ExecveOptions)."""
+    flags = cdefs.flags(SHARED) + events.page_flags(options.buffer_pages)
+    if not options.trace:
         return flags
     flags.append("-DTRACE")
-    outcome = opts.get("outcome")
+    outcome = options.outcome
     if outcome:
         flags.append(f"-DTRACE_{outcome.upper()}")
     return flags
@@ -68,24 +67,22 @@ def parent_feature() -> Feature:
                    detail=f"the parent's pid, from {source}" if source else "")
 
 
-def features(opts: dict) -> list:
-    if not opts.get("trace"):
+def features(options) -> list:
+    if not options.trace:
         return []
     # ringbuf=False (tests): the perf buffer, as on kernels before 5.8.
-    ringbuf = [events.ringbuf_feature()] if opts.get("ringbuf", True) else []
+    ringbuf = [events.ringbuf_feature()] if options.ringbuf else []
     return ringbuf + [parent_feature()]
 
 
-def reader_opts(opts: dict) -> Optional[dict]:
-    """The command's trace options for ExecveReader (None: counting only),
-    the buffer's size checked."""
-    if not opts.get("trace"):
-        return None
+def check_pages(params: dict) -> None:
+    """--buffer-pages with --trace: a usage error where it is no buffer size."""
+    if not params.get("trace"):
+        return
     try:
-        events.page_flags(opts["buffer_pages"])
+        events.page_flags(params["buffer_pages"])
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
-    return {k: opts[k] for k in ("trace", "outcome", "buffer_pages")}
 
 
 def split_data(data: bytes, argc: int) -> "tuple[bytes, List[bytes]]":
@@ -167,11 +164,12 @@ class Tracer(tracing.Tracer):
 
 def run(reader, session) -> None:
     """--trace: events until INTERVAL x COUNT seconds or Ctrl-C."""
-    opts = session.opts
+    options = session.opts
+
     def pod_of(cgroup_id: int) -> dict:
-        return tracing.pod_fields(reader.workloads, cgroup_id)
+        return tracing.pod_fields(reader.names.workloads, cgroup_id)
 
     tracer = Tracer(reader, session.emit, session.as_json, pod_of,
-                    opts["buffer_pages"], pods_only=opts["by"] in POD_KINDS)
+                    options.buffer_pages, pods_only=options.by in POD_KINDS)
     tracing.run_trace(tracer, reader.program, session, HEADER,
                       tracing.session_deadline(session))
