@@ -39,10 +39,10 @@ class Reader:
 
 class CgroupKeyed(Reader):
     """A reader whose count map (`count_map`) keys by cgroup_id, with
-    Workloads in `workloads`: gone pods' keys deleted, cgroups named."""
+    Workloads in names.workloads: gone pods' keys deleted, cgroups named."""
     count_map = ""
     cgroup_field = "cgroup_id"      # the key's member that holds the cgroup id
-    workloads = None
+    workloads = None                # tcp's reader keeps them here, until its change lands
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
@@ -51,7 +51,8 @@ class CgroupKeyed(Reader):
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
-        return pod_fields(self.workloads, cgroup_id)
+        workloads = self.names.workloads if self.names.workloads is not None else self.workloads
+        return pod_fields(workloads, cgroup_id)
 
 
 def load(tool, options, mode: str = "auto"):

@@ -177,7 +177,7 @@ def test_a_burst_through_a_tiny_perf_buffer_is_printed_or_counted_lost():
     """The perf buffer, as kernels before 5.8 use: losses counted the same."""
     child = burst(BURST)
     printed = []
-    with FileOpensReader(pid=child.pid, trace=True, pages=1, ringbuf=False) as reader:
+    with FileOpensReader(pid=child.pid, trace=True, buffer_pages=1, ringbuf=False) as reader:
         tracer = Tracer(reader, printed.append, True, lambda cgroup_id: {}, 1)
         assert tracer.stream.kind == "perf buffer"
         child.release()

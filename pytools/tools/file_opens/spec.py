@@ -3,21 +3,23 @@
 
 from __future__ import annotations
 
-import os
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 import click
 
 from ... import cdefs, events
 from ...escape import escape
+from ...maps import items
 from ...options import buffer_pages_option, max_keys_option, pid_option, top_option
 from ...probes import Candidate, Hook
 from ...syscalls import numbers
-from ...tool import Tool, View
-from ..base import CgroupKeyed
-from .output import (OpensSnapshot, by_workload, delta, errors_families,
-                                opens_json, opens_table)
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import CgroupKeyed, load
+from .output import OpensSnapshot, by_workload, delta, errors_families, opens_json, opens_table
+from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
 WORKLOAD_KINDS = ("pod", "container")
@@ -30,9 +32,23 @@ DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
 PATH_NOTE = ("The path is the one the caller passed: its pointer taken at the "
              "syscall's entry, its bytes read at the exit, after the kernel copied them "
-             "(so a path not yet in memory at entry still reads): a relative path is relative to the caller's working "
-             "directory (openat: to its directory fd); a path that could not be read "
-             "shows as [path unreadable], counted, never dropped.")
+             "(so a path not yet in memory at entry still reads): a relative path is "
+             "relative to the caller's working directory (openat: to its directory fd); "
+             "a path that could not be read shows as [path unreadable], counted, never dropped.")
+
+
+@dataclass(frozen=True)
+class FileOpensOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    by: str = "comm"
+    pid: Optional[int] = None
+    top: int = 10
+    failed: bool = False
+    trace: bool = False
+    max_keys: int = DEFAULT_MAX_KEYS
+    buffer_pages: int = events.DEFAULT_PAGES
+    paths: bool = True         # False (the exporter): no path in the key, no entry hook
+    ringbuf: bool = True       # False (tests): the perf buffer, as before 5.8
 
 
 def syscalls_here(machine: Optional[str] = None) -> List[str]:
@@ -86,23 +102,17 @@ class FileOpensReader(CgroupKeyed):
     """Loads bpf/file_opens.c and reads its maps into OpensSnapshots."""
     count_map = "file_opens_total"
 
-    def __init__(self, by: str = "comm", pid: Optional[int] = None, failed: bool = False,
-                 trace: bool = False, paths: bool = True, max_keys: int = DEFAULT_MAX_KEYS,
-                 pages: int = events.DEFAULT_PAGES, mode: str = "auto", ringbuf: bool = True):
-        from ...loader import load  # keeps this module importable without bcc
-        self.by, self.paths, self.pages = by, paths, pages
-        opts = {"by": by, "pid": pid, "failed": failed, "trace": trace, "paths": paths,
-                "max_keys": max_keys, "buffer_pages": pages, "ringbuf": ringbuf}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
+    def __init__(self, options: Optional[FileOpensOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or FileOpensOptions(**fields)
+        self.by, self.paths, self.pages = options.by, options.paths, options.buffer_pages
+        self.program = load(TOOL, options, mode)
         self.calls = {SHARED[f"CALL_{c.upper()}"]: c for c in CALLS}
-        self.workloads = None
-        if by in WORKLOAD_KINDS or trace:
-            from ...workloads import Workloads, pod_log_root
-            self.workloads = Workloads(log_root=pod_log_root())
+        if options.by in WORKLOAD_KINDS or options.trace:
+            self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def snapshot(self) -> OpensSnapshot:
-        from ...maps import items
         counts = {}
         for raw, value in items(self.program.table("file_opens_total")):
             path = bytes(raw.path).split(b"\0", 1)[0] if self.paths else b""
@@ -153,34 +163,34 @@ Examples:
     )
     exporter_options = ()
 
+    Options = FileOpensOptions
+    delta = staticmethod(delta)
+    families = staticmethod(errors_families)
+
     @staticmethod
-    def _need_enter(opts) -> bool:
-        return opts.get("paths", True) or bool(opts.get("trace"))
+    def plan(options=None):
+        options = options or FileOpensOptions()
+        return plan(options.paths or options.trace)    # the entry hook reads the path
 
-    def plan(self, opts=None):
-        return plan(self._need_enter(opts or {}))
+    @staticmethod
+    def cflags(options):
+        return cflags(options.by, options.pid, options.failed, options.trace, options.paths,
+                      options.max_keys, options.buffer_pages)
 
-    def cflags(self, opts):
-        return cflags(opts.get("by", "comm"), opts.get("pid"), opts.get("failed", False),
-                      opts.get("trace", False), opts.get("paths", True),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS),
-                      opts.get("buffer_pages", events.DEFAULT_PAGES))
+    @staticmethod
+    def features(options):
+        return events.stream_features(options.trace, options.ringbuf)
 
-    def features(self, opts):
-        return events.stream_features(bool(opts.get("trace")), opts.get("ringbuf", True))
+    def options_of(self, params):
+        events.checked_pages(params.get("buffer_pages", events.DEFAULT_PAGES))
+        return super().options_of(params)
 
-    def open(self, opts, mode="auto"):
-        return FileOpensReader(opts["by"], opts["pid"], opts["failed"], opts["trace"],
-                               max_keys=opts["max_keys"],
-                               pages=events.checked_pages(opts["buffer_pages"]), mode=mode)
-
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return FileOpensReader(options, mode)
 
     def run(self, reader, session):
-        if not session.opts["trace"]:
+        if not session.opts.trace:
             return session.intervals(reader)
-        from .trace import run_trace
         deadline = (time.monotonic() + session.interval * session.count
                     if session.count else None)
         run_trace(reader, session, reader.pod_of, reader.pages, deadline)
@@ -190,25 +200,21 @@ Examples:
         """Cgroup ids as pods or containers where --by asks: (snapshot, JSON fields)."""
         if shown.by not in WORKLOAD_KINDS:
             return shown, None
-        return by_workload(shown, view.reader.workloads)
+        return by_workload(shown, view.names.workloads)
 
     def text(self, shown, view: View) -> str:
         named, _ = self._named(shown, view)
-        return opens_table(named, view.opts["top"], shown.elapsed, view.opts["failed"],
+        return opens_table(named, view.opts.top, shown.elapsed, view.opts.failed,
                            view.clock, view.rated(shown.elapsed))
 
     def json(self, shown, view: View) -> dict:
         named, fields = self._named(shown, view)
-        return opens_json(named, view.opts["top"], shown.elapsed, view.probe, view.when,
+        return opens_json(named, view.opts.top, shown.elapsed, view.probe, view.when,
                           view.rated(shown.elapsed), fields)
 
     def exporter_open(self, opts, mode="auto"):
         # Errors only, by cgroup, no path: one exit hook, a map bounded by
         # pods x errnos.
-        return FileOpensReader(by="cgroup", failed=True, paths=False, mode=mode)
-
-    def families(self, snapshot, collector):
-        return errors_families(snapshot, collector)
-
+        return FileOpensReader(FileOpensOptions(by="cgroup", failed=True, paths=False), mode)
 
 TOOL = FileOpensTool()
