@@ -21,8 +21,8 @@ NOT_ATTRIBUTED = "[not attributed]"
 Cell = Tuple[int, int, str, str, bool]
 KEY_HEADERS = {"comm": "COMM", "pid": "PROCESS", "cgroup": "CGROUP ID",
                "pod": "NAMESPACE/POD", "container": "NAMESPACE/POD/CONTAINER"}
-HEADER = f"{'TIME':<15} {'POD':<28} {'VICTIM':<24} {'CONSTRAINT':<20} {'RSS (anon/file/shmem)':<26} " \
-         f"{'ADJ':>5} TRIGGER"
+HEADER = f"{'TIME':<15} {'POD':<28} {'VICTIM':<24} {'CONSTRAINT':<20} " \
+         f"{'RSS (anon/file/shmem)':<26} {'ADJ':>5} TRIGGER"
 
 
 def size_text(n_bytes: Optional[int]) -> str:

@@ -5,19 +5,25 @@ task's allocation set it off; counted per pod."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 import click
 
 from ... import cdefs, events
 from ...escape import escape
+from ...kernel import tracepoint_fields
+from ...loader import prepare
+from ...maps import items
 from ...options import buffer_pages_option
 from ...probes import Candidate, Hook
 from ...structs import Enumerator, Field
-from ...tool import Tool, View
-from ..base import CgroupKeyed
-from .output import (CONSTRAINTS, OomSnapshot, counts_json, counts_table, delta,
-                             oom_families)
+from ...tool import Names, Tool, View
+from ...tracing import session_deadline
+from ...workloads import Workloads, pod_log_root
+from ..base import CgroupKeyed, load
+from .output import CONSTRAINTS, OomSnapshot, counts_json, counts_table, delta, oom_families
+from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
 WORKLOAD_KINDS = ("pod", "container")
@@ -29,6 +35,17 @@ SHARED = {**cdefs.enum("CONSTRAINT", CONSTRAINTS),
           "MEMCG_LEVELS": 8,            # memory cgroups walked up from the victim's
           "CGROUP_LEVELS": 16}          # cgroup v2 levels walked up for --cgroup
 DEFAULT_MAX_KEYS = 10240
+
+
+@dataclass(frozen=True)
+class OomKillOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    by: str = "pod"
+    buffer_pages: int = events.DEFAULT_PAGES
+    trace: bool = True           # False (the exporter): counts only, no events
+    cgroup_keys: bool = False    # True (the exporter): counts by cgroup only
+    max_keys: int = DEFAULT_MAX_KEYS
+    ringbuf: bool = True         # False (tests): the perf buffer, as before 5.8
 TRACEFS = "/sys/kernel/tracing"
 MARK_VICTIM = "oom:mark_victim"
 # mark_victim's fields by kernel (6.8+ has them all; 6.1: pid only): the
@@ -63,7 +80,8 @@ def plan() -> List[Candidate]:
     victim = Hook("tracepoint", MARK_VICTIM)
     return [
         Candidate("raw_tracepoint", "OOM kills via mark_victim and the kernel's SIGKILL",
-                  "PROBE_RAW_TRACEPOINT", (victim, Hook("raw_tracepoint", "signal:signal_generate")),
+                  "PROBE_RAW_TRACEPOINT",
+                  (victim, Hook("raw_tracepoint", "signal:signal_generate")),
                   reads_structs=True, fields=FIELDS),
         Candidate("tracepoint", "OOM kills via mark_victim", "PROBE_TRACEPOINT", (victim,),
                   note="the victim's cgroup and the constraint are not known: kills are "
@@ -79,7 +97,6 @@ def format_flags(fields: Optional[Iterable[str]]) -> List[str]:
 
 
 def mark_victim_fields(tracefs: str = TRACEFS) -> Optional[frozenset]:
-    from ...kernel import tracepoint_fields
     return tracepoint_fields(tracefs, MARK_VICTIM)
 
 
@@ -100,21 +117,16 @@ class OomKillReader(CgroupKeyed):
     """Loads bpf/oomkill.c and reads its count map into OomSnapshots."""
     count_map = "oomkill_total"
 
-    def __init__(self, trace: bool = True, cgroup_keys: bool = False,
-                 max_keys: int = DEFAULT_MAX_KEYS, pages: int = events.DEFAULT_PAGES,
-                 mode: str = "auto", ringbuf: bool = True):
-        from ...loader import load, prepare
+    def __init__(self, options: Optional[OomKillOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or OomKillOptions(**fields)
         prepare()               # tracefs mounted: cflags reads mark_victim's format
-        self.pages = pages
-        opts = {"trace": trace, "cgroup_keys": cgroup_keys, "max_keys": max_keys,
-                "buffer_pages": pages, "ringbuf": ringbuf}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
-        from ...workloads import Workloads, pod_log_root
-        self.workloads = Workloads(log_root=pod_log_root())
+        self.pages = options.buffer_pages
+        self.program = load(TOOL, options, mode)
+        self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def snapshot(self) -> OomSnapshot:
-        from ...maps import items
         counts = {}
         for raw, value in items(self.program.table("oomkill_total")):
             constraint = CONSTRAINTS[raw.constraint] if raw.constraint < len(CONSTRAINTS) \
@@ -163,44 +175,45 @@ Examples:
     )
     exporter_options = ()
 
-    def plan(self, opts=None):
+    Options = OomKillOptions
+    delta = staticmethod(delta)
+    families = staticmethod(oom_families)
+
+    @staticmethod
+    def plan(options=None):
         return plan()
 
-    def cflags(self, opts):
-        return cflags(opts.get("trace", True), opts.get("cgroup_keys", False),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS),
-                      opts.get("buffer_pages", events.DEFAULT_PAGES), mark_victim_fields())
+    @staticmethod
+    def cflags(options):
+        return cflags(options.trace, options.cgroup_keys, options.max_keys,
+                      options.buffer_pages, mark_victim_fields())
 
-    def features(self, opts):
-        return events.stream_features(opts.get("trace", True), opts.get("ringbuf", True))
+    @staticmethod
+    def features(options):
+        return events.stream_features(options.trace, options.ringbuf)
 
-    def open(self, opts, mode="auto"):
-        return OomKillReader(pages=events.checked_pages(opts["buffer_pages"]), mode=mode)
+    def options_of(self, params):
+        events.checked_pages(params.get("buffer_pages", events.DEFAULT_PAGES))
+        return super().options_of(params)
 
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return OomKillReader(options, mode)
 
-    def cumulative(self, opts):
+    def cumulative(self, options):
         return True
 
     def run(self, reader, session):
-        from ...tracing import session_deadline
-        from .trace import run_trace
         run_trace(reader, session, session_deadline(session))
 
     def text(self, shown, view: View) -> str:
-        return counts_table(shown, view.opts.get("by", "pod"), view.reader.workloads)
+        return counts_table(shown, view.opts.by, view.names.workloads)
 
     def json(self, shown, view: View) -> dict:
-        return {"time": view.when, **counts_json(shown, view.opts.get("by", "pod"),
-                                                 view.reader.workloads), "probe": view.probe}
+        return {"time": view.when, **counts_json(shown, view.opts.by, view.names.workloads),
+                "probe": view.probe}
 
     def exporter_open(self, opts, mode="auto"):
         # Counts by cgroup only, no events: the map is bounded by pods.
-        return OomKillReader(trace=False, cgroup_keys=True, mode=mode)
-
-    def families(self, snapshot, collector):
-        return oom_families(snapshot, collector)
-
+        return OomKillReader(OomKillOptions(trace=False, cgroup_keys=True), mode)
 
 TOOL = OomKillTool()

@@ -29,6 +29,6 @@ def run_trace(reader, session, deadline: Optional[float] = None) -> None:
     counts per --by key (from the map, never from the stream)."""
     tracer = OomTracer(reader, session.emit, session.as_json, reader.pages)
     tracing.run_trace(tracer, reader.program, session, HEADER, deadline)
-    by, snap = session.opts.get("by", "pod"), reader.snapshot()
-    session.emit({"event": "counts", **counts_json(snap, by, reader.workloads)}
-                 if session.as_json else counts_table(snap, by, reader.workloads))
+    by, snap = session.opts.by, reader.snapshot()
+    session.emit({"event": "counts", **counts_json(snap, by, reader.names.workloads)}
+                 if session.as_json else counts_table(snap, by, reader.names.workloads))
