@@ -54,6 +54,7 @@ class ReadaheadSnapshot:
     usage: Optional[Dict[int, Usage]] = None
     unused_now: Dict[int, int] = field(default_factory=dict)
     cgroups: Optional[Dict[Tuple[int, str], Counts]] = None   # (cgroup id, kind), --table pod
+    efficiency_problem: Optional[str] = None   # why usage is not measured (None: it is)
 
     def by_cgroup(self) -> Dict[int, Counts]:
         out: Dict[int, Counts] = {}
@@ -89,4 +90,4 @@ def delta(cur: ReadaheadSnapshot, prev: ReadaheadSnapshot) -> ReadaheadSnapshot:
     return ReadaheadSnapshot(diff(cur.devices, prev.devices), diff(cur.files, prev.files),
                              cur.window_hist - prev.window_hist, cur.overflow - prev.overflow,
                              cur.taken_at, cur.taken_at - prev.taken_at, usage,
-                             cur.unused_now, cgroups)
+                             cur.unused_now, cgroups, cur.efficiency_problem)

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Callable, List, Optional
 
 import click
 
 from ... import cdefs
 from ...hist import SLOTS, Log2Hist
+from ...maps import delete_keys, items
 from ...names import DeviceNames, FileNames, c_string
 from ...options import alias_option, device_option, pid_option, top_option
 from ...probes import Candidate, Hook
 from ...kernel import kernel_version_code
-from ...tool import Tool, View
-from ..base import Reader
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import Reader, load
 from .efficiency import EFFICIENCY, kernel_efficiency_feature
 from .metrics import (readahead_efficiency_families, readahead_families,
                                 readahead_pod_families)
@@ -53,6 +56,22 @@ ORDER_REASON = (
     "direct call), then the readahead tracepoints (6.18+: static, a perf event "
     "each), then kprobes (a trap each). All of them run only on readahead, never "
     "on other work.")
+
+
+@dataclass(frozen=True)
+class ReadaheadOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    device: Optional[int] = None
+    pid: Optional[int] = None
+    top: int = 10
+    table: Optional[str] = None    # --table pod|container: also counted per cgroup
+    trace: bool = False
+    efficiency: bool = False       # the command's default is on; measured only without trace
+    files: bool = True             # False (the exporter): no per-file map
+
+    @property
+    def measures_efficiency(self) -> bool:
+        return self.efficiency and not self.trace
 
 
 def plan() -> List[Candidate]:
@@ -94,22 +113,16 @@ def cflags(release: str, dev: Optional[int] = None, pid: Optional[int] = None,
 class ReadaheadReader(Reader):
     """Loads bpf/readahead.c and reads its maps into ReadaheadSnapshots."""
 
-    def __init__(self, dev: Optional[int] = None, pid: Optional[int] = None,
-                 trace: bool = False, mode: str = "auto", files: bool = True,
-                 efficiency: bool = False, by: Optional[str] = None):
-        from ...loader import load
-        self.by = by
-        opts = {"device": dev, "pid": pid, "trace": trace, "files": files, "by": by,
-                "efficiency": efficiency}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
-        self.devices = DeviceNames()     # names for what the snapshots hold
-        self.files = FileNames()
-        self.workloads = None
-        if by is not None:
-            from ...workloads import Workloads, pod_log_root
-            self.workloads = Workloads(log_root=pod_log_root())
-        if efficiency:
+    def __init__(self, options: Optional[ReadaheadOptions] = None, mode: str = "auto",
+                 **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        options = options or ReadaheadOptions(**fields)
+        self.by = options.table
+        self.program = load(TOOL, options, mode)
+        self.names = Names(devices=DeviceNames(), files=FileNames(),
+                           workloads=(Workloads(log_root=pod_log_root())
+                                      if self.by is not None else None))
+        if options.measures_efficiency:
             problem = self.program.missing_features.get(EFFICIENCY)
             if problem and not problem.startswith("readahead efficiency"):
                 problem = f"readahead efficiency is not measured: {problem}"
@@ -118,7 +131,6 @@ class ReadaheadReader(Reader):
         self.efficiency_problem: Optional[str] = problem
 
     def snapshot(self) -> ReadaheadSnapshot:
-        from ...maps import items
         devices = {(k.dev, KINDS[k.kind]): Counts(v.requests, v.req_pages, v.windows, v.pages)
                    for k, v in items(self.program.table("readahead_devices"))}
         files = {(k.dev, k.ino): Counts(v.requests, v.req_pages, v.windows, v.pages)
@@ -140,11 +152,11 @@ class ReadaheadReader(Reader):
                        for k, v in items(self.program.table("readahead_cgroups"))}
         return ReadaheadSnapshot(devices, files, Log2Hist(tuple(slots), 1, pages, "pages"),
                                  int(overflow[0].value), time.monotonic(), 0.0, usage,
-                                 {d: u.unused_now for d, u in (usage or {}).items()}, cgroups)
+                                 {d: u.unused_now for d, u in (usage or {}).items()}, cgroups,
+                                 self.efficiency_problem)
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
-        from ...maps import delete_keys
         delete_keys(self.program.table("readahead_cgroups"), ids, lambda k: k.cgroup_id)
 
     def open_trace(self, callback: Callable[[dict], None], lost: Callable[[int], None]):
@@ -213,50 +225,43 @@ Examples:
 
     order_reason = ORDER_REASON
 
-    def plan(self, opts=None):
+    Options = ReadaheadOptions
+    delta = staticmethod(delta)
+
+    @staticmethod
+    def plan(options=None):
         return plan()
 
-    def cflags(self, opts):
-        return cflags(os.uname().release, opts.get("device"), opts.get("pid"),
-                      opts.get("trace", False), files=opts.get("files", True),
-                      by_cgroup=self._table(opts) is not None)
+    @staticmethod
+    def cflags(options):
+        return cflags(os.uname().release, options.device, options.pid, options.trace,
+                      files=options.files, by_cgroup=options.table is not None)
 
     @staticmethod
-    def _table(opts):
-        """The command's --table, or the reader's `by`."""
-        return opts["table"] if "table" in opts else opts.get("by")
+    def features(options):
+        return [kernel_efficiency_feature()] if options.measures_efficiency else []
 
-    def features(self, opts):
-        return [kernel_efficiency_feature()] if self._efficiency(opts) else []
-
-    @staticmethod
-    def _efficiency(opts) -> bool:
-        return bool(opts.get("efficiency")) and not opts.get("trace")
-
-    def open(self, opts, mode="auto"):
-        return ReadaheadReader(opts["device"], opts["pid"], opts["trace"], mode,
-                               efficiency=self._efficiency(opts), by=opts["table"])
-
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def open(self, options, mode="auto"):
+        return ReadaheadReader(options, mode)
 
     def run(self, reader, session):
-        if session.opts["trace"]:
-            run_trace(reader, session, reader.devices, reader.files)
+        if session.opts.trace:
+            run_trace(reader, session, reader.names.devices, reader.names.files)
         else:
             session.intervals(reader)
 
     def text(self, shown, view: View) -> str:
-        r = view.reader
-        return readahead_text(shown, view.label, shown.elapsed, view.opts["top"], r.devices,
-                              r.files, view.clock, r.efficiency_problem, r.workloads,
-                              view.opts["table"], r.files.unresolved if view.verbose else None)
+        names = view.names
+        return readahead_text(shown, view.label, shown.elapsed, view.opts.top, names.devices,
+                              names.files, view.clock, shown.efficiency_problem,
+                              names.workloads, view.opts.table,
+                              names.files.unresolved if view.verbose else None)
 
     def json(self, shown, view: View) -> dict:
-        r = view.reader
-        return readahead_json(shown, view.probe, shown.elapsed, view.opts["top"], r.devices,
-                              r.files, view.when, r.efficiency_problem, r.workloads,
-                              view.opts["table"])
+        names = view.names
+        return readahead_json(shown, view.probe, shown.elapsed, view.opts.top, names.devices,
+                              names.files, view.when, shown.efficiency_problem,
+                              names.workloads, view.opts.table)
 
     exporter_options = (
         click.option("--readahead-by", "readahead_by", type=click.Choice(["device", "pod"]),
@@ -271,9 +276,9 @@ Examples:
     )
 
     def exporter_open(self, opts, mode="auto"):
-        return ReadaheadReader(files=False, mode=mode,
-                               by="pod" if opts.get("by") == "pod" else None,
-                               efficiency=bool(opts.get("efficiency")))
+        table = "pod" if opts.get("by") == "pod" else None
+        return ReadaheadReader(ReadaheadOptions(table=table, files=False,
+                                                efficiency=bool(opts.get("efficiency"))), mode)
 
     def families(self, snapshot, collector):
         families = readahead_families(snapshot, collector)
