@@ -121,14 +121,21 @@ def parse_format_fields(text: str) -> frozenset:
     return frozenset(names)
 
 
-def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
-    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+def tracepoint_format(tracefs: str, name: str) -> Optional[str]:
+    """The format file of tracepoint `name` ("category:event"), or None if
+    it is absent (or unreadable)."""
     category, event = name.split(":", 1)
     try:
         with open(os.path.join(tracefs, "events", category, event, "format")) as f:
-            return parse_format_fields(f.read())
+            return f.read()
     except OSError:
         return None
+
+
+def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
+    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+    text = tracepoint_format(tracefs, name)
+    return None if text is None else parse_format_fields(text)
 
 
 @lru_cache(maxsize=4)

@@ -401,6 +401,10 @@ class Workloads:
 
 
 # What a tool can group by, and the labels each gives.
+# The --by values of the tools whose keys are cgroup ids named as a pod or a
+# container here (execve also groups by service: GROUPINGS).
+WORKLOAD_KINDS = ("pod", "container")
+
 GROUPINGS = {
     "pod": ("namespace", "pod", "container"),
     "container": ("namespace", "pod", "container"),

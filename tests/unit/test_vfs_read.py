@@ -12,7 +12,8 @@ from pytools.tools.vfs_read import plan as vfs_read_plan
 from pytools.tools.vfs_read import spec as vfs_read_spec
 from pytools.names import comm_words
 from pytools.kernel import start_slots
-from pytools.tools.vfs_read.snapshot import LatencySnapshot, delta, proc_hists
+from pytools.keyed_hists import key_hists
+from pytools.tools.vfs_read.snapshot import LatencySnapshot, delta
 
 
 def test_cflags_for_every_option():
@@ -67,9 +68,9 @@ def test_start_slots_cover_every_thread_id_up_to_a_cap(pid_max, slots):
 
 
 def test_per_process_histograms_from_the_flat_map():
-    counts = {(10, "cat", 3): 2, (10, "cat", 5): 1, (0, "dd", 1): 4}
+    counts = {((10, "cat"), 3): 2, ((10, "cat"), 5): 1, ((0, "dd"), 1): 4}
     sums = {(10, "cat"): 20_000, (0, "dd"): 4_000}
-    hists = proc_hists(counts, sums, 1000, "usecs")
+    hists = key_hists(counts, sums, 1000, "usecs")
     assert hists[(10, "cat")].slots[3] == 2 and hists[(10, "cat")].slots[5] == 1
     assert hists[(10, "cat")].count == 3 and hists[(10, "cat")].total == 20_000
     assert hists[(0, "dd")].count == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple
 
 from ...hist import NS_PER_SECOND, Log2Hist
-from .plan import EXPORTER_LAST_SLOT
+from ...keyed_hists import EXPORTER_LAST_SLOT
 from .snapshot import BioSnapshot
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ... import cdefs
-from ...hist import NATIVE, slot_flags
+from ...hist import slot_flags
 from ...probes import Candidate, Hook
 from ...structs import Enumerator, Field
 from ...kernel import kernel_version_code
@@ -19,16 +19,12 @@ UNTIMED = ("unmatched", "flush", "map_full")           # biolatency_untimed's in
 SHARED = {**cdefs.enum("OP", OPS), "OP_SYNC": OP_SYNC, **cdefs.enum("UNTIMED", UNTIMED),
           "UNTIMED_COUNT": len(UNTIMED)}
 DEFAULT_MAX_KEYS = 1024
-# The exporter counts in microseconds, buckets up to slot 27 (~134 s), as
-# vfs_read_latency_seconds does.
-EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
-EXPORTER_LAST_SLOT = 27
 
 
 
 @dataclass(frozen=True)
 class BioLatencyOptions:
-    """The command's options (the exporter's: EXPORTER_OPTIONS), built once."""
+    """The command's options (the exporter's: exporter_open), built once."""
     unit: str = "usecs"
     by: Optional[str] = None       # --by as given; by_device and by_op say what it means
     by_device: bool = False        # -D, or disk in --by

@@ -9,14 +9,14 @@ from typing import Optional
 import click
 
 from ...hist import SLOTS, UNITS, Log2Hist
+from ...keyed_hists import EXPORTER_UNIT
 from ...names import DeviceNames
 from ...options import device_option, histograms_option, top_option, unit_options
 from ...tool import Names, Tool, View
 from ..base import Reader, load
 from .metrics import biolatency_families
 from .output import BY_CHOICES, biolatency_json, biolatency_text, grouping
-from .plan import (EXPORTER_UNIT, ORDER_REASON, UNTIMED, BioLatencyOptions, cflags_of, op_name,
-                   plan_of)
+from .plan import ORDER_REASON, UNTIMED, BioLatencyOptions, cflags_of, op_name, plan_of
 from .snapshot import BioSnapshot, delta
 
 

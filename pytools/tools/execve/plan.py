@@ -7,12 +7,13 @@ from typing import List, Optional, Union
 
 from ... import events
 from ...names import c_string
+from ...workloads import GROUPINGS
 from ...probes import Candidate, Hook
 
 
 KEY_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
 # Keyed by cgroup id in the kernel, named in user space (pytools.workloads).
-WORKLOAD_KINDS = ("pod", "container", "service")
+WORKLOAD_KINDS = tuple(GROUPINGS)           # pod, container, service
 EXPORTER_KINDS = ("filename", "comm", "uid", "cgroup", "pod", "container", "service")
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20

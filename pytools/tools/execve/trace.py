@@ -11,6 +11,7 @@ from ... import cdefs, events, tracing
 from ...options import buffer_pages_option
 from ...probes import Feature, place_fields
 from ...structs import Field
+from ...workloads import WORKLOAD_KINDS
 from ...escape import escape
 from ..file_opens.output import CUT, errno_name
 
@@ -19,7 +20,6 @@ ARGS = 20                        # arguments shown after argv[0], as execsnoop
 SHARED = {"ARG_LEN": 128,        # bytes of each argument kept (then cut, marked)
           "ARGV_MAX": ARGS + 1,  # argv entries read: argv[0] and ARGS arguments
           "FILE_LEN": 4096}      # bytes of the file name: PATH_MAX, so never cut in practice
-POD_KINDS = ("pod", "container")     # --by values that keep only execs in pods
 MORE = "[more args]"
 HEADER = (f"{'TIME':<15} {'POD':<32} {'PID':>7} {'PPID':>7} {'COMM':<16} {'RESULT':>7} "
           "FILE ARGS")
@@ -170,6 +170,6 @@ def run(reader, session) -> None:
         return tracing.pod_fields(reader.names.workloads, cgroup_id)
 
     tracer = Tracer(reader, session.emit, session.as_json, pod_of,
-                    options.buffer_pages, pods_only=options.by in POD_KINDS)
+                    options.buffer_pages, pods_only=options.by in WORKLOAD_KINDS)
     tracing.run_trace(tracer, reader.program, session, HEADER,
                       tracing.session_deadline(session))

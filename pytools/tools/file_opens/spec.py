@@ -16,13 +16,12 @@ from ...options import buffer_pages_option, max_keys_option, pid_option, top_opt
 from ...probes import Candidate, Hook
 from ...syscalls import numbers
 from ...tool import Names, Tool, View
-from ...workloads import Workloads, pod_log_root
+from ...workloads import WORKLOAD_KINDS, Workloads, pod_log_root
 from ..base import CgroupKeyed, load
 from .output import OpensSnapshot, by_workload, delta, errors_families, opens_json, opens_table
 from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
-WORKLOAD_KINDS = ("pod", "container")
 CALLS = ("open", "openat", "openat2")
 SHARED = {**cdefs.enum("KEY", ("comm", "pid", "cgroup"), first=1),
           **cdefs.enum("CALL", CALLS, first=1),

@@ -26,7 +26,6 @@ from .output import CONSTRAINTS, OomSnapshot, counts_json, counts_table, delta, 
 from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
-WORKLOAD_KINDS = ("pod", "container")
 SHARED = {**cdefs.enum("CONSTRAINT", CONSTRAINTS),
           # A page counter this close to its limit is the limit that ran
           # out: a charge fails when usage + its pages > max, and a charge is

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from ... import render
-from ...hist import Log2Hist
-from .plan import WORKLOAD_KINDS
+from ...keyed_hists import WORKLOAD_KINDS, Group, busiest, workload_groups
 from .snapshot import RunqSnapshot
 
 
@@ -23,19 +22,15 @@ GROUP_HEADERS = {"pid": "PROCESS", "tid": "THREAD", "pod": "NAMESPACE/POD",
 GROUP_NOUNS = {"pid": "processes", "tid": "threads", "pod": "pods", "container": "containers"}
 
 
-def runqlat_groups(snap: RunqSnapshot, per: Optional[str], workloads
-                   ) -> List[Tuple[str, dict, Log2Hist]]:
+def runqlat_groups(snap: RunqSnapshot, per: Optional[str], workloads) -> List[Group]:
     """(key, labels, hist) per group, busiest first: processes or threads
     as `dd [10642]` (pid or tid, comm), or workloads (their labels)."""
     if snap.per_key is None or per is None:
         return []
     if per in WORKLOAD_KINDS:
-        from ...workloads import GROUPINGS, describe, group_by_workload
-        grouped = group_by_workload(snap.per_key, workloads, per)
-        return [(describe(key, per), dict(zip(GROUPINGS[per], key)), h) for key, h in
-                sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))]
+        return workload_groups(snap.per_key, workloads, per)
     out = []
-    for key, h in sorted(snap.per_key.items(), key=lambda kv: (-kv[1].count, kv[0])):
+    for key, h in busiest(snap.per_key):
         name = snap.names.get(key, "?")
         out.append((render.process_label(name, key), {per: key, "comm": name}, h))
     return out

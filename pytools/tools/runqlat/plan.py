@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import ast
-import os
 import re
 from dataclasses import dataclass
 from typing import List, Optional
 
 from ... import cdefs
-from ...hist import NATIVE, slot_flags
+from ...hist import slot_flags
 from ...names import comm_words
 from ...probes import Candidate, Hook
 from ...structs import Field
-from ...kernel import find_tracefs, kernel_version_code, read_pid_max, start_slots
+from ...kernel import (find_tracefs, kernel_version_code, read_pid_max, start_slots,
+                       tracepoint_format)
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,12 @@ class RunqLatOptions:
 SHARED = cdefs.enum("KEY", ("tgid", "tid", "cgroup"), first=1)
 PER_KEYS = {"pid": SHARED["KEY_TGID"], "tid": SHARED["KEY_TID"], "pod": SHARED["KEY_CGROUP"],
             "container": SHARED["KEY_CGROUP"]}
-WORKLOAD_KINDS = ("pod", "container")
 DEFAULT_MAX_KEYS = 10240
 # Threads waiting at once share these slots by tid (a clash is counted):
 # 65,536 slots of 16-24 bytes, 1-1.5 MiB, where pid_max-sized arrays were
 # 64-96 MiB and slower (cache and TLB misses on the hot path, measured).
 MAX_START_SLOTS = 1 << 16
 DEFAULT_STATE_MASK = 0xFF        # TASK_REPORT_MAX - 1 on 4.14+ kernels (0x100 - 1)
-EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
-EXPORTER_LAST_SLOT = 27
 HOOKS = ("sched_wakeup", "sched_wakeup_new", "sched_switch")
 
 ORDER_REASON = (
@@ -126,11 +123,10 @@ TRACEFS = "/sys/kernel/tracing"
 
 
 def read_state_mask(tracefs: str = TRACEFS) -> int:
-    try:
-        with open(os.path.join(tracefs, "events", "sched", "sched_switch", "format")) as f:
-            return state_mask(f.read()) or DEFAULT_STATE_MASK
-    except OSError:
-        return DEFAULT_STATE_MASK
+    """The mask of this kernel's sched_switch format (its field list,
+    kernel.parse_format_fields, does not say it: the print format does)."""
+    text = tracepoint_format(tracefs, "sched:sched_switch")
+    return (state_mask(text) if text is not None else None) or DEFAULT_STATE_MASK
 
 
 def cflags(unit: str = "usecs", pid: Optional[int] = None, comm: Optional[str] = None,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 from ...deltas import diff
-from ...hist import SLOTS, Log2Hist
+from ...hist import Log2Hist
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,3 @@ def delta(cur: RunqSnapshot, prev: RunqSnapshot) -> RunqSnapshot:
                         cur.map_full - prev.map_full, cur.lost - prev.lost, cur.taken_at,
                         cur.taken_at - prev.taken_at, cur.names)
 
-
-def key_hists(slot_counts: Dict[Tuple[int, int], int], sums: Dict[int, int], unit_ns: int,
-              unit_name: str) -> Dict[int, Log2Hist]:
-    slots: Dict[int, List[int]] = {}
-    for (key, slot), count in slot_counts.items():
-        slots.setdefault(key, [0] * SLOTS)[min(slot, SLOTS - 1)] += count
-    return {key: Log2Hist(tuple(s), unit_ns, sums.get(key, 0), unit_name)
-            for key, s in slots.items()}

@@ -8,6 +8,7 @@ from typing import Optional
 import click
 
 from ...hist import SLOTS, UNITS, Log2Hist
+from ...keyed_hists import EXPORTER_UNIT, WORKLOAD_KINDS, key_hists
 from ...loader import prepare
 from ...maps import delete_keys, items, scalar
 from ...names import c_string
@@ -18,9 +19,8 @@ from ...workloads import Workloads, pod_log_root
 from ..base import Reader, load
 from .metrics import runqlat_families
 from .output import runqlat_json, runqlat_text, task_name
-from .plan import (COST_NOTE, EXPORTER_UNIT, ORDER_REASON, PER_KEYS, WORKLOAD_KINDS,
-                   RunqLatOptions, cflags_of, plan_of)
-from .snapshot import RunqSnapshot, delta, key_hists
+from .plan import COST_NOTE, ORDER_REASON, PER_KEYS, RunqLatOptions, cflags_of, plan_of
+from .snapshot import RunqSnapshot, delta
 
 
 class RunqLatReader(Reader):

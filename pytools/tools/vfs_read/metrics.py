@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ...hist import NS_PER_SECOND
-from .plan import EXPORTER_LAST_SLOT
+from ...keyed_hists import latency_family
 from .snapshot import LatencySnapshot
 
 
@@ -19,20 +18,14 @@ def vfs_read_families(snapshot: Optional[LatencySnapshot], collector) -> list:
     """vfs_read_latency_seconds, unlabelled, or by (namespace, pod) with
     --vfs-read-by pod: pods beyond the cap in ~other, and reads of cgroups
     the kernel's per-cgroup map had no room for counted apart."""
-    from ...families import counters, histogram_family, labelled_histogram_family
-    from ...series import pod_histograms
-    name = "vfs_read_latency_seconds"
-    doc = ("Time from vfs_read entry to return (or read syscall entry to exit, in "
-           "tracepoint mode); le bounds are powers of two of seconds.")
-    if collector.opts.get("by") != "pod":
-        families = [histogram_family(name, doc, snapshot.hist if snapshot is not None
-                                     else None, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
-    else:
-        items = pod_histograms(snapshot.per_cgroup or {}, collector.cgroup_series("pod"),
-                               collector.cap) if snapshot is not None else []
-        families = [labelled_histogram_family(name, doc, ["namespace", "pod"], items,
-                                              NS_PER_SECOND, EXPORTER_LAST_SLOT,
-                                              collector.render_cache(name))]
+    # prometheus_client is the exporter's alone: the commands start without it.
+    from ...families import counters
+    families = latency_family(
+        "vfs_read_latency_seconds", "Time from vfs_read entry to return (or read syscall "
+        "entry to exit, in tracepoint mode); le bounds are powers of two of seconds.",
+        snapshot.hist if snapshot is not None else None,
+        snapshot.per_cgroup if snapshot is not None else None, collector)
+    if collector.opts.get("by") == "pod":
         families += counters(VFS_READ_BY_POD_COUNTERS, snapshot)
     return families + counters(VFS_READ_COUNTERS, snapshot)
 

@@ -6,7 +6,8 @@ from typing import List, Optional, Tuple
 
 from ... import render
 from ...hist import Log2Hist
-from .kinds import (KINDS)
+from ...keyed_hists import Group, busiest, workload_groups
+from .kinds import KINDS
 from .plan import ProcKey
 from .snapshot import LatencySnapshot
 
@@ -23,16 +24,13 @@ GROUP_NOUNS = {"pid": "processes", "comm": "names", "pod": "pods", "container": 
 
 
 def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = None
-                   ) -> List[Tuple[str, dict, Log2Hist]]:
+                   ) -> List[Group]:
     """(key, labels, hist) of each group, busiest first: processes as
     `dd [10642]` (pid, comm), names (comm), or workloads (their labels)."""
     if snap.per_cgroup is not None:
-        from ...workloads import GROUPINGS, describe, group_by_workload
-        grouped = group_by_workload(snap.per_cgroup, workloads, by)
-        return [(describe(key, by), dict(zip(GROUPINGS[by], key)), h) for key, h in
-                sorted(grouped.items(), key=lambda kv: (-kv[1].count, kv[0]))]
+        return workload_groups(snap.per_cgroup, workloads, by)
     if snap.per_process is not None:
-        ordered = sorted(snap.per_process.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        ordered = busiest(snap.per_process)
         return [(proc_label(key), {"pid": key[0], "comm": key[1]} if key[0] else
                  {"comm": key[1]}, h) for key, h in ordered]
     if snap.per_kind is not None:      # in KINDS' order, not by count

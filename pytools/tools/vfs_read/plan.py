@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ... import cdefs, syscalls
-from ...hist import NATIVE, slot_flags
+from ...hist import slot_flags
 from ...kernel import read_pid_max, start_slots
+from ...keyed_hists import WORKLOAD_KINDS
 from ...names import comm_words
 from ...probes import Candidate, Feature, Hook
 from .kinds import KIND_SHARED, KINDS, kind_feature, kind_of, wants_kind
@@ -19,7 +20,6 @@ PER_PROCESS_KEYS = ("pid", "comm")        # what -P and -C key by (PER_PROCESS)
 # and NR_<syscall> where the machine's numbers are known (pytools/syscalls.py).
 SHARED = {**cdefs.enum("PER", PER_PROCESS_KEYS, first=1), **KIND_SHARED}
 DEFAULT_MAX_PROCS = 1024
-WORKLOAD_KINDS = ("pod", "container")       # keyed by cgroup id, named in user space
 PER_CHOICES = PER_PROCESS_KEYS + WORKLOAD_KINDS + ("kind",)
 DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 
@@ -46,12 +46,6 @@ class VfsReadOptions:
     def counts(self) -> str:
         """What is counted: kinds.kind_of."""
         return kind_of(self.by, self.kind)
-
-# Latencies the exporter exposes: counted in microseconds; slot k's upper
-# bound is 2^k us - 1 ns. A fixed set up to slot 27 (~134 s): slower reads
-# are counted in +Inf only.
-EXPORTER_UNIT = NATIVE     # slots on native histogram edges (hist.NATIVE)
-EXPORTER_LAST_SLOT = 27
 
 
 # Why the plan is in this order (shown by -v and pytools doctor): what each

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 from ...deltas import diff
 from ...hist import SLOTS, Log2Hist
@@ -30,16 +30,6 @@ def delta(cur: LatencySnapshot, prev: LatencySnapshot) -> LatencySnapshot:
     return LatencySnapshot(cur.hist - prev.hist, cur.start_clashes - prev.start_clashes,
                            procs, cur.taken_at, cur.taken_at - prev.taken_at, cgroups, kinds,
                            cur.kind)
-
-
-def proc_hists(slot_counts: Dict[Tuple[int, str, int], int], sums: Dict[ProcKey, int],
-               unit_ns: int, unit_name: str) -> Dict[ProcKey, Log2Hist]:
-    """Per-process histograms from the flat (tgid, comm, slot) -> count map."""
-    slots: Dict[ProcKey, List[int]] = {}
-    for (tgid, comm, slot), count in slot_counts.items():
-        slots.setdefault((tgid, comm), [0] * SLOTS)[slot] += count
-    return {key: Log2Hist(tuple(s), unit_ns, sums.get(key, 0), unit_name)
-            for key, s in slots.items()}
 
 
 def cgroup_hist(value, unit_ns: int, unit_name: str) -> Log2Hist:

@@ -9,6 +9,7 @@ import click
 
 from ...errors import ToolError
 from ...hist import SLOTS, UNITS, Log2Hist
+from ...keyed_hists import EXPORTER_UNIT, WORKLOAD_KINDS, key_hists
 from ...maps import delete_keys, items, scalar
 from ...names import c_string
 from ...options import (Duration, alias_option, comm_option, display_unit, histograms_option,
@@ -19,9 +20,8 @@ from ..base import Reader, load
 from .kinds import KIND_FIELDS, KINDS, counted
 from .metrics import vfs_read_families
 from .output import latency_json, latency_text
-from .plan import (EXPORTER_UNIT, ORDER_REASON, PER_CHOICES, WORKLOAD_KINDS, VfsReadOptions,
-                   cflags_of, features_of, plan_of)
-from .snapshot import LatencySnapshot, cgroup_hist, delta, proc_hists
+from .plan import ORDER_REASON, PER_CHOICES, VfsReadOptions, cflags_of, features_of, plan_of
+from .snapshot import LatencySnapshot, cgroup_hist, delta
 
 
 class VfsReadReader(Reader):
@@ -69,11 +69,11 @@ class VfsReadReader(Reader):
             cgroups = {scalar(k): cgroup_hist(v, self.unit_ns, self.unit_name)
                        for k, v in items(self.program.table("vfs_read_latency_cgroup_hist"))}
         elif self.per:
-            counts = {(k.tgid, c_string(k.comm), k.slot): v
+            counts = {((k.tgid, c_string(k.comm)), k.slot): v
                       for k, v in items(self.program.table("vfs_read_latency_proc_hist"))}
             sums = {(k.tgid, c_string(k.comm)): v
                     for k, v in items(self.program.table("vfs_read_latency_proc_sum"))}
-            procs = proc_hists(counts, sums, self.unit_ns, self.unit_name)
+            procs = key_hists(counts, sums, self.unit_ns, self.unit_name)
         return LatencySnapshot(Log2Hist(tuple(slots), self.unit_ns, total_ns, self.unit_name),
                                clashes, procs, time.monotonic(), per_cgroup=cgroups,
                                per_kind=kinds, kind=self.kind)
