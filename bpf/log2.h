@@ -1,5 +1,5 @@
 // log2.h: log2 histogram slots, shared by the latency programs (vfs_read.c,
-// biolatency.c). Slot k holds values v with k = 0 if v == 0, else
+// biolatency.c, runqlat.c). Slot k holds values v with k = 0 if v == 0, else
 // floor(log2(v)) + 1 (pytools/hist.py reads them the same way).
 // Needs UNIT_NS (the slot unit in ns: 1, 1000 or 1000000) and UNIT_BITS
 // (its bit length) defined before it is included, or NATIVE_EDGES: then

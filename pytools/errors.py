@@ -4,8 +4,8 @@
 class ToolError(Exception):
     """An expected failure: printed as one line on stderr, exit status 1.
 
-    `hint` is the fix, e.g. the package to install; it is appended after
-    a colon so the whole message stays on one line.
+    `hint` is the fix, e.g. the package to install; it is appended in
+    parentheses so the whole message stays on one line.
     """
 
     def __init__(self, message: str, hint: str = ""):
