@@ -9,6 +9,10 @@ import functools
 import json
 import sys
 from typing import Callable, Dict, Optional
+import time
+import os
+from pathlib import Path
+import logging
 
 import click
 from click.core import ParameterSource
@@ -22,6 +26,10 @@ from .selfcost import PERIOD_S, WINDOW_S
 from .tool import Tool, View
 from .tools import TOOLS
 from .workloads import DEFAULT_POD_LOGS
+from . import runstats
+from .render import clock_time, iso_time
+from . import privileges
+from . import exporter_config
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf", "cgroup")
@@ -63,6 +71,7 @@ def common_output_options(func: Callable) -> Callable:
 def print_version(ctx: click.Context, param, value) -> None:
     if not value or ctx.resilient_parsing:
         return
+    # importlib.metadata, for --version only: the commands start without it.
     from .version import build_info, version_line
     click.echo(version_line(ctx.command_path, build_info()))
     ctx.exit()
@@ -91,6 +100,7 @@ def announce(program, verbose: bool, order: str = "", counted: str = "") -> None
         click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
         if order:
             click.echo(f"order: {order}", err=True)
+        # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
         from .loader import prepare
         headers = prepare().headers
         click.echo(f"headers: {headers.path} ({headers.how})", err=True)
@@ -126,8 +136,6 @@ class Session:
              seconds: float = 0.0) -> None:
         """One interval's output; with --json the tool's own BPF cost in
         it, with -v that cost on stderr (pytools.runstats)."""
-        from . import runstats
-        from .render import clock_time, iso_time
         view = View(probe, reader.program.candidate.label, iso_time(),
                     clock_time() if self.timestamp else None, self.interval, self.opts, reader,
                     self.verbose, reader.names)
@@ -145,9 +153,7 @@ class Session:
         """Snapshot now, then at each interval show the difference from the
         previous snapshot (or from the first, when cumulative), including
         the partial interval that Ctrl-C or SIGTERM cuts."""
-        import time
 
-        from . import runstats
         cumulative = self.tool.cumulative(self.opts)
         probe = reader.program.probe_info()     # fixed once attached
         stats = runstats.RunStats() if (self.verbose or self.as_json) else None
@@ -183,10 +189,8 @@ def print_ebpf(tool: Tool, opts, mode: str) -> None:
     """The exact program text and flags the tool would load: found by really
     loading it where this process may (then detached at once), else the
     plan's first candidate, said to be unchecked."""
-    import os
-    from pathlib import Path
 
-    from . import privileges
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
     from .loader import bpf_source, unchecked_cflags
 
     cannot_load = None
@@ -233,6 +237,7 @@ class ToolCommand(click.Command):
 
 def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
+        # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
         from .loader import shared_cflags
         ctx = click.get_current_context()
         opts = tool.options_of(resolve_aliases(
@@ -291,7 +296,6 @@ def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
     its ValueError becomes a usage error. keep_text: check only, pass the
     text on."""
     def callback(ctx, param, value):
-        from . import exporter_config
         try:
             parsed = getattr(exporter_config, parser_name)(value)
         except ValueError as e:
@@ -311,8 +315,8 @@ def collector_options(params: dict, shared: Optional[dict] = None) -> Dict[str, 
 def exporter_command() -> click.Command:
     def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
                  max_connections, web_config, pod_logs, gone_after, self_cost, **params):
-        import logging
 
+        # the exporter's server only for bpf-exporter: the commands start without it.
         from .httpd import Limits
         from .server import serve
 
@@ -416,6 +420,7 @@ def doctor(as_json, verbose):
     Exits 0 only when every tool can run on this machine; each failing row
     says how to fix it.
     """
+    # doctor's checks (headers, tempfiles) for doctor only: the commands start without them.
     from . import doctor as checks_module
 
     checks = checks_module.run(lambda tool: tool.options_of(tool_options(COMMANDS[tool.name])),

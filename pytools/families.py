@@ -94,6 +94,7 @@ class Log2HistogramFamily(SelfRenderingFamily, HistogramMetricFamily):
             for values, hist in self.series))
 
     def proto_metrics(self) -> List[bytes]:
+        # prometheus_client is the exporter's alone: the commands start without it.
         from .exposition_protobuf import histogram_metric, labelled_metric
         return self._cached((
             ((values, hist.slots, hist.total),
@@ -130,6 +131,7 @@ class LabelledCounterFamily(SelfRenderingFamily, CounterMetricFamily):
                        for head, (_, value) in zip(heads, self.series))
 
     def proto_metrics(self) -> List[bytes]:
+        # prometheus_client is the exporter's alone: the commands start without it.
         from .exposition_protobuf import labelled_metric
 
         def fill(value):

@@ -12,6 +12,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Tuple
+import ctypes
+import errno as errno_mod
 
 from . import syscalls
 from .errors import ToolError
@@ -262,7 +264,6 @@ BPF_TRACE_FENTRY = 24
 def _prog_load_attr():
     """union bpf_attr as BPF_PROG_LOAD reads it (include/uapi/linux/bpf.h),
     up to attach_btf_id; the tail stays zero, as the kernel requires."""
-    import ctypes
 
     class ProgLoadAttr(ctypes.Structure):
         _fields_ = [
@@ -289,8 +290,6 @@ def fentry_load_problem(function: str) -> Optional[str]:
     """Load (not attach) a two-instruction fentry program on `function`:
     the cheapest real test of fentry, since a refusal (no BTF id, lockdown's
     EPERM) comes at load time. Saves a full BCC compile that would fail."""
-    import ctypes
-    import errno as errno_mod
 
     try:
         libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)

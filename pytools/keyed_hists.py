@@ -13,6 +13,7 @@ from typing import Dict, Hashable, List, Optional, Tuple, TypeVar
 
 from .hist import NATIVE, NS_PER_SECOND, SLOTS, Log2Hist
 from .workloads import GROUPINGS, WORKLOAD_KINDS, describe, group_by_workload
+from .series import pod_histograms
 
 EXPORTER_UNIT = NATIVE       # the exporter's readers count on native histogram edges
 EXPORTER_LAST_SLOT = 27      # the last finite bucket: 2^(27 - 20) s = 128 s
@@ -53,7 +54,6 @@ def latency_family(name: str, doc: str, hist: Optional[Log2Hist],
     per_cgroup with by=pod (describe()) gives the family empty."""
     # prometheus_client is the exporter's alone: the commands start without it.
     from .families import histogram_family, labelled_histogram_family
-    from .series import pod_histograms
     if collector.opts.get("by") != "pod":
         return [histogram_family(name, doc, hist, NS_PER_SECOND, EXPORTER_LAST_SLOT)]
     items = (pod_histograms(per_cgroup or {}, collector.cgroup_series("pod"), collector.cap)

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .selfcost import PERIOD_S, WINDOW_S
+from .runstats import program_costs
 
 # ------------------------------------------------------------- self metrics
 
@@ -114,7 +115,6 @@ class SelfCollector:
 
 def program_costs_of(collectors: Sequence) -> Dict[Tuple[str, str], object]:
     """Every collector's programs' counters now, by (collector, program)."""
-    from .runstats import program_costs
     out = {}
     for c in collectors:
         for program, cost in (program_costs(getattr(c.source, "program", None)) or {}).items():

@@ -15,6 +15,7 @@ import time
 from typing import Callable, Dict, Hashable, Iterable, List, Tuple, TypeVar
 
 from .hist import Log2Hist
+from .workloads import labels
 
 V = TypeVar("V")
 
@@ -105,7 +106,6 @@ class CgroupSeries:
 
     def __init__(self, workloads, by: str, grace: float, forget: Callable[[List[int]], None],
                  clock: Callable[[], float] = time.monotonic):
-        from .workloads import labels
         self.workloads = workloads
         self.by = by
         self.grace = grace

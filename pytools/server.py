@@ -37,6 +37,8 @@ from .httpd import (FreshRenders, HttpServer, Limits, Request, Response, Route, 
 from .memory import release_compile_memory
 from .tools import by_name
 from .webconfig import WebConfigError
+from .self_metrics import program_costs_of
+from .selfcost import SelfCost
 
 log = logging.getLogger("bpf-exporter")
 
@@ -184,8 +186,6 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:
             registry.register(c)
-        from .self_metrics import program_costs_of
-        from .selfcost import SelfCost
         cost = SelfCost(lambda: program_costs_of(collectors), self_cost)
         # Said even without -v where it is not the default (sampled): off
         # for a reason, or exact because the node's sysctl taxes every

@@ -49,6 +49,9 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
+import bcrypt
+import yaml
+
 TOP_LEVEL = ("tls_server_config", "http_server_config", "basic_auth_users")
 TLS_SUPPORTED = ("cert_file", "key_file", "client_auth_type", "client_ca_file",
                  "min_version", "max_version", "cipher_suites")
@@ -142,7 +145,6 @@ def _loader():
     """A YAML loader as strict as promtool's: every scalar a string as
     written (no YAML 1.1 booleans or numbers), no aliases (a billion-laughs
     file cannot grow memory), no key set twice, keys plain scalars."""
-    import yaml
 
     class StrictLoader(yaml.BaseLoader):
         def compose_node(self, parent, index):
@@ -198,7 +200,6 @@ def parse_web_config(text: str, base_dir: str) -> WebConfig:
     """Parse and check a web config; relative file names are taken from
     base_dir (the config file's folder, as exporter-toolkit does). Any
     problem is one WebConfigError."""
-    import yaml
     try:
         doc = yaml.load(text, Loader=_loader())
     except WebConfigError:
@@ -345,7 +346,6 @@ def bcrypt_hash_problem(hashed: bytes) -> Optional[str]:
     if cost > MAX_BCRYPT_COST:
         return (f"bcrypt cost {cost} is not supported: each check would take about "
                 f"{seconds_text(0.06 * 2 ** (cost - 10))}; use at most {MAX_BCRYPT_COST}")
-    import bcrypt
     try:
         bcrypt.checkpw(b"", hashed[:4] + b"04" + hashed[6:])
     except ValueError:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .. import loader
 from ..maps import delete_keys
 from ..tool import Names
 from ..tracing import pod_fields
@@ -57,6 +56,11 @@ class CgroupKeyed(Reader):
 
 def load(tool, options, mode: str = "auto"):
     """Load and attach bpf/<tool.name>.c as the tool's plan, cflags and
-    features say for these options (the only way a reader loads)."""
+    features say for these options (the only way a reader loads). The
+    machine is prepared first: tracefs mounted, headers found (some cflags
+    read a tracepoint's format)."""
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
+    from .. import loader
+    loader.prepare()
     return loader.load(tool.name, tool.plan(options), tool.cflags(options), mode,
                        tool.features(options), command=tool.command)

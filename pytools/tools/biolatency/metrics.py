@@ -7,6 +7,7 @@ from typing import Dict, Optional, Tuple
 from ...hist import NS_PER_SECOND, Log2Hist
 from ...keyed_hists import EXPORTER_LAST_SLOT
 from .snapshot import BioSnapshot
+from ...series import fold, label_value
 
 
 BIO_COUNTERS = (   # unlabelled counters: (name, help, value of a snapshot)
@@ -20,8 +21,8 @@ BIO_COUNTERS = (   # unlabelled counters: (name, help, value of a snapshot)
 def biolatency_families(snapshot: Optional[BioSnapshot], collector) -> list:
     """block_io_latency_seconds{device, op}; devices beyond the cap summed
     into device="~other" (per op)."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import counters, labelled_histogram_family
-    from ...series import fold, label_value
     cells: Dict[Tuple[str, str], Log2Hist] = {}
     if snapshot is not None:
         cells, folded = fold(collector.cap, (

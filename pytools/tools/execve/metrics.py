@@ -6,6 +6,8 @@ from typing import Dict, Optional
 
 from .plan import WORKLOAD_KINDS
 from .snapshot import ExecveSnapshot
+from ...series import OTHER, fold, label_value
+from ...workloads import GROUPINGS
 
 
 def execve_families(snapshot: Optional[ExecveSnapshot], collector) -> list:
@@ -15,9 +17,8 @@ def execve_families(snapshot: Optional[ExecveSnapshot], collector) -> list:
     namespace, pod and container, by service the service. Calls the kernel
     could not key (its map full) and keys beyond the cap are in `~other`,
     the same keys in both families."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import LabelledCounterFamily
-    from ...series import OTHER, fold, label_value
-    from ...workloads import GROUPINGS
     by = collector.opts["by"]
     series = collector.cgroup_series("container" if by == "pod" else by) \
         if by in WORKLOAD_KINDS else None

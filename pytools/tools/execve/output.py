@@ -7,12 +7,12 @@ from typing import Dict, List, Optional, Tuple
 from ... import render
 from .plan import KEY_HEADERS, Key
 from .snapshot import ExecveSnapshot
+from ...workloads import GROUPINGS, describe, group_by_workload
 
 
 def by_workload(snap: ExecveSnapshot, workloads) -> "tuple[ExecveSnapshot, Dict[str, dict]]":
     """The snapshot's cgroup ids grouped by pod, container or service: a
     snapshot keyed by display string, and each key's JSON fields."""
-    from ...workloads import GROUPINGS, describe, group_by_workload
     names = GROUPINGS[snap.by]
     fields: Dict[str, dict] = {}
 

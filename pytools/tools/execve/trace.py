@@ -61,6 +61,7 @@ def parent_feature() -> Feature:
     """The parent's pid, where its struct reads can be placed: the kernel's
     BTF first, else its own headers (pytools/probes.py place_fields); else
     the trace runs without it (ppid unknown)."""
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
     from ...loader import prepare
     flags, source, problem = place_fields(PARENT_FIELDS, prepare().facts, btf_first=True)
     return Feature("parent pid", defines=tuple(flags) + ("-DPARENT",), problem=problem,

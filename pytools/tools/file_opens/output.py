@@ -11,6 +11,8 @@ from typing import Dict, Optional, Tuple, Union
 from ... import render
 from ...deltas import diff
 from ...escape import escape
+from ...workloads import GROUPINGS, describe, labels
+from ...series import OTHER, fold
 
 Key = Union[str, int]
 Cell = Tuple[Key, bytes, int]     # (key, path as read, errno or 0)
@@ -63,7 +65,6 @@ def delta(cur: OpensSnapshot, prev: OpensSnapshot) -> OpensSnapshot:
 def by_workload(snap: OpensSnapshot, workloads) -> Tuple[OpensSnapshot, Dict[str, dict]]:
     """Cgroup ids as pods or containers: a snapshot keyed by display
     string, and each key's JSON fields."""
-    from ...workloads import GROUPINGS, describe, labels
     fields: Dict[str, dict] = {}
     counts: Dict[Cell, int] = {}
     for (cgroup_id, path, err), n in snap.counts.items():
@@ -125,8 +126,8 @@ def errors_families(snapshot: Optional[OpensSnapshot], collector) -> list:
     node and say little per pod, and a path label would be unbounded; pods
     x errnos stay small. Pods beyond the cap and opens the kernel could not
     key (its map full) are in ~other."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import LabelledCounterFamily
-    from ...series import OTHER, fold
     family = LabelledCounterFamily("file_open_errors", "Failed open/openat/openat2 calls by "
                                    "pod and errno.", ["namespace", "pod", "errno"],
                                    collector.render_cache("file_open_errors_total"))

@@ -12,6 +12,8 @@ from typing import Callable, Dict, Optional, Tuple
 from ... import render
 from ...deltas import diff
 from ...escape import escape
+from ...series import OTHER, fold
+from ...workloads import GROUPINGS, describe, labels
 
 CONSTRAINTS = ("unknown", "memcg", "global")
 HAVE_RSS, HAVE_ADJ, HAVE_UID, HAVE_COMM = 1, 2, 4, 8     # bpf/oomkill.c
@@ -118,7 +120,6 @@ def delta(cur: OomSnapshot, prev: OomSnapshot) -> OomSnapshot:
 
 def grouped(snap: OomSnapshot, by: str, workloads=None) -> Dict[str, Tuple[dict, int]]:
     """Attributed kills per --by key: key shown -> (its JSON labels, count)."""
-    from ...workloads import GROUPINGS, describe, labels
     out: Dict[str, Tuple[dict, int]] = {}
     for (cgroup_id, tgid, comm, _, attributed), n in snap.counts.items():
         if not attributed:
@@ -162,9 +163,8 @@ def oom_families(snapshot: Optional[OomSnapshot], collector) -> list:
     container (outside pods, the labels are empty); kills whose victim's
     cgroup was not read are oom_kills_unattributed_total, never in a pod;
     pods beyond the cap and kills the map could not key are in ~other."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import LabelledCounterFamily
-    from ...series import OTHER, fold
-    from ...workloads import GROUPINGS
     names = list(GROUPINGS["container"])
     kills = LabelledCounterFamily("oom_kills", "Processes the kernel's OOM killer killed, by "
                                   "the victim's namespace, pod and container.", names,

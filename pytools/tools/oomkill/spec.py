@@ -13,7 +13,6 @@ import click
 from ... import cdefs, events
 from ...escape import escape
 from ...kernel import tracepoint_fields
-from ...loader import prepare
 from ...maps import items
 from ...options import buffer_pages_option
 from ...probes import Candidate, Hook
@@ -120,7 +119,6 @@ class OomKillReader(CgroupKeyed):
                  **fields):
         """`fields`: the options' fields, where no `options` are given."""
         options = options or OomKillOptions(**fields)
-        prepare()               # tracefs mounted: cflags reads mark_victim's format
         self.pages = options.buffer_pages
         self.program = load(TOOL, options, mode)
         self.names = Names(workloads=Workloads(log_root=pod_log_root()))

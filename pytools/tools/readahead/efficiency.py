@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ...probes import Facts, Feature, Hook, hook_problem
+from ... import kernel
 
 # Readahead efficiency (bpf/readahead.c, EFFICIENCY): pages enter and leave
 # the cache through these tracepoints (6.1 and 6.18 have them), with the
@@ -71,7 +72,7 @@ def efficiency_plan(fields_of: Callable[[str], Optional[frozenset]],
 
 def kernel_efficiency_feature() -> Feature:
     """efficiency_plan asked of this kernel (needs the loader's prepare())."""
-    from ... import kernel
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
     from ...loader import prepare
     env = prepare()
     return efficiency_plan(lambda name: kernel.tracepoint_fields(env.tracefs, name),

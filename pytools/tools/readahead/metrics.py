@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from .snapshot import KINDS, ReadaheadSnapshot
+from ...series import OTHER, fold, label_value
 
 
 READAHEAD_COUNTERS = (   # (metric, field of Counts, help)
@@ -24,9 +25,10 @@ WINDOW_LAST_SLOT = 16
 def readahead_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list:
     """readahead_*_total{kind, device}, and the window-size histogram. Devices
     beyond the cap are summed into device="~other" (per kind)."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from prometheus_client.core import CounterMetricFamily
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import counters, histogram_family
-    from ...series import fold, label_value
     families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
                 for name, _, doc in READAHEAD_COUNTERS]
     hist = histogram_family("readahead_window_pages", "Readahead window sizes, in pages.",
@@ -67,6 +69,7 @@ USAGE_COUNTERS = (
 def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list:
     """readahead_{tracked,used,dropped,untracked}_pages_total{device}, where
     the kernel lets them be measured (absent otherwise, never zeros)."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from prometheus_client.core import CounterMetricFamily
     families = [CounterMetricFamily(name, doc, labels=["device"])
                 for name, _, doc in USAGE_COUNTERS]
@@ -81,8 +84,8 @@ def readahead_pod_families(snapshot: Optional[ReadaheadSnapshot], collector) -> 
     """readahead_pod_pages_total{kind, namespace, pod} (--readahead-by pod):
     pages read ahead for each pod's reads; pods beyond the cap (pod_cap) in
     ~other."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from prometheus_client.core import CounterMetricFamily
-    from ...series import OTHER, fold
     family = CounterMetricFamily("readahead_pod_pages", "Pages read ahead by kind, for "
                                  "the reads of each pod.", labels=["kind", "namespace", "pod"])
     if snapshot is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Callable, Dict, List, Optional, Tuple
+import datetime as dt
 
 import click
 
@@ -12,6 +13,9 @@ from ... import render
 from ...names import FileKey, dev_text
 from .efficiency import EFFICIENCY_MEANING
 from .snapshot import Counts, ReadaheadSnapshot, Usage
+from ...workloads import group_by_workload
+from ...workloads import describe
+from ...workloads import GROUPINGS
 
 
 def efficiency_line(snap: ReadaheadSnapshot, problem: Optional[str]) -> str:
@@ -53,7 +57,6 @@ def _counts_row(name: str, c: Counts) -> list:
 
 
 def _busiest_workloads(snap: ReadaheadSnapshot, workloads, by: str):
-    from ...workloads import group_by_workload
     grouped = group_by_workload(snap.by_cgroup(), workloads, by)
     return sorted(grouped.items(), key=lambda kv: (-kv[1].pages, kv[0]))
 
@@ -78,7 +81,6 @@ def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, to
     if devices:
         parts += ["", render.table(devices, ["DEVICE"] + COUNT_HEADERS)]
     if snap.cgroups is not None:
-        from ...workloads import describe
         rows = [_counts_row(describe(key, by), c) for key, c in _busiest_workloads(
             snap, workloads, by)[:top]]
         if rows:
@@ -123,7 +125,6 @@ def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: in
                             else efficiency_problem),
     }
     if snap.cgroups is not None:
-        from ...workloads import GROUPINGS
         ordered = _busiest_workloads(snap, workloads, by)
         out["workloads"] = [{**dict(zip(GROUPINGS[by], key)), **counts(c)}
                             for key, c in ordered[:top]]
@@ -141,7 +142,6 @@ def with_wall_time_and_path(e: dict, offset: float, file_name: Callable[[FileKey
                             ) -> dict:
     """An event with its wall time (ISO, local) and its file's path where
     known (else major:minor:inode, as in the tables)."""
-    import datetime as dt
     when = dt.datetime.fromtimestamp(e["ts_ns"] / 1e9 + offset).astimezone()
     return {**e, "time": when.isoformat(timespec="microseconds"),
             "path": file_name((e["dev"], e["ino"]))}

@@ -9,7 +9,6 @@ import click
 
 from ...hist import SLOTS, UNITS, Log2Hist
 from ...keyed_hists import EXPORTER_UNIT, WORKLOAD_KINDS, key_hists
-from ...loader import prepare
 from ...maps import delete_keys, items, scalar
 from ...names import c_string
 from ...options import (alias_option, comm_option, histograms_option, pid_option, top_option,
@@ -32,7 +31,6 @@ class RunqLatReader(Reader):
         options = options or RunqLatOptions(**fields)
         self.unit_name, self.unit_ns = options.unit, UNITS.get(options.unit, 1)
         self.per = options.by
-        prepare()                   # tracefs mounted: cflags reads sched_switch's format
         self.program = load(TOOL, options, mode)
         if self.per in WORKLOAD_KINDS:
             self.names = Names(workloads=Workloads(log_root=pod_log_root()))

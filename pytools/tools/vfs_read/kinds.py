@@ -37,6 +37,7 @@ def kind_feature() -> Feature:
     BTF first, else its own headers (pytools/probes.py place_fields): with
     headers the program includes linux/fs.h and linux/sched.h, ~1.1 s more
     compile at every start (scripts/bench-btf), for the same offsets."""
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
     from ...loader import prepare
     flags, source, problem = place_fields(KIND_FIELDS, prepare().facts, btf_first=True)
     return Feature("kind", defines=tuple(flags) + ("-DKIND",), problem=problem,
