@@ -10,7 +10,8 @@ import time
 from typing import Callable, Dict, Optional
 
 from .basic_auth import CheckQueue, PasswordCheck, parse_basic
-from .httpd import FreshRenders, Request, Response, Route, plain
+from .http_messages import Request, Response, plain
+from .httpd import FreshRenders, Route
 from .webconfig import WebConfig, WebConfigError, file_state, load_web_config, ssl_context
 
 log = logging.getLogger("bpf-exporter")

@@ -32,8 +32,8 @@ from .exporter_config import parse_listen
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
 from .exposition_protobuf import protobuf_format, wants_protobuf
-from .httpd import (FreshRenders, HttpServer, Limits, Request, Response, Route, accepts_gzip,
-                    plain)
+from .http_messages import Request, Response, accepts_gzip, plain
+from .httpd import FreshRenders, HttpServer, Limits, Route
 from .memory import release_compile_memory
 from .tools import by_name
 from .webconfig import WebConfigError
