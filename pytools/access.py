@@ -12,7 +12,8 @@ from typing import Callable, Dict, Optional
 from .basic_auth import CheckQueue, PasswordCheck, parse_basic
 from .http_messages import Request, Response, plain
 from .httpd import FreshRenders, Route
-from .webconfig import WebConfig, WebConfigError, file_state, load_web_config, ssl_context
+from .webconfig import WebConfig, WebConfigError, ssl_context
+from .webconfig_file import file_state, load_web_config
 
 log = logging.getLogger("bpf-exporter")
 

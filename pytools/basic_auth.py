@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import bcrypt
 
-from .webconfig import bcrypt_cost
+from .bcrypt_hashes import bcrypt_cost
 
 BCRYPT_MAX_BYTES = 72
 DEFAULT_COST = 10       # the stand-in's cost when no user is configured
