@@ -23,7 +23,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .kubelet_names import DEFAULT_POD_LOGS, HEX_ID, UID, KubeletNames
 
@@ -334,10 +334,10 @@ def labels(workload: Workload, by: str) -> Tuple[str, ...]:
     return (namespace, pod, workload.container_label() if by == "container" else "")
 
 
-def group_by_workload(values: Dict[int, object], workloads: "Workloads",
-                      by: str) -> Dict[Tuple[str, ...], object]:
+def group_by_workload(values: Mapping[int, Any], workloads: "Workloads",
+                      by: str) -> Dict[Tuple[str, ...], Any]:
     """Values keyed by cgroup id summed per workload label (see labels)."""
-    out: Dict[Tuple[str, ...], object] = {}
+    out: Dict[Tuple[str, ...], Any] = {}
     for cgroup_id, value in values.items():
         key = labels(workloads.of(cgroup_id), by)
         out[key] = out[key] + value if key in out else value

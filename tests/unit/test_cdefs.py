@@ -57,10 +57,11 @@ def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
 
 
 def test_the_python_side_reads_the_same_constants():
-    assert biolatency_plan.SHARED["OP_READ"] == biolatency_plan.OPS.index("read")
-    assert biolatency_plan.op_name(biolatency_plan.SHARED["OP_DISCARD"] | biolatency_plan.OP_SYNC) == \
+    bio = biolatency_plan
+    assert bio.SHARED["OP_READ"] == bio.OPS.index("read")
+    assert bio.op_name(bio.SHARED["OP_DISCARD"] | bio.OP_SYNC) == \
         "sync-discard"
-    assert [biolatency_plan.SHARED[f"UNTIMED_{n.upper()}"] for n in biolatency_plan.UNTIMED] == [0, 1, 2]
+    assert [bio.SHARED[f"UNTIMED_{n.upper()}"] for n in bio.UNTIMED] == [0, 1, 2]
     assert readahead_snapshot.KINDS[readahead_spec.SHARED["KIND_FORCED"]] == "forced"
     assert readahead_spec.SHARED["EVENT_WINDOW"] == readahead_snapshot.EVENT_WINDOW
     assert readahead_spec.SHARED["HIST_SLOTS"] == SLOTS

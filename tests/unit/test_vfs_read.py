@@ -98,8 +98,8 @@ def snapshot():
 
 
 def test_latency_text():
-    text = vfs_read_output.latency_text(snapshot(), "read syscalls via tracepoints", 1.0, 1, "12:00:00",
-                                 by="pid")
+    text = vfs_read_output.latency_text(snapshot(), "read syscalls via tracepoints", 1.0, 1,
+                                        "12:00:00", by="pid")
     lines = text.splitlines()
     assert lines[0] == "12:00:00 read syscalls via tracepoints, 1.0s"
     assert "16384 -> 32767" in text and "(2 reads not timed: thread id slot clash)" in text

@@ -47,8 +47,8 @@ def test_vfsread_latency_with_20_processes(by, histograms):
              for i in range(GROUPS)}
     total = sum(procs.values(), hist(0))
     snap = vfs_read_snapshot.LatencySnapshot(total, 10 ** 9, procs, elapsed=1.0)
-    text = vfs_read_output.latency_text(snap, "vfs_read via kprobe", 1.0, GROUPS, "12:00:00", None, by,
-                                 histograms)
+    text = vfs_read_output.latency_text(snap, "vfs_read via kprobe", 1.0, GROUPS, "12:00:00",
+                                        None, by, histograms)
     fits(text)
     if not histograms:      # the compact view: one line per group
         assert len(text.splitlines()) <= len(render.hist_text(total).splitlines()) + GROUPS + 6
