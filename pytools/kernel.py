@@ -12,6 +12,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Tuple
+import ctypes
+import errno as errno_mod
 
 from . import syscalls
 from .errors import ToolError
@@ -121,14 +123,21 @@ def parse_format_fields(text: str) -> frozenset:
     return frozenset(names)
 
 
-def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
-    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+def tracepoint_format(tracefs: str, name: str) -> Optional[str]:
+    """The format file of tracepoint `name` ("category:event"), or None if
+    it is absent (or unreadable)."""
     category, event = name.split(":", 1)
     try:
         with open(os.path.join(tracefs, "events", category, event, "format")) as f:
-            return parse_format_fields(f.read())
+            return f.read()
     except OSError:
         return None
+
+
+def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
+    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+    text = tracepoint_format(tracefs, name)
+    return None if text is None else parse_format_fields(text)
 
 
 @lru_cache(maxsize=4)
@@ -255,7 +264,6 @@ BPF_TRACE_FENTRY = 24
 def _prog_load_attr():
     """union bpf_attr as BPF_PROG_LOAD reads it (include/uapi/linux/bpf.h),
     up to attach_btf_id; the tail stays zero, as the kernel requires."""
-    import ctypes
 
     class ProgLoadAttr(ctypes.Structure):
         _fields_ = [
@@ -282,8 +290,6 @@ def fentry_load_problem(function: str) -> Optional[str]:
     """Load (not attach) a two-instruction fentry program on `function`:
     the cheapest real test of fentry, since a refusal (no BTF id, lockdown's
     EPERM) comes at load time. Saves a full BCC compile that would fail."""
-    import ctypes
-    import errno as errno_mod
 
     try:
         libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)

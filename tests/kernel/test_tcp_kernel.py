@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pytools.kernel import kernel_version_code
-from pytools.tools.tcp import TcpRetransReader
+from pytools.tools.tcp.spec import TcpRetransReader
 
 from .pods import FakeNode, MOUNT
 
@@ -141,7 +141,7 @@ def run_pair(netns: str, node: FakeNode, host: str, mb: int, resets: int) -> Non
 
 
 def pod_counts(snap, reader):
-    from pytools.tools.tcp_output import groups
+    from pytools.tools.tcp.output import groups
     return {labels.get("pod", key): c for key, labels, c in groups(snap, "pod",
                                                                    reader.workloads)}
 
@@ -167,7 +167,7 @@ def exported(reader, logs: str) -> float:
 
 def measured(reader, netns, node, host, mb, resets):
     """(kernel counter deltas, counts by pod) over one run of the pair."""
-    from pytools.tools.tcp_output import delta
+    from pytools.tools.tcp.output import delta
     before, start = tcp_counters(netns), reader.snapshot()
     run_pair(netns, node, host, mb, resets)
     time.sleep(0.2)

@@ -8,10 +8,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pytools.self_metrics import SelfStats
-from pytools.tools import tcp
-from pytools.tools.tcp_output import (UNATTRIBUTED, Counts, TcpSnapshot, address, delta, groups,
+from pytools.tools.tcp import spec as tcp_spec
+from pytools.tools.tcp.output import (UNATTRIBUTED, Counts, TcpSnapshot, address, delta, groups,
                                       tcp_json, tcp_text)
-from pytools.tools.tcp_trace import decode, event_line
+from pytools.tools.tcp.trace import decode, event_line
 
 from .sources import FixedSource, tool_collector
 
@@ -25,17 +25,17 @@ def snap(counts, at=10.0):
 
 
 def test_cflags():
-    flags = tcp.cflags("remote", trace=True, max_keys=64, pages=8)
+    flags = tcp_spec.cflags("remote", trace=True, max_keys=64, pages=8)
     assert "-DKEY_ADDR=1" in flags and "-DTRACE" in flags and "-DEVENTS_PAGES=8" in flags
     assert "-DMAX_KEYS=64" in flags and "-DKINDS=4" in flags
-    assert "-DKEY_STATE" in tcp.cflags("state")
-    assert not any(f.startswith("-DKEY_") for f in tcp.cflags("pod"))
+    assert "-DKEY_STATE" in tcp_spec.cflags("state")
+    assert not any(f.startswith("-DKEY_") for f in tcp_spec.cflags("pod"))
     with pytest.raises(ValueError):
-        tcp.cflags("pid")
+        tcp_spec.cflags("pid")
 
 
 def test_plan_reads_socket_through_btf_fields():
-    (candidate,) = tcp.plan()
+    (candidate,) = tcp_spec.plan()
     assert candidate.reads_structs
     assert {f.name for f in candidate.fields} >= {"SK_CGROUP", "SKB_CB", "TCB_SEGS"}
     assert {h.kind for h in candidate.hooks} == {"raw_tracepoint"}
@@ -43,10 +43,10 @@ def test_plan_reads_socket_through_btf_fields():
 
 
 def test_cgroup_filter_from_shared_flags():
-    assert tcp.cgroup_filter(["-DX=1", "-DFILTER_CGROUP_ID=1234ULL"]) == 1234
-    assert tcp.cgroup_filter([]) is None
-    assert tcp.in_subtree("/a/b", "/a") and tcp.in_subtree("/a", "/a")
-    assert not tcp.in_subtree("/ab", "/a") and not tcp.in_subtree(None, "/a")
+    assert tcp_spec.cgroup_filter(["-DX=1", "-DFILTER_CGROUP_ID=1234ULL"]) == 1234
+    assert tcp_spec.cgroup_filter([]) is None
+    assert tcp_spec.in_subtree("/a/b", "/a") and tcp_spec.in_subtree("/a", "/a")
+    assert not tcp_spec.in_subtree("/ab", "/a") and not tcp_spec.in_subtree(None, "/a")
 
 
 def test_delta_and_segments():
