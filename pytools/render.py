@@ -4,7 +4,7 @@ out. Each tool's own text and JSON live in its module (pytools/tools/)."""
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Hashable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 if TYPE_CHECKING:       # annotations only: the functions import it where they use it
     from .hist import Log2Hist
@@ -17,8 +17,10 @@ from .hist import bars, summary
 WIDTH = 80
 
 
-def top_entries(counts: Dict[Hashable, int], top: int
-                ) -> Tuple[List[Tuple[Hashable, int]], int, int]:
+K = TypeVar("K", bound=Hashable)
+
+
+def top_entries(counts: Mapping[K, int], top: int) -> Tuple[List[Tuple[K, int]], int, int]:
     """The `top` largest entries (ties by key), plus how many keys and how
     much count the rest hold."""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))

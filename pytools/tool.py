@@ -36,7 +36,7 @@ class View:
     clock: Optional[str] = None  # HH:MM:SS with -T, else None
     interval: float = 1.0        # the interval asked for
     opts: Any = field(default_factory=dict)    # the tool's options (Tool.options_of)
-    reader: object = None        # the reader: only for tcp's output, until it takes names
+    reader: Any = None           # the reader: only for tcp's output, until it takes names
     verbose: bool = False        # -v: say why a name could not be found
     names: Names = Names()       # the reader's name caches (Reader.names)
 

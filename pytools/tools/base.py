@@ -41,7 +41,7 @@ class CgroupKeyed(Reader):
     Workloads in names.workloads: gone pods' keys deleted, cgroups named."""
     count_map = ""
     cgroup_field = "cgroup_id"      # the key's member that holds the cgroup id
-    workloads = None                # tcp's reader keeps them here, until its change lands
+    workloads: Any = None           # tcp's reader keeps them here, until its change lands
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""

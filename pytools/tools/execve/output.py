@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from ... import render
 from .plan import KEY_HEADERS, Key
@@ -22,7 +22,7 @@ def by_workload(snap: ExecveSnapshot, workloads) -> "tuple[ExecveSnapshot, Dict[
                                          snap.by)
         for values, count in per_workload.items():
             key = describe(values, snap.by)
-            fields[key] = dict(zip(names, values))
+            fields[key] = dict(zip(names, values, strict=True))
             out[key] = out.get(key, 0) + count
         return out
 
@@ -43,7 +43,7 @@ def ordered_keys(snap: ExecveSnapshot, top: int, outcome: Optional[str] = None
     """(the top keys, the rest): by what ran, then what failed; with
     outcome "ok" or "failed", only the keys with calls of that outcome,
     most first."""
-    keys = set(snap.counts) | set(snap.failed)
+    keys: Iterable[Key] = set(snap.counts) | set(snap.failed)
     if outcome == "failed":
         keys = [k for k in keys if snap.failed.get(k, 0)]
         weight = lambda k: (snap.failed.get(k, 0), snap.ran(k))    # noqa: E731
@@ -87,7 +87,7 @@ def execve_table(snap: ExecveSnapshot, top: int, seconds: float,
 
 
 def execve_json(snap: ExecveSnapshot, top: int, seconds: float, probe: dict, when: str,
-                rated: bool = True, fields: Optional[Dict[str, dict]] = None,
+                rated: bool = True, fields: Optional[Dict[Any, dict]] = None,
                 outcome: Optional[str] = None) -> dict:
     """groups[]: each key with its labels, calls (count), ran, failed and
     calls per second (rate); the same fields for the rest and the total."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno as errno_mod
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ... import render
 from ...deltas import diff
@@ -70,7 +70,7 @@ def by_workload(snap: OpensSnapshot, workloads) -> Tuple[OpensSnapshot, Dict[str
     for (cgroup_id, path, err), n in snap.counts.items():
         values = labels(workloads.of(int(cgroup_id)), snap.by)
         key = describe(values, snap.by)
-        fields[key] = dict(zip(GROUPINGS[snap.by], values))
+        fields[key] = dict(zip(GROUPINGS[snap.by], values, strict=True))
         counts[(key, path, err)] = counts.get((key, path, err), 0) + n
     return replace(snap, counts=counts), fields
 
@@ -93,7 +93,7 @@ def opens_table(snap: OpensSnapshot, top: int, seconds: float, failed_only: bool
     table = render.table([cells for cells, _ in rows],
                          [KEY_HEADERS[snap.by], "RESULT", "COUNT", "RATE/s"]).splitlines()
     lines = [f"{line}  {path}".rstrip() for line, path in
-             zip(table, ["PATH" if snap.path_cut else ""] + [p for _, p in rows])]
+             zip(table, ["PATH" if snap.path_cut else ""] + [p for _, p in rows], strict=True)]
     lines.insert(len(lines) - 1, "-" * max(len(line) for line in lines))
     what = "failed opens" if failed_only else "opens"
     title = f"{timestamp} " if timestamp else ""
@@ -101,7 +101,7 @@ def opens_table(snap: OpensSnapshot, top: int, seconds: float, failed_only: bool
 
 
 def opens_json(snap: OpensSnapshot, top: int, seconds: float, probe: dict, when: str,
-               rated: bool = True, fields: Optional[Dict[str, dict]] = None) -> dict:
+               rated: bool = True, fields: Optional[Dict[Any, dict]] = None) -> dict:
     """groups[]: each (key, file, result) row with the key's labels."""
     shown, other_keys, other_count = render.top_entries(snap.counts, top)
     groups = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import click
 
@@ -18,7 +18,8 @@ from ...syscalls import numbers
 from ...tool import Names, Tool, View
 from ...workloads import WORKLOAD_KINDS, Workloads, pod_log_root
 from ..base import CgroupKeyed, load
-from .output import OpensSnapshot, by_workload, delta, errors_families, opens_json, opens_table
+from .output import (Cell, OpensSnapshot, by_workload, delta, errors_families, opens_json,
+                     opens_table)
 from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
@@ -112,7 +113,7 @@ class FileOpensReader(CgroupKeyed):
             self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def snapshot(self) -> OpensSnapshot:
-        counts = {}
+        counts: Dict[Cell, int] = {}
         for raw, value in items(self.program.table("file_opens_total")):
             path = bytes(raw.path).split(b"\0", 1)[0] if self.paths else b""
             cell = (decode_key(self.by, raw), path, int(raw.err))

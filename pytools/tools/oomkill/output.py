@@ -121,12 +121,13 @@ def delta(cur: OomSnapshot, prev: OomSnapshot) -> OomSnapshot:
 def grouped(snap: OomSnapshot, by: str, workloads=None) -> Dict[str, Tuple[dict, int]]:
     """Attributed kills per --by key: key shown -> (its JSON labels, count)."""
     out: Dict[str, Tuple[dict, int]] = {}
+    fields: Dict[str, object]       # the key's JSON labels: names, or a pid and a comm
     for (cgroup_id, tgid, comm, _, attributed), n in snap.counts.items():
         if not attributed:
             continue
         if by in GROUPINGS:
             values = labels(workloads.of(cgroup_id), by)
-            key, fields = describe(values, by), dict(zip(GROUPINGS[by], values))
+            key, fields = describe(values, by), dict(zip(GROUPINGS[by], values, strict=True))
         elif by == "pid":
             key, fields = render.process_label(comm, tgid), {"pid": tgid, "comm": comm}
         elif by == "comm":

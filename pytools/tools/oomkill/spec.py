@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import click
 
@@ -21,7 +21,7 @@ from ...tool import Names, Tool, View
 from ...tracing import session_deadline
 from ...workloads import Workloads, pod_log_root
 from ..base import CgroupKeyed, load
-from .output import CONSTRAINTS, OomSnapshot, counts_json, counts_table, delta, oom_families
+from .output import CONSTRAINTS, Cell, OomSnapshot, counts_json, counts_table, delta, oom_families
 from .trace import run_trace
 
 KEY_KINDS = ("comm", "pid", "cgroup", "pod", "container")
@@ -124,7 +124,7 @@ class OomKillReader(CgroupKeyed):
         self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     def snapshot(self) -> OomSnapshot:
-        counts = {}
+        counts: Dict[Cell, int] = {}
         for raw, value in items(self.program.table("oomkill_total")):
             constraint = CONSTRAINTS[raw.constraint] if raw.constraint < len(CONSTRAINTS) \
                 else str(raw.constraint)

@@ -4,7 +4,7 @@ its eviction."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from ...probes import Facts, Feature, Hook, hook_problem
 from ... import kernel
@@ -32,7 +32,7 @@ EFFICIENCY_MEANING = ("used: reached by read(2), splice or sendfile, or mapped b
 EFFICIENCY = "efficiency"
 
 
-def _missing(tracepoints: Dict[str, Tuple[str, ...]],
+def _missing(tracepoints: Mapping[str, Tuple[str, ...]],
              fields_of: Callable[[str], Optional[frozenset]]) -> List[str]:
     missing = []
     for name, needed in tracepoints.items():

@@ -41,7 +41,7 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list
             weight=lambda c: c.pages + c.requests)
         ordered = sorted(((kind, name), counts) for (name, kind), counts in cells.items())
         ordered.sort(key=lambda kv: KINDS.index(kv[0][0]))
-        for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS):
+        for family, (_, attr, _) in zip(families, READAHEAD_COUNTERS, strict=True):
             for (kind, name), counts in ordered:
                 family.add_metric([kind, name], getattr(counts, attr))
         collector.stats.record_folded("readahead", folded)
@@ -74,7 +74,7 @@ def readahead_efficiency_families(snapshot: Optional[ReadaheadSnapshot], collect
     families = [CounterMetricFamily(name, doc, labels=["device"])
                 for name, _, doc in USAGE_COUNTERS]
     if snapshot is not None and snapshot.usage is not None:
-        for family, (_, attr, _) in zip(families, USAGE_COUNTERS):
+        for family, (_, attr, _) in zip(families, USAGE_COUNTERS, strict=True):
             for dev, usage in sorted(snapshot.usage.items()):
                 family.add_metric([collector.device(dev)], getattr(usage, attr))
     return families

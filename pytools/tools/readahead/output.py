@@ -39,13 +39,13 @@ def _usage_json(u: Usage, unused_now: int) -> dict:
 
 def efficiency_json(snap: ReadaheadSnapshot, problem: Optional[str],
                     device_name: Callable[[int], str]) -> Optional[dict]:
-    total = snap.total_usage()
-    if total is None:
+    total, usage = snap.total_usage(), snap.usage
+    if total is None or usage is None:      # both None together: not measured
         return None
-    devices = sorted(set(snap.usage) | set(snap.unused_now))
+    devices = sorted(set(usage) | set(snap.unused_now))
     return {**_usage_json(total, sum(snap.unused_now.values())),
             "devices": [{"dev": dev_text(d), "name": device_name(d),
-                         **_usage_json(snap.usage.get(d, Usage()), snap.unused_now.get(d, 0))}
+                         **_usage_json(usage.get(d, Usage()), snap.unused_now.get(d, 0))}
                         for d in devices]}
 
 
@@ -81,6 +81,7 @@ def readahead_text(snap: ReadaheadSnapshot, probe_label: str, seconds: float, to
     if devices:
         parts += ["", render.table(devices, ["DEVICE"] + COUNT_HEADERS)]
     if snap.cgroups is not None:
+        assert by is not None, "a snapshot keyed by cgroup comes with its --by"
         rows = [_counts_row(describe(key, by), c) for key, c in _busiest_workloads(
             snap, workloads, by)[:top]]
         if rows:
@@ -108,14 +109,14 @@ def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: in
                 "windows": c.windows, "pages": c.pages}
 
     files = _busiest_files(snap)
+    unresolved = getattr(file_name, "unresolved", {})      # a NameCache's misses
     out = {
         "time": when, "interval_s": round(seconds, 3), "probe": probe,
         "kinds": {k: counts(c) for k, c in snap.by_kind().items()},
         "devices": [{"dev": dev_text(d), "name": device_name(d), **counts(c)}
                     for d, c in sorted(snap.by_device().items())],
         "files": [{"dev": dev_text(k[0]), "ino": k[1], "name": file_name(k),
-                   **({"no_path": file_name.unresolved[k]}
-                      if k in getattr(file_name, "unresolved", {}) else {}), **counts(c)}
+                   **({"no_path": unresolved[k]} if k in unresolved else {}), **counts(c)}
                   for k, c in files[:top]],
         "other_files": max(0, len(files) - top),
         "overflow": snap.overflow,
@@ -125,8 +126,9 @@ def readahead_json(snap: ReadaheadSnapshot, probe: dict, seconds: float, top: in
                             else efficiency_problem),
     }
     if snap.cgroups is not None:
+        assert by is not None, "a snapshot keyed by cgroup comes with its --by"
         ordered = _busiest_workloads(snap, workloads, by)
-        out["workloads"] = [{**dict(zip(GROUPINGS[by], key)), **counts(c)}
+        out["workloads"] = [{**dict(zip(GROUPINGS[by], key, strict=True)), **counts(c)}
                             for key, c in ordered[:top]]
         out["other_workloads"] = max(0, len(ordered) - top)
     return out

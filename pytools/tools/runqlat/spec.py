@@ -58,7 +58,7 @@ class RunqLatReader(Reader):
         if self.per in ("pid", "tid"):
             names = {scalar(k): c_string(v.comm)
                      for k, v in items(self.program.table("runqlat_key_comm"))}
-            names.update({key: task_name(key) for key in keys if key not in names})
+            names.update({key: task_name(key) for key in keys or {} if key not in names})
         return RunqSnapshot(hist, keys, unattributed, full, lost, time.monotonic(),
                             names=names)
 

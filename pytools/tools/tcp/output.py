@@ -39,10 +39,10 @@ class Counts:
         return self.retrans + self.syn
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(*(a + b for a, b in zip(self.values(), other.values())))
+        return Counts(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
 
     def __sub__(self, other: "Counts") -> "Counts":
-        return Counts(*(a - b for a, b in zip(self.values(), other.values())))
+        return Counts(*(a - b for a, b in zip(self.values(), other.values(), strict=True)))
 
     def __bool__(self) -> bool:
         return any(self.values())
@@ -112,7 +112,7 @@ def groups(snap: TcpSnapshot, by: str, workloads=None) -> List[Tuple[str, dict, 
     for label, c in merged.items():
         if by in WORKLOAD_KINDS:
             from ...workloads import GROUPINGS, describe
-            out.append((describe(label, by), dict(zip(GROUPINGS[by], label)), c))
+            out.append((describe(label, by), dict(zip(GROUPINGS[by], label, strict=True)), c))
         else:
             out.append((str(label[0]), {by: label[0]}, c))
     out.sort(key=lambda g: (-g[2].segments, -sum(g[2].values()), g[0]))

@@ -139,8 +139,8 @@ class TcpRetransReader(CgroupKeyed):
     count_map = "tcp_counts"
     cgroup_field = "cgroup"
 
-    def __init__(self, by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS, pages: int = events.DEFAULT_PAGES,
-                 mode: str = "auto"):
+    def __init__(self, by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
+                 pages: int = events.DEFAULT_PAGES, mode: str = "auto"):
         from ...loader import _shared_cflags, load
         self.by, self.pages = by, pages
         self.cgroup = cgroup_filter(_shared_cflags.get())

@@ -28,6 +28,7 @@ def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = No
     """(key, labels, hist) of each group, busiest first: processes as
     `dd [10642]` (pid, comm), names (comm), or workloads (their labels)."""
     if snap.per_cgroup is not None:
+        assert by is not None, "a snapshot keyed by cgroup comes with its --by"
         return workload_groups(snap.per_cgroup, workloads, by)
     if snap.per_process is not None:
         ordered = busiest(snap.per_process)
@@ -40,7 +41,8 @@ def latency_groups(snap: LatencySnapshot, workloads=None, by: Optional[str] = No
 
 def _kinds(snap: LatencySnapshot) -> List[Tuple[str, Log2Hist]]:
     """Per kind of file, in KINDS' order."""
-    return [(k, snap.per_kind[k]) for k in KINDS if k in (snap.per_kind or {})]
+    per_kind = snap.per_kind or {}
+    return [(k, per_kind[k]) for k in KINDS if k in per_kind]
 
 
 def latency_text(snap: LatencySnapshot, probe_label: str, seconds: float, top: int,
