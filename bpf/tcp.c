@@ -22,6 +22,22 @@
 // Unattributed (cgroup 0): a reset sent for no socket, a socket with no
 // cgroup: counted under cgroup 0, never dropped.
 //
+// OWNER_PID (tcpretrans --by pid, -p: a plan flag, never the exporter's):
+// the process too, from a per-socket map (tcp_owners, MAX_SOCKETS, a hash
+// keyed by the socket's address) filled where the owner is current:
+// sock:inet_sock_set_state CLOSE->SYN_SENT (connect) and CLOSE->LISTEN
+// (listen), and for an accepted socket (made in softirq): with
+// PROBE_ACCEPT_KRETPROBE (where kprobes are: the same raw tracepoints
+// besides) a kretprobe on inet_csk_accept, in the accepting process, once
+// per connection; else (PROBE_RAW_TRACEPOINT) tcp:tcp_rcv_space_adjust (a
+// read that copied data: tcp_recvmsg) for a socket not in the map yet, a
+// lookup per read. Cleaned at tcp:tcp_destroy_sock (every TCP socket's end) and
+// when a new accepted socket takes an address (state -> SYN_RECV). A
+// socket not in the map (opened before the tool started, a server socket
+// that never received, the map full) counts under pid 0: shown apart.
+// KEY_PID: the pid and its comm are part of a count's key;
+// FILTER_OWNER_PID: only sockets this process owns are kept and counted.
+//
 // Tunables: RETRANSMIT_ERR (tcp_retransmit_skb has `err`: 6.9+), KEY_ADDR
 // (SIDE_REMOTE, SIDE_LOCAL: which address and port are part of a count's
 // key), KEY_STATE, MAX_KEYS, TRACE (events.h: one event per retransmit or
@@ -65,13 +81,17 @@
 #include "btf.h"          // FIELD_AT(), PTR_AT()
 
 // shared: KIND_RETRANS KIND_SYN KIND_RST_SENT KIND_RST_RECEIVED KINDS SIDE_REMOTE SIDE_LOCAL
-// shared: STATE_SYN_SENT STATE_SYN_RECV EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_ MAX_KEYS
-// (-D flags from pytools/tools/tcp.py, SHARED; cflags: MAX_KEYS)
-#if !defined(PROBE_RAW_TRACEPOINT)
+// shared: STATE_SYN_SENT STATE_SYN_RECV STATE_CLOSE STATE_LISTEN OWNER_OVERFLOW EBUSY_ EAGAIN_ ENOMEM_ EHOSTUNREACH_
+// shared: MAX_KEYS
+// (-D flags from pytools/tools/tcp.py, SHARED; cflags: MAX_KEYS, and MAX_SOCKETS with OWNER_PID)
+#if !defined(PROBE_RAW_TRACEPOINT) && !defined(PROBE_ACCEPT_KRETPROBE)
 #error "compile with a candidate of pytools/tools/tcp.py (PROBE_RAW_TRACEPOINT)"
 #endif
 #ifndef SIDE_LOCAL
 #error "compile with the flags of pytools/tools/tcp.py (SHARED)"
+#endif
+#if defined(OWNER_PID) && !defined(MAX_SOCKETS)
+#error "OWNER_PID needs MAX_SOCKETS (pytools/tools/tcp.py cflags)"
 #endif
 #ifndef AF_INET
 #define AF_INET 2
@@ -84,6 +104,8 @@ struct tcp_key {
     u16 port;             // its port, host order
     u16 family;           // AF_INET, AF_INET6 (0: no address in the key)
     u32 state;            // KEY_STATE: the TCP state at the event
+    u32 pid;              // KEY_PID: the owner's pid (tgid); 0: not known
+    char comm[16];        // KEY_PID: its comm when the map learnt it
 };
 
 // Per key: [KIND_*] counts. Retransmits are segments (RetransSegs' unit):
@@ -92,9 +114,18 @@ struct tcp_counts {
     u64 n[KINDS];
 };
 BPF_HASH(tcp_counts, struct tcp_key, struct tcp_counts, MAX_KEYS);
-// The machine's totals per kind, every event (whatever its key), and
-// [KINDS] events not kept per key: the map was full.
-BPF_PERCPU_ARRAY(tcp_totals, u64, KINDS + 1);
+// The machine's totals per kind, every event (whatever its key) but
+// those FILTER_OWNER_PID leaves out, [KINDS] events not kept per key: the
+// map was full, and [OWNER_OVERFLOW] sockets tcp_owners could not take.
+BPF_PERCPU_ARRAY(tcp_totals, u64, OWNER_OVERFLOW + 1);
+
+#ifdef OWNER_PID
+struct tcp_owner {
+    u32 pid;
+    char comm[16];
+};
+BPF_HASH(tcp_owners, u64, struct tcp_owner, MAX_SOCKETS);
+#endif
 
 #ifdef TRACE
 #include "events.h"
@@ -109,6 +140,8 @@ struct tcp_event {
     u8 state;
     u8 kind;
     u32 segs;
+    u32 pid;
+    char comm[16];
 };
 #endif
 
@@ -155,11 +188,32 @@ static __always_inline void sock_ends(const void *sk, struct tcp_ends *e)
     }
 }
 
-static __always_inline void count(void *ctx, u64 cgroup, struct tcp_ends *e, u32 kind,
+static __always_inline void count(void *ctx, const void *sk, struct tcp_ends *e, u32 kind,
                                   u64 n)
 {
+    u64 cgroup = sock_cgroup(sk);
+    u32 pid = 0;
+#ifdef OWNER_PID
+    struct tcp_owner *owner = 0;
+    if (sk) {
+        u64 addr = (u64)sk;
+        owner = tcp_owners.lookup(&addr);
+        if (owner)
+            pid = owner->pid;
+    }
+#endif
+#ifdef FILTER_OWNER_PID
+    if (pid != FILTER_OWNER_PID)
+        return;
+#endif
     total(kind, n);
     struct tcp_key key = {.cgroup = cgroup};
+#if defined(KEY_PID) && defined(OWNER_PID)
+    if (owner) {
+        key.pid = pid;
+        __builtin_memcpy(key.comm, owner->comm, sizeof(key.comm));
+    }
+#endif
 #if KEY_ADDR == SIDE_REMOTE
     __builtin_memcpy(key.addr, e->daddr, 16);
     key.port = e->dport;
@@ -184,7 +238,11 @@ static __always_inline void count(void *ctx, u64 cgroup, struct tcp_ends *e, u32
 #ifdef TRACE
     struct tcp_event ev = {.ts = bpf_ktime_get_ns(), .cgroup = cgroup, .sport = e->sport,
                            .dport = e->dport, .family = e->family, .state = e->state,
-                           .kind = kind, .segs = n};
+                           .kind = kind, .segs = n, .pid = pid};
+#ifdef OWNER_PID
+    if (owner)
+        __builtin_memcpy(ev.comm, owner->comm, sizeof(ev.comm));
+#endif
     __builtin_memcpy(ev.saddr, e->saddr, 16);
     __builtin_memcpy(ev.daddr, e->daddr, 16);
     events_submit(ctx, &ev, sizeof(ev));
@@ -219,7 +277,7 @@ RAW_TRACEPOINT_PROBE(tcp_retransmit_skb)
     if (segs == 0)
         segs = 1;
     u32 kind = e.state == STATE_SYN_SENT ? KIND_SYN : KIND_RETRANS;
-    count(ctx, sock_cgroup(sk), &e, kind, segs);
+    count(ctx, sk, &e, kind, segs);
     return 0;
 }
 
@@ -232,7 +290,7 @@ RAW_TRACEPOINT_PROBE(tcp_retransmit_synack)
     struct tcp_ends e = {};
     sock_ends(req, &e);
     e.state = STATE_SYN_RECV;
-    count(ctx, sock_cgroup(sk), &e, KIND_SYN, 1);
+    count(ctx, sk, &e, KIND_SYN, 1);
     return 0;
 }
 
@@ -242,7 +300,7 @@ RAW_TRACEPOINT_PROBE(tcp_send_reset)
     const void *sk = (const void *)ctx->args[0];
     struct tcp_ends e = {};
     sock_ends(sk, &e);
-    count(ctx, sock_cgroup(sk), &e, KIND_RST_SENT, 1);
+    count(ctx, sk, &e, KIND_RST_SENT, 1);
     return 0;
 }
 
@@ -252,6 +310,73 @@ RAW_TRACEPOINT_PROBE(tcp_receive_reset)
     const void *sk = (const void *)ctx->args[0];
     struct tcp_ends e = {};
     sock_ends(sk, &e);
-    count(ctx, sock_cgroup(sk), &e, KIND_RST_RECEIVED, 1);
+    count(ctx, sk, &e, KIND_RST_RECEIVED, 1);
     return 0;
 }
+
+#ifdef OWNER_PID
+// The process owning a socket, learnt where it is current. `fill`: only
+// if the socket is not known yet (a read: the first by its owner), else
+// replace (connect, listen: a new socket at a freed one's address).
+static __always_inline void own(const void *sk, int fill)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+#ifdef FILTER_OWNER_PID
+    if (pid != FILTER_OWNER_PID)    // -p: only its sockets are looked up and kept
+        return;
+#endif
+    u64 addr = (u64)sk;
+    if (fill && tcp_owners.lookup(&addr))
+        return;
+    struct tcp_owner o = {.pid = pid};
+    bpf_get_current_comm(o.comm, sizeof(o.comm));
+    if (tcp_owners.update(&addr, &o) != 0)
+        total(OWNER_OVERFLOW, 1);           // full: counted, its events under pid 0
+}
+
+// (sk, oldstate, newstate): connect() and listen() run in the owner's
+// process; an accepted socket is made in softirq (-> SYN_RECV), where the
+// task on the CPU is anyone: forget what a freed socket at that address
+// left, learn the owner at accept (kretprobe) or at its first read.
+RAW_TRACEPOINT_PROBE(inet_sock_set_state)
+{
+    const void *sk = (const void *)ctx->args[0];
+    int oldstate = (int)ctx->args[1];
+    int newstate = (int)ctx->args[2];
+    if (oldstate == STATE_CLOSE && (newstate == STATE_SYN_SENT || newstate == STATE_LISTEN)) {
+        own(sk, 0);
+    } else if (oldstate == STATE_LISTEN && newstate == STATE_SYN_RECV) {   // a clone
+        u64 addr = (u64)sk;
+        tcp_owners.delete(&addr);
+    }
+    return 0;
+}
+
+#ifdef PROBE_ACCEPT_KRETPROBE
+// inet_csk_accept returns the accepted socket, in the accepting process.
+int owner_accept(struct pt_regs *ctx)
+{
+    const void *sk = (const void *)PT_REGS_RC(ctx);
+    if (sk)
+        own(sk, 0);
+    return 0;
+}
+#else
+// (sk): tcp_recvmsg copied data: process context, the reader is current.
+// The only hook here on the data path: one lookup per copy, measured in
+// docs/benchmarks.md; loaded only for --by pid and -p.
+RAW_TRACEPOINT_PROBE(tcp_rcv_space_adjust)
+{
+    own((const void *)ctx->args[0], 1);
+    return 0;
+}
+#endif
+
+// (sk): every TCP socket's end (tcp_v4_destroy_sock, IPv6's too).
+RAW_TRACEPOINT_PROBE(tcp_destroy_sock)
+{
+    u64 addr = (u64)ctx->args[0];
+    tcp_owners.delete(&addr);
+    return 0;
+}
+#endif

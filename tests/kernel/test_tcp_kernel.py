@@ -18,7 +18,8 @@ import pytest
 from pytools.kernel import kernel_version_code
 from pytools.tools.tcp.spec import TcpRetransReader
 
-from .pods import FakeNode, MOUNT
+from .modes import need_mode
+from .pods import MOUNT, FakeNode
 
 PORT = 8479
 CLIENT = r"""
@@ -69,10 +70,16 @@ for _ in range(resets):
 
 
 def tcp_counters(netns: str) -> dict:
-    out = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
-                         capture_output=True, text=True, check=True).stdout
-    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
-    return {name: int(v) for name, v in zip(rows[0], rows[1], strict=True)}
+    """The namespace's Tcp: (/proc/net/snmp) and TcpExt: (/proc/net/netstat)
+    counters, the latter prefixed `TcpExt.`."""
+    out = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp",
+                          "/proc/net/netstat"], capture_output=True, text=True,
+                         check=True).stdout
+    found = {}
+    for prefix, name in (("Tcp:", ""), ("TcpExt:", "TcpExt.")):
+        rows = [line.split()[1:] for line in out.splitlines() if line.startswith(prefix)]
+        found.update({name + k: int(v) for k, v in zip(rows[0], rows[1], strict=True)})
+    return found
 
 
 def in_cgroup(path: str):
@@ -263,13 +270,197 @@ def test_segments_not_skbs_agree_with_bpftrace(netns, monkeypatch):
     found = dict(re.findall(r"@(\w+): (\d+)", out))
     skbs, segs = int(found.get("skbs", 0)), int(found.get("segs", 0))
     client = counts["cart-7d9f-x2"].segments
-    # Segments, not skbs; never more than the kernel counted. (The exact
-    # equality is test_counts_equal_kernel_counters'; here, at times, with
-    # a 16 MB stream, RetransSegs ran a few percent ahead of both this
-    # tool and bpftrace, which agreed with each other: see docs/design.md.)
+    # Segments, not skbs, exactly as the kernel counted them on a 16 MB
+    # stream too (a gap once seen here did not come back: docs/design.md);
+    # should it, the namespace's *Retrans* counters say where.
     assert 0 < skbs < segs, (skbs, segs)      # several segments to some skbs
-    assert client <= kernel["RetransSegs"], (counts, kernel["RetransSegs"])
+    extra = {k: v for k, v in kernel.items() if v and "Retrans" in k}
+    assert kernel["RetransSegs"] - missed <= client <= kernel["RetransSegs"], \
+        (client, missed, segs, extra)
     # bpftrace's program is on the tracepoint, skipped whenever another
     # BPF program runs on that CPU (ours, on the raw tracepoint, only when
     # itself does): it agrees, or it missed some.
     assert segs <= client + missed, (segs, client, missed)
+
+
+# ------------------------------------------------------------ --by pid, -p
+
+WAIT_THEN = "import sys; sys.stdin.readline()\n"     # started first: its pid is known
+SERVE = r"""
+import socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+l = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((host, port))
+l.listen(16)
+print("ready", flush=True)
+for _ in range(n):
+    c, _ = l.accept()
+    while c.recv(1 << 16):
+        pass
+    c.close()
+"""
+
+
+def netns_python(netns: str, script: str, args, cgroup: str, **kw) -> subprocess.Popen:
+    """python in the namespace, in a fake pod's cgroup (`ip netns exec`
+    execs it: the Popen's pid is the python's)."""
+    return subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", script] +
+                            [str(a) for a in args],
+                            preexec_fn=in_cgroup(cgroup) if cgroup else None, **kw)
+
+
+def test_by_pid_names_the_sending_process_and_p_keeps_it(netns, monkeypatch):
+    """Two client processes of one pod send through the lossy path:
+    --by pid shows each one's retransmits (sum: RetransSegs), the server's
+    process none; -p keeps only one process's. The server resets
+    connections it never read from: their process is not known, counted
+    apart."""
+    if MOUNT is None:
+        pytest.skip("needs cgroup v2")
+    node = FakeNode()
+    monkeypatch.setenv("PYTOOLS_POD_LOGS", node.logs)
+    client_pod, server_pod = node.containers["web"].cgroup, node.containers["db"].cgroup
+    procs = []
+    try:
+        drop_rule(netns, 5)
+        server = netns_python(netns, SERVE, ["127.0.0.1", PORT, 2], server_pod,
+                              stdout=subprocess.PIPE, text=True)
+        procs.append(server)
+        assert server.stdout.readline().strip() == "ready"
+        clients = [netns_python(netns, WAIT_THEN + CLIENT, ["127.0.0.1", PORT, 4, 0],
+                                client_pod, stdin=subprocess.PIPE, text=True)
+                   for _ in range(2)]
+        procs += clients
+        first = clients[0].pid
+        with TcpRetransReader(by="pid") as by_pid, \
+                TcpRetransReader(by="pod", pid=first) as only:
+            before = tcp_counters(netns)
+            starts = by_pid.snapshot(), only.snapshot()
+            for client in clients:            # one after the other: one connection each
+                client.communicate("go\n", timeout=120)
+                assert client.returncode == 0
+            server.wait(timeout=30)
+            time.sleep(0.2)
+            kernel = tcp_counters(netns)["RetransSegs"] - before["RetransSegs"]
+            from pytools.tools.tcp.output import delta, groups
+            shown, kept = (delta(r.snapshot(), s)
+                           for r, s in zip((by_pid, only), starts, strict=True))
+        assert kernel > 0, "the drop rule caused no retransmits"
+        found = {labels.get("pid", key): (key, c) for key, labels, c in groups(shown, "pid")}
+        segments = {pid: c.segments for pid, (_, c) in found.items()}
+        assert set(segments) >= {c.pid for c in clients}, found
+        assert all(segments[c.pid] > 0 for c in clients), found
+        assert found[first][0] == f"{os.path.basename(sys.executable)[:15]} [{first}]"
+        assert segments.get(server.pid, 0) == 0, found
+        missed = shown.missed
+        assert kernel - missed <= sum(segments.values()) <= kernel, (found, kernel, missed)
+        # -p: that process's only, whatever the grouping (here its pod).
+        (pod_key, labels, c), = groups(kept, "pod", only.workloads)
+        assert labels["pod"] == "cart-7d9f-x2" and kept.totals == c
+        assert abs(c.segments - segments[first]) <= missed + kept.missed, (c, found)
+        assert kept.owners.sockets == 0 and kept.owners.overflow == 0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        node.close()
+
+
+@pytest.mark.parametrize("mode", ["raw_tracepoint", "kprobe"])
+def test_accepted_never_read(netns, monkeypatch, mode):
+    """Resets a server sends on connections it accepted and never read
+    from. The tracepoint way learns an accepted socket's owner at its
+    first read: they are [process not known], never dropped. Where kprobes
+    are, the owner is learnt at accept (kretprobe): they are the server's.
+    Either way the client that connected receives them as its own."""
+    if MOUNT is None:
+        pytest.skip("needs cgroup v2")
+    need_mode(mode, function="inet_csk_accept", tracepoint="tcp:tcp_rcv_space_adjust")
+    node = FakeNode()
+    monkeypatch.setenv("PYTOOLS_POD_LOGS", node.logs)
+    try:
+        with TcpRetransReader(by="pid", mode=mode) as reader:
+            resets = 3
+            before, start = tcp_counters(netns), reader.snapshot()
+            run_pair(netns, node, "127.0.0.1", 0, resets)
+            time.sleep(0.2)
+            after = tcp_counters(netns)
+            from pytools.tools.tcp.output import NO_PROCESS, delta, groups
+            shown = delta(reader.snapshot(), start)
+        assert after["OutRsts"] - before["OutRsts"] == 2 * resets
+        listed = groups(shown, "pid")
+        found = {key: c for key, _, c in listed}
+        missed = shown.missed
+        if mode == "raw_tracepoint":
+            assert resets - missed <= found[NO_PROCESS].rst_sent <= resets, found
+        else:
+            assert NO_PROCESS not in found, found
+            sent = sum(c.rst_sent for _, labels, c in listed if "pid" in labels)
+            assert resets - missed <= sent <= resets, found
+        # the client's connections: known from connect()
+        received = sum(c.rst_received for _, labels, c in listed if "pid" in labels)
+        assert 2 * resets - missed <= received <= 2 * resets, found
+    finally:
+        node.close()
+
+
+SHORT = r"""
+import socket, sys, time
+host, port, n, hold, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), float(sys.argv[5])
+sys.stdin.readline()
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((host, port))
+l.listen(1024)
+def pair():
+    c = socket.create_connection((host, port))
+    s, _ = l.accept()
+    c.send(b"x")
+    s.recv(1)             # the accepted socket's owner: known at its first read
+    return c, s
+held = [pair() for _ in range(hold)]       # at once: beyond a small map
+for c, s in held:
+    c.close()
+    s.close()
+start, done = time.monotonic(), 0
+while done < n and time.monotonic() - start < seconds:
+    for sock in pair():
+        sock.close()
+    done += 1
+l.close()
+print(done, flush=True)
+"""
+
+
+def test_short_connections_leave_the_owner_map_empty(netns):
+    """As many short connections as run in ~20 s (up to 100,000): the
+    per-socket map is emptied as sockets end; with a small bound, the
+    sockets it could not take are counted."""
+    from .workload import BURST_SCALE
+    cap, hold = 16, 40
+    proc = netns_python(netns, SHORT, ["127.0.0.1", PORT, 100_000 // BURST_SCALE, hold, 20],
+                        None,
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with TcpRetransReader(by="pid", pid=proc.pid, max_sockets=cap) as small, \
+                TcpRetransReader(by="pid") as machine:
+            base = machine.snapshot().owners
+            out, _ = proc.communicate("go\n", timeout=120)
+            time.sleep(0.5)             # the last sockets end (FIN, TIME_WAIT)
+            kept, everyone = small.snapshot().owners, machine.snapshot().owners
+    finally:
+        proc.kill()
+        proc.wait()
+    done = int(out.split()[0])
+    assert done >= 1000 // BURST_SCALE, out
+    # -p: only that process's sockets are kept: none left; its listener
+    # and `hold` connections' two ends at once, the map `cap`: the rest
+    # counted.
+    assert kept.sockets == 0, kept
+    assert kept.overflow == 2 * hold + 1 - cap, kept
+    # Every process's: what others on the machine opened meanwhile may
+    # remain, not the test's `done` connections.
+    assert everyone.overflow == base.overflow == 0, everyone
+    assert everyone.sockets <= base.sockets + 64, (base, everyone, done)

@@ -47,7 +47,8 @@ VARIANTS = {      # options whose plan or flags differ from the defaults
     "runqlat": [{"by": "pid"}, {"by": "pod", "comm": "sh"}],
     "file_opens": [{"failed": True, "trace": True, "buffer_pages": 1}, {"by": "pod", "pid": 1}],
     "oomkill": [{"by": "pid", "buffer_pages": 1}],
-    "tcp": [{"by": "remote", "trace": True, "buffer_pages": 1}, {"by": "state"}],
+    "tcp": [{"by": "remote", "trace": True, "buffer_pages": 1}, {"by": "state"},
+            {"by": "pid", "max_sockets": 16}, {"pid": 1, "by": "remote"}],
 }
 
 

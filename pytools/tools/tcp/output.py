@@ -13,17 +13,19 @@ from ...deltas import diff
 
 KINDS = ("retrans", "syn", "rst_sent", "rst_received")
 # What a key holds besides the owner's cgroup id: (family, address bytes,
-# port, state); zeros where --by does not key by it.
-Key = Tuple[int, int, bytes, int, int]        # (cgroup, family, addr, port, state)
+# port, state, pid, comm); zeros where --by does not key by it.
+Key = Tuple[int, int, bytes, int, int, int, str]  # (cgroup, family, addr, port, state, pid, comm)
 # The kernel's TCP states (include/net/tcp_states.h, stable since 2.6).
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
               5: "FIN_WAIT2", 6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK",
               10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV"}
 WORKLOAD_KINDS = ("pod", "container")
-BY_KINDS = ("pod", "container", "remote", "local", "state", "cgroup")
+BY_KINDS = ("pod", "container", "remote", "local", "state", "cgroup", "pid")
 UNATTRIBUTED = "[no socket owner]"
+NO_PROCESS = "[process not known]"     # a socket the owner map does not hold
 GROUP_HEADERS = {"pod": "NAMESPACE/POD", "container": "NAMESPACE/POD/CONTAINER",
-                 "remote": "REMOTE", "local": "LOCAL", "state": "STATE", "cgroup": "CGROUP ID"}
+                 "remote": "REMOTE", "local": "LOCAL", "state": "STATE", "cgroup": "CGROUP ID",
+                 "pid": "PROCESS"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,14 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class OwnerMap:
+    """The kernel's socket-to-process map (--by pid, -p), when read."""
+    sockets: int = 0              # sockets it holds now
+    capacity: int = 0             # its bound (--max-sockets)
+    overflow: int = 0             # inserts refused, the map full (a socket tried at each read)
+
+
+@dataclass(frozen=True)
 class TcpSnapshot:
     """Counts since attach (or, after `delta`, over an interval)."""
     counts: Dict[Key, Counts]
@@ -60,12 +70,15 @@ class TcpSnapshot:
     taken_at: float = 0.0
     elapsed: float = 0.0
     missed: int = 0               # events the kernel ran no program for (recursion)
+    owners: Optional[OwnerMap] = None     # with the owner map only
 
 
 def delta(cur: TcpSnapshot, prev: TcpSnapshot) -> TcpSnapshot:
     return replace(cur, counts=diff(cur.counts, prev.counts), totals=cur.totals - prev.totals,
                    map_full=cur.map_full - prev.map_full, missed=cur.missed - prev.missed,
-                   elapsed=cur.taken_at - prev.taken_at)
+                   elapsed=cur.taken_at - prev.taken_at,
+                   owners=cur.owners and prev.owners and replace(
+                       cur.owners, overflow=cur.owners.overflow - prev.owners.overflow))
 
 
 def address(family: int, raw: bytes, port: int) -> str:
@@ -93,13 +106,23 @@ def groups(snap: TcpSnapshot, by: str, workloads=None) -> List[Tuple[str, dict, 
     unattributed (cgroup 0: a reset for no socket) as their own group."""
     merged: Dict[Tuple, Counts] = {}
     unattributed = Counts()
-    for (cgroup, family, addr, port, state), c in snap.counts.items():
-        if by in WORKLOAD_KINDS or by == "cgroup":
+    no_process = Counts()
+    label: Tuple
+    for (cgroup, family, addr, port, state, pid, comm), c in snap.counts.items():
+        if by == "pid":
+            if cgroup == 0 and pid == 0:
+                unattributed = unattributed + c
+                continue
+            if pid == 0:
+                no_process = no_process + c
+                continue
+            label = (pid, comm)
+        elif by in WORKLOAD_KINDS or by == "cgroup":
             if cgroup == 0:
                 unattributed = unattributed + c
                 continue
             if by == "cgroup":
-                label: Tuple = (cgroup,)
+                label = (cgroup,)
             else:
                 from ...workloads import labels
                 label = labels(workloads.of(cgroup), by)
@@ -113,9 +136,14 @@ def groups(snap: TcpSnapshot, by: str, workloads=None) -> List[Tuple[str, dict, 
         if by in WORKLOAD_KINDS:
             from ...workloads import GROUPINGS, describe
             out.append((describe(label, by), dict(zip(GROUPINGS[by], label, strict=True)), c))
+        elif by == "pid":
+            out.append((render.process_label(label[1], label[0]),
+                        {"pid": label[0], "comm": label[1]}, c))
         else:
             out.append((str(label[0]), {by: label[0]}, c))
     out.sort(key=lambda g: (-g[2].segments, -sum(g[2].values()), g[0]))
+    if no_process:
+        out.append((NO_PROCESS, {"unattributed": "process"}, no_process))
     if unattributed:
         out.append((UNATTRIBUTED, {"unattributed": True}, unattributed))
     return out
@@ -145,7 +173,16 @@ def tcp_text(snap: TcpSnapshot, by: str, top: int, probe_label: str, workloads=N
     if snap.missed:
         lines.append(f"[{snap.missed} events missed: the kernel ran no program for them, "
                      "another BPF program was running on that CPU]")
+    if snap.owners is not None:
+        lines.append(owners_text(snap.owners))
     return "\n".join(lines)
+
+
+def owners_text(o: OwnerMap) -> str:
+    text = f"[socket owners known: {o.sockets} sockets of {o.capacity}"
+    if o.overflow:
+        text += f"; {o.overflow} not kept, the map full: their events [process not known]"
+    return text + "]"
 
 
 def counts_json(c: Counts) -> dict:
@@ -163,6 +200,8 @@ def tcp_json(snap: TcpSnapshot, by: str, top: int, probe: dict, when: str,
     return {"time": when, "interval_s": round(snap.elapsed, 3), "probe": probe, "by": by,
             "totals": counts_json(snap.totals), "map_full": snap.map_full,
             "missed": snap.missed,
+            **({"owners": {"sockets": snap.owners.sockets, "capacity": snap.owners.capacity,
+                           "overflow": snap.owners.overflow}} if snap.owners else {}),
             "groups": [{"key": key, **labels, **counts_json(c)} for key, labels, c in found[:top]],
             "other": {"keys": len(rest), **counts_json(other)}}
 

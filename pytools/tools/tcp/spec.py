@@ -14,22 +14,32 @@ import click
 
 from ... import cdefs, events
 from ...kernel import find_tracefs
-from ...options import buffer_pages_option, max_keys_option
+from ...options import buffer_pages_option, max_keys_option, pid_option
 from ...probes import Candidate, Hook
 from ...structs import Field
 from ...tool import Tool, View
 from ..base import CgroupKeyed
-from .output import (BY_KINDS, KINDS, Counts, TcpSnapshot, delta, only_cgroups,
-                                tcp_families, tcp_json, tcp_text)
+from .output import (BY_KINDS, KINDS, Counts, OwnerMap, TcpSnapshot, delta, only_cgroups,
+                     tcp_families, tcp_json, tcp_text)
 
 SHARED = {**cdefs.enum("KIND", KINDS), "KINDS": len(KINDS),
           **cdefs.enum("SIDE", ("remote", "local"), first=1),
           "STATE_SYN_SENT": 2, "STATE_SYN_RECV": 3,      # include/net/tcp_states.h
+          "STATE_CLOSE": 7, "STATE_LISTEN": 10,
+          "OWNER_OVERFLOW": len(KINDS) + 1,             # tcp_totals' slot after map_full
           **{f"{name}_": getattr(errno, name) for name in
              ("EBUSY", "EAGAIN", "ENOMEM", "EHOSTUNREACH")}}
 DEFAULT_MAX_KEYS = 10240
 MAX_KEYS_LIMIT = 1 << 20
+DEFAULT_MAX_SOCKETS = 65536
+MAX_SOCKETS_LIMIT = 1 << 22
 HOOKS = ("tcp_retransmit_skb", "tcp_retransmit_synack", "tcp_send_reset", "tcp_receive_reset")
+# The per-socket owner map's hooks (OWNER_PID): only for --by pid and -p;
+# an accepted socket's owner at accept (kretprobe) where kprobes are, else
+# at its first read (a raw tracepoint on every read).
+OWNER_HOOKS = ("sock:inet_sock_set_state", "tcp:tcp_destroy_sock")
+ACCEPT_KRETPROBE = Hook("kretprobe", "inet_csk_accept", "owner_accept")
+FIRST_READ = Hook("raw_tracepoint", "tcp:tcp_rcv_space_adjust")
 
 # What the program reads of a socket and an skb (bpf/tcp.c's
 # `// btf:` line), placed from the kernel's BTF where the headers are not
@@ -53,12 +63,33 @@ ATTRIBUTION = (
     "(an accepted socket: its listener's), read from the socket itself, never the "
     "task on the CPU, which for a retransmit from a timer or softirq is whoever ran "
     "there. A reset sent for no socket has no owner: shown apart, never dropped.")
+PID_NOTE = (
+    "With --by pid or -p the process too, from a map of sockets filled where their "
+    "owner runs: connect(), listen(), and accept() where the kernel has kprobes, "
+    "else an accepted socket's first read; a socket opened before the tool started "
+    "(or, without kprobes, accepted and never read from) has no known process and is "
+    "shown apart as [process not known].")
 
 
-def plan() -> List[Candidate]:
-    return [Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
-                      tuple(Hook("raw_tracepoint", f"tcp:{h}") for h in HOOKS),
-                      reads_structs=True, fields=FIELDS)]
+def wants_owner(by: str, pid: Optional[int]) -> bool:
+    """Whether the per-socket owner map (and its hooks, one on the read
+    path) is loaded: for --by pid and -p only."""
+    return by == "pid" or pid is not None
+
+
+def plan(owners: bool = False) -> List[Candidate]:
+    hooks = tuple(Hook("raw_tracepoint", f"tcp:{h}") for h in HOOKS)
+    if not owners:
+        return [Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                          hooks, reads_structs=True, fields=FIELDS)]
+    hooks += tuple(Hook("raw_tracepoint", h) for h in OWNER_HOOKS)
+    return [Candidate("kprobe", "TCP raw tracepoints, accepts via kretprobe",
+                      "PROBE_ACCEPT_KRETPROBE", hooks + (ACCEPT_KRETPROBE,),
+                      reads_structs=True, fields=FIELDS,
+                      note="an accepted socket's process learnt at accept(): nothing on reads"),
+            Candidate("raw_tracepoint", "TCP raw tracepoints", "PROBE_RAW_TRACEPOINT",
+                      hooks + (FIRST_READ,), reads_structs=True, fields=FIELDS,
+                      note="an accepted socket's process learnt at its first read")]
 
 
 def retransmit_has_err(tracefs: Optional[str]) -> bool:
@@ -73,7 +104,8 @@ def retransmit_has_err(tracefs: Optional[str]) -> bool:
 
 
 def cflags(by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
-           pages: int = events.DEFAULT_PAGES, with_err: bool = False) -> List[str]:
+           pages: int = events.DEFAULT_PAGES, with_err: bool = False,
+           pid: Optional[int] = None, max_sockets: int = DEFAULT_MAX_SOCKETS) -> List[str]:
     if by not in BY_KINDS:
         raise ValueError(f"unknown grouping {by!r}; choose from {', '.join(BY_KINDS)}")
     if max_keys < 1:
@@ -83,6 +115,14 @@ def cflags(by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEY
         flags.append(f"-DKEY_ADDR={SHARED['SIDE_' + by.upper()]}")
     if by == "state":
         flags.append("-DKEY_STATE")
+    if wants_owner(by, pid):
+        if max_sockets < 1:
+            raise ValueError("max_sockets must be at least 1")
+        flags += ["-DOWNER_PID", f"-DMAX_SOCKETS={max_sockets}"]
+    if by == "pid":
+        flags.append("-DKEY_PID")
+    if pid is not None:
+        flags.append(f"-DFILTER_OWNER_PID={pid}")
     if trace:
         flags.append("-DTRACE")
     if with_err:
@@ -96,7 +136,8 @@ class TcpEvent(ctypes.Structure):
                 ("saddr", ctypes.c_uint8 * 16), ("daddr", ctypes.c_uint8 * 16),
                 ("sport", ctypes.c_uint16), ("dport", ctypes.c_uint16),
                 ("family", ctypes.c_uint16), ("state", ctypes.c_uint8),
-                ("kind", ctypes.c_uint8), ("segs", ctypes.c_uint32)]
+                ("kind", ctypes.c_uint8), ("segs", ctypes.c_uint32),
+                ("pid", ctypes.c_uint32), ("comm", ctypes.c_char * 16)]
 
 
 def cgroup_filter(flags) -> Optional[int]:
@@ -140,11 +181,15 @@ class TcpRetransReader(CgroupKeyed):
     cgroup_field = "cgroup"
 
     def __init__(self, by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
-                 pages: int = events.DEFAULT_PAGES, mode: str = "auto"):
+                 pages: int = events.DEFAULT_PAGES, mode: str = "auto",
+                 pid: Optional[int] = None, max_sockets: int = DEFAULT_MAX_SOCKETS):
         from ...loader import _shared_cflags, load
         self.by, self.pages = by, pages
+        self.owners = wants_owner(by, pid)
+        self.max_sockets = max_sockets
         self.cgroup = cgroup_filter(_shared_cflags.get())
-        opts = {"by": by, "trace": trace, "max_keys": max_keys, "buffer_pages": pages}
+        opts = {"by": by, "trace": trace, "max_keys": max_keys, "buffer_pages": pages,
+                "pid": pid, "max_sockets": max_sockets}
         self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
                             TOOL.features(opts), command=TOOL.command)
         from ...workloads import Workloads, pod_log_root
@@ -156,15 +201,22 @@ class TcpRetransReader(CgroupKeyed):
 
     def snapshot(self) -> TcpSnapshot:
         from ...maps import items
+        from ...names import c_string
         counts = {}
         for raw, value in items(self.program.table("tcp_counts")):
             key = (int(raw.cgroup), int(raw.family), bytes(raw.addr), int(raw.port),
-                   int(raw.state))
+                   int(raw.state), int(raw.pid), c_string(raw.comm))
             counts[key] = Counts(*(int(value.n[i]) for i in range(len(KINDS))))
         table = self.program.table("tcp_totals")
-        sums = [sum(int(v) for v in table[table.Key(i)]) for i in range(len(KINDS) + 1)]
+        sums = [sum(int(v) for v in table[table.Key(i)])
+                for i in range(SHARED["OWNER_OVERFLOW"] + 1)]
+        owners = None
+        if self.owners:    # its size: one key walk (the map is at most MAX_SOCKETS)
+            owners = OwnerMap(sum(1 for _ in self.program.table("tcp_owners").keys()),
+                              self.max_sockets, sums[SHARED["OWNER_OVERFLOW"]])
         snap = TcpSnapshot(counts, Counts(*sums[:len(KINDS)]), sums[len(KINDS)],
-                           time.monotonic(), missed=recursion_misses(self.program))
+                           time.monotonic(), missed=recursion_misses(self.program),
+                           owners=owners)
         if self.cgroup is not None:
             snap = only_cgroups(snap, self.allowed)
         return snap
@@ -183,8 +235,8 @@ class TcpRetransTool(Tool):
     command = "tcpretrans"
     summary = "TCP retransmits and resets by the pod that owns the socket; --trace each"
     description = f"""TCP retransmitted segments, SYN retransmits and resets sent and
-    received, by Kubernetes pod (or container, remote or local address,
-    TCP state): who is losing packets. {ATTRIBUTION} Retransmits are
+    received, by Kubernetes pod (or container, process, remote or local
+    address, TCP state): who is losing packets. {ATTRIBUTION} {PID_NOTE} Retransmits are
     segments, the unit of the kernel's RetransSegs (/proc/net/snmp), SYN
     and SYN-ACK retransmits included (also shown apart); an skb that
     carries several segments (GSO) counts them all.
@@ -200,31 +252,42 @@ Examples:
   tcpretrans                   # retransmits and resets by pod, every 5 s
   tcpretrans --by remote 1 10  # by remote address:port, every second
   tcpretrans --by state        # in which TCP state they happen
+  tcpretrans --by pid          # by the process owning the socket
+  tcpretrans -p 1234           # only sockets process 1234 owns
   tcpretrans --trace           # one line per retransmit or reset
   tcpretrans --cgroup /kubepods.slice --json   # one subtree, JSON
 """
     options = (
         click.option("--by", type=click.Choice(BY_KINDS), default="pod", show_default=True,
-                     help="Group by the socket owner's pod, container or cgroup, the "
-                          "remote or local address:port, or the TCP state."),
+                     help="Group by the socket owner's pod, container, cgroup or "
+                          "process (pid), the remote or local address:port, or the TCP "
+                          "state."),
+        pid_option("Only sockets this process owns (learnt at its connect, listen, "
+                   "accept or first read after the tool started)."),
         click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
                      help="Groups to show, most retransmits first."),
         click.option("--trace", is_flag=True, help="Print each retransmit and reset."),
         max_keys_option(MAX_KEYS_LIMIT, DEFAULT_MAX_KEYS,
                         "events beyond it are in the totals only"),
+        click.option("--max-sockets", type=click.IntRange(1, MAX_SOCKETS_LIMIT),
+                     default=DEFAULT_MAX_SOCKETS, show_default=True,
+                     help="Bound of the kernel's socket-to-process map (--by pid, -p); "
+                          "sockets beyond it are counted and shown as [process not known]."),
         buffer_pages_option(),
     )
     exporter_options = ()
     order_reason = ""
 
     def plan(self, opts=None):
-        return plan()
+        opts = opts or {}
+        return plan(wants_owner(opts.get("by", "pod"), opts.get("pid")))
 
     def cflags(self, opts):
         return cflags(opts.get("by", "pod"), opts.get("trace", False),
                       opts.get("max_keys", DEFAULT_MAX_KEYS),
                       opts.get("buffer_pages", events.DEFAULT_PAGES),
-                      retransmit_has_err(find_tracefs()))
+                      retransmit_has_err(find_tracefs()), opts.get("pid"),
+                      opts.get("max_sockets", DEFAULT_MAX_SOCKETS))
 
     def features(self, opts):
         return [events.ringbuf_feature()] if opts.get("trace") else []
@@ -235,7 +298,8 @@ Examples:
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
         return TcpRetransReader(opts["by"], opts["trace"], opts["max_keys"],
-                                opts["buffer_pages"], mode)
+                                opts["buffer_pages"], mode, opts.get("pid"),
+                                opts.get("max_sockets", DEFAULT_MAX_SOCKETS))
 
     def delta(self, cur, prev):
         return delta(cur, prev)
@@ -258,6 +322,7 @@ Examples:
                         view.reader.workloads)
 
     def exporter_open(self, opts, mode="auto"):
+        # By pod: no per-socket owner map, so nothing on the read path.
         return TcpRetransReader(by="container", mode=mode)
 
     def families(self, snapshot, collector):

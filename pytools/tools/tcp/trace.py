@@ -8,6 +8,7 @@ import datetime as _dt
 from typing import Callable, Dict
 
 from ... import tracing
+from ...names import c_string
 from .output import KINDS, address, state_name
 
 KIND_NAMES = dict(enumerate(("R", "S", "RST>", "RST<")))   # bcc's R (retransmit), S (SYN)
@@ -21,6 +22,7 @@ def decode(event, wall_offset: float, workload: Callable[[int], Dict[str, str]])
     return {"event": KINDS[kind] if kind < len(KINDS) else str(kind),
             "time": when.isoformat(timespec="microseconds"),
             **(workload(int(event.cgroup)) if event.cgroup else {"unattributed": True}),
+            **({"pid": int(event.pid), "comm": c_string(event.comm)} if event.pid else {}),
             "local": address(family, bytes(event.saddr), int(event.sport)),
             "remote": address(family, bytes(event.daddr), int(event.dport)),
             "state": state_name(int(event.state)), "segments": int(event.segs),
