@@ -150,7 +150,7 @@ def run_pair(netns: str, node: FakeNode, host: str, mb: int, resets: int) -> Non
 def pod_counts(snap, reader):
     from pytools.tools.tcp.output import groups
     return {labels.get("pod", key): c for key, labels, c in groups(snap, "pod",
-                                                                   reader.workloads)}
+                                                                   reader.names.workloads)}
 
 
 def exported(reader, logs: str) -> float:
@@ -356,7 +356,7 @@ def test_by_pid_names_the_sending_process_and_p_keeps_it(netns, monkeypatch):
         missed = shown.missed
         assert kernel - missed <= sum(segments.values()) <= kernel, (found, kernel, missed)
         # -p: that process's only, whatever the grouping (here its pod).
-        (pod_key, labels, c), = groups(kept, "pod", only.workloads)
+        (pod_key, labels, c), = groups(kept, "pod", only.names.workloads)
         assert labels["pod"] == "cart-7d9f-x2" and kept.totals == c
         assert abs(c.segments - segments[first]) <= missed + kept.missed, (c, found)
         assert kept.owners.sockets == 0 and kept.owners.overflow == 0

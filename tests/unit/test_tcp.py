@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from pytools.self_metrics import SelfStats
 from pytools.tools.tcp import spec as tcp_spec
+from pytools.tools.tcp.spec import TcpOptions
 from pytools.tools.tcp.output import (NO_PROCESS, UNATTRIBUTED, Counts, OwnerMap, TcpSnapshot,
                                       address, delta, groups, tcp_json, tcp_text)
 from pytools.tools.tcp.trace import decode, event_line
@@ -25,14 +26,18 @@ def snap(counts, at=10.0):
     return TcpSnapshot(counts, totals, 0, at)
 
 
+def cflags_of(**fields):
+    return tcp_spec.cflags(TcpOptions(**fields))
+
+
 def test_cflags():
-    flags = tcp_spec.cflags("remote", trace=True, max_keys=64, pages=8)
+    flags = cflags_of(by="remote", trace=True, max_keys=64, buffer_pages=8)
     assert "-DKEY_ADDR=1" in flags and "-DTRACE" in flags and "-DEVENTS_PAGES=8" in flags
     assert "-DMAX_KEYS=64" in flags and "-DKINDS=4" in flags
-    assert "-DKEY_STATE" in tcp_spec.cflags("state")
-    assert not any(f.startswith("-DKEY_") for f in tcp_spec.cflags("pod"))
+    assert "-DKEY_STATE" in cflags_of(by="state")
+    assert not any(f.startswith("-DKEY_") for f in cflags_of(by="pod"))
     with pytest.raises(ValueError):
-        tcp_spec.cflags("process")
+        cflags_of(by="process")
 
 
 def test_plan_reads_socket_through_btf_fields():
@@ -108,9 +113,9 @@ def test_families():
 def test_owner_map_only_for_pids():
     """The per-socket owner map and its hooks (one on the read path) are a
     plan flag: --by pid and -p only, never the exporter's by pod."""
-    pod, = tcp_spec.plan(tcp_spec.wants_owner("pod", None))
-    at_accept, at_read = tcp_spec.plan(tcp_spec.wants_owner("pid", None))
-    assert tcp_spec.plan(tcp_spec.wants_owner("remote", 42)) == [at_accept, at_read]
+    pod, = tcp_spec.plan(TcpOptions(by="pod").owners)
+    at_accept, at_read = tcp_spec.plan(TcpOptions(by="pid").owners)
+    assert tcp_spec.plan(TcpOptions(by="remote", pid=42).owners) == [at_accept, at_read]
     assert len(pod.hooks) == 4 and pod.mode == "raw_tracepoint"
     # where kprobes are, an accepted socket's owner at accept: nothing on reads
     assert at_accept.mode == "kprobe" and tcp_spec.ACCEPT_KRETPROBE in at_accept.hooks
@@ -119,15 +124,15 @@ def test_owner_map_only_for_pids():
     assert {h.kind for h in at_read.hooks} == {"raw_tracepoint"}
     owner_hooks = {h.target for h in at_read.hooks} - {h.target for h in pod.hooks}
     assert owner_hooks == set(tcp_spec.OWNER_HOOKS) | {tcp_spec.FIRST_READ.target}
-    assert not any(f.startswith(("-DOWNER_PID", "-DMAX_SOCKETS")) for f in tcp_spec.cflags("pod"))
-    flags = tcp_spec.cflags("pid", max_sockets=16)
+    assert not any(f.startswith(("-DOWNER_PID", "-DMAX_SOCKETS")) for f in cflags_of(by="pod"))
+    flags = cflags_of(by="pid", max_sockets=16)
     assert {"-DOWNER_PID", "-DKEY_PID", "-DMAX_SOCKETS=16"} <= set(flags)
     assert not any(f.startswith("-DFILTER_OWNER_PID") for f in flags)
-    flags = tcp_spec.cflags("remote", pid=42)
+    flags = cflags_of(by="remote", pid=42)
     assert "-DFILTER_OWNER_PID=42" in flags and "-DOWNER_PID" in flags
     assert "-DKEY_PID" not in flags and "-DKEY_ADDR=1" in flags
     with pytest.raises(ValueError):
-        tcp_spec.cflags("pid", max_sockets=0)
+        cflags_of(by="pid", max_sockets=0)
 
 
 def test_groups_by_pid_apart_the_unknown():

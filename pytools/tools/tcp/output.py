@@ -10,6 +10,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ... import render
 from ...deltas import diff
+from ...series import OTHER, fold
+from ...workloads import GROUPINGS, describe, labels
 
 KINDS = ("retrans", "syn", "rst_sent", "rst_received")
 # What a key holds besides the owner's cgroup id: (family, address bytes,
@@ -124,7 +126,6 @@ def groups(snap: TcpSnapshot, by: str, workloads=None) -> List[Tuple[str, dict, 
             if by == "cgroup":
                 label = (cgroup,)
             else:
-                from ...workloads import labels
                 label = labels(workloads.of(cgroup), by)
         elif by == "state":
             label = (state_name(state),)
@@ -134,7 +135,6 @@ def groups(snap: TcpSnapshot, by: str, workloads=None) -> List[Tuple[str, dict, 
     out = []
     for label, c in merged.items():
         if by in WORKLOAD_KINDS:
-            from ...workloads import GROUPINGS, describe
             out.append((describe(label, by), dict(zip(GROUPINGS[by], label, strict=True)), c))
         elif by == "pid":
             out.append((render.process_label(label[1], label[0]),
@@ -215,7 +215,6 @@ def tcp_families(snapshot: Optional[TcpSnapshot], collector) -> list:
     Pods beyond the cap and sockets with no owner are in ~other; events
     the kernel could not key (its map full) in tcp_unkeyed_events_total."""
     from ...families import LabelledCounterFamily, counters
-    from ...series import OTHER, fold
     retrans = LabelledCounterFamily(
         "tcp_retransmits", "TCP segments retransmitted (the kernel's RetransSegs unit, SYNs "
         "included), by the pod that owns the socket.", ["namespace", "pod", "container"],

@@ -8,19 +8,24 @@ import ctypes
 import errno
 import os
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 import click
 
-from ... import cdefs, events
+from ... import cdefs, events, tracing
 from ...kernel import find_tracefs
+from ...maps import items
+from ...names import c_string
 from ...options import buffer_pages_option, max_keys_option, pid_option
 from ...probes import Candidate, Hook
 from ...structs import Field
-from ...tool import Tool, View
-from ..base import CgroupKeyed
+from ...tool import Names, Tool, View
+from ...workloads import Workloads, pod_log_root
+from ..base import CgroupKeyed, load
 from .output import (BY_KINDS, KINDS, Counts, OwnerMap, TcpSnapshot, delta, only_cgroups,
                      tcp_families, tcp_json, tcp_text)
+from .trace import HEADER, tracer
 
 SHARED = {**cdefs.enum("KIND", KINDS), "KINDS": len(KINDS),
           **cdefs.enum("SIDE", ("remote", "local"), first=1),
@@ -71,10 +76,22 @@ PID_NOTE = (
     "shown apart as [process not known].")
 
 
-def wants_owner(by: str, pid: Optional[int]) -> bool:
-    """Whether the per-socket owner map (and its hooks, one on the read
-    path) is loaded: for --by pid and -p only."""
-    return by == "pid" or pid is not None
+@dataclass(frozen=True)
+class TcpOptions:
+    """The command's options (the exporter's: exporter_open), built once."""
+    by: str = "pod"
+    pid: Optional[int] = None
+    top: int = 10
+    trace: bool = False
+    max_keys: int = DEFAULT_MAX_KEYS
+    max_sockets: int = DEFAULT_MAX_SOCKETS
+    buffer_pages: int = events.DEFAULT_PAGES
+
+    @property
+    def owners(self) -> bool:
+        """Whether the per-socket owner map (and its hooks, one on the read
+        path) is loaded: for --by pid and -p only."""
+        return self.by == "pid" or self.pid is not None
 
 
 def plan(owners: bool = False) -> List[Candidate]:
@@ -103,27 +120,28 @@ def retransmit_has_err(tracefs: Optional[str]) -> bool:
         return False
 
 
-def cflags(by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
-           pages: int = events.DEFAULT_PAGES, with_err: bool = False,
-           pid: Optional[int] = None, max_sockets: int = DEFAULT_MAX_SOCKETS) -> List[str]:
+def cflags(options: TcpOptions, with_err: bool = False) -> List[str]:
+    """`with_err`: tcp_retransmit_skb's record has `err` (retransmit_has_err)."""
+    by = options.by
     if by not in BY_KINDS:
         raise ValueError(f"unknown grouping {by!r}; choose from {', '.join(BY_KINDS)}")
-    if max_keys < 1:
+    if options.max_keys < 1:
         raise ValueError("max_keys must be at least 1")
-    flags = cdefs.flags(SHARED) + events.page_flags(pages) + [f"-DMAX_KEYS={max_keys}"]
+    flags = cdefs.flags(SHARED) + events.page_flags(options.buffer_pages) + [
+        f"-DMAX_KEYS={options.max_keys}"]
     if by in ("remote", "local"):
         flags.append(f"-DKEY_ADDR={SHARED['SIDE_' + by.upper()]}")
     if by == "state":
         flags.append("-DKEY_STATE")
-    if wants_owner(by, pid):
-        if max_sockets < 1:
+    if options.owners:
+        if options.max_sockets < 1:
             raise ValueError("max_sockets must be at least 1")
-        flags += ["-DOWNER_PID", f"-DMAX_SOCKETS={max_sockets}"]
+        flags += ["-DOWNER_PID", f"-DMAX_SOCKETS={options.max_sockets}"]
     if by == "pid":
         flags.append("-DKEY_PID")
-    if pid is not None:
-        flags.append(f"-DFILTER_OWNER_PID={pid}")
-    if trace:
+    if options.pid is not None:
+        flags.append(f"-DFILTER_OWNER_PID={options.pid}")
+    if options.trace:
         flags.append("-DTRACE")
     if with_err:
         flags.append("-DRETRANSMIT_ERR")
@@ -180,28 +198,22 @@ class TcpRetransReader(CgroupKeyed):
     count_map = "tcp_counts"
     cgroup_field = "cgroup"
 
-    def __init__(self, by: str = "pod", trace: bool = False, max_keys: int = DEFAULT_MAX_KEYS,
-                 pages: int = events.DEFAULT_PAGES, mode: str = "auto",
-                 pid: Optional[int] = None, max_sockets: int = DEFAULT_MAX_SOCKETS):
-        from ...loader import _shared_cflags, load
-        self.by, self.pages = by, pages
-        self.owners = wants_owner(by, pid)
-        self.max_sockets = max_sockets
+    def __init__(self, options: Optional[TcpOptions] = None, mode: str = "auto", **fields):
+        """`fields`: the options' fields, where no `options` are given."""
+        # the loader only where a program is loaded: --help starts without it.
+        from ...loader import _shared_cflags
+        options = options or TcpOptions(**fields)
+        self.pages, self.owners = options.buffer_pages, options.owners
+        self.max_sockets = options.max_sockets
         self.cgroup = cgroup_filter(_shared_cflags.get())
-        opts = {"by": by, "trace": trace, "max_keys": max_keys, "buffer_pages": pages,
-                "pid": pid, "max_sockets": max_sockets}
-        self.program = load(TOOL.name, TOOL.plan(opts), TOOL.cflags(opts), mode,
-                            TOOL.features(opts), command=TOOL.command)
-        from ...workloads import Workloads, pod_log_root
-        self.workloads = Workloads(log_root=pod_log_root())
+        self.program = load(TOOL, options, mode)
+        self.names = Names(workloads=Workloads(log_root=pod_log_root()))
 
     @staticmethod
     def event_type():
         return TcpEvent
 
     def snapshot(self) -> TcpSnapshot:
-        from ...maps import items
-        from ...names import c_string
         counts = {}
         for raw, value in items(self.program.table("tcp_counts")):
             key = (int(raw.cgroup), int(raw.family), bytes(raw.addr), int(raw.port),
@@ -225,7 +237,7 @@ class TcpRetransReader(CgroupKeyed):
         """Whether a socket owner is in the --cgroup subtree (always, without)."""
         if self.cgroup is None:
             return True
-        paths = self.workloads.cgroups
+        paths = self.names.workloads.cgroups
         return in_subtree(paths.path(cgroup_id), paths.path(self.cgroup))
 
 
@@ -278,55 +290,47 @@ Examples:
     exporter_options = ()
     order_reason = ""
 
-    def plan(self, opts=None):
-        opts = opts or {}
-        return plan(wants_owner(opts.get("by", "pod"), opts.get("pid")))
+    Options = TcpOptions
+    delta = staticmethod(delta)
+    families = staticmethod(tcp_families)
 
-    def cflags(self, opts):
-        return cflags(opts.get("by", "pod"), opts.get("trace", False),
-                      opts.get("max_keys", DEFAULT_MAX_KEYS),
-                      opts.get("buffer_pages", events.DEFAULT_PAGES),
-                      retransmit_has_err(find_tracefs()), opts.get("pid"),
-                      opts.get("max_sockets", DEFAULT_MAX_SOCKETS))
+    @staticmethod
+    def plan(options=None):
+        return plan((options or TcpOptions()).owners)
 
-    def features(self, opts):
-        return [events.ringbuf_feature()] if opts.get("trace") else []
+    @staticmethod
+    def cflags(options):
+        return cflags(options, retransmit_has_err(find_tracefs()))
 
-    def open(self, opts, mode="auto"):
-        try:
-            events.page_flags(opts["buffer_pages"])
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
-        return TcpRetransReader(opts["by"], opts["trace"], opts["max_keys"],
-                                opts["buffer_pages"], mode, opts.get("pid"),
-                                opts.get("max_sockets", DEFAULT_MAX_SOCKETS))
+    @staticmethod
+    def features(options):
+        return events.stream_features(options.trace)
 
-    def delta(self, cur, prev):
-        return delta(cur, prev)
+    def options_of(self, params):
+        events.checked_pages(params.get("buffer_pages", events.DEFAULT_PAGES))
+        return super().options_of(params)
+
+    def open(self, options, mode="auto"):
+        return TcpRetransReader(options, mode)
 
     def run(self, reader, session):
-        if not session.opts["trace"]:
+        if not session.opts.trace:
             return session.intervals(reader)
-        from ... import tracing
-        from .trace import HEADER, tracer
         tracing.run_trace(tracer(reader, session.emit, session.as_json, reader.pod_of,
                                  reader.pages),
                           reader.program, session, HEADER, tracing.session_deadline(session))
 
     def text(self, shown, view: View) -> str:
-        return tcp_text(shown, view.opts["by"], view.opts["top"], view.label,
-                        view.reader.workloads, view.clock, view.rated(shown.elapsed))
+        return tcp_text(shown, view.opts.by, view.opts.top, view.label,
+                        view.names.workloads, view.clock, view.rated(shown.elapsed))
 
     def json(self, shown, view: View) -> dict:
-        return tcp_json(shown, view.opts["by"], view.opts["top"], view.probe, view.when,
-                        view.reader.workloads)
+        return tcp_json(shown, view.opts.by, view.opts.top, view.probe, view.when,
+                        view.names.workloads)
 
     def exporter_open(self, opts, mode="auto"):
         # By pod: no per-socket owner map, so nothing on the read path.
-        return TcpRetransReader(by="container", mode=mode)
-
-    def families(self, snapshot, collector):
-        return tcp_families(snapshot, collector)
+        return TcpRetransReader(TcpOptions(by="container"), mode)
 
 
 TOOL = TcpRetransTool()
