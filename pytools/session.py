@@ -74,7 +74,7 @@ class Session:
         """One interval's output; with --json the tool's own BPF cost in
         it, with -v that cost on stderr (pytools.runstats)."""
         view = View(probe, reader.program.candidate.label, iso_time(),
-                    clock_time() if self.timestamp else None, self.interval, self.opts, reader,
+                    clock_time() if self.timestamp else None, self.interval, self.opts,
                     self.verbose, reader.names)
         if self.as_json:
             obj = self.tool.json(shown, view)

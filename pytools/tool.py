@@ -36,7 +36,6 @@ class View:
     clock: Optional[str] = None  # HH:MM:SS with -T, else None
     interval: float = 1.0        # the interval asked for
     opts: Any = field(default_factory=dict)    # the tool's options (Tool.options_of)
-    reader: Any = None           # the reader: only for tcp's output, until it takes names
     verbose: bool = False        # -v: say why a name could not be found
     names: Names = Names()       # the reader's name caches (Reader.names)
 
@@ -74,14 +73,11 @@ class Tool:
     # The tool's options: a frozen dataclass with a field per option of its
     # command, built once (options_of) by the CLI, doctor or the exporter
     # (exporter_open) and handed to plan, cflags, features and the reader.
-    # None for a tool still on a dict of the command's options (tcp).
-    Options: Optional[type] = None
+    Options: type
 
     def options_of(self, params: Mapping[str, Any]) -> Any:
         """The tool's options from its command's parsed ones (aliases
         resolved): each field from its option, absent ones defaulted."""
-        if self.Options is None:
-            return dict(params)
         names = {f.name for f in fields(self.Options)}
         return self.Options(**{k: v for k, v in params.items() if k in names})
 

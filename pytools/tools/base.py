@@ -41,7 +41,6 @@ class CgroupKeyed(Reader):
     Workloads in names.workloads: gone pods' keys deleted, cgroups named."""
     count_map = ""
     cgroup_field = "cgroup_id"      # the key's member that holds the cgroup id
-    workloads: Any = None           # tcp's reader keeps them here, until its change lands
 
     def forget_cgroups(self, ids) -> None:
         """Delete these cgroup ids' counts (gone pods) from the kernel."""
@@ -50,8 +49,7 @@ class CgroupKeyed(Reader):
 
     def pod_of(self, cgroup_id: int) -> dict:
         """namespace, pod and container of a cgroup id ("" outside pods)."""
-        workloads = self.names.workloads if self.names.workloads is not None else self.workloads
-        return pod_fields(workloads, cgroup_id)
+        return pod_fields(self.names.workloads, cgroup_id)
 
 
 def load(tool, options, mode: str = "auto"):

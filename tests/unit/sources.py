@@ -85,7 +85,7 @@ def opened(monkeypatch):
     seen = {}
 
     def stop(self, opts, mode="auto"):
-        seen.update(opts if isinstance(opts, dict) else dataclasses.asdict(opts))
+        seen.update(dataclasses.asdict(opts))
         raise KeyboardInterrupt
     for tool in TOOLS:
         monkeypatch.setattr(type(tool), "open", stop)

@@ -122,7 +122,7 @@ def test_docs_name_the_tool(tool):
     assert f"`{tool.command}`" in read("README.md")
 
 
-@pytest.mark.parametrize("tool", [t for t in TOOLS if t.Options is not None], ids=ids)
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
 def test_every_option_of_the_command_is_a_field_of_the_tools_options(tool):
     """Options are built once from the command's (Tool.options_of): none is
     dropped on the way, and the defaults are the command's."""
