@@ -29,8 +29,9 @@
 // is two array slots indexed by tid (no hash insert), a clock read, and a
 // per-CPU histogram add.
 //
-// Tunables: UNIT_NS with UNIT_BITS, START_SLOTS (a power of two, at most
-// 65,536: waiting threads share them by tid, a clash counted as lost),
+// Tunables: UNIT_NS with UNIT_BITS, START_SLOTS (a power of two: pytools
+// passes pid_max's, capped at 65,536; 4,194,304, PID_MAX_LIMIT, where none is
+// passed; waiting threads share them by tid, a clash counted as lost),
 // STATE_MASK (tracepoint mode: prev_state bits that mean "not runnable"),
 // FILTER_PID (tgid), FILTER_COMM_LO/HI (the comm's 16 bytes as two u64s),
 // PER_KEY (KEY_TGID, KEY_TID, KEY_CGROUP: pods, containers), MAX_KEYS,

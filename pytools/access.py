@@ -10,8 +10,10 @@ import time
 from typing import Callable, Dict, Optional
 
 from .basic_auth import CheckQueue, PasswordCheck, parse_basic
-from .httpd import FreshRenders, Request, Response, Route, plain
-from .webconfig import WebConfig, WebConfigError, file_state, load_web_config, ssl_context
+from .http_messages import Request, Response, plain
+from .httpd import FreshRenders, Route
+from .webconfig import WebConfig, WebConfigError, ssl_context
+from .webconfig_file import file_state, load_web_config
 
 log = logging.getLogger("bpf-exporter")
 

@@ -14,7 +14,9 @@ import threading
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple
 
-from .webconfig import bcrypt_cost
+import bcrypt
+
+from .bcrypt_hashes import bcrypt_cost
 
 BCRYPT_MAX_BYTES = 72
 DEFAULT_COST = 10       # the stand-in's cost when no user is configured
@@ -38,7 +40,6 @@ def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
 
 
 def _bcrypt_checkpw(password: bytes, hashed: bytes) -> bool:
-    import bcrypt
     return bcrypt.checkpw(password, hashed)
 
 
@@ -66,7 +67,6 @@ class PasswordCheck:
         self._checkpw = checkpw
 
     def _stand_in_hash(self, cost: int) -> bytes:
-        import bcrypt
         with self._lock:
             if cost not in self._stand_in:
                 self._stand_in[cost] = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(cost))

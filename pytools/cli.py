@@ -1,12 +1,13 @@
 """Command-line front ends, built from the list of tools (pytools.tools):
 one click command per tool, each also a console script, plus bpf-exporter
 and `pytools doctor`. Everything here is shared: the `[interval [count]]`
-loop, the common options, --ebpf, the banner and the error handling."""
+arguments, the common options and the error handling; a command's run (its
+loop, banner, output and --ebpf) is pytools.session's."""
 
 from __future__ import annotations
 
 import functools
-import json
+import logging
 import sys
 from typing import Callable, Dict, Optional
 
@@ -14,13 +15,16 @@ import click
 from click.core import ParameterSource
 
 from .errors import ToolError
-from .exporter_config import DEFAULT_MAX_SERIES, DEFAULT_PORT
+from .exporter_config import DEFAULT_GONE_AFTER, DEFAULT_MAX_SERIES, DEFAULT_PORT
 from .options import (cgroup_option, interval_arguments, resolve_aliases,
                       rewrite_legacy_values, warn)
-from .runloop import run_intervals, sigterm_as_interrupt
+from . import exporter_config
+from .runloop import sigterm_as_interrupt
 from .selfcost import PERIOD_S, WINDOW_S
-from .tool import Tool, View
+from .session import Session, emit, print_ebpf
+from .tool import Tool
 from .tools import TOOLS
+from .workloads import DEFAULT_POD_LOGS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 80}
 COMMON = ("interval", "count", "probe", "timestamp", "as_json", "verbose", "ebpf", "cgroup")
@@ -62,6 +66,7 @@ def common_output_options(func: Callable) -> Callable:
 def print_version(ctx: click.Context, param, value) -> None:
     if not value or ctx.resilient_parsing:
         return
+    # importlib.metadata, for --version only: the commands start without it.
     from .version import build_info, version_line
     click.echo(version_line(ctx.command_path, build_info()))
     ctx.exit()
@@ -70,147 +75,6 @@ def print_version(ctx: click.Context, param, value) -> None:
 version_option = click.option(
     "--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
     help="Print the version (with BCC's, Python's and the kernel's) and exit.")
-
-
-def emit(text_or_obj) -> None:
-    if isinstance(text_or_obj, dict):
-        click.echo(json.dumps(text_or_obj, sort_keys=False))
-    else:
-        click.echo(text_or_obj)
-    sys.stdout.flush()
-
-
-def announce(program, verbose: bool, order: str = "", counted: str = "") -> None:
-    """The bcc-style banner on stderr (with what is counted, where a reader
-    says: `counted`), and with -v the probe choice."""
-    if verbose:
-        for attempt in program.attempts:
-            status = "attached" if attempt.error is None else f"failed: {attempt.error}"
-            click.echo(f"probe {attempt.mode}: {attempt.label}: {status}", err=True)
-        click.echo(f"hooks: {', '.join(h.describe() for h in program.hooks)}", err=True)
-        if order:
-            click.echo(f"order: {order}", err=True)
-        from .loader import prepare
-        headers = prepare().headers
-        click.echo(f"headers: {headers.path} ({headers.how})", err=True)
-        if program.structs:
-            click.echo(f"structs: {program.structs}", err=True)
-        if program.candidate.note:
-            click.echo(f"note: {program.candidate.note}", err=True)
-        for feature in program.features:
-            if feature.detail and feature.name not in program.missing_features:
-                click.echo(f"{feature.name}: {feature.detail}", err=True)
-        for feature, problem in program.missing_features.items():
-            click.echo(f"without {feature}: {problem}", err=True)
-    what = f": {counted}" if counted else ""
-    click.echo(f"Tracing {program.candidate.label}{what}... Hit Ctrl-C to end.", err=True)
-
-
-class Session:
-    """One run of a tool's command: its options and how it prints."""
-
-    def __init__(self, tool: Tool, opts: dict, interval: float, count: Optional[int],
-                 as_json: bool, timestamp: bool, verbose: bool):
-        self.tool, self.opts = tool, opts
-        self.interval, self.count = interval, count
-        self.as_json, self.timestamp, self.verbose = as_json, timestamp, verbose
-
-    emit = staticmethod(emit)
-
-    def announce(self, program, counted: str = "") -> None:
-        announce(program, self.verbose, self.tool.order_reason, counted)
-
-    def show(self, reader, shown, probe: dict, cost=None, cost_problem=None,
-             seconds: float = 0.0) -> None:
-        """One interval's output; with --json the tool's own BPF cost in
-        it, with -v that cost on stderr (pytools.runstats)."""
-        from . import runstats
-        from .render import clock_time, iso_time
-        view = View(probe, reader.program.candidate.label, iso_time(),
-                    clock_time() if self.timestamp else None, self.interval, self.opts, reader,
-                    self.verbose)
-        if self.as_json:
-            obj = self.tool.json(shown, view)
-            obj["bpf_cost"] = runstats.as_json(cost, cost_problem)
-            emit(obj)
-        else:
-            emit(self.tool.text(shown, view) + "\n")
-            if self.verbose:
-                click.echo(runstats.describe(cost, seconds) if cost is not None
-                           else f"bpf cost: not measured: {cost_problem}", err=True)
-
-    def intervals(self, reader) -> None:
-        """Snapshot now, then at each interval show the difference from the
-        previous snapshot (or from the first, when cumulative), including
-        the partial interval that Ctrl-C or SIGTERM cuts."""
-        import time
-
-        from . import runstats
-        cumulative = self.tool.cumulative(self.opts)
-        probe = reader.program.probe_info()     # fixed once attached
-        stats = runstats.RunStats() if (self.verbose or self.as_json) else None
-
-        def cost_now():
-            costs = stats.cost(reader.program) if stats else None
-            return None if costs is None else runstats.total(costs)
-
-        start = previous = reader.snapshot()
-        first_cost = last_cost = cost_now()
-        last_time = first_time = time.monotonic()
-
-        def tick():
-            nonlocal previous, last_cost, last_time
-            current, cost, now = reader.snapshot(), cost_now(), time.monotonic()
-            base_cost, base_time = (first_cost, first_time) if cumulative else (last_cost,
-                                                                                last_time)
-            shown_cost = None if cost is None or base_cost is None else cost - base_cost
-            self.show(reader, self.tool.delta(current, start if cumulative else previous), probe,
-                      shown_cost, stats.problem if stats else None, now - base_time)
-            previous, last_cost, last_time = current, cost, now
-
-        try:
-            run_intervals(self.interval, self.count, tick,
-                          on_start=lambda: self.announce(reader.program,
-                                                          getattr(reader, "counted", "")))
-        finally:
-            if stats:
-                stats.close()
-
-
-def print_ebpf(tool: Tool, opts: dict, mode: str) -> None:
-    """The exact program text and flags the tool would load: found by really
-    loading it where this process may (then detached at once), else the
-    plan's first candidate, said to be unchecked."""
-    import os
-    from pathlib import Path
-
-    from . import privileges
-    from .loader import bpf_source, unchecked_cflags
-
-    cannot_load = None
-    if privileges.missing_privilege(os.geteuid(),
-                                privileges.parse_capeff(Path("/proc/self/status").read_text())):
-        cannot_load = "loading needs root"
-    elif not privileges.bcc_importable():
-        cannot_load = "the bcc module is not installed"
-    if cannot_load:
-        candidate, flags = unchecked_cflags(tool.plan(opts), tool.cflags(opts), mode)
-        lines = [f"// cflags: {' '.join(flags)}",
-                 f"// probe: {candidate.label} (not checked against this kernel: "
-                 f"{cannot_load}; optional features left out)"]
-        text = bpf_source(tool.name)
-    else:
-        with tool.open(opts, mode) as reader:
-            program = reader.program
-            lines = [f"// cflags: {' '.join(program.cflags)}",
-                     f"// probe: {program.candidate.label} (attached on this kernel)"]
-            if program.structs:
-                lines.append(f"// structs: {program.structs}")
-            lines += [f"// without {name}: {problem}"
-                      for name, problem in program.missing_features.items()]
-            text = program.text
-    click.echo("\n".join(lines))
-    click.echo(text)
 
 
 class ToolCommand(click.Command):
@@ -231,11 +95,12 @@ class ToolCommand(click.Command):
 
 def make_command(tool: Tool) -> click.Command:
     def callback(interval, count, probe, timestamp, as_json, verbose, ebpf, cgroup, **opts):
+        # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
         from .loader import shared_cflags
         ctx = click.get_current_context()
-        opts = resolve_aliases(
+        opts = tool.options_of(resolve_aliases(
             opts, lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE,
-            lambda line: warn(ctx, line))
+            lambda line: warn(ctx, line)))
         with shared_cflags(cgroup.cflags() if cgroup else ()):
             if ebpf:
                 print_ebpf(tool, opts, probe)
@@ -289,7 +154,6 @@ def _parsed_by(parser_name: str, keep_text: bool = False) -> Callable:
     its ValueError becomes a usage error. keep_text: check only, pass the
     text on."""
     def callback(ctx, param, value):
-        from . import exporter_config
         try:
             parsed = getattr(exporter_config, parser_name)(value)
         except ValueError as e:
@@ -309,8 +173,8 @@ def collector_options(params: dict, shared: Optional[dict] = None) -> Dict[str, 
 def exporter_command() -> click.Command:
     def callback(listen, collectors, max_series, probes, strict, verbose, read_timeout,
                  max_connections, web_config, pod_logs, gone_after, self_cost, **params):
-        import logging
 
+        # the exporter's server only for bpf-exporter: the commands start without it.
         from .httpd import Limits
         from .server import serve
 
@@ -339,10 +203,10 @@ def exporter_command() -> click.Command:
                           + ", ".join(t.name for t in TOOLS if not t.exporter_default)
                           + ", opt-in for its cost to the node)."),
         *[option for tool in TOOLS for option in tool.exporter_options],
-        click.option("--pod-logs", default="/var/log", show_default=True, metavar="DIR",
+        click.option("--pod-logs", default=DEFAULT_POD_LOGS, show_default=True, metavar="DIR",
                      help="Where the kubelet's pods/ and containers/ log directories are "
                           "(pod and container names)."),
-        click.option("--gone-after", type=click.FloatRange(1, 86400), default=90.0,
+        click.option("--gone-after", type=click.FloatRange(1, 86400), default=DEFAULT_GONE_AFTER,
                      show_default=True, metavar="SECONDS",
                      help="Drop a gone pod's series (and its map entries) once unchanged "
                           "this long."),
@@ -414,9 +278,10 @@ def doctor(as_json, verbose):
     Exits 0 only when every tool can run on this machine; each failing row
     says how to fix it.
     """
+    # doctor's checks (headers, tempfiles) for doctor only: the commands start without them.
     from . import doctor as checks_module
 
-    checks = checks_module.run(lambda tool: tool_options(COMMANDS[tool.name]),
+    checks = checks_module.run(lambda tool: tool.options_of(tool_options(COMMANDS[tool.name])),
                                verbose or as_json)
     if as_json:
         emit({"ok": checks_module.passed(checks),

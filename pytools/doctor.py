@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
+import textwrap
 
 from . import headers, kernel, privileges
 from .errors import ToolError
+from . import runstats
+from . import tools as registry
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ def environment_checks() -> List[Check]:
                             privileges.PERF_PARANOID_FIX if refused else ""))
 
     try:
+        # bcc is imported only to load: --help, --version and non-root runs work without it.
         import bcc
         checks.append(Check("bcc", True, f"python module bcc {getattr(bcc, '__version__', '?')}"))
     except ImportError:
@@ -74,7 +78,6 @@ def environment_checks() -> List[Check]:
                              "kernel's own headers"))
     kprobe_problem = kernel.kprobes_supported(tracefs)
     checks.append(Check("kprobes", None, kprobe_problem or "supported"))
-    from . import runstats
     checks.append(Check("BPF statistics", None,
                         stats_detail(runstats.sysctl_value(), runstats.holders())))
     return checks
@@ -97,21 +100,21 @@ def stats_detail(sysctl: Optional[str], holders: List[Tuple[int, str]]) -> str:
 
 
 def headers_how() -> str:
+    # the loader (headers, tempfiles) only where a program is loaded: --help starts without it.
     from .loader import prepare
     return prepare().headers.how
 
 
-def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
+def tool_checks(options_of: Callable[[Any], Any], verbose: bool = True) -> List[Check]:
     """Each tool with its default options (options_of(tool): what its
     command line gives with no arguments; the CLI passes it down), really
     attached and detached; a row per optional feature it asked for
     (readahead efficiency). verbose: also the headers each compiled
     against (the kernel headers row names them), why each mode before the
     one that attached failed, and why the modes are in their order."""
-    from .tools import TOOLS
 
     checks = []
-    for tool in TOOLS:
+    for tool in registry.TOOLS:
         opts = options_of(tool)
         try:
             with tool.open(opts) as reader:
@@ -144,7 +147,7 @@ def tool_checks(options_of: Callable[[object], dict], verbose: bool = True) -> L
     return checks
 
 
-def run(options_of: Callable[[object], dict], verbose: bool = True) -> List[Check]:
+def run(options_of: Callable[[Any], Any], verbose: bool = True) -> List[Check]:
     return environment_checks() + tool_checks(options_of, verbose)
 
 
@@ -159,7 +162,6 @@ def render(checks: List[Check], width: int = 80) -> str:
     """One row per check in `width` columns: name, status, then the detail
     wrapped on words, the fix after it. A path is never cut in two: a detail
     with a word too long for its column starts on a line of its own."""
-    import textwrap
     name_width = max([len("CHECK")] + [len(c.name) for c in checks])
     indent = " " * (name_width + 8)     # name, space, status (6), space
     lines = [f"{'CHECK':<{name_width}} STATUS DETAIL"]

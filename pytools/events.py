@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import click
+
 from .probes import Feature
+from .kernel import kernel_version_code
 
 RINGBUF = "ring buffer"
 RINGBUF_DEFINE = "-DEVENTS_RINGBUF"
@@ -39,7 +42,6 @@ def ringbuf_feature(version_code: Optional[int] = None) -> Feature:
     """The ring buffer as an optional feature: where it fails to load, the
     loader compiles the program without it (the perf buffer)."""
     if version_code is None:
-        from .kernel import kernel_version_code
         version_code = kernel_version_code()
     return Feature(RINGBUF, (RINGBUF_DEFINE,), problem=ringbuf_problem(version_code))
 
@@ -63,7 +65,6 @@ def checked_pages(pages: int) -> int:
     try:
         page_flags(pages)
     except ValueError as e:
-        import click
         raise click.BadParameter(str(e), param_hint="--buffer-pages") from None
     return pages
 

@@ -23,10 +23,12 @@ from typing import Callable, Dict, Iterable, List, Optional, Protocol, runtime_c
 
 from prometheus_client.core import Metric
 
+from .exporter_config import DEFAULT_GONE_AFTER
 from .families import info_family
 from .names import DeviceNames
 from .self_metrics import SelfStats
 from .series import CgroupSeries, SeriesCap
+from .workloads import DEFAULT_POD_LOGS, Workloads
 
 
 log = logging.getLogger("bpf-exporter")
@@ -53,8 +55,9 @@ class Collector(Protocol):
 
 class ToolCollector:
     """Reads one tool's maps at scrape time and turns the snapshot into the
-    tool's metric families. `source` is the tool's reader (or anything with
-    snapshot() and program.probe_info()); reads are serialised, since
+    tool's metric families. `source` is the tool's reader (what
+    pytools.tools.base.Reader declares: snapshot(), forget_cgroups(ids) and
+    program.probe_info()); reads are serialised, since
     concurrent scrapes would otherwise walk the same maps at once. `opts`
     are the tool's exporter options (Tool.exporter_options)."""
 
@@ -83,11 +86,9 @@ class ToolCollector:
         """The workload grouping of this collector's cgroup-keyed values,
         made on first use. The source deletes gone ids (forget_cgroups)."""
         if self._cgroup_series is None:
-            from .workloads import Workloads
             self._cgroup_series = CgroupSeries(
-                Workloads(log_root=self.opts.get("pod_logs") or "/var/log"), by,
-                self.opts.get("gone_after", 90.0),
-                getattr(self.source, "forget_cgroups", lambda ids: None))
+                Workloads(log_root=self.opts.get("pod_logs") or DEFAULT_POD_LOGS), by,
+                self.opts.get("gone_after", DEFAULT_GONE_AFTER), self.source.forget_cgroups)
         return self._cgroup_series
 
     def describe(self) -> List[Metric]:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
+from .tools import TOOLS, by_name
+
 # Prometheus' list of exporter ports (9100-9999) is full and ebpf_exporter
 # has 9435: 19435 is outside that range and outside Linux's ephemeral ports.
 DEFAULT_PORT = 19435
 DEFAULT_MAX_SERIES = 1000
+# Seconds a gone pod's series (and map entries) stay unchanged before they are dropped.
+DEFAULT_GONE_AFTER = 90.0
 
 
 def parse_listen(text: str) -> Tuple[str, int]:
@@ -36,7 +40,6 @@ def parse_listen(text: str) -> Tuple[str, int]:
 
 
 def collector_names() -> List[str]:
-    from .tools import TOOLS
     return [tool.name for tool in TOOLS]
 
 
@@ -53,7 +56,6 @@ def parse_collectors(text: str) -> List[str]:
 
 def parse_probe_modes(values: Sequence[str]) -> Dict[str, str]:
     """--probe COLLECTOR=MODE options (force a collector's probe mode)."""
-    from .tools import by_name
     modes = {}
     for value in values:
         name, sep, mode = value.partition("=")

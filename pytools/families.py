@@ -98,6 +98,7 @@ class Log2HistogramFamily(SelfRenderingFamily[Log2Hist], HistogramMetricFamily):
             for values, hist in self.series))
 
     def _proto_metric(self, values: Tuple[str, ...], hist: Log2Hist) -> bytes:
+        # prometheus_client is the exporter's alone: the commands start without it.
         from .exposition_protobuf import histogram_metric, labelled_metric
         return labelled_metric(self.label_names, values,
                                lambda m: histogram_metric(m, hist, self.base, self.last_slot))
@@ -135,6 +136,7 @@ class LabelledCounterFamily(SelfRenderingFamily[float], CounterMetricFamily):
                        for head, (_, value) in zip(heads, self.series, strict=True))
 
     def proto_metrics(self) -> List[bytes]:
+        # prometheus_client is the exporter's alone: the commands start without it.
         from .exposition_protobuf import labelled_metric
 
         def fill(value):

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import atexit
+import shutil
+import tempfile
+import dataclasses
 
 from .errors import ToolError
 from .kernel import HOST_ROOT, host_root, kernel_release
@@ -121,9 +125,6 @@ _merged: Dict[Tuple[str, ...], str] = {}
 def merged_tree(parts: Tuple[str, ...]) -> str:
     """A private merge of a split tree, made once per process, removed at exit."""
     if parts not in _merged:
-        import atexit
-        import shutil
-        import tempfile
         dst = tempfile.mkdtemp(prefix="bpf-pytools-headers-")
         atexit.register(shutil.rmtree, dst, True)
         merge_trees(dst, parts)
@@ -162,7 +163,6 @@ def find_headers() -> Headers:
                         f"apt-get install linux-headers-{release}, or run scripts/setup; in a "
                         f"container, mount the node's /lib/modules and /usr/src under {HOST_ROOT}")
     if headers.parts:
-        import dataclasses
         try:
             headers = dataclasses.replace(headers, env=merged_tree(headers.parts))
         except OSError as e:

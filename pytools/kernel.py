@@ -6,6 +6,8 @@ imports bcc.
 
 from __future__ import annotations
 
+import ctypes
+import errno as errno_mod
 import os
 import re
 import subprocess
@@ -121,14 +123,21 @@ def parse_format_fields(text: str) -> frozenset:
     return frozenset(names)
 
 
-def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
-    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+def tracepoint_format(tracefs: str, name: str) -> Optional[str]:
+    """The format file of tracepoint `name` ("category:event"), or None if
+    it is absent (or unreadable)."""
     category, event = name.split(":", 1)
     try:
         with open(os.path.join(tracefs, "events", category, event, "format")) as f:
-            return parse_format_fields(f.read())
+            return f.read()
     except OSError:
         return None
+
+
+def tracepoint_fields(tracefs: str, name: str) -> Optional[frozenset]:
+    """The fields of tracepoint `name` ("category:event"), or None if it is absent."""
+    text = tracepoint_format(tracefs, name)
+    return None if text is None else parse_format_fields(text)
 
 
 @lru_cache(maxsize=4)
@@ -257,7 +266,6 @@ BPF_TRACE_FENTRY = 24
 def _prog_load_attr():
     """union bpf_attr as BPF_PROG_LOAD reads it (include/uapi/linux/bpf.h),
     up to attach_btf_id; the tail stays zero, as the kernel requires."""
-    import ctypes
 
     class ProgLoadAttr(ctypes.Structure):
         _fields_ = [
@@ -287,8 +295,6 @@ def fentry_load_problem(function: str) -> Optional[str]:
     the architecture cannot trampoline into kernel functions: arm64 before
     6.4, which had no ftrace direct calls). Saves a full BCC compile that
     would fail."""
-    import ctypes
-    import errno as errno_mod
 
     try:
         libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
@@ -324,9 +330,6 @@ def fentry_load_problem(function: str) -> Optional[str]:
 def _fentry_attach_problem(libc, prog_fd: int, function: str) -> Optional[str]:
     """Attach the loaded fentry program (BPF_RAW_TRACEPOINT_OPEN with no
     name) and close the link at once: None if it attached."""
-    import ctypes
-    import errno as errno_mod
-
     class RawTracepointOpen(ctypes.Structure):
         _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32),
                     ("pad", ctypes.c_uint32), ("tail", ctypes.c_uint64 * 16)]

@@ -76,6 +76,7 @@ def prepare() -> Environment:
     if found.env:
         os.environ["BCC_KERNEL_SOURCE"] = found.env
     try:
+        # bcc is imported only to load: --help, --version and non-root runs work without it.
         import bcc
     except ImportError:
         raise ToolError("the bcc Python module is not installed",
@@ -220,6 +221,7 @@ def _cleanup(bpf) -> None:
 
 def _try_candidate(text: str, cflags: Sequence[str], hooks: Sequence[Hook]):
     """Compile, load and attach; on any failure detach what did attach."""
+    # bcc is imported only to load: --help, --version and non-root runs work without it.
     from bcc import BPF
 
     # Build the object first so that a constructor failing half way (one of

@@ -12,6 +12,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import click
 
 from .names import TASK_COMM_LEN, block_device_exists, dev_text, parse_device
+from .workloads import find_cgroup2
+from .events import DEFAULT_PAGES, PAGES_LIMIT
 
 # Intervals: finite, positive, at most a day (a longer one is a typo, and
 # deadlines past that overflow the sleep a run loop can take).
@@ -170,7 +172,6 @@ def resolve_cgroup(text: str, mount: Optional[str]) -> CgroupFilter:
 def _cgroup(ctx, param, text: Optional[str]) -> Optional[CgroupFilter]:
     if text is None:
         return None
-    from .workloads import find_cgroup2
     try:
         return resolve_cgroup(text, find_cgroup2())
     except ValueError as e:
@@ -220,7 +221,6 @@ def max_keys_option(limit: int, default: int, beyond: str) -> Callable:
 def buffer_pages_option() -> Callable:
     """--buffer-pages (hidden): the event buffer's size, made small by the
     tests that make it lose events."""
-    from .events import DEFAULT_PAGES, PAGES_LIMIT
     return click.option("--buffer-pages", type=click.IntRange(1, PAGES_LIMIT),
                         default=DEFAULT_PAGES, hidden=True,
                         help="Pages of the event buffer (a power of two): small to test "

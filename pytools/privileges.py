@@ -9,6 +9,8 @@ import errno
 import os
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
+import ctypes
+import importlib.util
 
 from . import syscalls
 from .errors import ToolError
@@ -83,7 +85,6 @@ def parse_seccomp(status_text: str) -> Optional[int]:
 
 
 def _errno_of(number: int, *args) -> int:
-    import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     ctypes.set_errno(0)
     result = libc.syscall(number, *args)
@@ -152,7 +153,6 @@ def perf_event_refused() -> Optional[str]:
     refuses every perf_event_open without CAP_SYS_ADMIN, CAP_PERFMON or
     not; BCC attaches every probe through perf_event_open. Found by opening
     a dummy software event on this process, which any other level allows."""
-    import ctypes
     attr = (ctypes.c_uint32 * 32)()            # struct perf_event_attr, zeroed
     attr[0], attr[1] = PERF_TYPE_SOFTWARE, ctypes.sizeof(attr)
     attr[2] = PERF_COUNT_SW_DUMMY               # config (low half)
@@ -172,7 +172,6 @@ def perf_event_refused() -> Optional[str]:
 def bcc_importable() -> bool:
     """Whether `import bcc` would find a module (without importing it:
     bcc picks its tracefs path at import time)."""
-    import importlib.util
     return importlib.util.find_spec("bcc") is not None
 
 

@@ -4,17 +4,23 @@ out. Each tool's own text and JSON live in its module (pytools/tools/)."""
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Hashable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 if TYPE_CHECKING:       # annotations only: the functions import it where they use it
     from .hist import Log2Hist
+
+from .hist import slot_range
+from .hist import estimate_text
+from .hist import bars, summary
 
 
 WIDTH = 80
 
 
-def top_entries(counts: Dict[Hashable, int], top: int
-                ) -> Tuple[List[Tuple[Hashable, int]], int, int]:
+K = TypeVar("K", bound=Hashable)
+
+
+def top_entries(counts: Mapping[K, int], top: int) -> Tuple[List[Tuple[K, int]], int, int]:
     """The `top` largest entries (ties by key), plus how many keys and how
     much count the rest hold."""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
@@ -100,7 +106,6 @@ def hist_json(hist) -> dict:
     percentiles. For durations each slot and each estimate's slot also has
     its bounds in seconds, [lo_s, hi_s): an estimate is only as good as its
     slot, and slot 0 (under one unit) has no estimate (null)."""
-    from .hist import slot_range
     rng = hist.nonzero_range()
     slots = []
     if rng:
@@ -140,7 +145,6 @@ COMPACT_AFTER = 3
 
 def max_column(hist) -> str:
     """The max's slot in few columns: 16384-32767, or <1 (under one unit)."""
-    from .hist import slot_range
     k = hist.nonzero_range()[1]
     if hist.timed and k == 0:
         return "<1"
@@ -152,7 +156,6 @@ def compact_table(groups: Sequence[Tuple[str, dict, Log2Hist]], key_header: str,
                   unit_label: str, width: int = WIDTH) -> str:
     """One line per group: count, exact average, p50 and p99 estimates and
     the slot of the max, in `width` columns (keys shortened as needed)."""
-    from .hist import estimate_text
     rows = []
     for key, _, hist in groups:
         if not hist.count:
@@ -183,5 +186,4 @@ def grouped_text(groups: Sequence[Tuple[str, dict, Log2Hist]], top: int, key_hea
 
 def hist_text(hist, label: str = "") -> str:
     """BCC-style bars with the summary line under them."""
-    from .hist import bars, summary
     return bars(hist, label) + "\n" + summary(hist, label or hist.unit_name)

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from .syscalls import SYS_BPF
+
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
 SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
@@ -83,7 +85,6 @@ class RunStats:
 def enable_stats() -> Tuple[Optional[int], Optional[str]]:
     """bpf(BPF_ENABLE_STATS): (the fd that holds the statistics on until it
     is closed, None), or (None, why not)."""
-    from .syscalls import SYS_BPF
     attr = (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME)
     libc = ctypes.CDLL(None, use_errno=True)
     fd = libc.syscall(SYS_BPF, BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))

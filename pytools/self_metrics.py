@@ -10,7 +10,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .runstats import Cost
+from .runstats import Cost, program_costs
 from .selfcost import PERIOD_S, WINDOW_S, Costs, Estimate, Key
 
 # ------------------------------------------------------------- self metrics
@@ -116,7 +116,6 @@ class SelfCollector:
 
 def program_costs_of(collectors: Sequence) -> Costs:
     """Every collector's programs' counters now, by (collector, program)."""
-    from .runstats import program_costs
     out: Costs = {}
     for c in collectors:
         for program, cost in (program_costs(getattr(c.source, "program", None)) or {}).items():

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Tuple
 
 from .deltas import Summable
 from .hist import Log2Hist
+from .workloads import labels
 
 V = TypeVar("V", bound=Summable)
 K = TypeVar("K", bound=Hashable)
@@ -107,7 +108,6 @@ class CgroupSeries:
 
     def __init__(self, workloads, by: str, grace: float, forget: Callable[[List[int]], None],
                  clock: Callable[[], float] = time.monotonic):
-        from .workloads import labels
         self.workloads = workloads
         self.by = by
         self.grace = grace

@@ -27,16 +27,18 @@ from .errors import ToolError
 from .exporter import ToolCollector
 from .self_metrics import SelfCollector, SelfStats
 from .version import BuildInfoCollector, build_info
-from .access import WebState, guarded
+from .access import OPEN_PATHS, WebState, guarded
 from .exporter_config import parse_listen
 from .exposition import CONTENT_TYPE as TEXT_CONTENT_TYPE, text_format
 from .exposition_protobuf import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
 from .exposition_protobuf import protobuf_format, wants_protobuf
-from .httpd import (FreshRenders, HttpServer, Limits, Request, Response, Route, accepts_gzip,
-                    plain)
+from .http_messages import Request, Response, accepts_gzip, plain
+from .httpd import FreshRenders, HttpServer, Limits, Route
 from .memory import release_compile_memory
 from .tools import by_name
 from .webconfig import WebConfigError
+from .self_metrics import program_costs_of
+from .selfcost import SelfCost
 
 log = logging.getLogger("bpf-exporter")
 
@@ -71,7 +73,7 @@ def make_route(registry: CollectorRegistry, describe: Callable[[], str]) -> Rout
         if request.path == "/":
             return Response(200, INDEX_PAGE.format(collectors=describe()).encode(),
                             "text/html; charset=utf-8")
-        if request.path in ("/healthz", "/-/healthy"):
+        if request.path in OPEN_PATHS:
             return plain(200, "ok")
         return plain(404, "not found: try /metrics")
     return route
@@ -185,8 +187,6 @@ def serve(listen: str, names: Sequence[str], max_series: int, strict: bool,
             raise ToolError("no collector could attach", "run `pytools doctor` to see why")
         for c in collectors:
             registry.register(c)
-        from .self_metrics import program_costs_of
-        from .selfcost import SelfCost
         cost = SelfCost(lambda: program_costs_of(collectors), self_cost)
         # Said even without -v where it is not the default (sampled): off
         # for a reason, or exact because the node's sysctl taxes every

@@ -1,6 +1,6 @@
-"""What a tool is: one spec per tool, in pytools/tools/<name>.py.
+"""What a tool is: one spec per tool, in the package pytools/tools/<name>/.
 
-A spec names the tool once (`name`: bpf/<name>.c, pytools/tools/<name>.py,
+A spec names the tool once (`name`: bpf/<name>.c, pytools/tools/<name>/,
 its exporter collector, its tests) and holds everything particular to it:
 its command and help, options, probe plan, the reader that loads its BPF
 program, the delta of two snapshots, its text and JSON rendering, and its
@@ -10,10 +10,21 @@ pytools.tools.TOOLS and know no tool by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from .probes import Candidate, plan_modes
+
+
+@dataclass(frozen=True)
+class Names:
+    """The name caches a reader keeps for its output (names for what its
+    snapshots hold, looked up only for what is shown): kernel devs
+    (names.DeviceNames), cgroup ids as workloads (workloads.Workloads),
+    readahead's (dev, inode) as paths (names.FileNames). None: not kept."""
+    devices: Any = None
+    workloads: Any = None
+    files: Any = None
 
 
 @dataclass(frozen=True)
@@ -24,9 +35,9 @@ class View:
     when: str                    # ISO time of this output (JSON)
     clock: Optional[str] = None  # HH:MM:SS with -T, else None
     interval: float = 1.0        # the interval asked for
-    opts: dict = field(default_factory=dict)   # the tool's own options
-    reader: object = None        # the tool's reader, for names it caches
+    opts: Any = field(default_factory=dict)    # the tool's options (Tool.options_of)
     verbose: bool = False        # -v: say why a name could not be found
+    names: Names = Names()       # the reader's name caches (Reader.names)
 
     def rated(self, seconds: float) -> bool:
         """Whether a rate over `seconds` means anything: not for a last
@@ -59,36 +70,48 @@ class Tool:
     # can work (shown by -v and pytools doctor).
     order_reason = ""
 
+    # The tool's options: a frozen dataclass with a field per option of its
+    # command, built once (options_of) by the CLI, doctor or the exporter
+    # (exporter_open) and handed to plan, cflags, features and the reader.
+    Options: type
+
+    def options_of(self, params: Mapping[str, Any]) -> Any:
+        """The tool's options from its command's parsed ones (aliases
+        resolved): each field from its option, absent ones defaulted."""
+        names = {f.name for f in fields(self.Options)}
+        return self.Options(**{k: v for k, v in params.items() if k in names})
+
     # ------------------------------------------------------------ probes
-    # plan(opts), cflags(opts) and features(opts) are the only builders of
-    # what is loaded: the reader open() makes, --ebpf and doctor all use
-    # them. `opts` is the command's options, or the reader's own arguments
-    # in the same names (absent ones take the command's defaults).
-    def plan(self, opts: Optional[dict] = None) -> List[Candidate]:
+    # plan(options), cflags(options) and features(options) are the only
+    # builders of what is loaded: the reader open() makes, --ebpf and
+    # doctor all use them (plan() with none: the default options).
+    def plan(self, options: Any = None) -> List[Candidate]:
         """The probe candidates, in order (tests/unit/test_plan_flags.py)."""
         raise NotImplementedError
 
     def modes(self) -> List[str]:
         return plan_modes(self.plan())
 
-    def cflags(self, opts: dict) -> List[str]:
+    def cflags(self, options: Any) -> List[str]:
         """Flags for these options, before the probe candidate's own."""
         raise NotImplementedError
 
-    def features(self, opts: dict) -> list:
+    def features(self, options: Any) -> list:
         """Optional features compiled in where the kernel allows
         (probes.Feature)."""
         return []
 
     # ------------------------------------------------------------ reading
-    def open(self, opts: dict, mode: str = "auto"):
-        """Load and attach: a reader with snapshot() and program."""
+    def open(self, options: Any, mode: str = "auto"):
+        """Load and attach: a reader (pytools.tools.base.Reader). Usage
+        errors are the options' (options_of, the command's callbacks), not
+        raised here."""
         raise NotImplementedError
 
     def delta(self, cur, prev):
         raise NotImplementedError
 
-    def cumulative(self, opts: dict) -> bool:
+    def cumulative(self, options: Any) -> bool:
         """Show totals since start rather than per interval."""
         return False
 
@@ -105,6 +128,8 @@ class Tool:
 
     # ------------------------------------------------------------ exporter
     def exporter_open(self, opts: dict, mode: str = "auto"):
+        """The exporter's reader: `opts` are the collector's options
+        ({"by": ...}); the tool builds its Options for the exporter here."""
         raise NotImplementedError
 
     def families(self, snapshot, collector) -> list:

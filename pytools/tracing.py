@@ -10,6 +10,12 @@ import ctypes
 import time
 from typing import Callable, Optional
 
+import click
+
+from .events import EventStream
+from .runloop import signals_held
+from .workloads import GROUPINGS, labels
+
 
 def lost_line(count: int, kind: str) -> str:
     return f"[{count} events lost: the {kind} was full]"
@@ -21,7 +27,6 @@ class Tracer:
     def __init__(self, program, emit: Callable[[object], None], as_json: bool,
                  decode: Callable[[int, int], Optional[dict]], line: Callable[[dict], str],
                  pages: int):
-        from .events import EventStream
         self.emit, self.as_json, self.decode, self.line = emit, as_json, decode, line
         self.printed = 0
         self.lost_shown = 0
@@ -72,9 +77,7 @@ def run_trace(tracer: Tracer, program, session, header: str,
               deadline: Optional[float] = None) -> None:
     """Events as they come, until `deadline` (monotonic) or Ctrl-C/SIGTERM;
     then the rest already in the buffer, the lost count, and a summary."""
-    import click
 
-    from .runloop import signals_held
     try:   # from the banner on, Ctrl-C ends the trace cleanly
         session.announce(program)
         if not session.as_json:
@@ -103,6 +106,5 @@ def session_deadline(session) -> Optional[float]:
 def pod_fields(workloads, cgroup_id: int) -> dict:
     """namespace, pod and container of a cgroup id ("" outside pods): the
     pod fields of a traced event (pytools.workloads)."""
-    from .workloads import GROUPINGS, labels
     return dict(zip(GROUPINGS["container"], labels(workloads.of(cgroup_id), "container"),
                     strict=True))

@@ -26,6 +26,7 @@ def bcc_version() -> str:
     """The bcc module's version, or why there is none. Imports bcc (slow,
     ~0.1 s): only for --version and the exporter's start."""
     try:
+        # bcc is imported only to load: --help, --version and non-root runs work without it.
         import bcc
     except ImportError:
         return "not installed"
@@ -45,6 +46,7 @@ def version_line(command: str, info: Dict[str, str]) -> str:
 
 
 def build_info_family(info: Dict[str, str]):
+    # prometheus_client is the exporter's alone: the commands start without it.
     from prometheus_client.core import GaugeMetricFamily
     family = GaugeMetricFamily(
         "bpf_pytools_build_info", "A metric with a constant '1' value labelled by the "

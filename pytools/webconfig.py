@@ -44,10 +44,13 @@ a bad file is refused at start and on reload, where the old one stays.
 from __future__ import annotations
 
 import os
-import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
+
+import yaml
+
+from .bcrypt_hashes import bcrypt_hash_problem
 
 TOP_LEVEL = ("tls_server_config", "http_server_config", "basic_auth_users")
 TLS_SUPPORTED = ("cert_file", "key_file", "client_auth_type", "client_ca_file",
@@ -96,10 +99,7 @@ DEFAULT_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 YAML_TRUE = ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
 YAML_FALSE = ("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
 YAML_NULL = ("", "~", "null", "Null", "NULL")
-MAX_FILE_BYTES = 1 << 20        # a web config is a few hundred bytes
-MAX_BCRYPT_COST = 16            # ~4 s a check here; 31 is about two days
 # Go's bcrypt: "$2" + optional minor + "$" + two-digit cost + "$" + 53 chars.
-BCRYPT_HASH = re.compile(r"^\$2([a-z]?)\$(\d\d)\$(.{53,})$", re.S)
 
 
 class WebConfigError(ValueError):
@@ -142,7 +142,6 @@ def _loader():
     """A YAML loader as strict as promtool's: every scalar a string as
     written (no YAML 1.1 booleans or numbers), no aliases (a billion-laughs
     file cannot grow memory), no key set twice, keys plain scalars."""
-    import yaml
 
     class StrictLoader(yaml.BaseLoader):
         def compose_node(self, parent, index):
@@ -198,7 +197,6 @@ def parse_web_config(text: str, base_dir: str) -> WebConfig:
     """Parse and check a web config; relative file names are taken from
     base_dir (the config file's folder, as exporter-toolkit does). Any
     problem is one WebConfigError."""
-    import yaml
     try:
         doc = yaml.load(text, Loader=_loader())
     except WebConfigError:
@@ -327,39 +325,6 @@ def _parse_http(value) -> Dict[str, str]:
     return headers
 
 
-def bcrypt_cost(hashed: bytes) -> int:
-    return int(hashed[4:6])
-
-
-def bcrypt_hash_problem(hashed: bytes) -> Optional[str]:
-    """Why `hashed` is not a bcrypt hash this server can check, or None.
-    Checked without running bcrypt at its cost: the form Go's bcrypt takes,
-    the cost, and a check of the same hash at cost 4 (which tells whether
-    Python's bcrypt reads this variant and salt)."""
-    match = BCRYPT_HASH.match(hashed.decode(errors="replace"))
-    if not match or len(hashed) < 59:
-        return "not a bcrypt hash (make one with htpasswd -nBC 10 \"\" | tr -d ':\\n')"
-    cost = int(match.group(2))
-    if not 4 <= cost <= 31:
-        return f"bcrypt cost {cost} is outside 4-31"
-    if cost > MAX_BCRYPT_COST:
-        return (f"bcrypt cost {cost} is not supported: each check would take about "
-                f"{seconds_text(0.06 * 2 ** (cost - 10))}; use at most {MAX_BCRYPT_COST}")
-    import bcrypt
-    try:
-        bcrypt.checkpw(b"", hashed[:4] + b"04" + hashed[6:])
-    except ValueError:
-        return f"a bcrypt variant or salt this server cannot check ({hashed[:4].decode()})"
-    return None
-
-
-def seconds_text(seconds: float) -> str:
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:.0f} {unit}"
-    return f"{seconds:.0f} s"
-
-
 def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = VERSIONS[tls.min_version]
@@ -409,42 +374,3 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
             raise WebConfigError(f"{tls.client_ca_file}: no CA certificate in it "
                                  f"({e.reason or e})") from None
     return context
-
-
-def load_web_config(path: str) -> WebConfig:
-    """Read and parse the web config at `path`: WebConfigError with one
-    line for whatever is wrong with it."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise WebConfigError(f"cannot read it: {e.strerror}") from None
-    except ValueError as e:         # a NUL byte in the path
-        raise WebConfigError(str(e)) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise WebConfigError(f"over {MAX_FILE_BYTES >> 20} MiB: not a web config")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebConfigError("not UTF-8 text") from None
-    try:
-        return parse_web_config(text, os.path.dirname(os.path.abspath(path)))
-    except WebConfigError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError,
-            MemoryError) as e:   # the last line of defence: one line, never a traceback
-        raise WebConfigError(f"cannot be used: {type(e).__name__}: {e}") from None
-
-
-def file_state(paths: Tuple[str, ...]) -> Tuple:
-    """What changes when a file is replaced or rewritten in place (a
-    Kubernetes Secret swaps a symlink; cert-manager rewrites): for each,
-    (device, inode, size, mtime), None where unreadable."""
-    state: List[Optional[Tuple[int, int, int, int]]] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            state.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-        except (OSError, ValueError):
-            state.append(None)
-    return tuple(state)

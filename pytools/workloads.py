@@ -23,9 +23,10 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .deltas import Summable
+from .kubelet_names import DEFAULT_POD_LOGS, HEX_ID, UID, KubeletNames
 
 log = logging.getLogger("pytools")
 
@@ -121,8 +122,6 @@ class Workload:
         return self.path or "/"
 
 
-HEX_ID = r"[0-9a-f]{64}"
-UID = r"[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}"
 QOS = ("burstable", "besteffort", "guaranteed")
 # systemd driver: kubepods[-<qos>]-pod<uid with _>.slice; cgroupfs: pod<uid>
 # (kind and others prefix the kubelet's cgroup root: kubelet-kubepods.slice)
@@ -190,97 +189,6 @@ def identify(path: str) -> Workload:
         if UNIT.match(part):
             return Workload(norm, service=part)
     return Workload(norm)
-
-
-# ------------------------------------------------------- kubelet log names
-
-@dataclass(frozen=True)
-class PodName:
-    namespace: str
-    pod: str
-
-
-def parse_pod_dir(name: str) -> Optional[Tuple[str, PodName]]:
-    """(uid, PodName) from a /var/log/pods entry "<namespace>_<pod>_<uid>".
-    A namespace is a DNS label (no "_") and a UID has none: the pod name is
-    what lies between, whatever it holds."""
-    namespace, sep, rest = name.partition("_")
-    pod, sep2, uid = rest.rpartition("_")
-    if not (sep and sep2 and namespace and pod and re.fullmatch(UID, uid)):
-        return None
-    return uid.replace("_", "-"), PodName(namespace, pod)
-
-
-def parse_container_log(name: str) -> Optional[Tuple[str, str, PodName]]:
-    """(container id, container name, PodName) from a /var/log/containers
-    entry "<pod>_<namespace>_<container>-<64 hex id>.log"."""
-    if not name.endswith(".log"):
-        return None
-    stem = name[:-len(".log")]
-    head, sep, cid = stem.rpartition("-")
-    if not sep or not re.fullmatch(HEX_ID, cid):
-        return None
-    pod_ns, sep, container = head.rpartition("_")
-    pod, sep2, namespace = pod_ns.rpartition("_")
-    if not (sep and sep2 and pod and namespace and container):
-        return None
-    return cid, container, PodName(namespace, pod)
-
-
-class KubeletNames:
-    """Pod and container names from the kubelet's log directories, reread
-    on a miss at most every `refresh` seconds. An unreadable or missing
-    directory is one warning, then UIDs and ids are shown."""
-
-    def __init__(self, root: str = "/var/log", refresh: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 warn: Callable[[str], None] = log.warning):
-        self.pods_dir = os.path.join(root, "pods")
-        self.containers_dir = os.path.join(root, "containers")
-        self.refresh = refresh
-        self.clock = clock
-        self.warn = warn
-        self.pods: Dict[str, PodName] = {}
-        self.containers: Dict[str, str] = {}
-        self._read_at: Optional[float] = None
-        self._warned = False
-
-    def _listdir(self, path: str) -> Iterable[str]:
-        try:
-            return os.listdir(path)
-        except OSError as e:
-            if not self._warned:
-                self._warned = True
-                self.warn(f"cannot read {path} ({e.strerror}): pods and containers are "
-                          "shown by UID and id")
-            return ()
-
-    def reread(self) -> None:
-        self._read_at = self.clock()
-        pods = {}
-        for entry in self._listdir(self.pods_dir):
-            pod = parse_pod_dir(entry)
-            if pod:
-                pods[pod[0]] = pod[1]
-        containers = {}
-        for entry in self._listdir(self.containers_dir):
-            container = parse_container_log(entry)
-            if container:
-                containers[container[0]] = container[1]
-        self.pods, self.containers = pods, containers
-
-    def _due(self) -> bool:
-        return self._read_at is None or self.clock() - self._read_at >= self.refresh
-
-    def pod(self, uid: str) -> Optional[PodName]:
-        if uid not in self.pods and self._due():
-            self.reread()
-        return self.pods.get(uid)
-
-    def container(self, cid: str) -> Optional[str]:
-        if cid not in self.containers and self._due():
-            self.reread()
-        return self.containers.get(cid)
 
 
 def remember(cache: "OrderedDict", key, value, limit: int) -> None:
@@ -351,7 +259,7 @@ class CgroupPaths:
 def pod_log_root() -> str:
     """Where the kubelet's pods/ and containers/ log directories are:
     $PYTOOLS_POD_LOGS, else /var/log (bpf-exporter: --pod-logs)."""
-    return os.environ.get("PYTOOLS_POD_LOGS") or "/var/log"
+    return os.environ.get("PYTOOLS_POD_LOGS") or DEFAULT_POD_LOGS
 
 
 class Workloads:
@@ -359,7 +267,7 @@ class Workloads:
     whose every name is known is remembered (bounded, least recently used
     first out); one still missing a name is looked up again next time."""
 
-    def __init__(self, mount: Optional[str] = None, log_root: str = "/var/log",
+    def __init__(self, mount: Optional[str] = None, log_root: str = DEFAULT_POD_LOGS,
                  refresh: float = 1.0, max_cached: int = 16384,
                  warn: Callable[[str], None] = log.warning):
         self.mount = find_cgroup2() if mount is None else mount
@@ -402,6 +310,10 @@ class Workloads:
 
 
 # What a tool can group by, and the labels each gives.
+# The --by values of the tools whose keys are cgroup ids named as a pod or a
+# container here (execve also groups by service: GROUPINGS).
+WORKLOAD_KINDS = ("pod", "container")
+
 GROUPINGS = {
     "pod": ("namespace", "pod", "container"),
     "container": ("namespace", "pod", "container"),

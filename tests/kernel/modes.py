@@ -49,7 +49,7 @@ def need_feature(name: str, problem: Optional[str]) -> None:
 
 
 def readahead_efficiency_problem() -> Optional[str]:
-    from pytools.tools.readahead_efficiency import kernel_efficiency_feature
+    from pytools.tools.readahead.efficiency import kernel_efficiency_feature
     return kernel_efficiency_feature().problem
 
 

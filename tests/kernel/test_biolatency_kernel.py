@@ -14,7 +14,8 @@ import pytest
 from pytools.errors import ToolError
 from pytools.hist import slot_of
 from pytools.names import dev_text, kernel_dev
-from pytools.tools.biolatency import BioLatencyReader, delta
+from pytools.tools.biolatency.snapshot import delta
+from pytools.tools.biolatency.spec import BioLatencyReader
 
 from .block import BLOCK, Loop, loop  # noqa: F401 (a fixture)
 from .exporter import Exporter, diff
@@ -62,7 +63,7 @@ def test_direct_reads_are_counted_exactly_per_disk_and_op(mode, loop, other_loop
 
 @pytest.mark.parametrize("mode", MODES)
 def test_device_filter_keeps_only_that_disk(mode, loop, other_loop):
-    with open_mode(mode, by_device=True, dev=loop.dev) as tool:
+    with open_mode(mode, by_device=True, device=loop.dev) as tool:
         before = tool.snapshot()
         other_loop.direct_reads(11)
         loop.direct_reads(13)
@@ -141,7 +142,7 @@ def null_blk():
 @pytest.mark.parametrize("mode", MODES)
 def test_a_disk_of_known_latency_lands_in_its_slot(mode, null_blk):
     n = 20
-    with open_mode(mode, dev=null_blk) as tool:
+    with open_mode(mode, device=null_blk) as tool:
         before = tool.snapshot()
         buf = mmap.mmap(-1, BLOCK)
         fd = os.open("/dev/nullb0", os.O_RDONLY | os.O_DIRECT)

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from pytools import headers, kernel, loader, structs
-from pytools.tools.runqlat import FIELDS
+from pytools.tools.runqlat.plan import FIELDS
 
 from .modes import need_feature
 from .pods import MOUNT

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from pytools.tools.execve import ExecveReader, delta
+from pytools.tools.execve.snapshot import delta
+
+from pytools.tools.execve.spec import ExecveReader
 
 from .workload import (NOBODY, bpf_program_ids, cgroup_v2_id, demote, make_executables,
                        programs_gone, run_execs, run_execveat, start_tool, tool_command)

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 from pytools.escape import unescape
-from pytools.tools.execve import ExecveReader
-from pytools.tools.execve_trace import SHARED, Tracer
+from pytools.tools.execve.spec import ExecveReader
+from pytools.tools.execve.trace import SHARED, Tracer
 
 from .pods import node, run_in, true_copy  # noqa: F401 (fixtures)
 from .workload import BURST_SCALE, hostile_names, run_tool, tool_command
@@ -168,7 +168,7 @@ def test_a_burst_through_a_tiny_perf_buffer_is_counted_from_the_maps_all_the_sam
     child = burster()
     printed = []
     trace_opts = {"trace": True, "outcome": None, "buffer_pages": 1, "ringbuf": False}
-    with ExecveReader(by="comm", pid=child.pid, trace=trace_opts) as reader:
+    with ExecveReader(by="comm", pid=child.pid, **trace_opts) as reader:
         tracer = Tracer(reader, printed.append, True, lambda cgroup_id: {}, 1)
         assert tracer.stream.kind == "perf buffer"
         before = reader.snapshot()

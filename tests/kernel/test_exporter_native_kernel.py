@@ -17,7 +17,7 @@ import time
 import pytest
 
 from pytools.hist import NATIVE
-from pytools.tools.vfs_read import VfsReadReader
+from pytools.tools.vfs_read.spec import VfsReadReader
 
 from .block import Loop
 from .exporter import Exporter

@@ -14,9 +14,9 @@ import pytest
 
 from pytools.escape import unescape
 from pytools.syscalls import numbers
-from pytools.tools.file_opens import FileOpensReader
-from pytools.tools.file_opens_output import delta
-from pytools.tools.file_opens_trace import Tracer
+from pytools.tools.file_opens.spec import FileOpensReader
+from pytools.tools.file_opens.output import delta
+from pytools.tools.file_opens.trace import Tracer
 
 from .exporter import Exporter, diff
 from .pods import cli, failed_opens, MOUNT, node, run_in  # noqa: F401 (fixtures)
@@ -177,7 +177,7 @@ def test_a_burst_through_a_tiny_perf_buffer_is_printed_or_counted_lost():
     """The perf buffer, as kernels before 5.8 use: losses counted the same."""
     child = burst(BURST)
     printed = []
-    with FileOpensReader(pid=child.pid, trace=True, pages=1, ringbuf=False) as reader:
+    with FileOpensReader(pid=child.pid, trace=True, buffer_pages=1, ringbuf=False) as reader:
         tracer = Tracer(reader, printed.append, True, lambda cgroup_id: {}, 1)
         assert tracer.stream.kind == "perf buffer"
         child.release()

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from pytools.names import kernel_dev
-from pytools.tools.readahead import ReadaheadReader
-from pytools.tools.readahead_snapshot import delta
+from pytools.tools.readahead.spec import ReadaheadReader
+from pytools.tools.readahead.snapshot import delta
 
 from .modes import need_feature, need_mode, readahead_efficiency_problem, scratch_dir
 from .workload import evict, evict_and_read, start_tool, tool_command, write_file
@@ -44,7 +44,7 @@ def test_cold_read_is_read_ahead_and_cached_read_is_not(mode, cold_file):
     # have page_cache_sync_readahead, which the kprobe plan also knows).
     need_mode(mode, function="page_cache_sync_ra", tracepoint="readahead:page_cache_sync_ra")
     path, dev, ino = cold_file
-    with ReadaheadReader(dev=dev, mode=mode) as tool:
+    with ReadaheadReader(device=dev, mode=mode) as tool:
         assert tool.program.candidate.mode == mode
         before = tool.snapshot()
         evict_and_read(path)
@@ -76,7 +76,7 @@ def test_efficiency_follows_each_page_read_ahead_to_its_use_or_drop(cold_file):
     path, dev, ino = cold_file
     pages = SIZE // PAGE
     # Our own process only: readahead by others on this disk is not followed.
-    with ReadaheadReader(dev=dev, pid=os.getpid(), efficiency=True) as tool:
+    with ReadaheadReader(device=dev, pid=os.getpid(), efficiency=True) as tool:
         assert tool.efficiency_problem is None
         before = tool.snapshot()
         evict_and_read(path)                    # every page read, 64 KiB at a time

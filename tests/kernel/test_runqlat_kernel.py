@@ -82,7 +82,7 @@ def test_two_hogs_on_one_cpu_wait_for_each_other(mode):
         # It reads task_struct: this kernel's own headers or its BTF.
         from pytools.probes import usable_hooks
         from pytools.loader import prepare
-        from pytools.tools.runqlat import plan
+        from pytools.tools.runqlat.plan import plan
         raw = next(c for c in plan() if c.mode == mode)
         need_feature("task_struct", usable_hooks(raw, prepare().facts).problem)
     hogs = start_hogs(2, 1.5)
@@ -123,7 +123,7 @@ def test_a_gone_thread_keeps_the_name_it_had_when_it_waited(mode):
     if mode == "raw_tracepoint":
         from pytools.loader import prepare
         from pytools.probes import usable_hooks
-        from pytools.tools.runqlat import plan
+        from pytools.tools.runqlat.plan import plan
         raw = next(c for c in plan() if c.mode == mode)
         need_feature("task_struct", usable_hooks(raw, prepare().facts).problem)
     child = subprocess.Popen([sys.executable, "-c", SHORT_THREAD], stdin=subprocess.PIPE,
@@ -224,7 +224,7 @@ def test_counts_agree_with_bpftrace_on_the_same_tasks():
     switched out while preempted (prev_state is TASK_REPORT_MAX, not 0, on
     4.14+) still waits, as it does for runqlat; the script as shipped misses
     every preemption. The same mask as the tool's, from the print format."""
-    from pytools.tools.runqlat import read_state_mask
+    from pytools.tools.runqlat.plan import read_state_mask
     hogs = start_hogs(2, 1.0)
     try:
         trace = Bpftrace.attached(BPFTRACE % {"a": hogs[0].pid, "b": hogs[1].pid,

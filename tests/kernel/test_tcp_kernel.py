@@ -16,7 +16,7 @@ import time
 import pytest
 
 from pytools.kernel import kernel_version_code
-from pytools.tools.tcp import TcpRetransReader
+from pytools.tools.tcp.spec import TcpRetransReader
 
 from .modes import need_mode
 from .pods import MOUNT, FakeNode
@@ -148,9 +148,9 @@ def run_pair(netns: str, node: FakeNode, host: str, mb: int, resets: int) -> Non
 
 
 def pod_counts(snap, reader):
-    from pytools.tools.tcp_output import groups
+    from pytools.tools.tcp.output import groups
     return {labels.get("pod", key): c for key, labels, c in groups(snap, "pod",
-                                                                   reader.workloads)}
+                                                                   reader.names.workloads)}
 
 
 def exported(reader, logs: str) -> float:
@@ -174,7 +174,7 @@ def exported(reader, logs: str) -> float:
 
 def measured(reader, netns, node, host, mb, resets):
     """(kernel counter deltas, counts by pod) over one run of the pair."""
-    from pytools.tools.tcp_output import delta
+    from pytools.tools.tcp.output import delta
     before, start = tcp_counters(netns), reader.snapshot()
     run_pair(netns, node, host, mb, resets)
     time.sleep(0.2)
@@ -343,7 +343,7 @@ def test_by_pid_names_the_sending_process_and_p_keeps_it(netns, monkeypatch):
             server.wait(timeout=30)
             time.sleep(0.2)
             kernel = tcp_counters(netns)["RetransSegs"] - before["RetransSegs"]
-            from pytools.tools.tcp_output import delta, groups
+            from pytools.tools.tcp.output import delta, groups
             shown, kept = (delta(r.snapshot(), s)
                            for r, s in zip((by_pid, only), starts, strict=True))
         assert kernel > 0, "the drop rule caused no retransmits"
@@ -356,7 +356,7 @@ def test_by_pid_names_the_sending_process_and_p_keeps_it(netns, monkeypatch):
         missed = shown.missed
         assert kernel - missed <= sum(segments.values()) <= kernel, (found, kernel, missed)
         # -p: that process's only, whatever the grouping (here its pod).
-        (pod_key, labels, c), = groups(kept, "pod", only.workloads)
+        (pod_key, labels, c), = groups(kept, "pod", only.names.workloads)
         assert labels["pod"] == "cart-7d9f-x2" and kept.totals == c
         assert abs(c.segments - segments[first]) <= missed + kept.missed, (c, found)
         assert kept.owners.sockets == 0 and kept.owners.overflow == 0
@@ -386,7 +386,7 @@ def test_accepted_never_read(netns, monkeypatch, mode):
             run_pair(netns, node, "127.0.0.1", 0, resets)
             time.sleep(0.2)
             after = tcp_counters(netns)
-            from pytools.tools.tcp_output import NO_PROCESS, delta, groups
+            from pytools.tools.tcp.output import NO_PROCESS, delta, groups
             shown = delta(reader.snapshot(), start)
         assert after["OutRsts"] - before["OutRsts"] == 2 * resets
         listed = groups(shown, "pid")

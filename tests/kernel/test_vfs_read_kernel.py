@@ -12,7 +12,8 @@ from typing import List
 import pytest
 
 from pytools.hist import slot_of
-from pytools.tools.vfs_read import VfsReadReader, delta
+from pytools.tools.vfs_read.snapshot import delta
+from pytools.tools.vfs_read.spec import VfsReadReader
 
 from .modes import mode_problem, need_mode
 from .workload import (DELAY, SYSCALL_SLACK_NS, bpf_program_ids, programs_gone,
@@ -73,7 +74,7 @@ def test_slow_reads_land_in_their_slots(tool):
 
 def test_min_latency_drops_fast_reads():
     durations = []
-    with VfsReadReader(pid=os.getpid(), min_latency_ns=10_000_000) as tool:
+    with VfsReadReader(pid=os.getpid(), min_latency=10_000_000) as tool:
         got = measure(tool, lambda: (zero_reads(200), durations.extend(slow_pipe_reads(3))))
     assert_matches(slots_of(got.hist, 0), got.hist.total, durations)
 
@@ -81,7 +82,7 @@ def test_min_latency_drops_fast_reads():
 def test_comm_filter_and_per_process_histograms():
     with open("/proc/self/comm") as f:
         comm = f.read().strip()
-    with VfsReadReader(comm=comm, per="pid") as tool:
+    with VfsReadReader(comm=comm, by="pid") as tool:
         got = measure(tool, lambda: zero_reads(300))
     mine = got.per_process[(os.getpid(), comm)]
     assert mine.count == 300
@@ -102,7 +103,7 @@ def test_comm_filter_counts_a_name_with_quotes_and_backslashes_exactly(comm):
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "ready\n"
-        with VfsReadReader(comm=comm, per="pid") as tool:
+        with VfsReadReader(comm=comm, by="pid") as tool:
             before = tool.snapshot()
             go(child)
             got = delta(tool.snapshot(), before)

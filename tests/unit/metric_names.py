@@ -8,14 +8,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytools.hist import NATIVE, Log2Hist
 from pytools.runstats import Cost
 from pytools.self_metrics import SelfCollector, SelfStats
-from pytools.tools.biolatency import BioSnapshot
-from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.file_opens_output import OpensSnapshot
-from pytools.tools.oomkill_output import OomSnapshot
-from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
-from pytools.tools.runqlat import RunqSnapshot
-from pytools.tools.tcp_output import Counts as TcpCounts, TcpSnapshot
-from pytools.tools.vfs_read import LatencySnapshot
+from pytools.tools.biolatency.snapshot import BioSnapshot
+from pytools.tools.execve.snapshot import ExecveSnapshot
+from pytools.tools.file_opens.output import OpensSnapshot
+from pytools.tools.oomkill.output import OomSnapshot
+from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot, Usage
+from pytools.tools.runqlat.snapshot import RunqSnapshot
+from pytools.tools.tcp.output import Counts as TcpCounts, TcpSnapshot
+from pytools.tools.vfs_read.snapshot import LatencySnapshot
 
 from .sources import ExecveCollector, FixedSource, VfsReadCollector, tool_collector
 

@@ -1,5 +1,7 @@
 """Stand-ins for loaded tools in unit tests: plain snapshots, no kernel."""
 
+import dataclasses
+
 import pytest
 
 from pytools.tools import TOOLS
@@ -16,6 +18,9 @@ class FixedSource:
 
     def probe_info(self):
         return {"mode": self.mode, "label": self.label, "hooks": []}
+
+    def forget_cgroups(self, ids):
+        """Nothing kept per cgroup here (pytools.tools.base.Reader's default)."""
 
     def snapshot(self):
         self.reads += 1
@@ -80,7 +85,7 @@ def opened(monkeypatch):
     seen = {}
 
     def stop(self, opts, mode="auto"):
-        seen.update(opts)
+        seen.update(dataclasses.asdict(opts))
         raise KeyboardInterrupt
     for tool in TOOLS:
         monkeypatch.setattr(type(tool), "open", stop)

@@ -16,7 +16,7 @@ import pytest
 from pytools import access
 from pytools.access import WebState, lowered
 from pytools.basic_auth import CheckQueue
-from pytools.httpd import Request
+from pytools.http_messages import Request
 from pytools.webconfig import TlsSettings, WebConfig
 
 from ..certs import make_certs

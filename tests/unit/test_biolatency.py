@@ -9,8 +9,9 @@ from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
 from pytools.names import kernel_dev
 from pytools.kernel import kernel_version_code
-from pytools.tools import biolatency as bio
-from pytools.tools.biolatency import BioSnapshot, delta
+from pytools.tools.biolatency import output as bio_output
+from pytools.tools.biolatency import plan as bio_plan
+from pytools.tools.biolatency.snapshot import BioSnapshot, delta
 
 from .sources import FixedSource, tool_collector
 
@@ -26,23 +27,23 @@ def names(dev):
 
 
 def test_cflags_and_plan():
-    shared = [f"-D{name}={value}" for name, value in bio.SHARED.items()]
-    assert bio.cflags("msecs", by_device=True, by_op=True, queued=True, dev=LOOP0) == [
+    shared = [f"-D{name}={value}" for name, value in bio_plan.SHARED.items()]
+    assert bio_plan.cflags("msecs", by_device=True, by_op=True, queued=True, dev=LOOP0) == [
         "-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", *shared, "-DMAX_KEYS=1024",
         f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", "-DBY_DEVICE", "-DBY_OP",
         "-DQUEUED", f"-DFILTER_DEV={7 << 20}"]
-    raw, tracepoint = bio.plan()
+    raw, tracepoint = bio_plan.plan()
     assert (raw.mode, raw.reads_structs, tracepoint.mode) == ("raw_tracepoint", True,
                                                               "tracepoint")
     for candidate in (raw, tracepoint):
         assert [h.target for h in candidate.hooks] == ["block:block_rq_issue",
                                                        "block:block_rq_complete"]
-    assert all(c.hooks[0].target == "block:block_rq_insert" for c in bio.plan(queued=True))
+    assert all(c.hooks[0].target == "block:block_rq_insert" for c in bio_plan.plan(queued=True))
 
 
 def test_op_names_follow_the_kernels_enum():
-    assert [bio.op_name(i) for i in range(5)] == ["read", "write", "flush", "discard", "other"]
-    assert bio.op_name(1 | bio.OP_SYNC) == "sync-write" and bio.op_name(7) == "other"
+    assert [bio_plan.op_name(i) for i in range(5)] == ["read", "write", "flush", "discard", "other"]
+    assert bio_plan.op_name(1 | bio_plan.OP_SYNC) == "sync-write" and bio_plan.op_name(7) == "other"
 
 
 def test_delta_keeps_keys_that_changed():
@@ -58,7 +59,7 @@ def test_delta_keeps_keys_that_changed():
 def test_text_labels_each_histogram_and_counts_what_was_not_timed():
     snap = BioSnapshot({(VDA, "sync-read"): hist(150_000), (LOOP0, "write"): hist(900)},
                        unmatched=3, untimed=2, elapsed=1.0)
-    lines = bio.biolatency_text(snap, "block I/O via tracepoints", 1.0, "usecs", names,
+    lines = bio_output.biolatency_text(snap, "block I/O via tracepoints", 1.0, "usecs", names,
                                 "12:00:00").splitlines()
     assert lines[0] == "12:00:00 block I/O via tracepoints, 1.0s"
     assert "loop0 write" in lines and "vda sync-read" in lines
@@ -66,13 +67,13 @@ def test_text_labels_each_histogram_and_counts_what_was_not_timed():
     assert lines[-1] == ("[3 completions unmatched (in flight at start); 2 flushes not timed "
                          "(no sector)]")
     assert max(len(line) for line in lines) <= 80
-    empty = bio.biolatency_text(BioSnapshot({}), "x", 1.0, "msecs", names)
+    empty = bio_output.biolatency_text(BioSnapshot({}), "x", 1.0, "msecs", names)
     assert "(no events)" in empty and "msecs" in empty
 
 
 def test_json():
     snap = BioSnapshot({(VDA, None): hist(2000, 3000)}, unmatched=1, elapsed=1.0)
-    obj = json.loads(json.dumps(bio.biolatency_json(snap, {"mode": "tracepoint"}, 1.0,
+    obj = json.loads(json.dumps(bio_output.biolatency_json(snap, {"mode": "tracepoint"}, 1.0,
                                                     names, "t", by="disk")))
     (h,) = obj["groups"]
     assert h["key"] == "vda" and h["dev"] == "254:0" and h["device"] == "vda"
@@ -80,7 +81,7 @@ def test_json():
     assert h["hist"]["count"] == 2 and h["hist"]["sum_ns"] == 5000
     assert obj["hist"] == h["hist"]                # the total, as every tool has
     assert obj["unmatched"] == 1 and obj["untimed_flushes"] == 0
-    unkeyed = bio.biolatency_json(BioSnapshot({(None, None): hist(1)}), {}, 1.0, names, "t")
+    unkeyed = bio_output.biolatency_json(BioSnapshot({(None, None): hist(1)}), {}, 1.0, names, "t")
     assert unkeyed["hist"]["count"] == 1 and "groups" not in unkeyed
 
 

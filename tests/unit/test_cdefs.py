@@ -13,7 +13,11 @@ from pytools import cdefs
 from pytools.cli import COMMANDS, tool_options
 from pytools.hist import SLOTS
 from pytools.tools import TOOLS
-from pytools.tools import biolatency, readahead, runqlat, vfs_read
+from pytools.tools.readahead import snapshot as readahead_snapshot
+from pytools.tools.readahead import spec as readahead_spec
+from pytools.tools.vfs_read import plan as vfs_read_plan
+from pytools.tools.runqlat import plan as runqlat_plan
+from pytools.tools.biolatency import plan as biolatency_plan
 
 BPF = os.path.join(os.path.dirname(__file__), "..", "..", "bpf")
 
@@ -56,7 +60,7 @@ def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
     text = with_headers(f"{tool.name}.c")
     names = shared_names(text)
     flags = defined_in_flags(cdefs.common_flags()
-                             + tool.cflags(tool_options(COMMANDS[tool.name])))
+                             + tool.cflags(tool.options_of(tool_options(COMMANDS[tool.name]))))
     missing = names - set(flags)
     assert not missing, f"bpf/{tool.name}.c takes {missing}, its cflags do not pass them"
     code = re.sub(r"//.*", "", text)
@@ -67,18 +71,19 @@ def test_every_shared_name_comes_from_the_tools_flags_and_nowhere_else(tool):
 
 
 def test_the_python_side_reads_the_same_constants():
-    assert biolatency.SHARED["OP_READ"] == biolatency.OPS.index("read")
-    assert biolatency.op_name(biolatency.SHARED["OP_DISCARD"] | biolatency.OP_SYNC) == \
+    bio = biolatency_plan
+    assert bio.SHARED["OP_READ"] == bio.OPS.index("read")
+    assert bio.op_name(bio.SHARED["OP_DISCARD"] | bio.OP_SYNC) == \
         "sync-discard"
-    assert [biolatency.SHARED[f"UNTIMED_{n.upper()}"] for n in biolatency.UNTIMED] == [0, 1, 2]
-    assert readahead.KINDS[readahead.SHARED["KIND_FORCED"]] == "forced"
-    assert readahead.SHARED["EVENT_WINDOW"] == readahead.EVENT_WINDOW
-    assert readahead.SHARED["HIST_SLOTS"] == SLOTS
-    assert "-DPER_PROCESS=2" in vfs_read.cflags(per="comm")
-    assert vfs_read.SHARED["PER_COMM"] == 2
-    assert f"-DPER_KEY={runqlat.SHARED['KEY_CGROUP']}" in runqlat.cflags(per="pod")
-    assert [runqlat.SHARED[f"WAIT_{w.upper()}"] for w in runqlat.WAITS] == [0, 1, 2]
-    assert runqlat.SHARED["WAIT_COUNTS"] == len(runqlat.WAITS)
+    assert [bio.SHARED[f"UNTIMED_{n.upper()}"] for n in bio.UNTIMED] == [0, 1, 2]
+    assert readahead_snapshot.KINDS[readahead_spec.SHARED["KIND_FORCED"]] == "forced"
+    assert readahead_spec.SHARED["EVENT_WINDOW"] == readahead_snapshot.EVENT_WINDOW
+    assert readahead_spec.SHARED["HIST_SLOTS"] == SLOTS
+    assert "-DPER_PROCESS=2" in vfs_read_plan.cflags(per="comm")
+    assert vfs_read_plan.SHARED["PER_COMM"] == 2
+    assert f"-DPER_KEY={runqlat_plan.SHARED['KEY_CGROUP']}" in runqlat_plan.cflags(per="pod")
+    assert [runqlat_plan.SHARED[f"WAIT_{w.upper()}"] for w in runqlat_plan.WAITS] == [0, 1, 2]
+    assert runqlat_plan.SHARED["WAIT_COUNTS"] == len(runqlat_plan.WAITS)
     assert cdefs.COMMON["COMM_LEN"] == 16
 
 

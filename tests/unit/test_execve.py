@@ -2,8 +2,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pytools.tools import execve
-from pytools.tools.execve import ExecveSnapshot, decode_key, delta
+from pytools.tools.execve import plan as execve_plan
+from pytools.tools.execve.plan import decode_key
+from pytools.tools.execve.snapshot import ExecveSnapshot, delta
 
 
 def test_decode_filename_stops_at_nul_and_tolerates_bad_utf8():
@@ -12,7 +13,7 @@ def test_decode_filename_stops_at_nul_and_tolerates_bad_utf8():
 
 
 def test_decode_empty_filename_names_execveat_by_fd():
-    assert decode_key("filename", SimpleNamespace(filename=b"\0" * 8)) == execve.EMPTY_FILENAME
+    assert decode_key("filename", SimpleNamespace(filename=b"\0" * 8)) == execve_plan.EMPTY_FILENAME
 
 
 def test_decode_numeric_keys():
@@ -39,17 +40,17 @@ def test_delta_of_failures():
 
 
 def test_cflags_encode_options():
-    flags = execve.cflags("uid", pid=7, uid=0, max_keys=4)
+    flags = execve_plan.cflags("uid", pid=7, uid=0, max_keys=4)
     assert flags == ["-DBY_UID", "-DMAX_KEYS=4", "-DFILTER_PID=7", "-DFILTER_UID=0"]
 
 
 def test_cflags_reject_bad_values():
     with pytest.raises(ValueError):
-        execve.cflags("inode")
+        execve_plan.cflags("inode")
     with pytest.raises(ValueError):
-        execve.cflags("comm", max_keys=0)
+        execve_plan.cflags("comm", max_keys=0)
 
 
 def test_plan_always_has_the_exit_hooks_that_tell_failures():
-    targets = [h.target for h in execve.plan()[0].hooks]
+    targets = [h.target for h in execve_plan.plan()[0].hooks]
     assert "syscalls:sys_exit_execve" in targets and "syscalls:sys_exit_execveat" in targets

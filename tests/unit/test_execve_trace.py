@@ -6,23 +6,24 @@ from types import SimpleNamespace
 
 from pytools import events
 from pytools.escape import unescape
-from pytools.tools import execve
-from pytools.tools.execve_trace import (ARGS, SHARED, args_text, cflags, decode, event_line,
+from pytools.tools.execve import spec as execve_spec
+from pytools.tools.execve.plan import ExecveOptions
+from pytools.tools.execve.trace import (ARGS, SHARED, args_text, cflags, decode, event_line,
                                         features, quoted, split_data)
 
 
 def test_counting_pays_nothing_for_the_trace():
-    plain = cflags({"by": "comm"})     # sizes only: execve.c includes nothing without TRACE
+    plain = cflags(ExecveOptions(by="comm"))   # sizes only: nothing included without TRACE
     assert plain == [f"-D{k}={v}" for k, v in SHARED.items()] + \
         [f"-DEVENTS_PAGES={events.DEFAULT_PAGES}"]
-    assert features({"trace": False}) == []
-    assert "-DTRACE" not in execve.TOOL.cflags({"by": "comm"})
+    assert features(ExecveOptions(trace=False)) == []
+    assert "-DTRACE" not in execve_spec.TOOL.cflags(execve_spec.TOOL.options_of({"by": "comm"}))
 
 
 def test_trace_flags_carry_the_outcome_and_the_buffer():
-    flags = cflags({"trace": True, "outcome": "failed", "buffer_pages": 8})
+    flags = cflags(ExecveOptions(trace=True, outcome="failed", buffer_pages=8))
     assert "-DTRACE" in flags and "-DTRACE_FAILED" in flags and "-DEVENTS_PAGES=8" in flags
-    assert "-DTRACE_OK" in cflags({"trace": True, "outcome": "ok"})
+    assert "-DTRACE_OK" in cflags(ExecveOptions(trace=True, outcome="ok"))
     assert SHARED["ARGV_MAX"] == ARGS + 1
 
 

@@ -11,11 +11,11 @@ from pytools.self_metrics import SelfCollector, SelfStats
 
 from pytools.series import OTHER, SeriesCap, label_value
 from pytools.hist import SLOTS, Log2Hist
-from pytools.tools.execve import ExecveSnapshot
+from pytools.tools.execve.snapshot import ExecveSnapshot
 from pytools.names import kernel_dev
-from pytools.tools.readahead_metrics import readahead_families
-from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot
-from pytools.tools.vfs_read import LatencySnapshot
+from pytools.tools.readahead.metrics import readahead_families
+from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot
+from pytools.tools.vfs_read.snapshot import LatencySnapshot
 
 from .sources import (ExecveCollector, FixedSource, ReadaheadCollector, StubCollector,
                       VfsReadCollector, registry_with)

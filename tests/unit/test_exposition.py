@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exposition import number, text_format
 from pytools.hist import Log2Hist
-from pytools.tools.execve import ExecveSnapshot
-from pytools.tools.vfs_read import LatencySnapshot
+from pytools.tools.execve.snapshot import ExecveSnapshot
+from pytools.tools.vfs_read.snapshot import LatencySnapshot
 
 from .sources import ExecveCollector, FixedSource, VfsReadCollector, tool_collector
 

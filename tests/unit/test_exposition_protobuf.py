@@ -15,9 +15,9 @@ from pytools.self_metrics import SelfCollector, SelfStats
 from pytools.exposition import text_format
 from pytools.exposition_protobuf import native_spans, parse, protobuf_format, wants_protobuf
 from pytools.hist import NATIVE, NS_PER_SECOND, Log2Hist, native_slot
-from pytools.tools.biolatency import BioSnapshot
-from pytools.tools.readahead_snapshot import ReadaheadSnapshot
-from pytools.tools.vfs_read import LatencySnapshot
+from pytools.tools.biolatency.snapshot import BioSnapshot
+from pytools.tools.readahead.snapshot import ReadaheadSnapshot
+from pytools.tools.vfs_read.snapshot import LatencySnapshot
 
 from .sources import FixedSource, registry_with, tool_collector
 

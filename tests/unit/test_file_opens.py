@@ -11,12 +11,12 @@ import pytest
 from pytools import events
 from pytools.self_metrics import SelfStats
 from pytools.series import OTHER
-from pytools.tools import file_opens
-from pytools.tools.file_opens import SHARED, cflags, plan
-from pytools.tools.file_opens_output import (OpensSnapshot, by_workload, delta, errno_name,
+from pytools.tools.file_opens import spec as file_opens_spec
+from pytools.tools.file_opens.spec import SHARED, cflags, plan
+from pytools.tools.file_opens.output import (OpensSnapshot, by_workload, delta, errno_name,
                                              opens_json, opens_table,
                                              path_text)
-from pytools.tools.file_opens_trace import decode, event_line, flag_names, lost_line
+from pytools.tools.file_opens.trace import decode, event_line, flag_names, lost_line
 
 from .pods import Pods
 from .sources import FixedSource, StubCollector, registry_with, tool_collector
@@ -51,10 +51,10 @@ def test_plan_hooks_open_only_where_the_architecture_has_it():
 
 
 def test_features_ask_for_the_ring_buffer_only_when_tracing():
-    tool = file_opens.TOOL
-    assert tool.features({"trace": False}) == []
-    assert [f.name for f in tool.features({"trace": True})] == [events.RINGBUF]
-    assert tool.features({"trace": True, "ringbuf": False}) == []
+    tool = file_opens_spec.TOOL
+    assert tool.features(tool.options_of({"trace": False})) == []
+    assert [f.name for f in tool.features(tool.options_of({"trace": True}))] == [events.RINGBUF]
+    assert tool.features(tool.options_of({"trace": True, "ringbuf": False})) == []
     assert events.ringbuf_problem(0x050700) and events.ringbuf_problem(0x050800) is None
 
 
@@ -116,7 +116,7 @@ def event(**fields):
 
 
 def test_a_traced_event_is_one_line_and_valid_json():
-    calls = {SHARED[f"CALL_{c.upper()}"]: c for c in file_opens.CALLS}
+    calls = {SHARED[f"CALL_{c.upper()}"]: c for c in file_opens_spec.CALLS}
     pod = {"namespace": "shop", "pod": "web-1", "container": "app"}
     e = decode(event(), b"/etc/\nfake line\x9b", calls, 1_700_000_000.0, lambda cid: pod)
     assert e["time"] == "2023-11-14T22:13:22.000000+00:00"
@@ -168,5 +168,5 @@ def test_pods_beyond_the_cap_fold_into_other_keeping_their_errno():
 
 
 def test_empty_families_for_describe():
-    (family,) = file_opens.TOOL.families(None, StubCollector())
+    (family,) = file_opens_spec.TOOL.families(None, StubCollector())
     assert family.name == "file_open_errors" and not family.samples

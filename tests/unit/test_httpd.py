@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from pytools.httpd import (BadRequest, FreshRenders, HttpServer, Limits, Response,
-                           parse_head, render_response)
+from pytools.http_messages import BadRequest, Response, parse_head, render_response
+from pytools.httpd import FreshRenders, HttpServer, Limits
 
 
 def test_parse_head_takes_method_path_version_and_headers():
@@ -200,7 +200,7 @@ def test_tls12_suites_by_default_and_as_configured(server_certs, suite, default_
 
 
 def test_accept_encoding():
-    from pytools.httpd import accepts_gzip
+    from pytools.http_messages import accepts_gzip
     assert accepts_gzip("gzip") and accepts_gzip("GZIP") and accepts_gzip("deflate, gzip;q=0.5")
     assert accepts_gzip("*") and accepts_gzip("br, *;q=0.1")
     assert not accepts_gzip(None) and not accepts_gzip("") and not accepts_gzip("identity")

@@ -7,9 +7,9 @@ import json
 from types import SimpleNamespace
 
 from pytools.series import OTHER
-from pytools.tools import oomkill
-from pytools.tools.oomkill import FIELDS, SHARED, cflags, format_flags, plan
-from pytools.tools.oomkill_output import (HAVE_ADJ, HAVE_COMM, HAVE_RSS, HAVE_UID, OomSnapshot,
+from pytools.tools.oomkill import spec as oomkill_spec
+from pytools.tools.oomkill.spec import FIELDS, SHARED, cflags, format_flags, plan
+from pytools.tools.oomkill.output import (HAVE_ADJ, HAVE_COMM, HAVE_RSS, HAVE_UID, OomSnapshot,
                                           counts_json, counts_table, decode, delta, event_line)
 
 from .pods import Pods
@@ -136,5 +136,5 @@ def test_pods_beyond_the_cap_are_other():
 
 
 def test_empty_families_for_describe():
-    kills, unattributed = oomkill.TOOL.families(None, StubCollector())
+    kills, unattributed = oomkill_spec.TOOL.families(None, StubCollector())
     assert kills.name == "oom_kills" and not kills.samples and not unattributed.samples

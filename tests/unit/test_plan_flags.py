@@ -9,7 +9,10 @@ import pytest
 
 from pytools import loader
 from pytools.cli import COMMANDS, tool_options
-from pytools.tools import TOOLS, by_name, readahead, vfs_read
+from pytools.tools import TOOLS, by_name
+from pytools.tools.readahead import efficiency as readahead_efficiency
+from pytools.tools.readahead import spec as readahead_spec
+from pytools.tools.vfs_read import plan as vfs_read_plan
 
 
 class Loaded(Exception):
@@ -27,10 +30,10 @@ def recorded(monkeypatch):
     monkeypatch.setattr(loader, "load", load)
     monkeypatch.setattr(loader, "prepare", lambda: None)
     # what this kernel offers for readahead efficiency is asked of tracefs
-    monkeypatch.setattr(readahead, "kernel_efficiency_feature",
-                        lambda: SimpleNamespace(name=readahead.EFFICIENCY))
+    monkeypatch.setattr(readahead_spec, "kernel_efficiency_feature",
+                        lambda: SimpleNamespace(name=readahead_efficiency.EFFICIENCY))
     # and where the kind of file a read is on can be read, of the headers or BTF
-    monkeypatch.setattr(vfs_read, "kind_feature", lambda: SimpleNamespace(name="kind"))
+    monkeypatch.setattr(vfs_read_plan, "kind_feature", lambda: SimpleNamespace(name="kind"))
     return calls
 
 
@@ -62,7 +65,7 @@ def _cases():
 @pytest.mark.parametrize("name, extra", cases())
 def test_the_command_loads_what_its_plan_and_flags_say(recorded, name, extra):
     tool = by_name(name)
-    opts = {**tool_options(COMMANDS[name]), **extra}
+    opts = tool.options_of({**tool_options(COMMANDS[name]), **extra})
     with pytest.raises(Loaded):
         tool.open(opts)
     (call,) = recorded
@@ -74,10 +77,10 @@ def test_the_command_loads_what_its_plan_and_flags_say(recorded, name, extra):
 def test_options_reach_the_plan_and_the_flags():
     execve, bio = by_name("execve"), by_name("biolatency")
     defaults = tool_options(COMMANDS["execve"])
-    assert "-DBY_CGROUP" in execve.cflags({**defaults, "by": "pod"})
-    queued = bio.plan({"queued": True})
+    assert "-DBY_CGROUP" in execve.cflags(execve.options_of({**defaults, "by": "pod"}))
+    queued = bio.plan(bio.options_of({"queued": True}))
     assert queued[0].hooks[0].target == "block:block_rq_insert"
-    assert bio.plan({})[0].hooks[0].target == "block:block_rq_issue"
+    assert bio.plan(bio.options_of({}))[0].hooks[0].target == "block:block_rq_issue"
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)

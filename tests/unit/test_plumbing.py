@@ -131,7 +131,8 @@ def test_estimates_never_pass_the_top_slot():
 
 
 def test_a_last_interval_cut_to_milliseconds_shows_no_rate():
-    from pytools.tools.execve import ExecveSnapshot, execve_json, execve_table
+    from pytools.tools.execve.output import execve_json, execve_table
+    from pytools.tools.execve.snapshot import ExecveSnapshot
     view = View({}, "x", "t", interval=5.0)
     snap = ExecveSnapshot("comm", {"sh": 18}, elapsed=0.055)
     assert not view.rated(0.055) and view.rated(1.0)

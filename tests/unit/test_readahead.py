@@ -5,17 +5,17 @@ from click.testing import CliRunner
 from pytools.names import kernel_dev
 from pytools.cli import readahead_stats
 from pytools.hist import Log2Hist
-from pytools.tools import readahead as ra
-from pytools.tools import readahead_efficiency as eff
-from pytools.tools import readahead_output as ro
-from pytools.tools import readahead_snapshot as rs
-from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot
+from pytools.tools.readahead import spec as ra_spec
+from pytools.tools.readahead import efficiency as eff
+from pytools.tools.readahead import output as ro
+from pytools.tools.readahead import snapshot as rs
+from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot
 
 
 def test_kernel_version_code():
-    assert ra.kernel_version_code("6.1.0-13-amd64") == 0x060100
-    assert ra.kernel_version_code("5.18.2") == 0x051202
-    assert ra.kernel_version_code("6.18.44-fc-v669") == 0x061200 | 44
+    assert ra_spec.kernel_version_code("6.1.0-13-amd64") == 0x060100
+    assert ra_spec.kernel_version_code("5.18.2") == 0x051202
+    assert ra_spec.kernel_version_code("6.18.44-fc-v669") == 0x061200 | 44
 
 
 def snap(devices, files, slots=(), overflow=0, t=0.0):
@@ -156,15 +156,15 @@ def test_cli_bad_device_is_usage_error():
 
 
 def test_plan_lists_every_kernel_name():
-    kprobe = [c for c in ra.plan() if c.mode == "kprobe"][0]
+    kprobe = [c for c in ra_spec.plan() if c.mode == "kprobe"][0]
     names = {h.target for h in kprobe.hooks}
     assert {"page_cache_sync_ra", "__do_page_cache_readahead", "page_cache_ra_order",
             "page_cache_sync_readahead"} <= names and kprobe.any_of
 
 
 def test_exporter_efficiency_families_only_where_measured():
-    from pytools.tools.readahead_metrics import readahead_efficiency_families
-    from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
+    from pytools.tools.readahead.metrics import readahead_efficiency_families
+    from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot, Usage
     from pytools.hist import Log2Hist
     pages = Log2Hist.from_values([32], 1, "pages")
     measured = ReadaheadSnapshot({(8 << 20, "sync"): Counts(1, 1, 1, 32)}, {}, pages,

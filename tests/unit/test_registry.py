@@ -3,6 +3,7 @@
 doc section, README entry) and every file the recipe names (docs/design.md),
 so that forgetting one fails here rather than for a user."""
 
+import dataclasses
 import os
 import re
 import sys
@@ -46,8 +47,10 @@ def test_names_and_commands_are_unique_and_found_by_name():
 @pytest.mark.parametrize("tool", TOOLS, ids=ids)
 def test_the_recipes_files_exist(tool):
     assert re.fullmatch(r"[a-z][a-z0-9_]*", tool.name)
-    assert type(tool).__module__ == f"pytools.tools.{tool.name}"
-    for path in (("bpf", f"{tool.name}.c"), ("pytools", "tools", f"{tool.name}.py"),
+    package = f"pytools.tools.{tool.name}"
+    assert type(tool).__module__.startswith(package + ".")
+    assert sys.modules[package].TOOL is tool          # the package exports its spec
+    for path in (("bpf", f"{tool.name}.c"), ("pytools", "tools", tool.name, "__init__.py"),
                  ("tests", "unit", f"test_{tool.name}.py"),
                  ("tests", "kernel", f"test_{tool.name}_kernel.py")):
         assert os.path.isfile(os.path.join(ROOT, *path)), os.path.join(*path)
@@ -104,7 +107,8 @@ def test_doctor_has_a_row_per_tool(monkeypatch):
         def refuse(self, opts, mode="auto", name=tool.name):
             raise ToolError(f"{name} cannot attach")
         monkeypatch.setattr(type(tool), "open", refuse)
-    rows = {c.name: c for c in doctor.tool_checks(lambda t: tool_options(COMMANDS[t.name]))}
+    rows = {c.name: c for c in doctor.tool_checks(
+        lambda t: t.options_of(tool_options(COMMANDS[t.name])))}
     for tool in TOOLS:
         assert rows[tool.command].ok is False
         assert rows[tool.command].detail == f"{tool.name} cannot attach"
@@ -116,3 +120,15 @@ def test_docs_name_the_tool(tool):
                      re.M), "no probe-matrix row: run .ci/run and scripts/probe-matrix"
     assert re.search(rf"^### `{re.escape(tool.command)}`", read("docs", "design.md"), re.M)
     assert f"`{tool.command}`" in read("README.md")
+
+
+@pytest.mark.parametrize("tool", TOOLS, ids=ids)
+def test_every_option_of_the_command_is_a_field_of_the_tools_options(tool):
+    """Options are built once from the command's (Tool.options_of): none is
+    dropped on the way, and the defaults are the command's."""
+    params = tool_options(COMMANDS[tool.name])
+    options = tool.options_of(params)
+    assert dataclasses.is_dataclass(options)
+    assert set(params) <= {f.name for f in dataclasses.fields(options)}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.top = 1

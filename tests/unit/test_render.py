@@ -1,7 +1,8 @@
 import json
 
 from pytools import render
-from pytools.tools.execve import ExecveSnapshot, execve_json, execve_table
+from pytools.tools.execve.output import execve_json, execve_table
+from pytools.tools.execve.snapshot import ExecveSnapshot
 
 
 def test_top_entries_orders_by_count_then_key_and_sums_rest():

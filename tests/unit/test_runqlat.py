@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry
 from pytools.self_metrics import SelfStats
 from pytools.hist import Log2Hist
 from pytools.kernel import kernel_version_code
-from pytools.tools import runqlat as rq
-from pytools.tools.runqlat import RunqSnapshot, delta
+from pytools.tools.runqlat import output as rq_output
+from pytools.tools.runqlat import plan as rq_plan
+from pytools.tools.runqlat.snapshot import RunqSnapshot, delta
 
 from .sources import FixedSource, tool_collector
 
@@ -32,23 +33,23 @@ def hist(*values_ns):
 
 
 def test_the_not_runnable_mask_comes_from_the_print_format():
-    assert rq.state_mask(FORMAT_6) == 0xFF
-    assert rq.state_mask(FORMAT_4) == 0xFF
-    assert rq.state_mask('print fmt: "x", REC->prev_state & (0x7f) ? "S" : "R"') is None
-    assert rq.state_mask("print fmt: nothing") is None
+    assert rq_plan.state_mask(FORMAT_6) == 0xFF
+    assert rq_plan.state_mask(FORMAT_4) == 0xFF
+    assert rq_plan.state_mask('print fmt: "x", REC->prev_state & (0x7f) ? "S" : "R"') is None
+    assert rq_plan.state_mask("print fmt: nothing") is None
     # Only literals and | + - << are evaluated: anything else is no mask.
-    assert rq.state_mask("(REC->prev_state & (__import__('os').getpid()))") is None
-    assert rq._evaluate("((1 | 2) + 1) << 2") == 16 and rq._evaluate("1 * 2") is None
+    assert rq_plan.state_mask("(REC->prev_state & (__import__('os').getpid()))") is None
+    assert rq_plan._evaluate("((1 | 2) + 1) << 2") == 16 and rq_plan._evaluate("1 * 2") is None
 
 
 def test_the_machines_own_format_gives_a_mask_where_tracefs_is_readable():
     # 0xff on every kernel since 4.14; the fallback is the same value.
-    assert rq.read_state_mask() == 0xFF
-    assert rq.read_state_mask("/nonexistent") == rq.DEFAULT_STATE_MASK
+    assert rq_plan.read_state_mask() == 0xFF
+    assert rq_plan.read_state_mask("/nonexistent") == rq_plan.DEFAULT_STATE_MASK
 
 
 def test_cflags_and_plan():
-    flags = rq.cflags("msecs", pid=42, comm="ab", per="pod", pid_max=4_194_304, mask=0xFF,
+    flags = rq_plan.cflags("msecs", pid=42, comm="ab", per="pod", pid_max=4_194_304, mask=0xFF,
                       max_keys=8)
     assert flags == ["-DHIST_SLOTS=64", "-DUNIT_NS=1000000", "-DUNIT_BITS=20", "-DKEY_TGID=1",
                      "-DKEY_TID=2", "-DKEY_CGROUP=3", "-DWAIT_UNATTRIBUTED=0",
@@ -57,13 +58,13 @@ def test_cflags_and_plan():
                      f"-DKERNEL_VERSION_CODE={kernel_version_code():#x}", "-DMAX_KEYS=8",
                      "-DFILTER_PID=42", "-DFILTER_COMM_LO=0x6261ULL", "-DFILTER_COMM_HI=0x0ULL",
                      "-DPER_KEY=3"]
-    assert "-DPER_KEY=1" in rq.cflags(per="pid") and "-DPER_KEY=2" in rq.cflags(per="tid")
+    assert "-DPER_KEY=1" in rq_plan.cflags(per="pid") and "-DPER_KEY=2" in rq_plan.cflags(per="tid")
     with pytest.raises(ValueError):
-        rq.cflags(per="service")
+        rq_plan.cflags(per="service")
     for comm in ("", "x" * 16):             # the kernel compares 1 to 15 bytes
         with pytest.raises(ValueError):
-            rq.cflags(comm=comm)
-    raw, tracepoint = rq.plan()
+            rq_plan.cflags(comm=comm)
+    raw, tracepoint = rq_plan.plan()
     assert (raw.mode, raw.reads_structs, tracepoint.mode) == ("raw_tracepoint", True,
                                                               "tracepoint")
     for candidate in (raw, tracepoint):
@@ -84,7 +85,7 @@ def test_delta_keeps_keys_that_changed():
 def test_text_per_thread_and_notes_fit_80_columns():
     snap = RunqSnapshot(hist(1500, 3000), {1: hist(1500), 999999: hist(3000)},
                         unattributed=3, map_full=2, lost=4, elapsed=1.0)
-    lines = rq.runqlat_text(snap, "scheduler via tracepoints", 1.0, 1, "tid", None,
+    lines = rq_output.runqlat_text(snap, "scheduler via tracepoints", 1.0, 1, "tid", None,
                             "12:00:00").splitlines()
     assert lines[0] == "12:00:00 scheduler via tracepoints, 1.0s"
     assert any(line.endswith(" [1]") for line in lines)        # `comm [tid]`
@@ -93,18 +94,18 @@ def test_text_per_thread_and_notes_fit_80_columns():
     assert lines[-2] == "[2 waits not kept per key: map full]"
     assert lines[-1] == "[4 waits not timed: their start slot was taken]"
     assert max(len(line) for line in lines) <= 80
-    assert "(no events)" in rq.runqlat_text(RunqSnapshot(hist()), "x", 1.0, 5, None)
+    assert "(no events)" in rq_output.runqlat_text(RunqSnapshot(hist()), "x", 1.0, 5, None)
 
 
 def test_json_per_process():
     snap = RunqSnapshot(hist(2000, 3000), {1: hist(2000, 3000)}, elapsed=1.0)
-    obj = json.loads(json.dumps(rq.runqlat_json(snap, {"mode": "tracepoint"}, 1.0, 5, "t",
+    obj = json.loads(json.dumps(rq_output.runqlat_json(snap, {"mode": "tracepoint"}, 1.0, 5, "t",
                                                 "pid")))
     assert obj["hist"]["count"] == 2 and obj["hist"]["sum_ns"] == 5000
     (row,) = obj["groups"]
     assert row["pid"] == 1 and row["hist"]["count"] == 2 and obj["by"] == "pid"
     assert row["key"] == f"{row['comm']} [1]" and obj["other"] == {"keys": 0, "count": 0}
-    assert "groups" not in rq.runqlat_json(snap, {}, 1.0, 5, "t", None)
+    assert "groups" not in rq_output.runqlat_json(snap, {}, 1.0, 5, "t", None)
 
 
 def test_families_unlabelled_with_exact_sums():
@@ -129,6 +130,6 @@ def test_threads_are_named_as_the_kernel_saw_them_and_names_survive_the_delta():
     cur = RunqSnapshot(hist(1000, 3000), {8006: hist(1000, 3000, 4000), 7: hist(5)},
                        names={8006: "worker-3"})
     shown = delta(cur, prev)
-    groups = rq.runqlat_groups(shown, "tid", None)
+    groups = rq_output.runqlat_groups(shown, "tid", None)
     assert [(key, labels["comm"]) for key, labels, _ in groups] == \
         [("worker-3 [8006]", "worker-3"), ("? [7]", "?")]

@@ -9,10 +9,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from pytools.self_metrics import SelfStats
-from pytools.tools import tcp
-from pytools.tools.tcp_output import (NO_PROCESS, UNATTRIBUTED, Counts, OwnerMap, TcpSnapshot,
+from pytools.tools.tcp import spec as tcp_spec
+from pytools.tools.tcp.spec import TcpOptions
+from pytools.tools.tcp.output import (NO_PROCESS, UNATTRIBUTED, Counts, OwnerMap, TcpSnapshot,
                                       address, delta, groups, tcp_json, tcp_text)
-from pytools.tools.tcp_trace import decode, event_line
+from pytools.tools.tcp.trace import decode, event_line
 
 from .sources import FixedSource, tool_collector
 
@@ -25,18 +26,22 @@ def snap(counts, at=10.0):
     return TcpSnapshot(counts, totals, 0, at)
 
 
+def cflags_of(**fields):
+    return tcp_spec.cflags(TcpOptions(**fields))
+
+
 def test_cflags():
-    flags = tcp.cflags("remote", trace=True, max_keys=64, pages=8)
+    flags = cflags_of(by="remote", trace=True, max_keys=64, buffer_pages=8)
     assert "-DKEY_ADDR=1" in flags and "-DTRACE" in flags and "-DEVENTS_PAGES=8" in flags
     assert "-DMAX_KEYS=64" in flags and "-DKINDS=4" in flags
-    assert "-DKEY_STATE" in tcp.cflags("state")
-    assert not any(f.startswith("-DKEY_") for f in tcp.cflags("pod"))
+    assert "-DKEY_STATE" in cflags_of(by="state")
+    assert not any(f.startswith("-DKEY_") for f in cflags_of(by="pod"))
     with pytest.raises(ValueError):
-        tcp.cflags("process")
+        cflags_of(by="process")
 
 
 def test_plan_reads_socket_through_btf_fields():
-    (candidate,) = tcp.plan()
+    (candidate,) = tcp_spec.plan()
     assert candidate.reads_structs
     assert {f.name for f in candidate.fields} >= {"SK_CGROUP", "SKB_CB", "TCB_SEGS"}
     assert {h.kind for h in candidate.hooks} == {"raw_tracepoint"}
@@ -44,10 +49,10 @@ def test_plan_reads_socket_through_btf_fields():
 
 
 def test_cgroup_filter_from_shared_flags():
-    assert tcp.cgroup_filter(["-DX=1", "-DFILTER_CGROUP_ID=1234ULL"]) == 1234
-    assert tcp.cgroup_filter([]) is None
-    assert tcp.in_subtree("/a/b", "/a") and tcp.in_subtree("/a", "/a")
-    assert not tcp.in_subtree("/ab", "/a") and not tcp.in_subtree(None, "/a")
+    assert tcp_spec.cgroup_filter(["-DX=1", "-DFILTER_CGROUP_ID=1234ULL"]) == 1234
+    assert tcp_spec.cgroup_filter([]) is None
+    assert tcp_spec.in_subtree("/a/b", "/a") and tcp_spec.in_subtree("/a", "/a")
+    assert not tcp_spec.in_subtree("/ab", "/a") and not tcp_spec.in_subtree(None, "/a")
 
 
 def test_delta_and_segments():
@@ -108,26 +113,26 @@ def test_families():
 def test_owner_map_only_for_pids():
     """The per-socket owner map and its hooks (one on the read path) are a
     plan flag: --by pid and -p only, never the exporter's by pod."""
-    pod, = tcp.plan(tcp.wants_owner("pod", None))
-    at_accept, at_read = tcp.plan(tcp.wants_owner("pid", None))
-    assert tcp.plan(tcp.wants_owner("remote", 42)) == [at_accept, at_read]
+    pod, = tcp_spec.plan(TcpOptions(by="pod").owners)
+    at_accept, at_read = tcp_spec.plan(TcpOptions(by="pid").owners)
+    assert tcp_spec.plan(TcpOptions(by="remote", pid=42).owners) == [at_accept, at_read]
     assert len(pod.hooks) == 4 and pod.mode == "raw_tracepoint"
     # where kprobes are, an accepted socket's owner at accept: nothing on reads
-    assert at_accept.mode == "kprobe" and tcp.ACCEPT_KRETPROBE in at_accept.hooks
-    assert tcp.FIRST_READ not in at_accept.hooks
+    assert at_accept.mode == "kprobe" and tcp_spec.ACCEPT_KRETPROBE in at_accept.hooks
+    assert tcp_spec.FIRST_READ not in at_accept.hooks
     # else at its first read, every hook a tracepoint
     assert {h.kind for h in at_read.hooks} == {"raw_tracepoint"}
     owner_hooks = {h.target for h in at_read.hooks} - {h.target for h in pod.hooks}
-    assert owner_hooks == set(tcp.OWNER_HOOKS) | {tcp.FIRST_READ.target}
-    assert not any(f.startswith(("-DOWNER_PID", "-DMAX_SOCKETS")) for f in tcp.cflags("pod"))
-    flags = tcp.cflags("pid", max_sockets=16)
+    assert owner_hooks == set(tcp_spec.OWNER_HOOKS) | {tcp_spec.FIRST_READ.target}
+    assert not any(f.startswith(("-DOWNER_PID", "-DMAX_SOCKETS")) for f in cflags_of(by="pod"))
+    flags = cflags_of(by="pid", max_sockets=16)
     assert {"-DOWNER_PID", "-DKEY_PID", "-DMAX_SOCKETS=16"} <= set(flags)
     assert not any(f.startswith("-DFILTER_OWNER_PID") for f in flags)
-    flags = tcp.cflags("remote", pid=42)
+    flags = cflags_of(by="remote", pid=42)
     assert "-DFILTER_OWNER_PID=42" in flags and "-DOWNER_PID" in flags
     assert "-DKEY_PID" not in flags and "-DKEY_ADDR=1" in flags
     with pytest.raises(ValueError):
-        tcp.cflags("pid", max_sockets=0)
+        cflags_of(by="pid", max_sockets=0)
 
 
 def test_groups_by_pid_apart_the_unknown():

@@ -93,7 +93,7 @@ def test_intervals_take_units_too(opened):
 
 def test_exporter_label_options_are_collector_by_and_execve_takes_container():
     from pytools.cli import bpf_exporter, collector_options
-    from pytools.tools.execve import execve_families
+    from pytools.tools.execve.metrics import execve_families
 
     from .sources import StubCollector
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pytools.basic_auth import PasswordCheck, parse_basic
-from pytools.webconfig import WebConfigError, load_web_config
+from pytools.webconfig import WebConfigError
+from pytools.webconfig_file import load_web_config
 
 from ..certs import make_certs
 

@@ -7,10 +7,16 @@ import pytest
 from pytools import render
 from pytools.hist import UNITS, Log2Hist
 from pytools.names import kernel_dev
-from pytools.tools import biolatency as bio
-from pytools.tools import execve, runqlat, vfs_read
-from pytools.tools import readahead_output as ro
-from pytools.tools.readahead_snapshot import Counts, ReadaheadSnapshot, Usage
+from pytools.tools.biolatency import output as bio_output
+from pytools.tools.biolatency import snapshot as bio_snapshot
+from pytools.tools.execve import output as execve_output
+from pytools.tools.execve import snapshot as execve_snapshot
+from pytools.tools.vfs_read import output as vfs_read_output
+from pytools.tools.vfs_read import snapshot as vfs_read_snapshot
+from pytools.tools.runqlat import output as runqlat_output
+from pytools.tools.runqlat import snapshot as runqlat_snapshot
+from pytools.tools.readahead import output as ro
+from pytools.tools.readahead.snapshot import Counts, ReadaheadSnapshot, Usage
 
 GROUPS = 20
 LONG = "/var/lib/containers/storage/overlay/" + "d" * 64 + "/merged/usr/bin/"
@@ -29,9 +35,9 @@ def fits(text: str) -> None:
 
 def test_execve_table_with_20_long_keys_and_large_counts():
     counts = {f"{LONG}prog-{i}": 10 ** 9 + i for i in range(GROUPS)}
-    snap = execve.ExecveSnapshot("filename", counts, 10 ** 9,
+    snap = execve_snapshot.ExecveSnapshot("filename", counts, 10 ** 9,
                                  failed={k: 10 ** 8 for k in counts}, failed_overflow=10 ** 8)
-    fits(execve.execve_table(snap, GROUPS, 0.5, "12:00:00", outcome=None))
+    fits(execve_output.execve_table(snap, GROUPS, 0.5, "12:00:00", outcome=None))
 
 
 @pytest.mark.parametrize("by", ["pid", "comm"])
@@ -40,9 +46,9 @@ def test_vfsread_latency_with_20_processes(by, histograms):
     procs = {(4_194_000 + i if by == "pid" else 0, f"comm-long-{i:05d}"): hist(i)
              for i in range(GROUPS)}
     total = sum(procs.values(), hist(0))
-    snap = vfs_read.LatencySnapshot(total, 10 ** 9, procs, elapsed=1.0)
-    text = vfs_read.latency_text(snap, "vfs_read via kprobe", 1.0, GROUPS, "12:00:00", None, by,
-                                 histograms)
+    snap = vfs_read_snapshot.LatencySnapshot(total, 10 ** 9, procs, elapsed=1.0)
+    text = vfs_read_output.latency_text(snap, "vfs_read via kprobe", 1.0, GROUPS, "12:00:00",
+                                        None, by, histograms)
     fits(text)
     if not histograms:      # the compact view: one line per group
         assert len(text.splitlines()) <= len(render.hist_text(total).splitlines()) + GROUPS + 6
@@ -51,9 +57,9 @@ def test_vfsread_latency_with_20_processes(by, histograms):
 @pytest.mark.parametrize("unit", ["usecs", "msecs", "nsecs"])
 def test_runqlat_with_20_threads_and_every_note(unit):
     keys = {4_194_000 + i: hist(i, unit) for i in range(GROUPS)}
-    snap = runqlat.RunqSnapshot(sum(keys.values(), hist(0, unit)), keys, 10 ** 9, 10 ** 9,
+    snap = runqlat_snapshot.RunqSnapshot(sum(keys.values(), hist(0, unit)), keys, 10 ** 9, 10 ** 9,
                                 10 ** 9, elapsed=1.0)
-    text = runqlat.runqlat_text(snap, "scheduler via raw tracepoints", 1.0, GROUPS, "tid",
+    text = runqlat_output.runqlat_text(snap, "scheduler via raw tracepoints", 1.0, GROUPS, "tid",
                                 None, "12:00:00")
     fits(text)      # one line per thread under the machine's histogram and notes
     assert len(text.splitlines()) <= len(render.hist_text(snap.hist).splitlines()) + GROUPS + 6
@@ -62,8 +68,8 @@ def test_runqlat_with_20_threads_and_every_note(unit):
 def test_biolatency_with_20_disks_and_ops():
     hists = {(kernel_dev(259, i), op): hist(i) for i in range(GROUPS // 2)
              for op in ("sync-read", "write")}
-    snap = bio.BioSnapshot(hists, 10 ** 9, 10 ** 9, 10 ** 9, elapsed=1.0)
-    fits(bio.biolatency_text(snap, "block I/O via tracepoints", 1.0, "usecs",
+    snap = bio_snapshot.BioSnapshot(hists, 10 ** 9, 10 ** 9, 10 ** 9, elapsed=1.0)
+    fits(bio_output.biolatency_text(snap, "block I/O via tracepoints", 1.0, "usecs",
                              lambda d: f"nvme{d & 0xff}n1p{d & 0xff}", "12:00:00", GROUPS))
 
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pytools.workloads import (V1_ONLY_NOTE, CgroupPaths, KubeletNames, PodName, Workload,
-                               Workloads, cgroup2_mount, describe, identify, is_hierarchy_root,
-                               labels, parse_container_log, parse_pod_dir)
+from pytools.kubelet_names import KubeletNames, PodName, parse_container_log, parse_pod_dir
+from pytools.workloads import (V1_ONLY_NOTE, CgroupPaths, Workload, Workloads, cgroup2_mount,
+                               describe, identify, is_hierarchy_root, labels)
 
 UID = "8a3e4c2b-9f1d-4e6a-b7c8-1234567890ab"
 U_ = UID.replace("-", "_")
