@@ -49,8 +49,11 @@ class Tool:
     """Base of every tool spec; subclasses fill in the class attributes and
     the methods that raise NotImplementedError."""
 
-    name = ""            # the one name: bpf/<name>.c, collector, module, tests
+    name = ""            # the one name: bpf/<name>.c, collector, package, tests
     command = ""         # the console script, e.g. "execve-counter"
+    # Where the tool stands in every list of tools (commands, doctor, the
+    # exporter's collectors): the first eight in the order they came.
+    order = 1000
     summary = ""         # one line, for the command list and the README table
     description = ""     # --help text
     examples = ""        # --help epilog: worked examples, each line a command

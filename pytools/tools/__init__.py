@@ -1,23 +1,27 @@
-"""The list of tools. Adding a tool is one line here (and its console
-script in pyproject.toml); see docs/design.md for the recipe."""
+"""The tools: every package here that exports TOOL, found by itself, in
+the order of each spec's `order`. Adding a tool is its package and its
+console script in pyproject.toml; see docs/design.md for the recipe."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import List
 
 from ..tool import Tool
-from . import biolatency, execve, file_opens, oomkill, readahead, runqlat, tcp, vfs_read
 
-TOOLS: List[Tool] = [
-    execve.TOOL,
-    vfs_read.TOOL,
-    readahead.TOOL,
-    biolatency.TOOL,
-    runqlat.TOOL,
-    file_opens.TOOL,
-    oomkill.TOOL,
-    tcp.TOOL,
-]
+
+def discover() -> List[Tool]:
+    """The TOOL of every package in pytools/tools/, by (order, name)."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            found.append(module.TOOL)
+    return sorted(found, key=lambda tool: (tool.order, tool.name))
+
+
+TOOLS: List[Tool] = discover()
 
 
 def by_name(name: str) -> Tool:

@@ -44,6 +44,20 @@ def test_names_and_commands_are_unique_and_found_by_name():
         by_name("nosuch")
 
 
+def test_every_package_is_a_tool_and_every_console_script_a_command():
+    """One registration: a package in pytools/tools/ is found by itself (no
+    list to add it to); its console script is the one line elsewhere, and
+    no script is left without its tool."""
+    packages = sorted(entry for entry in os.listdir(os.path.join(ROOT, "pytools", "tools"))
+                      if os.path.isfile(os.path.join(ROOT, "pytools", "tools", entry,
+                                                     "__init__.py")))
+    assert packages == sorted(t.name for t in TOOLS)
+    scripts = tomllib.loads(read("pyproject.toml"))["project"]["scripts"]
+    assert set(scripts) - {"pytools", "bpf-exporter"} == {t.command for t in TOOLS}
+    orders = [t.order for t in TOOLS]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
 @pytest.mark.parametrize("tool", TOOLS, ids=ids)
 def test_the_recipes_files_exist(tool):
     assert re.fullmatch(r"[a-z][a-z0-9_]*", tool.name)

@@ -52,6 +52,7 @@ class BioLatencyReader(Reader):
 
 class BioLatencyTool(Tool):
     name = "biolatency"
+    order = 40
     command = "biolatency"
     summary = "log2 histograms of block I/O latency, per disk and operation"
     description = """Histogram of block I/O latency: from a request's issue to the

@@ -67,6 +67,7 @@ class ExecveReader(Reader):
 
 class ExecveTool(Tool):
     name = "execve"
+    order = 10
     command = "execve-counter"
     summary = "execve/execveat calls that ran and failed, per file name, caller, uid or pod"
     description = f"""Count execve() and execveat() calls, what ran and what failed, by file

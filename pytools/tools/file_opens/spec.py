@@ -126,6 +126,7 @@ class FileOpensReader(CgroupKeyed):
 
 class FileOpensTool(Tool):
     name = "file_opens"
+    order = 60
     command = "file-opens"
     summary = "open/openat/openat2 calls by caller or pod, file and result; --trace each"
     description = f"""Count open(), openat() and openat2() calls by caller (or pod),

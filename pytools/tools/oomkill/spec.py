@@ -137,6 +137,7 @@ class OomKillReader(CgroupKeyed):
 
 class OomKillTool(Tool):
     name = "oomkill"
+    order = 70
     command = "oomkill"
     summary = "each OOM kill: victim, its pod, memory, cgroup limit or machine, and trigger"
     description = """Print each process the kernel's OOM killer kills, as it happens:

@@ -180,6 +180,7 @@ class ReadaheadReader(Reader):
 
 class ReadaheadTool(Tool):
     name = "readahead"
+    order = 30
     command = "readahead-stats"
     summary = "page cache readahead: requests, windows, pages per device and file"
     description = """Show page cache readahead: sync and async requests, the windows the

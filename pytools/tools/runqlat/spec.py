@@ -65,6 +65,7 @@ class RunqLatReader(Reader):
 
 class RunqLatTool(Tool):
     name = "runqlat"
+    order = 50
     command = "runqlat"
     summary = "log2 histograms of run-queue latency: how long tasks wait for a CPU"
     description = f"""Histogram of run-queue latency: how long a runnable task waits for

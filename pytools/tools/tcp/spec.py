@@ -244,6 +244,7 @@ class TcpRetransReader(CgroupKeyed):
 
 class TcpRetransTool(Tool):
     name = "tcp"
+    order = 80
     command = "tcpretrans"
     summary = "TCP retransmits and resets by the pod that owns the socket; --trace each"
     description = f"""TCP retransmitted segments, SYN retransmits and resets sent and

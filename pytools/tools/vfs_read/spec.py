@@ -81,6 +81,7 @@ class VfsReadReader(Reader):
 
 class VfsReadTool(Tool):
     name = "vfs_read"
+    order = 20
     command = "vfsread-latency"
     summary = "log2 histogram of read latency: vfs_read, or the read syscalls"
     description = """Histogram of read latency: vfs_read via kprobe or fentry, else the
