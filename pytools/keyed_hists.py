@@ -9,6 +9,7 @@ slot k's upper bound is 2^(k - 20) s, up to slot EXPORTER_LAST_SLOT
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Hashable, List, Optional, Tuple, TypeVar
 
 from .hist import NATIVE, NS_PER_SECOND, SLOTS, Log2Hist
@@ -17,8 +18,23 @@ from .series import pod_histograms
 
 EXPORTER_UNIT = NATIVE       # the exporter's readers count on native histogram edges
 EXPORTER_LAST_SLOT = 27      # the last finite bucket: 2^(27 - 20) s = 128 s
-__all__ = ["EXPORTER_UNIT", "EXPORTER_LAST_SLOT", "WORKLOAD_KINDS", "key_hists", "busiest",
-           "workload_groups", "latency_family"]
+__all__ = ["EXPORTER_UNIT", "EXPORTER_LAST_SLOT", "WORKLOAD_KINDS", "KeyedHistOptions",
+           "key_hists", "busiest", "workload_groups", "latency_family"]
+
+
+
+@dataclass(frozen=True)
+class KeyedHistOptions:
+    """The options of a tool whose histograms are kept per process, thread or
+    workload (runqlat, vfs_read): the unit, the process filters, what a
+    histogram is kept per (the tool's --by choices, or None), how many show."""
+    unit: str = "usecs"
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    by: Optional[str] = None
+    top: int = 10
+    histograms: bool = False
+
 
 K = TypeVar("K", bound=Hashable)
 Group = Tuple[str, dict, Log2Hist]     # (what a row says, its labels, its histogram)

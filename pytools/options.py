@@ -227,6 +227,15 @@ def buffer_pages_option() -> Callable:
                              "losses.")
 
 
+def pod_labels_option(collector: str, metric: str) -> Callable:
+    """The exporter's --<collector>-by none|pod: whether a latency
+    collector's histogram carries the namespace and pod labels."""
+    flag = collector.replace("_", "-")
+    return click.option(f"--{flag}-by", f"{collector}_by", type=click.Choice(["none", "pod"]),
+                        default="none", show_default=True,
+                        help=f"Labels of {metric} (pod: namespace, pod).")
+
+
 def top_option(help: str, default: int = 10) -> Callable:
     return click.option("--top", type=click.IntRange(min=1), default=default,
                         show_default=True, help=help)

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from ... import cdefs
 from ...hist import slot_flags
+from ...keyed_hists import KeyedHistOptions
 from ...names import comm_words
 from ...probes import Candidate, Hook
 from ...structs import Field
@@ -17,14 +18,9 @@ from ...kernel import (find_tracefs, kernel_version_code, read_pid_max, start_sl
 
 
 @dataclass(frozen=True)
-class RunqLatOptions:
-    """The command's options (the exporter's: exporter_open), built once."""
-    unit: str = "usecs"
-    pid: Optional[int] = None
-    comm: Optional[str] = None
-    by: Optional[str] = None       # what a histogram is kept per (PER_KEYS), or None
-    top: int = 10
-    histograms: bool = False
+class RunqLatOptions(KeyedHistOptions):
+    """The command's options (the exporter's: exporter_open), built once;
+    `by` is one of PER_KEYS or None."""
 
 
 # -P, -L, --by: what a histogram is kept per (PER_KEY in bpf/runqlat.c).

@@ -11,8 +11,8 @@ from ...hist import SLOTS, UNITS, Log2Hist
 from ...keyed_hists import EXPORTER_UNIT, WORKLOAD_KINDS, key_hists
 from ...maps import delete_keys, items, scalar
 from ...names import c_string
-from ...options import (alias_option, comm_option, histograms_option, pid_option, top_option,
-                       unit_options)
+from ...options import (alias_option, comm_option, histograms_option, pid_option,
+                       pod_labels_option, top_option, unit_options)
 from ...tool import Names, Tool, View
 from ...workloads import Workloads, pod_log_root
 from ..base import Reader, load
@@ -107,11 +107,7 @@ Examples:
         top_option("Groups shown with --by, busiest first."),
         histograms_option(),
     )
-    exporter_options = (
-        click.option("--runqlat-by", "runqlat_by", type=click.Choice(["none", "pod"]),
-                     default="none", show_default=True,
-                     help="Labels of run_queue_latency_seconds (pod: namespace, pod)."),
-    )
+    exporter_options = (pod_labels_option("runqlat", "run_queue_latency_seconds"),)
     # Opt-in in the exporter: it runs on every context switch of the node.
     exporter_default = False
     order_reason = ORDER_REASON

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 from ... import cdefs, syscalls
 from ...hist import slot_flags
 from ...kernel import read_pid_max, start_slots
-from ...keyed_hists import WORKLOAD_KINDS
+from ...keyed_hists import WORKLOAD_KINDS, KeyedHistOptions
 from ...names import comm_words
 from ...probes import Candidate, Feature, Hook
 from .kinds import KIND_SHARED, KINDS, kind_feature, kind_of, wants_kind
@@ -25,14 +25,9 @@ DEFAULT_PID_MAX = 32768          # the kernel's default /proc/sys/kernel/pid_max
 
 
 @dataclass(frozen=True)
-class VfsReadOptions:
-    """The command's options (the exporter's: exporter_open), built once."""
-    unit: str = "usecs"
-    pid: Optional[int] = None
-    comm: Optional[str] = None
-    by: Optional[str] = None         # what a histogram is kept per (PER_CHOICES), or None
-    top: int = 10
-    histograms: bool = False
+class VfsReadOptions(KeyedHistOptions):
+    """The command's options (the exporter's: exporter_open), built once;
+    `by` is one of PER_CHOICES or None."""
     min_latency: int = 0             # ns; 0: every read
     # "all" (every read, no struct read), one of KINDS (only those; an
     # error where the kind cannot be told), or None: regular files where the

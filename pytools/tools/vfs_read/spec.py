@@ -13,7 +13,7 @@ from ...keyed_hists import EXPORTER_UNIT, WORKLOAD_KINDS, key_hists
 from ...maps import delete_keys, items, scalar
 from ...names import c_string
 from ...options import (Duration, alias_option, comm_option, display_unit, histograms_option,
-                       pid_option, top_option, unit_options)
+                       pid_option, pod_labels_option, top_option, unit_options)
 from ...tool import Names, Tool, View
 from ...workloads import Workloads, pod_log_root
 from ..base import Reader, load
@@ -135,11 +135,7 @@ Examples:
     # `-P pod` (the old -P took a value): still read, with a warning.
     legacy_values = {"-P": PER_CHOICES}
 
-    exporter_options = (
-        click.option("--vfs-read-by", "vfs_read_by", type=click.Choice(["none", "pod"]),
-                     default="none", show_default=True,
-                     help="Labels of vfs_read_latency_seconds (pod: namespace, pod)."),
-    )
+    exporter_options = (pod_labels_option("vfs_read", "vfs_read_latency_seconds"),)
 
     order_reason = ORDER_REASON
     Options = VfsReadOptions
