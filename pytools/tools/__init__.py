@@ -18,6 +18,8 @@ def discover() -> List[Tool]:
         if info.ispkg:
             module = importlib.import_module(f"{__name__}.{info.name}")
             found.append(module.TOOL)
+    if not found:   # an install that left the packages out (pyproject's packages)
+        raise ImportError(f"no tool packages in {__path__[0]}: a broken install")
     return sorted(found, key=lambda tool: (tool.order, tool.name))
 
 

@@ -52,6 +52,9 @@ def test_every_package_is_a_tool_and_every_console_script_a_command():
                       if os.path.isfile(os.path.join(ROOT, "pytools", "tools", entry,
                                                      "__init__.py")))
     assert packages == sorted(t.name for t in TOOLS)
+    # and the wheel carries each (setuptools installs the packages listed)
+    listed = tomllib.loads(read("pyproject.toml"))["tool"]["setuptools"]["packages"]
+    assert {f"pytools.tools.{name}" for name in packages} <= set(listed), listed
     scripts = tomllib.loads(read("pyproject.toml"))["project"]["scripts"]
     assert set(scripts) - {"pytools", "bpf-exporter"} == {t.command for t in TOOLS}
     orders = [t.order for t in TOOLS]
