@@ -27,7 +27,7 @@ def readahead_families(snapshot: Optional[ReadaheadSnapshot], collector) -> list
     beyond the cap are summed into device="~other" (per kind)."""
     # prometheus_client is the exporter's alone: the commands start without it.
     from prometheus_client.core import CounterMetricFamily
-    # prometheus_client is the exporter's alone: the commands start without it.
+    # (families imports prometheus_client too)
     from ...families import counters, histogram_family
     families = [CounterMetricFamily(name, doc, labels=["kind", "device"])
                 for name, _, doc in READAHEAD_COUNTERS]
