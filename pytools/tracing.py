@@ -79,9 +79,10 @@ def run_trace(tracer: Tracer, program, session, header: str,
     then the rest already in the buffer, the lost count, and a summary."""
 
     try:   # from the banner on, Ctrl-C ends the trace cleanly
-        session.announce(program)
-        if not session.as_json:
-            session.emit(header)
+        with signals_held():   # the banner and the header, whole, before a Ctrl-C ends it
+            session.announce(program)
+            if not session.as_json:
+                session.emit(header)
         while deadline is None or time.monotonic() < deadline:
             with signals_held():      # a signal waits for the poll: no half-printed event
                 tracer.stream.poll(100)

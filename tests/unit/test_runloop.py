@@ -52,14 +52,16 @@ def test_interrupt_during_the_banner_still_gives_the_last_tick():
 
 
 def test_interrupt_during_a_tick_waits_for_it_then_ends():
-    import os
     import signal
+    import threading
     t = FakeTime()
     ticks = []
 
     def tick():
         if not ticks:   # Ctrl-C while the first interval is printed
-            os.kill(os.getpid(), signal.SIGINT)
+            # to the main thread, as to a tool (a process-wide kill may go to
+            # another thread of pytest's, which has no signal blocked)
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         ticks.append(t.now)
 
     assert run_intervals(1.0, 5, tick, clock=t.clock, sleep=t.sleep) is True
