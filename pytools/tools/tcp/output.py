@@ -214,6 +214,7 @@ def tcp_families(snapshot: Optional[TcpSnapshot], collector) -> list:
     tcp_resets_total{namespace,pod,direction}: by the socket's owner.
     Pods beyond the cap and sockets with no owner are in ~other; events
     the kernel could not key (its map full) in tcp_unkeyed_events_total."""
+    # prometheus_client is the exporter's alone: the commands start without it.
     from ...families import LabelledCounterFamily, counters
     retrans = LabelledCounterFamily(
         "tcp_retransmits", "TCP segments retransmitted (the kernel's RetransSegs unit, SYNs "
